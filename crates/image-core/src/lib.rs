@@ -1,0 +1,15 @@
+//! `image-core`: the model every other crate of the workspace stands on.
+//!
+//! - [`spec`]: the image definition (variables, builds), loaded from YAML,
+//!   templated with minijinja, validated into a resolved [`spec::Plan`] per
+//!   selected build with no I/O.
+//! - [`diag`]: `file:line:col` diagnostics, all problems of a file at once.
+//! - [`yaml`]: YAML with positions, shared by the spec, step lists and goss files.
+//! - [`target`]: the [`target::Target`] trait (run, put, get, sudo) with its
+//!   [`ssh`] (ssh2) and [`local`] implementations.
+//! - [`events`]: build events for progress and `--json` output.
+
+pub mod diag;
+pub mod events;
+pub mod target;
+pub mod yaml;

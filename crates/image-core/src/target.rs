@@ -1,0 +1,318 @@
+//! Reaching a host: the [`Target`] trait that the step engine, the verifier
+//! and the EC2 pipeline use to run commands and move files, with an SSH
+//! implementation ([`crate::ssh::SshTarget`], on ssh2) and a local one
+//! ([`crate::local::LocalTarget`]).
+//!
+//! Commands are shell lines run by `sh -c` on the target. With
+//! [`Become`] they run through `sudo -n` (never prompting: a host without
+//! passwordless sudo fails fast with a clear error).
+//!
+//! The trait is async so it can be used from tokio code; implementations do
+//! their blocking work on the blocking thread pool, never on the runtime.
+//!
+//! ```no_run
+//! # async fn demo(t: &dyn image_core::target::Target) -> Result<(), image_core::target::TargetError> {
+//! use image_core::target::{Exec, Become};
+//! let out = t.exec(&Exec::new("id -u").become_root()).await?;
+//! assert_eq!(out.stdout_str().trim(), "0");
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Run a command as another user through `sudo -n -u USER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Become {
+    /// The user to become (`root` by default).
+    pub user: String,
+}
+
+impl Default for Become {
+    fn default() -> Self {
+        Become {
+            user: "root".to_string(),
+        }
+    }
+}
+
+/// A command to run on a target.
+#[derive(Debug, Clone, Default)]
+pub struct Exec {
+    /// The shell line, run by `sh -c`.
+    pub command: String,
+    /// Bytes written to the command's standard input (then closed).
+    pub stdin: Option<Vec<u8>>,
+    /// Environment variables set for the command.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Give up (and report [`TargetError::Timeout`]) after this long.
+    pub timeout: Option<Duration>,
+    /// Run through sudo as this user.
+    pub become_: Option<Become>,
+}
+
+impl Exec {
+    /// A command line.
+    pub fn new(command: impl Into<String>) -> Self {
+        Exec {
+            command: command.into(),
+            ..Default::default()
+        }
+    }
+
+    /// With standard input.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// With an environment variable.
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// In a directory.
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// With a timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// Through sudo as `become_`, if given.
+    pub fn become_opt(mut self, become_: Option<Become>) -> Self {
+        self.become_ = become_;
+        self
+    }
+
+    /// Through sudo as root.
+    pub fn become_root(self) -> Self {
+        self.become_opt(Some(Become::default()))
+    }
+
+    /// The full shell line to hand to a login shell on the target: the
+    /// environment, the working directory and sudo folded in, every value
+    /// quoted.
+    pub fn shell_line(&self) -> String {
+        let mut inner = String::new();
+        for (k, v) in &self.env {
+            inner.push_str(&format!("export {}={}; ", k, shell_quote(v)));
+        }
+        if let Some(dir) = &self.cwd {
+            inner.push_str(&format!("cd {} && ", shell_quote(dir)));
+        }
+        inner.push_str(&self.command);
+        match &self.become_ {
+            None => format!("sh -c {}", shell_quote(&inner)),
+            Some(b) => format!(
+                "sudo -n -H -u {} -- sh -c {}",
+                shell_quote(&b.user),
+                shell_quote(&inner)
+            ),
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status (-1 when killed by a signal).
+    pub status: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// True for exit status 0.
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// Standard output as text (lossy).
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text (lossy).
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Mode and ownership of a file written with [`Target::put`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Permission bits, e.g. `0o644`.
+    pub mode: Option<u32>,
+    /// Owner user name.
+    pub owner: Option<String>,
+    /// Owner group name.
+    pub group: Option<String>,
+}
+
+/// Why a target operation failed. Every variant names the host.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Could not connect at all (closed port, no route), even after retrying.
+    #[error("cannot reach {host}: {detail}")]
+    Unreachable {
+        /// `user@host:port` or `local`.
+        host: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server refused our key.
+    #[error("{host} refused the key for user `{user}`: {detail}")]
+    AuthFailed {
+        /// `user@host:port`.
+        host: String,
+        /// The SSH user.
+        user: String,
+        /// Which key, and what the server said.
+        detail: String,
+    },
+    /// The host key is not the one we were told to expect.
+    #[error("host key of {host} is {found}, expected {expected}: refusing to connect")]
+    HostKeyMismatch {
+        /// `host:port`.
+        host: String,
+        /// Fingerprint found (SHA256:...).
+        found: String,
+        /// Fingerprint expected.
+        expected: String,
+    },
+    /// The command ran longer than its timeout.
+    #[error("command on {host} timed out after {after:?}: {command}")]
+    Timeout {
+        /// `user@host:port` or `local`.
+        host: String,
+        /// The command.
+        command: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// sudo asked for a password (or is missing).
+    #[error("sudo on {host} needs a password or is not allowed for this user: {detail}")]
+    SudoRefused {
+        /// `user@host:port` or `local`.
+        host: String,
+        /// sudo's message.
+        detail: String,
+    },
+    /// The connection broke in the middle of an operation.
+    #[error("connection to {host} lost during {during}: {detail}")]
+    Disconnected {
+        /// `user@host:port`.
+        host: String,
+        /// What we were doing.
+        during: String,
+        /// Details.
+        detail: String,
+    },
+    /// A file operation failed on the target.
+    #[error("{op} {path} on {host}: {detail}")]
+    File {
+        /// `user@host:port` or `local`.
+        host: String,
+        /// `write`, `read`, ...
+        op: &'static str,
+        /// The path on the target.
+        path: String,
+        /// Details (stderr of the remote command, or the OS error).
+        detail: String,
+    },
+    /// Anything else, with context.
+    #[error("{host}: {detail}")]
+    Other {
+        /// `user@host:port` or `local`.
+        host: String,
+        /// Details.
+        detail: String,
+    },
+}
+
+impl TargetError {
+    /// True when the connection is gone, so a caller may reconnect and retry.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            TargetError::Disconnected { .. } | TargetError::Unreachable { .. }
+        )
+    }
+}
+
+/// A host we can run commands on and move files to and from.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// How the host is named in messages: `builder@127.0.0.1:2222`, `local`.
+    fn name(&self) -> String;
+
+    /// Runs a command and waits for it. A non-zero exit status is not an
+    /// error: look at [`Output::status`].
+    async fn exec(&self, cmd: &Exec) -> Result<Output, TargetError>;
+
+    /// Writes `content` to `path`, replacing it atomically where the
+    /// implementation can, then sets mode and ownership. With `become_`, the
+    /// write happens through sudo.
+    async fn put(
+        &self,
+        path: &str,
+        content: &[u8],
+        meta: &FileMeta,
+        become_: Option<&Become>,
+    ) -> Result<(), TargetError>;
+
+    /// Reads `path`, through sudo with `become_`.
+    async fn get(&self, path: &str, become_: Option<&Become>) -> Result<Vec<u8>, TargetError>;
+
+    /// Drops and re-establishes the connection (after a reboot or a lost
+    /// link). The default does nothing.
+    async fn reconnect(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
+}
+
+/// Quotes `s` for a POSIX shell: `'...'` with embedded quotes escaped.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./=:@,+%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc"), "abc");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn shell_line_folds_env_cwd_and_sudo() {
+        let e = Exec::new("echo $X")
+            .env("X", "a b")
+            .cwd("/tmp")
+            .become_root();
+        assert_eq!(
+            e.shell_line(),
+            r#"sudo -n -H -u root -- sh -c 'export X='\''a b'\''; cd /tmp && echo $X'"#
+        );
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the host packages and the moto venv the test bed needs.
+# Idempotent and fast (no network) when everything is already there.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+need_root
+
+PACKAGES=(
+    mmdebstrap systemd-container slirp4netns socat openssh-client
+    libssl-dev pkg-config python3-venv util-linux curl ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    st="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
+    [ "$st" = installed ] || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing host packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Update the package lists only when they are missing or older than a day;
+    # if the install still fails (stale lists), update once and retry.
+    lists_fresh=$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)
+    [ -n "$lists_fresh" ] || apt-get update -q
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+fi
+
+# Python venv with moto server. Use the distribution's python3 (python3-venv
+# is installed above); fall back to whatever python3 is on PATH.
+VENV="$TESTBED_DIR/venv"
+STAMP="$VENV/.testbed-moto-$MOTO_VERSION"
+if [ ! -e "$STAMP" ] || [ ! -x "$VENV/bin/moto_server" ]; then
+    py=""
+    for cand in /usr/bin/python3 "$(command -v python3 || true)"; do
+        [ -n "$cand" ] && [ -x "$cand" ] || continue
+        if "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then py="$cand"; break; fi
+    done
+    [ -n "$py" ] || die "no python3 with a working venv module (apt-get install python3-venv)"
+    log "creating venv with $py and moto[server]==$MOTO_VERSION"
+    # venvs are not relocatable (absolute shebangs), so build in place; the
+    # stamp file, written last, marks a complete install.
+    mkdir -p "$TESTBED_DIR"
+    rm -rf "$VENV"
+    "$py" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    touch "$STAMP"
+fi
+log "install ok"
