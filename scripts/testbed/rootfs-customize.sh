@@ -31,6 +31,11 @@ in_root chown -R "$user:$user" "/home/$user/.ssh"
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
 
+# Not the build host's name: each target gets its machine name (the test bed
+# writes /etc/hostname and /etc/hosts into its overlay).
+rm -f "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+
 # slirp4netns DNS.
 rm -f "$root/etc/resolv.conf"
 echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"

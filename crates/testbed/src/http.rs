@@ -19,6 +19,7 @@ pub(crate) fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response> {
@@ -27,10 +28,14 @@ pub(crate) fn request(
     s.set_read_timeout(Some(timeout)).ctx(what)?;
     s.set_write_timeout(Some(timeout)).ctx(what)?;
     s.set_nodelay(true).ctx(what)?;
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: image-testbed\r\nAccept: */*\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: image-testbed\r\nAccept: */*\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     s.write_all(head.as_bytes()).ctx(what)?;
     s.write_all(body).ctx(what)?;
     let mut raw = Vec::new();

@@ -109,7 +109,8 @@ impl Testbed {
     /// Like [`Testbed::locate`], for an explicit directory.
     pub fn at(dir: impl Into<PathBuf>) -> Result<Testbed> {
         let dir = dir.into();
-        let missing = |what: &str, p: &Path| Error::NotSetUp(format!("{what} {} is missing", p.display()));
+        let missing =
+            |what: &str, p: &Path| Error::NotSetUp(format!("{what} {} is missing", p.display()));
         if unsafe { libc::geteuid() } != 0 {
             return Err(Error::NotSetUp(
                 "the test bed needs root (overlayfs, systemd-nspawn)".into(),
@@ -121,8 +122,7 @@ impl Testbed {
         }
         let link = dir.join("rootfs");
         let rootfs = link.canonicalize().map_err(|_| missing("rootfs", &link))?;
-        if !rootfs.join("etc/os-release").is_file() || !rootfs.join("usr/bin/systemctl").exists()
-        {
+        if !rootfs.join("etc/os-release").is_file() || !rootfs.join("usr/bin/systemctl").exists() {
             return Err(missing("a complete rootfs at", &rootfs));
         }
         let keys = dir.join("keys");

@@ -32,7 +32,8 @@ pub struct Moto {
 
 /// Picks a free TCP port on 127.0.0.1 (bind to port 0, then release it).
 pub(crate) fn free_port() -> Result<u16> {
-    let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).ctx(|| "binding 127.0.0.1:0".into())?;
+    let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .ctx(|| "binding 127.0.0.1:0".into())?;
     Ok(l.local_addr().ctx(|| "local_addr".into())?.port())
 }
 
@@ -112,7 +113,14 @@ impl Moto {
                     self.log.display()
                 )));
             }
-            if let Ok(r) = http::request(self.addr(), "GET", "/moto-api/", b"", Duration::from_secs(2)) {
+            if let Ok(r) = http::request(
+                self.addr(),
+                "GET",
+                "/moto-api/",
+                &[],
+                b"",
+                Duration::from_secs(2),
+            ) {
                 if r.status == 200 {
                     return Ok(());
                 }
@@ -151,14 +159,53 @@ impl Moto {
         &self.log
     }
 
-    /// Sends a request to the server; returns status and body.
-    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
-        let r = http::request(self.addr(), method, path, body, HTTP_TIMEOUT)?;
+    /// Sends a raw HTTP request to the server; returns status and body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        let r = http::request(self.addr(), method, path, headers, body, HTTP_TIMEOUT)?;
         Ok((r.status, r.body))
     }
 
+    /// Sends an EC2 query-API call (`body` like `Action=DescribeImages&...`)
+    /// for `region` with a dummy SigV4 header (moto does not check it);
+    /// returns the XML answer, or an error on a non-2xx status.
+    pub fn ec2_query(&self, region: &str, body: &str) -> Result<String> {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20240101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let body = if body.contains("Version=") {
+            body.to_string()
+        } else {
+            format!("{body}&Version=2016-11-15")
+        };
+        let (status, answer) = self.request(
+            "POST",
+            "/",
+            &[
+                (
+                    "Content-Type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                ),
+                ("Authorization", &auth),
+            ],
+            body.as_bytes(),
+        )?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        if status / 100 != 2 {
+            return Err(Error::Failed(format!(
+                "EC2 {body}: HTTP {status}: {answer}"
+            )));
+        }
+        Ok(answer)
+    }
+
     fn post_ok(&self, path: &str) -> Result<()> {
-        let (status, body) = self.request("POST", path, b"")?;
+        let (status, body) = self.request("POST", path, &[], b"")?;
         if status / 100 != 2 {
             return Err(Error::Failed(format!(
                 "POST {path}: HTTP {status}: {}",
@@ -233,7 +280,12 @@ impl Moto {
 fn action_of(call: &serde_json::Value) -> Option<String> {
     let body = call.get("body").and_then(|b| b.as_str()).unwrap_or("");
     let body = if call.get("body_encoded").and_then(|b| b.as_bool()) == Some(true) {
-        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(body).ok()?).into_owned()
+        String::from_utf8_lossy(
+            &base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .ok()?,
+        )
+        .into_owned()
     } else {
         body.to_string()
     };
@@ -265,7 +317,8 @@ mod tests {
 
     #[test]
     fn action_from_encoded_body_and_query() {
-        let b64 = base64::engine::general_purpose::STANDARD.encode("Action=DescribeImages&Version=2016-11-15");
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode("Action=DescribeImages&Version=2016-11-15");
         let call = serde_json::json!({"url": "http://x/", "body": b64, "body_encoded": true});
         assert_eq!(action_of(&call).as_deref(), Some("DescribeImages"));
         let call = serde_json::json!({"url": "http://x/?Version=1&Action=RunInstances", "body": "", "body_encoded": false});

@@ -62,11 +62,13 @@ impl RunDir {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e).ctx(|| format!("creating {}", tmp.display())),
             }
-            let lock = File::create(tmp.join("lock")).ctx(|| format!("creating lock in {}", tmp.display()))?;
+            let lock = File::create(tmp.join("lock"))
+                .ctx(|| format!("creating lock in {}", tmp.display()))?;
             if !flock(&lock, false) {
                 return Err(Error::Failed(format!("cannot lock {}", tmp.display())));
             }
-            fs::rename(&tmp, &path).ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+            fs::rename(&tmp, &path)
+                .ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
             return Ok((RunDir { path, _lock: lock }, name));
         }
     }
@@ -109,7 +111,12 @@ pub(crate) fn live_comm(pid: u32) -> Option<String> {
     if state == 'Z' || state == 'X' {
         return None;
     }
-    Some(fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim_end().to_string())
+    Some(
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()?
+            .trim_end()
+            .to_string(),
+    )
 }
 
 pub(crate) fn signal(pid: u32, sig: i32) {
@@ -154,7 +161,10 @@ fn unescape_mount(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -205,7 +215,11 @@ fn cgroup_pids(dir: &Path) -> Vec<u32> {
     cgroup_tree(dir)
         .iter()
         .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-        .flat_map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<u32>>())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
 
@@ -247,14 +261,22 @@ pub(crate) fn kill_and_remove_cgroups(dirs: &[PathBuf], timeout: Duration) {
 
 fn read_lines(path: &Path) -> Vec<String> {
     fs::read_to_string(path)
-        .map(|s| s.lines().map(str::to_string).filter(|l| !l.trim().is_empty()).collect())
+        .map(|s| {
+            s.lines()
+                .map(str::to_string)
+                .filter(|l| !l.trim().is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Tears down everything recorded in a run dir (processes, cgroups, mounts)
 /// and removes it. Used for stale run dirs.
 pub(crate) fn teardown_recorded(dir: &Path) {
-    let cgroups: Vec<PathBuf> = read_lines(&dir.join("cgroups")).into_iter().map(PathBuf::from).collect();
+    let cgroups: Vec<PathBuf> = read_lines(&dir.join("cgroups"))
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     // Containers first: killing their cgroups kills nspawn and the guest.
     kill_and_remove_cgroups(&cgroups, Duration::from_secs(5));
     for line in read_lines(&dir.join("pids")) {
