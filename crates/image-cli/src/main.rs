@@ -1,1 +1,33 @@
-fn main() {}
+//! `image-cli`: bakes Kubernetes node AMIs (packer amazon-ebs + ansible +
+//! goss, in one binary).
+//!
+//! This file only parses the command line and dispatches to a subcommand in
+//! [`cmd`]; everything an embedder would need (loading and resolving image
+//! definitions, building, verifying) lives in the library crates.
+
+mod cmd;
+mod exit;
+mod logging;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Bakes Kubernetes node AMIs from an image definition.
+#[derive(Debug, Parser)]
+#[command(name = "image-cli", version, after_help = exit::EXIT_CODES_HELP)]
+struct Cli {
+    /// More logging on stderr: -v info, -vv debug, -vvv trace (default: warnings).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    cmd::run(cli.command).into()
+}

@@ -8,8 +8,13 @@
 //! - [`target`]: the [`target::Target`] trait (run, put, get, sudo) with its
 //!   [`ssh`] (ssh2) and [`local`] implementations.
 //! - [`events`]: build events for progress and `--json` output.
+//! - [`builtin`]: the built-in Kubernetes node image definition.
 
+pub mod builtin;
 pub mod diag;
 pub mod events;
+pub mod spec;
+pub mod local;
+pub mod ssh;
 pub mod target;
 pub mod yaml;

@@ -293,6 +293,96 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The command that [`Target::put`] runs on a shell target: reads the content
+/// from standard input into a temporary file next to `path` (created 0600),
+/// sets its mode and owner, then renames it over `path`, so readers never
+/// see a partial file. Without a mode (or owner), an existing file's are
+/// kept (GNU `--reference`), else a new file gets `0666 & ~umask`. A
+/// missing parent directory fails (nothing is created).
+pub fn put_exec(
+    host: &str,
+    path: &str,
+    content: &[u8],
+    meta: &FileMeta,
+    become_: Option<&Become>,
+) -> Result<Exec, TargetError> {
+    let (dir, base) = match path.rsplit_once('/') {
+        Some((d, b)) => (format!("{d}/"), b),
+        None => (String::new(), path),
+    };
+    if base.is_empty() || base == "." || base == ".." {
+        return Err(TargetError::File {
+            host: host.to_string(),
+            op: "write",
+            path: path.to_string(),
+            detail: "not a file path".to_string(),
+        });
+    }
+    let tmp = format!("{dir}.{base}.image-cli-{}", unique_suffix());
+    let mut s = format!(
+        "set -e; p={p}; t={t}; m=$(umask); umask 077; trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"; ",
+        p = shell_quote(path),
+        t = shell_quote(&tmp),
+    );
+    match meta.mode {
+        Some(mode) => s.push_str(&format!("chmod {mode:o} -- \"$t\"; ")),
+        None => s.push_str(
+            "if [ -e \"$p\" ]; then chmod --reference=\"$p\" -- \"$t\"; \
+             else chmod \"$(printf %o $(( 0666 & ~m )))\" -- \"$t\"; fi; ",
+        ),
+    }
+    match (&meta.owner, &meta.group) {
+        (Some(o), Some(g)) => s.push_str(&format!(
+            "chown -- {} \"$t\"; ",
+            shell_quote(&format!("{o}:{g}"))
+        )),
+        (Some(o), None) => s.push_str(&format!("chown -- {} \"$t\"; ", shell_quote(o))),
+        (None, Some(g)) => s.push_str(&format!("chgrp -- {} \"$t\"; ", shell_quote(g))),
+        (None, None) => s.push_str(
+            "if [ -e \"$p\" ]; then chown --reference=\"$p\" -- \"$t\" 2>/dev/null || true; fi; ",
+        ),
+    }
+    s.push_str("mv -f -- \"$t\" \"$p\"; trap - EXIT");
+    Ok(Exec::new(s)
+        .stdin(content.to_vec())
+        .become_opt(become_.cloned()))
+}
+
+/// The command that [`Target::get`] runs on a shell target: `cat` of the
+/// path (through sudo with `become_`).
+pub fn get_exec(path: &str, become_: Option<&Become>) -> Exec {
+    Exec::new(format!("cat -- {}", shell_quote(path))).become_opt(become_.cloned())
+}
+
+/// sudo's message when a command run through `sudo -n` failed because sudo
+/// refused (a password is required, the user may not, sudo is missing);
+/// `None` when the command itself ran.
+pub fn sudo_refusal(out: &Output) -> Option<String> {
+    let err = out.stderr_str();
+    let err = err.trim();
+    let refused = match out.status {
+        1 => err.starts_with("sudo:"),
+        // The login shell did not find sudo.
+        127 => err.contains("sudo: command not found") || err.contains("sudo: not found"),
+        _ => false,
+    };
+    refused.then(|| err.to_string())
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +404,27 @@ mod tests {
             e.shell_line(),
             r#"sudo -n -H -u root -- sh -c 'export X='\''a b'\''; cd /tmp && echo $X'"#
         );
+    }
+
+    #[test]
+    fn sudo_refusals_are_recognised() {
+        let out = |status, err: &str| Output {
+            status,
+            stdout: vec![],
+            stderr: err.as_bytes().to_vec(),
+        };
+        assert!(sudo_refusal(&out(1, "sudo: a password is required\n")).is_some());
+        assert!(sudo_refusal(&out(127, "bash: line 1: sudo: command not found\n")).is_some());
+        assert!(sudo_refusal(&out(1, "grep: x: No such file\n")).is_none());
+        assert!(sudo_refusal(&out(0, "sudo: warning\n")).is_none());
+    }
+
+    #[test]
+    fn put_rejects_directory_paths() {
+        let meta = FileMeta::default();
+        assert!(put_exec("h", "/etc/", b"x", &meta, None).is_err());
+        let e = put_exec("h", "/etc/x", b"x", &meta, None).expect("file path");
+        assert!(e.command.contains("/etc/.x.image-cli-"), "{}", e.command);
+        assert_eq!(e.stdin.as_deref(), Some(&b"x"[..]));
     }
 }

@@ -392,7 +392,14 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(loc, anchor, pairs, _)) = self.stack.pop() {
+                if let Some(Frame::Map(mut loc, anchor, pairs, _)) = self.stack.pop() {
+                    // yaml-rust2 marks a block mapping at its first key's `:`;
+                    // the mapping starts at the first key.
+                    if let Some((k, _)) = pairs.first() {
+                        if (k.loc.line, k.loc.col) < (loc.line, loc.col) {
+                            loc = k.loc.clone();
+                        }
+                    }
                     self.finish(
                         Node {
                             value: Value::Map(apply_merge_keys(pairs)),
@@ -493,6 +500,9 @@ mod tests {
     #[test]
     fn positions_are_one_based() {
         let doc = parse("f.yaml", "a:\n  b: 1\n  c: [x, 'y']\n").unwrap();
+        let a = doc.get("a").unwrap();
+        assert_eq!((a.loc.line, a.loc.col), (2, 3));
+        assert_eq!((doc.loc.line, doc.loc.col), (1, 1));
         let c = doc.get("a").unwrap().get("c").unwrap();
         assert_eq!((c.loc.line, c.loc.col), (3, 6));
         let items = c.as_seq().unwrap();

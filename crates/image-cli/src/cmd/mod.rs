@@ -1,0 +1,42 @@
+//! Subcommands. Each lives in its own file with an `Args` struct (clap
+//! derive) and a `run(&Args) -> Exit` function.
+//!
+//! To add one, say `build`:
+//! 1. create `cmd/build.rs` with `pub struct Args` (`#[derive(clap::Args)]`,
+//!    usually `#[command(flatten)] pub spec: spec_args::SpecArgs` to take the
+//!    image definition and its `--var`/`--var-file`/`--only`/`--except`
+//!    flags) and `pub fn run(args: &Args) -> Exit`;
+//! 2. add `pub mod build;` below, a `Build(build::Args)` variant with a doc
+//!    comment (it becomes the help text) to [`Command`], and its arm in
+//!    [`run`].
+
+pub mod inspect;
+pub mod spec_args;
+pub mod validate;
+pub mod verify;
+
+use clap::Subcommand;
+
+use crate::exit::Exit;
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check an image definition and its variables; print what is wrong.
+    #[command(after_help = crate::exit::EXIT_CODES_HELP)]
+    Validate(validate::Args),
+    /// Show an image definition's variables and builds.
+    #[command(after_help = crate::exit::EXIT_CODES_HELP)]
+    Inspect(inspect::Args),
+    /// Check a host against a gossfile (goss validate / render).
+    Verify(verify::Args),
+}
+
+/// Runs `cmd`.
+pub fn run(cmd: Command) -> Exit {
+    match cmd {
+        Command::Validate(args) => validate::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Verify(args) => verify::run(&args),
+    }
+}

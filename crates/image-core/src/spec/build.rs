@@ -1,0 +1,873 @@
+//! Reading one build's settings (defaults merged, templates rendered) into a
+//! typed, checked [`Plan`]. Unknown keys are errors with a did-you-mean;
+//! every problem is collected, none stops the others.
+//!
+//! An empty string for an optional setting means "not set", so
+//! `ssh_host: "{{ ssh_host }}"` with an empty variable leaves it unset.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::check;
+use super::plan::*;
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
+use crate::yaml::{MapReader, Node, Value};
+
+/// What reading a build needs besides its settings.
+pub struct BuildContext<'a> {
+    /// The build's name.
+    pub name: &'a str,
+    /// Where the build is named (for missing settings).
+    pub loc: &'a Location,
+    /// The definition's name.
+    pub spec: &'a str,
+    /// Relative paths are relative to this.
+    pub base_dir: &'a Path,
+    /// Strings whose template failed (already reported).
+    pub failed: &'a HashSet<Location>,
+}
+
+/// Reads `node` into a plan; `None` when anything is wrong (all of it in
+/// `diags`).
+pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) -> Option<Plan> {
+    let mut r = Reader {
+        cx,
+        node,
+        diags: Diagnostics::default(),
+    };
+    let what = format!("build `{}`", cx.name);
+    let mut m = MapReader::new(node, &what, &mut r.diags)?;
+
+    let source_ami = r.source_ami(m.get("source_ami"));
+    let instance_type = r.required_str(&mut m, "instance_type");
+    if let (Some(t), Some(n)) = (&instance_type, m.node().get("instance_type")) {
+        if !(t.contains('.')
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'))
+        {
+            r.err(
+                n.error(format!("invalid instance type `{t}`"))
+                    .with_help("instance types look like `t3.small` or `m7g.large`"),
+            );
+        }
+    }
+    let region = r.required_str(&mut m, "region");
+    if let (Some(reg), Some(n)) = (&region, m.node().get("region")) {
+        r.check_region(n, reg, "region");
+    }
+    let ssh_username = r.required_str(&mut m, "ssh_username");
+    let ssh_interface = r
+        .one_of(
+            &mut m,
+            "ssh_interface",
+            &["public_ip", "private_ip", "public_dns", "private_dns"],
+        )
+        .map_or(SshInterface::PublicIp, |s| match s.as_str() {
+            "private_ip" => SshInterface::PrivateIp,
+            "public_dns" => SshInterface::PublicDns,
+            "private_dns" => SshInterface::PrivateDns,
+            _ => SshInterface::PublicIp,
+        });
+    let ssh_host = r.opt_str(m.get("ssh_host"), "ssh_host");
+    let ssh_port = r.int(m.get("ssh_port"), "ssh_port", 1, 65535).unwrap_or(22) as u16;
+    let ssh_timeout = r
+        .duration(m.get("ssh_timeout"), "ssh_timeout")
+        .unwrap_or(Duration::from_secs(300));
+    let ssh_keypair_name = r.opt_str(m.get("ssh_keypair_name"), "ssh_keypair_name");
+    let ssh_private_key_file = r.file(m.get("ssh_private_key_file"), "ssh_private_key_file");
+    if let (Some(_), None, Some(n)) = (
+        &ssh_keypair_name,
+        &ssh_private_key_file,
+        m.node().get("ssh_keypair_name"),
+    ) {
+        r.err(n.error("ssh_keypair_name needs ssh_private_key_file")
+            .with_help("set ssh_private_key_file to the key pair's private key, or drop ssh_keypair_name for a temporary key"));
+    }
+    let subnet_id = r.resource_id(m.get("subnet_id"), "subnet_id", "subnet");
+    let vpc_id = r.resource_id(m.get("vpc_id"), "vpc_id", "vpc");
+    let associate_public_ip_address = r.opt_bool(
+        m.get("associate_public_ip_address"),
+        "associate_public_ip_address",
+    );
+    let security_group_ids = r.list(m.get("security_group_ids"), "security_group_ids", |s| {
+        check::is_resource_id(s, "sg").then_some(()).ok_or((
+            "invalid security group id",
+            "security group ids look like `sg-0123456789abcdef0`",
+        ))
+    });
+    let temporary_security_group_source_cidrs = r.list(
+        m.get("temporary_security_group_source_cidrs"),
+        "temporary_security_group_source_cidrs",
+        |s| {
+            check::is_cidr(s).then_some(()).ok_or((
+                "invalid CIDR",
+                "use an address and a prefix length, like `10.0.0.0/16` or `::/0`",
+            ))
+        },
+    );
+    let iam_instance_profile = r.opt_str(m.get("iam_instance_profile"), "iam_instance_profile");
+    let user_data = r.opt_str(m.get("user_data"), "user_data");
+    let user_data_file = r.file(m.get("user_data_file"), "user_data_file");
+    if let (Some(_), Some(_), Some(n)) =
+        (&user_data, &user_data_file, m.node().get("user_data_file"))
+    {
+        r.err(
+            n.error("user_data and user_data_file are both set")
+                .with_help("keep one of them"),
+        );
+    }
+    let metadata_options = r.metadata_options(m.get("metadata_options"));
+    let root_device = r.root_device(m.get("root_device"));
+    let encrypted = r.opt_bool(m.get("encrypted"), "encrypted").unwrap_or(true);
+    let kms_key_id = r.opt_str(m.get("kms_key_id"), "kms_key_id");
+    if let (false, Some(_), Some(n)) = (encrypted, &kms_key_id, m.node().get("kms_key_id")) {
+        r.err(
+            n.error("kms_key_id is set but encrypted is false")
+                .with_help("set `encrypted: true` or remove kms_key_id"),
+        );
+    }
+    let ami_name = r.required_str(&mut m, "ami_name");
+    if let (Some(a), Some(n)) = (&ami_name, m.node().get("ami_name")) {
+        if let Some(p) = check::ami_name_problem(a) {
+            r.err(n.error(format!("invalid ami_name `{a}`: {p}"))
+                .with_help("AMI names may contain letters, digits, spaces and ( ) [ ] . / - ' @ _; the `clean_ami_name` filter replaces the rest"));
+        }
+    }
+    let ami_description = r.opt_str(m.get("ami_description"), "ami_description");
+    let ami_regions = r.ami_regions(m.get("ami_regions"));
+    let region_kms_key_ids = r.string_map(m.get("region_kms_key_ids"), "region_kms_key_ids");
+    if let Some(n) = m.node().get("region_kms_key_ids") {
+        r.check_region_keys(n, &region_kms_key_ids, &ami_regions, region.as_deref());
+    }
+    let account = |s: &str| {
+        check::is_account_id(s)
+            .then_some(())
+            .ok_or(("invalid account id", "account ids are 12 digits"))
+    };
+    let group = |s: &str| {
+        (s == "all")
+            .then_some(())
+            .ok_or(("invalid group", "the only group is `all` (public)"))
+    };
+    let org = |s: &str| {
+        s.starts_with("arn:").then_some(()).ok_or((
+            "invalid ARN",
+            "organization ARNs look like `arn:aws:organizations::123456789012:organization/o-abc`",
+        ))
+    };
+    let ami_users = r.list(m.get("ami_users"), "ami_users", account);
+    let ami_groups = r.list(m.get("ami_groups"), "ami_groups", group);
+    let ami_org_arns = r.list(m.get("ami_org_arns"), "ami_org_arns", org);
+    let ami_ou_arns = r.list(m.get("ami_ou_arns"), "ami_ou_arns", org);
+    let snapshot_users = r.list(m.get("snapshot_users"), "snapshot_users", account);
+    let snapshot_groups = r.list(m.get("snapshot_groups"), "snapshot_groups", group);
+    let force_deregister = r
+        .opt_bool(m.get("force_deregister"), "force_deregister")
+        .unwrap_or(false);
+    let deprecate_at = r.opt_str(m.get("deprecate_at"), "deprecate_at");
+    if let (Some(d), Some(n)) = (&deprecate_at, m.node().get("deprecate_at")) {
+        if !check::is_rfc3339(d) {
+            r.err(
+                n.error(format!("invalid deprecate_at `{d}`"))
+                    .with_help("use an RFC 3339 time like `2026-01-31T00:00:00Z`"),
+            );
+        }
+    }
+    let tags = r.tags(m.get("tags"), "tags");
+    let run_tags = r.tags(m.get("run_tags"), "run_tags");
+    let volume_tags = r.tags(m.get("volume_tags"), "volume_tags");
+    let snapshot_tags = r.tags(m.get("snapshot_tags"), "snapshot_tags");
+    let provision = r.files(m.get("provision"), "provision");
+    let provision_vars = r.json_map(m.get("provision_vars"), "provision_vars");
+    let verify = r.files(m.get("verify"), "verify");
+    let verify_vars = r.json_map(m.get("verify_vars"), "verify_vars");
+    let image_wait_timeout = r
+        .duration(m.get("image_wait_timeout"), "image_wait_timeout")
+        .unwrap_or(Duration::from_secs(3600));
+    m.finish(&mut r.diags);
+
+    let ok = !r.diags.has_errors();
+    diags.extend(r.diags);
+    if !ok {
+        return None;
+    }
+    Some(Plan {
+        name: cx.name.to_string(),
+        spec: cx.spec.to_string(),
+        source_ami: source_ami?,
+        instance_type: instance_type?,
+        region: region?,
+        ssh_username: ssh_username?,
+        ssh_interface,
+        ssh_host,
+        ssh_port,
+        ssh_timeout,
+        ssh_keypair_name,
+        ssh_private_key_file,
+        subnet_id,
+        vpc_id,
+        associate_public_ip_address,
+        security_group_ids,
+        temporary_security_group_source_cidrs,
+        iam_instance_profile,
+        user_data,
+        user_data_file,
+        metadata_options,
+        root_device,
+        encrypted,
+        kms_key_id,
+        ami_name: ami_name?,
+        ami_description,
+        ami_regions,
+        region_kms_key_ids,
+        ami_users,
+        ami_groups,
+        ami_org_arns,
+        ami_ou_arns,
+        snapshot_users,
+        snapshot_groups,
+        force_deregister,
+        deprecate_at,
+        tags,
+        run_tags,
+        volume_tags,
+        snapshot_tags,
+        provision,
+        provision_vars,
+        verify,
+        verify_vars,
+        image_wait_timeout,
+    })
+}
+
+/// Every build setting.
+pub const KEYS: &[&str] = &[
+    "source_ami",
+    "instance_type",
+    "region",
+    "ssh_username",
+    "ssh_interface",
+    "ssh_host",
+    "ssh_port",
+    "ssh_timeout",
+    "ssh_keypair_name",
+    "ssh_private_key_file",
+    "subnet_id",
+    "vpc_id",
+    "associate_public_ip_address",
+    "security_group_ids",
+    "temporary_security_group_source_cidrs",
+    "iam_instance_profile",
+    "user_data",
+    "user_data_file",
+    "metadata_options",
+    "root_device",
+    "encrypted",
+    "kms_key_id",
+    "ami_name",
+    "ami_description",
+    "ami_regions",
+    "region_kms_key_ids",
+    "ami_users",
+    "ami_groups",
+    "ami_org_arns",
+    "ami_ou_arns",
+    "snapshot_users",
+    "snapshot_groups",
+    "force_deregister",
+    "deprecate_at",
+    "tags",
+    "run_tags",
+    "volume_tags",
+    "snapshot_tags",
+    "provision",
+    "provision_vars",
+    "verify",
+    "verify_vars",
+    "image_wait_timeout",
+];
+
+/// A failed check of one list item: (message, help).
+type ItemCheck<'a> = &'a dyn Fn(&str) -> Result<(), (&'static str, &'static str)>;
+
+struct Reader<'a> {
+    cx: &'a BuildContext<'a>,
+    node: &'a Node,
+    diags: Diagnostics,
+}
+
+impl Reader<'_> {
+    /// Pushes `d` unless it is about a string whose template already failed.
+    fn err(&mut self, d: Diagnostic) {
+        if d.location
+            .as_ref()
+            .is_some_and(|l| self.cx.failed.contains(l))
+        {
+            return;
+        }
+        self.diags.push(d);
+    }
+
+    fn missing(&mut self, key: &str) {
+        // `instnce_type: x` already says "unknown key, did you mean
+        // `instance_type`?"; saying it is missing too would be noise.
+        let typo = self.node.as_map().unwrap_or_default().iter().any(|(k, _)| {
+            k.as_key()
+                .is_some_and(|k| !KEYS.contains(&k.as_str()) && did_you_mean(&k, [key]).is_some())
+        });
+        if typo {
+            return;
+        }
+        self.diags.push(
+            Diagnostic::error(
+                self.cx.loc.clone(),
+                format!("build `{}` has no `{key}`", self.cx.name),
+            )
+            .with_help(format!("set `{key}` in the build or in `defaults`")),
+        );
+    }
+
+    /// A scalar as text; `None` for null, empty text and (with an error)
+    /// collections.
+    fn opt_str(&mut self, node: Option<&Node>, key: &str) -> Option<String> {
+        let n = node?;
+        match &n.value {
+            Value::Seq(_) | Value::Map(_) => {
+                self.err(n.type_error(key, "a string"));
+                None
+            }
+            _ => n.scalar_string().filter(|s| !s.is_empty()),
+        }
+    }
+
+    fn required_str(&mut self, m: &mut MapReader<'_>, key: &'static str) -> Option<String> {
+        let node = m.get(key);
+        let v = self.opt_str(node, key);
+        if v.is_none() && node.is_none_or(|n| !matches!(n.value, Value::Seq(_) | Value::Map(_))) {
+            if node.is_some_and(|n| self.cx.failed.contains(&n.loc)) {
+                return None;
+            }
+            self.missing(key);
+        }
+        v
+    }
+
+    fn one_of(
+        &mut self,
+        m: &mut MapReader<'_>,
+        key: &'static str,
+        allowed: &[&str],
+    ) -> Option<String> {
+        let node = m.get(key)?;
+        self.choice(node, key, allowed)
+    }
+
+    fn choice(&mut self, node: &Node, key: &str, allowed: &[&str]) -> Option<String> {
+        let s = self.opt_str(Some(node), key)?;
+        if allowed.contains(&s.as_str()) {
+            return Some(s);
+        }
+        let mut d = node.error(format!(
+            "{key} must be one of {}; found `{s}`",
+            allowed.join(", ")
+        ));
+        if let Some(m) = did_you_mean(&s, allowed.iter().copied()) {
+            d = d.with_help(format!("did you mean `{m}`?"));
+        }
+        self.err(d);
+        None
+    }
+
+    fn opt_bool(&mut self, node: Option<&Node>, key: &str) -> Option<bool> {
+        let n = node?;
+        if n.is_null() || n.as_str() == Some("") {
+            return None;
+        }
+        let b = n.as_bool_loose();
+        if b.is_none() {
+            self.err(n.type_error(key, "a boolean (true or false)"));
+        }
+        b
+    }
+
+    fn int(&mut self, node: Option<&Node>, key: &str, min: i64, max: i64) -> Option<i64> {
+        let n = node?;
+        if n.is_null() || n.as_str() == Some("") {
+            return None;
+        }
+        let Some(i) = n.as_i64() else {
+            self.err(n.type_error(key, "an integer"));
+            return None;
+        };
+        if !(min..=max).contains(&i) {
+            self.err(n.error(format!("{key} must be between {min} and {max}, found {i}")));
+            return None;
+        }
+        Some(i)
+    }
+
+    fn duration(&mut self, node: Option<&Node>, key: &str) -> Option<Duration> {
+        let n = node?;
+        let s = self.opt_str(Some(n), key)?;
+        let d = check::parse_duration(&s);
+        if d.is_none() {
+            self.err(
+                n.error(format!("invalid duration `{s}` for {key}"))
+                    .with_help("use a number with a unit: `90s`, `5m`, `1h30m`"),
+            );
+        }
+        d
+    }
+
+    fn resource_id(&mut self, node: Option<&Node>, key: &str, prefix: &str) -> Option<String> {
+        let n = node?;
+        let s = self.opt_str(Some(n), key)?;
+        if !check::is_resource_id(&s, prefix) {
+            self.err(
+                n.error(format!("invalid {key} `{s}`"))
+                    .with_help(format!("{key} looks like `{prefix}-0123456789abcdef0`")),
+            );
+        }
+        Some(s)
+    }
+
+    fn check_region(&mut self, n: &Node, s: &str, key: &str) -> bool {
+        if check::is_region(s) {
+            return true;
+        }
+        self.err(
+            n.error(format!("invalid region `{s}` in {key}"))
+                .with_help("regions look like `us-east-1`, `eu-west-2` or `us-gov-west-1`"),
+        );
+        false
+    }
+
+    /// A list of strings; text is comma-separated, null or empty is empty.
+    fn list(
+        &mut self,
+        node: Option<&Node>,
+        key: &str,
+        check: impl Fn(&str) -> Result<(), (&'static str, &'static str)>,
+    ) -> Vec<String> {
+        let check: ItemCheck<'_> = &check;
+        self.list_with(node, key, check)
+    }
+
+    fn list_with(&mut self, node: Option<&Node>, key: &str, check: ItemCheck<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (s, n) in self.items(node, key) {
+            if let Err((msg, help)) = check(&s) {
+                self.err(n.error(format!("{msg} `{s}` in {key}")).with_help(help));
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    fn items(&mut self, node: Option<&Node>, key: &str) -> Vec<(String, Node)> {
+        let Some(n) = node else {
+            return Vec::new();
+        };
+        match &n.value {
+            Value::Null => Vec::new(),
+            Value::Str(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| (p.to_string(), n.clone()))
+                .collect(),
+            Value::Seq(items) => {
+                let mut out = Vec::new();
+                for i in items {
+                    match i.scalar_string() {
+                        Some(s) if !i.is_null() => out.push((s, i.clone())),
+                        _ => self.err(i.type_error(&format!("an item of {key}"), "a string")),
+                    }
+                }
+                out
+            }
+            _ => {
+                self.err(n.type_error(key, "a list"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn string_map(&mut self, node: Option<&Node>, key: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(n) = node else {
+            return out;
+        };
+        if n.is_null() {
+            return out;
+        }
+        let Some(pairs) = n.as_map() else {
+            self.err(n.type_error(key, "a mapping"));
+            return out;
+        };
+        for (k, v) in pairs {
+            let name = k.as_key().unwrap_or_default();
+            match &v.value {
+                Value::Seq(_) | Value::Map(_) => {
+                    self.err(v.type_error(&format!("{key}.{name}"), "a string"));
+                }
+                _ => {
+                    out.insert(name, v.scalar_string().unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    fn tags(&mut self, node: Option<&Node>, key: &str) -> BTreeMap<String, String> {
+        let tags = self.string_map(node, key);
+        if let Some(pairs) = node.and_then(Node::as_map) {
+            for (k, _) in pairs {
+                let name = k.as_key().unwrap_or_default();
+                if name.is_empty() || name.chars().count() > 128 || name.starts_with("aws:") {
+                    self.err(
+                        k.error(format!("invalid tag key `{name}` in {key}"))
+                            .with_help(
+                                "tag keys are 1 to 128 characters and may not start with `aws:`",
+                            ),
+                    );
+                }
+            }
+        }
+        for (k, v) in &tags {
+            if v.chars().count() > 256 {
+                let at = node.and_then(|n| n.get(k)).map(|n| n.loc.clone());
+                self.err(Diagnostic::error(
+                    at,
+                    format!("tag `{k}` in {key} is longer than 256 characters"),
+                ));
+            }
+        }
+        tags
+    }
+
+    fn json_map(
+        &mut self,
+        node: Option<&Node>,
+        key: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        match node {
+            None => serde_json::Map::new(),
+            Some(n) if n.is_null() => serde_json::Map::new(),
+            Some(n) => match n.to_json() {
+                serde_json::Value::Object(m) if n.as_map().is_some() => m,
+                _ => {
+                    self.err(n.type_error(key, "a mapping"));
+                    serde_json::Map::new()
+                }
+            },
+        }
+    }
+
+    fn file(&mut self, node: Option<&Node>, key: &str) -> Option<FileRef> {
+        let n = node?;
+        let s = self.opt_str(Some(n), key)?;
+        Some(self.file_ref(s, n))
+    }
+
+    fn file_ref(&self, given: String, n: &Node) -> FileRef {
+        let path = self.cx.base_dir.join(&given);
+        FileRef {
+            given,
+            path,
+            loc: n.loc.clone(),
+        }
+    }
+
+    fn files(&mut self, node: Option<&Node>, key: &str) -> Vec<FileRef> {
+        let Some(n) = node else {
+            return Vec::new();
+        };
+        match &n.value {
+            Value::Null => Vec::new(),
+            Value::Seq(_) => self
+                .items(Some(n), key)
+                .into_iter()
+                .map(|(s, i)| self.file_ref(s, &i))
+                .collect(),
+            Value::Str(s) if s.is_empty() => Vec::new(),
+            Value::Str(s) => vec![self.file_ref(s.clone(), n)],
+            _ => {
+                self.err(n.type_error(key, "a list of files"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn source_ami(&mut self, node: Option<&Node>) -> Option<SourceAmi> {
+        let Some(n) = node else {
+            self.missing("source_ami");
+            return None;
+        };
+        match &n.value {
+            Value::Map(_) => self.ami_filter(n).map(SourceAmi::Filter),
+            Value::Str(s) if check::is_ami_id(s) => Some(SourceAmi::Id(s.clone())),
+            Value::Null => {
+                self.missing("source_ami");
+                None
+            }
+            Value::Str(s) if s.is_empty() => {
+                if !self.cx.failed.contains(&n.loc) {
+                    self.missing("source_ami");
+                }
+                None
+            }
+            Value::Str(s) => {
+                self.err(n.error(format!("invalid AMI id `{s}` in source_ami"))
+                    .with_help("AMI ids look like `ami-0123456789abcdef0`; to search by name, give a filter mapping (owners, name, architecture)"));
+                None
+            }
+            _ => {
+                self.err(n.type_error("source_ami", "an AMI id or a filter mapping"));
+                None
+            }
+        }
+    }
+
+    fn ami_filter(&mut self, n: &Node) -> Option<AmiFilter> {
+        let mut m = MapReader::new(n, "source_ami", &mut self.diags)?;
+        let owners_node = m.get("owners");
+        let owners = self.list(owners_node, "source_ami.owners", |s| {
+            (check::is_account_id(s)
+                || ["amazon", "self", "aws-marketplace", "aws-backup-vault"].contains(&s))
+            .then_some(())
+            .ok_or((
+                "invalid owner",
+                "owners are 12-digit account ids or `amazon`, `self`, `aws-marketplace`",
+            ))
+        });
+        if owners.is_empty() && owners_node.is_none_or(|o| !self.cx.failed.contains(&o.loc)) {
+            let (at, msg) = match owners_node {
+                Some(o) => (o, "source_ami.owners is empty"),
+                None => (n, "source_ami filter has no `owners`"),
+            };
+            self.diags.push(
+                at.error(msg)
+                    .with_help("name the accounts that publish the image, e.g. `owners: [\"099720109477\"]` for Canonical"),
+            );
+        }
+        let name_node = m.get("name");
+        let name = self.opt_str(name_node, "source_ami.name");
+        if name.is_none() && name_node.is_none_or(|o| !self.cx.failed.contains(&o.loc)) {
+            self.diags.push(
+                n.error("source_ami filter has no `name`")
+                    .with_help("give a name glob, e.g. `ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*`"),
+            );
+        }
+        let architecture = match m.get("architecture") {
+            Some(a) => match self
+                .choice(a, "source_ami.architecture", &["x86_64", "arm64"])
+                .as_deref()
+            {
+                Some("arm64") => Architecture::Arm64,
+                _ => Architecture::X86_64,
+            },
+            None => Architecture::X86_64,
+        };
+        let virtualization_type = match m.get("virtualization_type") {
+            Some(v) => self.choice(v, "source_ami.virtualization_type", &["hvm", "paravirtual"]),
+            None => None,
+        }
+        .unwrap_or_else(|| "hvm".into());
+        let root_device_type = match m.get("root_device_type") {
+            Some(v) => self.choice(v, "source_ami.root_device_type", &["ebs", "instance-store"]),
+            None => None,
+        }
+        .unwrap_or_else(|| "ebs".into());
+        let most_recent = self
+            .opt_bool(m.get("most_recent"), "source_ami.most_recent")
+            .unwrap_or(true);
+        m.finish(&mut self.diags);
+        Some(AmiFilter {
+            owners,
+            name: name?,
+            architecture,
+            virtualization_type,
+            root_device_type,
+            most_recent,
+        })
+    }
+
+    fn metadata_options(&mut self, node: Option<&Node>) -> MetadataOptions {
+        let mut out = MetadataOptions {
+            http_tokens: "required".into(),
+            http_put_response_hop_limit: 2,
+            http_endpoint: "enabled".into(),
+        };
+        let Some(n) = node.filter(|n| !n.is_null()) else {
+            return out;
+        };
+        let Some(mut m) = MapReader::new(n, "metadata_options", &mut self.diags) else {
+            return out;
+        };
+        if let Some(v) = m.get("http_tokens") {
+            if let Some(s) = self.choice(v, "http_tokens", &["required", "optional"]) {
+                out.http_tokens = s;
+            }
+        }
+        if let Some(i) = self.int(
+            m.get("http_put_response_hop_limit"),
+            "http_put_response_hop_limit",
+            1,
+            64,
+        ) {
+            out.http_put_response_hop_limit = i as u8;
+        }
+        if let Some(v) = m.get("http_endpoint") {
+            if let Some(s) = self.choice(v, "http_endpoint", &["enabled", "disabled"]) {
+                out.http_endpoint = s;
+            }
+        }
+        m.finish(&mut self.diags);
+        out
+    }
+
+    fn root_device(&mut self, node: Option<&Node>) -> RootDevice {
+        let mut out = RootDevice {
+            device_name: None,
+            volume_size: None,
+            volume_type: VolumeType::Gp3,
+            iops: None,
+            throughput: None,
+            delete_on_termination: true,
+        };
+        let Some(n) = node.filter(|n| !n.is_null()) else {
+            return out;
+        };
+        let Some(mut m) = MapReader::new(n, "root_device", &mut self.diags) else {
+            return out;
+        };
+        let dev = m.get("device_name");
+        out.device_name = self.opt_str(dev, "device_name");
+        if let (Some(d), Some(dn)) = (&out.device_name, dev) {
+            if !d.starts_with("/dev/") && !d.starts_with("xvd") {
+                self.err(
+                    dn.error(format!("invalid device_name `{d}`"))
+                        .with_help("device names look like `/dev/sda1` or `/dev/xvda`"),
+                );
+            }
+        }
+        out.volume_size = self
+            .int(m.get("volume_size"), "volume_size", 1, 65536)
+            .map(|i| i as u32);
+        let vt_node = m.get("volume_type");
+        if let Some(v) = vt_node {
+            out.volume_type = match self
+                .choice(v, "volume_type", &["gp2", "gp3", "io1", "io2"])
+                .as_deref()
+            {
+                Some("gp2") => VolumeType::Gp2,
+                Some("io1") => VolumeType::Io1,
+                Some("io2") => VolumeType::Io2,
+                _ => VolumeType::Gp3,
+            };
+        }
+        let vt = out.volume_type;
+        let iops_node = m.get("iops");
+        out.iops = self.int(iops_node, "iops", 1, 256_000).map(|i| i as u32);
+        if let (Some(iops), Some(inode)) = (out.iops, iops_node) {
+            let range = match vt {
+                VolumeType::Gp2 => None,
+                VolumeType::Gp3 => Some((3000, 80_000)),
+                VolumeType::Io1 => Some((100, 64_000)),
+                VolumeType::Io2 => Some((100, 256_000)),
+            };
+            match range {
+                None => self.err(
+                    inode
+                        .error("iops is only valid for gp3, io1 and io2 volumes, not gp2")
+                        .with_help("remove `iops` or change `volume_type`"),
+                ),
+                Some((lo, hi)) if !(lo..=hi).contains(&iops) => self.err(inode.error(format!(
+                    "iops for {} volumes must be between {lo} and {hi}, found {iops}",
+                    vt.as_str()
+                ))),
+                Some(_) => {}
+            }
+        } else if matches!(vt, VolumeType::Io1 | VolumeType::Io2) && iops_node.is_none() {
+            let at = vt_node.unwrap_or(n);
+            self.err(
+                at.error(format!("{} volumes need `iops`", vt.as_str()))
+                    .with_help("set `iops` (100 to 64000 for io1, 256000 for io2)"),
+            );
+        }
+        let tp_node = m.get("throughput");
+        out.throughput = self.int(tp_node, "throughput", 1, 2000).map(|i| i as u32);
+        if let (Some(tp), Some(tnode)) = (out.throughput, tp_node) {
+            if vt != VolumeType::Gp3 {
+                self.err(
+                    tnode
+                        .error(format!(
+                            "throughput is only valid for gp3 volumes, not {}",
+                            vt.as_str()
+                        ))
+                        .with_help("remove `throughput` or set `volume_type: gp3`"),
+                );
+            } else if !(125..=2000).contains(&tp) {
+                self.err(tnode.error(format!(
+                    "throughput for gp3 volumes must be between 125 and 2000 MiB/s, found {tp}"
+                )));
+            }
+        }
+        out.delete_on_termination = self
+            .opt_bool(m.get("delete_on_termination"), "delete_on_termination")
+            .unwrap_or(true);
+        m.finish(&mut self.diags);
+        out
+    }
+
+    fn ami_regions(&mut self, node: Option<&Node>) -> AmiRegions {
+        let Some(n) = node else {
+            return AmiRegions::List(Vec::new());
+        };
+        if n.as_str() == Some("all") {
+            return AmiRegions::All;
+        }
+        let items = self.items(Some(n), "ami_regions");
+        let mut out = Vec::new();
+        for (s, i) in items {
+            if self.check_region(&i, &s, "ami_regions") && !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        AmiRegions::List(out)
+    }
+
+    fn check_region_keys(
+        &mut self,
+        n: &Node,
+        keys: &BTreeMap<String, String>,
+        regions: &AmiRegions,
+        build: Option<&str>,
+    ) {
+        for region in keys.keys() {
+            let Some(k) = n.as_map().and_then(|p| {
+                p.iter()
+                    .find(|(k, _)| k.as_key().as_deref() == Some(region.as_str()))
+            }) else {
+                continue;
+            };
+            if !self.check_region(&k.0, region, "region_kms_key_ids") {
+                continue;
+            }
+            let listed = match regions {
+                AmiRegions::All => true,
+                AmiRegions::List(l) => l.contains(region) || build == Some(region.as_str()),
+            };
+            if !listed {
+                self.err(
+                    k.0.error(format!(
+                        "region_kms_key_ids names `{region}`, which is not in ami_regions"
+                    ))
+                    .with_help("add the region to ami_regions or remove its key"),
+                );
+            }
+        }
+    }
+}
