@@ -11,6 +11,10 @@ pub enum Exit {
     Failed,
     /// 2: bad input: command line, image definition, var files.
     BadInput,
+    /// 3: `verify` gave up: checks still failing at `--retry-timeout` (as goss).
+    RetryTimeout,
+    /// 78: `verify` got a bad gossfile (as goss).
+    BadGossfile,
     /// 130: interrupted (Ctrl-C); resources created so far were cleaned up.
     Interrupted,
 }
@@ -22,6 +26,8 @@ impl Exit {
             Exit::Ok => 0,
             Exit::Failed => 1,
             Exit::BadInput => 2,
+            Exit::RetryTimeout => 3,
+            Exit::BadGossfile => 78,
             Exit::Interrupted => 130,
         }
     }
@@ -39,4 +45,6 @@ Exit codes:
   0    success
   1    a build or verification failed
   2    bad input (command line, image definition, var files)
+  3    verify: checks still failing when --retry-timeout ran out
+  78   verify: bad gossfile
   130  interrupted";

@@ -1,1 +1,68 @@
-//! image-verify
+//! `image-verify`: the goss-equivalent verifier. It reads gossfiles (goss's
+//! YAML, rendered first as Go templates with `--vars`), checks a host
+//! through the [`image_core::target::Target`] trait, and reports structured
+//! results that the image build uses to refuse an AMI and that
+//! [`output`] renders as goss does.
+//!
+//! - [`template`]: the Go `text/template` engine (lexer, parser, evaluator).
+//! - [`suite`]: loading a gossfile and its includes into resources, with
+//!   `file:line` diagnostics.
+//! - [`matcher`]: goss matchers, line patterns and type conversions.
+//! - [`resource`]: one file per resource type behind one trait, each
+//!   observing all its resources in one round trip.
+//! - [`runner`]: concurrency, retries; [`report`]: results and exit codes.
+//! - [`output`]: documentation, rspecish, json, junit, tap, silent.
+//! - [`options`]: [`VerifyOptions`] and option parsing for the CLI.
+//!
+//! ```no_run
+//! # async fn demo(target: &dyn image_core::target::Target) {
+//! use image_verify::{options::VerifyOptions, output::{self, OutputFormat}};
+//! let opts = VerifyOptions { gossfile: "goss/goss.yaml".into(), ..Default::default() };
+//! match image_verify::verify(&opts, target).await {
+//!     Ok(report) => {
+//!         print!("{}", output::render(&report, OutputFormat::Documentation));
+//!         std::process::exit(report.exit_code().code());
+//!     }
+//!     Err(diags) => eprint!("{diags}"), // exit 78
+//! }
+//! # }
+//! ```
+
+pub mod matcher;
+pub mod options;
+pub mod output;
+pub mod report;
+pub mod resource;
+pub mod runner;
+pub mod suite;
+pub mod template;
+
+use image_core::diag::{Diagnostic, Diagnostics};
+use image_core::target::Target;
+
+pub use options::{TargetSpec, VerifyOptions};
+pub use output::OutputFormat;
+pub use report::{ExitCode, Report, Status, TestResult};
+pub use runner::RunOptions;
+pub use suite::Suite;
+
+/// Loads the gossfile of `opts` (on the blocking pool) and runs it against
+/// `target`. `Err` means a bad spec (exit code 78); the report's
+/// [`Report::exit_code`] says the rest.
+pub async fn verify(opts: &VerifyOptions, target: &dyn Target) -> Result<Report, Diagnostics> {
+    let suite = load(opts).await?;
+    Ok(runner::run(&suite, target, &opts.run_options()).await)
+}
+
+/// Loads the gossfile of `opts` on the blocking pool.
+pub async fn load(opts: &VerifyOptions) -> Result<Suite, Diagnostics> {
+    let o = opts.clone();
+    tokio::task::spawn_blocking(move || o.load())
+        .await
+        .map_err(|e| {
+            Diagnostics::from(Diagnostic::error(
+                None,
+                format!("loading the gossfile panicked: {e}"),
+            ))
+        })?
+}

@@ -1,0 +1,263 @@
+//! `image-cli verify`: goss's `validate` and `render` over a target.
+//!
+//! ```text
+//! image-cli verify [--host [user@]HOST[:PORT] --identity KEY [--become] | --local]
+//!                  [--vars FILE]... [--vars-inline JSON]...
+//!                  [--format documentation|rspecish|json|junit|tap|silent]
+//!                  [--retry-timeout DURATION --sleep DURATION] [--max-concurrent N] GOSSFILE
+//! image-cli verify render [--vars FILE]... [--vars-inline JSON]... GOSSFILE
+//! ```
+//!
+//! Everything but flag parsing lives in `image-verify`. Exit codes are
+//! goss's: 0 passed, 1 a check failed, 3 retries timed out, 78 bad spec.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Subcommand};
+use image_core::local::LocalTarget;
+use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use image_core::target::Target;
+use image_verify::options::{parse_duration, parse_host};
+use image_verify::{
+    output, suite, ExitCode as VerifyExit, OutputFormat, TargetSpec, VerifyOptions,
+};
+
+use crate::exit::Exit;
+use crate::report;
+
+/// Shown after `verify --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes (as goss):
+  0    every check passed
+  1    a check failed (or the target could not be reached)
+  3    checks still failed when --retry-timeout ran out
+  78   bad gossfile, vars or options";
+
+/// Arguments of `verify`.
+#[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true, after_help = EXIT_CODES_HELP)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `verify` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Print the gossfile rendered with its vars, all includes merged (goss render).
+    Render(RenderArgs),
+}
+
+/// Template variables.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct VarsArgs {
+    /// A JSON or YAML file of template variables (`.Vars`); repeatable, merged in order.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
+    /// Template variables as JSON (or YAML), merged over the --vars files; repeatable.
+    #[arg(long = "vars-inline", value_name = "JSON")]
+    pub vars_inline: Vec<String>,
+}
+
+/// Arguments of `verify render`.
+#[derive(Debug, ClapArgs)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub vars: VarsArgs,
+    /// Print only this file's template output (no YAML parsing, no includes).
+    #[arg(long)]
+    pub template_only: bool,
+    /// The gossfile.
+    pub gossfile: PathBuf,
+}
+
+/// Arguments of `verify GOSSFILE`.
+#[derive(Debug, ClapArgs)]
+pub struct RunArgs {
+    /// Check this host over SSH: [user@]HOST[:PORT].
+    #[arg(long, value_name = "[USER@]HOST[:PORT]", conflicts_with = "local")]
+    pub host: Option<String>,
+    /// The SSH private key for --host.
+    #[arg(long, short = 'i', value_name = "KEY", requires = "host")]
+    pub identity: Option<PathBuf>,
+    /// Observe through `sudo -n` (root), e.g. to read root-only files.
+    #[arg(long = "become")]
+    pub become_: bool,
+    /// Check this machine (the default without --host).
+    #[arg(long)]
+    pub local: bool,
+    #[command(flatten)]
+    pub vars: VarsArgs,
+    /// Output format.
+    #[arg(long, short = 'f', default_value = "rspecish", value_parser = parse_format)]
+    pub format: OutputFormat,
+    /// Retry failing checks until this much time has passed (e.g. 30s, 2m).
+    #[arg(long, short = 'r', value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub retry_timeout: Duration,
+    /// Time to sleep between retries.
+    #[arg(long, short = 's', value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub sleep: Duration,
+    /// Resource types (and commands) checked at once.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_concurrent: usize,
+    /// The gossfile.
+    pub gossfile: Option<PathBuf>,
+}
+
+fn parse_format(s: &str) -> Result<OutputFormat, String> {
+    s.parse()
+}
+
+/// goss's exit codes.
+fn exit(code: VerifyExit) -> Exit {
+    match code {
+        VerifyExit::Passed => Exit::Ok,
+        VerifyExit::Failed => Exit::Failed,
+        VerifyExit::RetryTimeout => Exit::RetryTimeout,
+        VerifyExit::BadSpec => Exit::BadGossfile,
+    }
+}
+
+/// Runs `verify` or `verify render`.
+pub fn run(args: &Args) -> Exit {
+    match &args.action {
+        Some(Action::Render(r)) => render(r),
+        None => validate(&args.run),
+    }
+}
+
+fn render(args: &RenderArgs) -> Exit {
+    let opts = VerifyOptions {
+        gossfile: args.gossfile.clone(),
+        vars_files: args.vars.vars.clone(),
+        vars_inline: args.vars.vars_inline.clone(),
+        ..Default::default()
+    };
+    let data = match opts.template_data() {
+        Ok(d) => d,
+        Err(diags) => {
+            report::diagnostics(&diags);
+            return exit(VerifyExit::BadSpec);
+        }
+    };
+    if args.template_only {
+        return match suite::render_file(&args.gossfile, &data) {
+            Ok(r) => {
+                print!("{}", r.text);
+                Exit::Ok
+            }
+            Err(diags) => {
+                report::diagnostics(&diags);
+                exit(VerifyExit::BadSpec)
+            }
+        };
+    }
+    match suite::load(&args.gossfile, &data) {
+        Ok(s) => {
+            report::diagnostics(&s.warnings);
+            print!("{}", s.to_yaml());
+            Exit::Ok
+        }
+        Err(diags) => {
+            report::diagnostics(&diags);
+            exit(VerifyExit::BadSpec)
+        }
+    }
+}
+
+fn options(args: &RunArgs) -> Result<VerifyOptions, String> {
+    let gossfile = args
+        .gossfile
+        .clone()
+        .ok_or("missing GOSSFILE (e.g. `image-cli verify goss.yaml`)")?;
+    let target = match &args.host {
+        None => TargetSpec::Local,
+        Some(h) => {
+            let (user, host, port) = parse_host(h)?;
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                identity: args.identity.clone(),
+            }
+        }
+    };
+    if matches!(target, TargetSpec::Ssh { identity: None, .. }) {
+        return Err("--host needs --identity KEY".into());
+    }
+    Ok(VerifyOptions {
+        gossfile,
+        target,
+        become_: args.become_,
+        vars_files: args.vars.vars.clone(),
+        vars_inline: args.vars.vars_inline.clone(),
+        format: args.format,
+        retry_timeout: args.retry_timeout,
+        sleep: args.sleep,
+        max_concurrent: args.max_concurrent.max(1),
+    })
+}
+
+fn validate(args: &RunArgs) -> Exit {
+    let opts = match options(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit(VerifyExit::BadSpec);
+        }
+    };
+    // Load (and report bad specs) before connecting anywhere.
+    let suite = match opts.load() {
+        Ok(s) => s,
+        Err(diags) => {
+            report::diagnostics(&diags);
+            return exit(VerifyExit::BadSpec);
+        }
+    };
+    report::diagnostics(&suite.warnings);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failed;
+        }
+    };
+    let outcome = rt.block_on(async {
+        let target: Box<dyn Target> = match &opts.target {
+            TargetSpec::Local => Box::new(LocalTarget::new()),
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                identity,
+            } => {
+                let user = user.clone().unwrap_or_else(|| "root".to_string());
+                let key = identity.clone().unwrap_or_default();
+                let mut cfg = SshConfig::new(host.clone(), *port, user, SshAuth::key_file(key));
+                cfg.retry_until = Duration::from_secs(30);
+                Box::new(SshTarget::connect(cfg).await.map_err(|e| e.to_string())?)
+            }
+        };
+        Ok::<_, String>(
+            image_verify::runner::run(&suite, target.as_ref(), &opts.run_options()).await,
+        )
+    });
+    drop(rt);
+    match outcome {
+        Ok(report) => {
+            print!("{}", output::render(&report, opts.format));
+            exit(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failed
+        }
+    }
+}

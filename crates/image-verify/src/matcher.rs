@@ -1,0 +1,633 @@
+//! goss matchers: how an expected value from a gossfile is compared with
+//! what was found on the target.
+//!
+//! - A plain value matches by equality, with goss's type conversions: a
+//!   number matches a string that parses to it (`mode: "0644"` or `0644`,
+//!   `uid: "0"`), booleans and strings compare as text.
+//! - A list means "contains these elements" (each element a value or a
+//!   matcher).
+//! - On text properties (`contents`, `stdout`, `stderr`, `body`), strings are
+//!   line patterns: `text` (some line contains it), `!text` (no line does),
+//!   `/re/`, `!/re/`, and `\!text` for a literal `!`.
+//! - A single-key mapping is an advanced matcher: `equal`, `have-prefix`,
+//!   `have-suffix`, `match-regexp`, `contain-substring`, `contain-element`,
+//!   `contain-elements`, `consist-of`, `have-len`, `have-key`, `gt`, `ge`,
+//!   `lt`, `le`, `not`, `and`, `or`, `semver-constraint`, `have-patterns`.
+//!
+//! ```
+//! use image_verify::matcher::Matcher;
+//! use serde_json::json;
+//! let node = image_core::yaml::parse("g.yaml", "{and: [{gt: 1}, {lt: 10}]}").unwrap();
+//! let m = Matcher::from_node(&node, false).unwrap();
+//! assert!(m.check(&json!("5")).ok);
+//! assert!(!m.check(&json!(12)).ok);
+//! ```
+
+use std::fmt;
+
+use image_core::diag::{did_you_mean, Diagnostic};
+use image_core::yaml::{Node, Value as Y};
+use serde_json::Value;
+
+/// The advanced matcher names.
+pub const NAMES: &[&str] = &[
+    "equal",
+    "have-prefix",
+    "have-suffix",
+    "match-regexp",
+    "contain-substring",
+    "contain-element",
+    "contain-elements",
+    "consist-of",
+    "have-len",
+    "have-key",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "not",
+    "and",
+    "or",
+    "semver-constraint",
+    "have-patterns",
+];
+
+/// A line pattern of a text property.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// As written.
+    pub text: String,
+    /// `!` given: no line may match.
+    pub negate: bool,
+    /// What a line must contain or match.
+    pub kind: PatternKind,
+}
+
+/// A pattern's test.
+#[derive(Debug, Clone)]
+pub enum PatternKind {
+    /// A substring.
+    Literal(String),
+    /// A regular expression.
+    Regex(regex::Regex),
+}
+
+impl Pattern {
+    /// Parses `"text"`, `"!text"`, `"/re/"`, `"!/re/"`, `"\\!text"`.
+    pub fn parse(s: &str) -> Result<Pattern, String> {
+        let (negate, body) = match s.strip_prefix('!') {
+            Some(b) => (true, b),
+            None => (
+                false,
+                s.strip_prefix('\\')
+                    .filter(|b| b.starts_with('!'))
+                    .unwrap_or(s),
+            ),
+        };
+        let kind = if body.len() >= 2 && body.starts_with('/') && body.ends_with('/') {
+            let re = &body[1..body.len() - 1];
+            PatternKind::Regex(
+                regex::Regex::new(re).map_err(|e| format!("bad regular expression /{re}/: {e}"))?,
+            )
+        } else {
+            PatternKind::Literal(body.to_string())
+        };
+        Ok(Pattern {
+            text: s.to_string(),
+            negate,
+            kind,
+        })
+    }
+
+    /// True when the pattern holds for `text` (some line matches, or with
+    /// `!` none does).
+    pub fn holds(&self, text: &str) -> bool {
+        let hit = text.lines().any(|l| match &self.kind {
+            PatternKind::Literal(s) => l.contains(s.as_str()),
+            PatternKind::Regex(r) => r.is_match(l),
+        }) || (text.is_empty()
+            && match &self.kind {
+                PatternKind::Literal(s) => s.is_empty(),
+                PatternKind::Regex(r) => r.is_match(""),
+            });
+        hit != self.negate
+    }
+}
+
+/// Numeric comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `gt`
+    Gt,
+    /// `ge`
+    Ge,
+    /// `lt`
+    Lt,
+    /// `le`
+    Le,
+}
+
+/// A parsed matcher.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Equality with type conversion.
+    Equal(Value),
+    /// Line patterns on text.
+    Patterns(Vec<Pattern>),
+    /// `have-prefix`
+    HavePrefix(String),
+    /// `have-suffix`
+    HaveSuffix(String),
+    /// `match-regexp`
+    MatchRegexp(regex::Regex),
+    /// `contain-substring`
+    ContainSubstring(String),
+    /// `contain-element`
+    ContainElement(Box<Matcher>),
+    /// `contain-elements` (also a plain list)
+    ContainElements(Vec<Matcher>),
+    /// `consist-of`
+    ConsistOf(Vec<Matcher>),
+    /// `have-len`
+    HaveLen(usize),
+    /// `have-key`
+    HaveKey(Box<Matcher>),
+    /// `gt` / `ge` / `lt` / `le`
+    Compare(Cmp, f64),
+    /// `not`
+    Not(Box<Matcher>),
+    /// `and`
+    And(Vec<Matcher>),
+    /// `or`
+    Or(Vec<Matcher>),
+    /// `semver-constraint`
+    Semver(String),
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Matched.
+    pub ok: bool,
+    /// Why not (patterns not found, a type error), when there is more to
+    /// say than expected vs found.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    fn yes(ok: bool) -> Self {
+        Outcome { ok, detail: None }
+    }
+    fn err(detail: String) -> Self {
+        Outcome {
+            ok: false,
+            detail: Some(detail),
+        }
+    }
+}
+
+impl Matcher {
+    /// Parses the expected value of a property. `text` marks text
+    /// properties (line patterns).
+    pub fn from_node(node: &Node, text: bool) -> Result<Matcher, Diagnostic> {
+        match &node.value {
+            Y::Seq(items) if text => {
+                let mut pats = Vec::new();
+                for it in items {
+                    let s = it
+                        .scalar_string()
+                        .filter(|_| !it.is_null())
+                        .ok_or_else(|| it.type_error("a line pattern", "a string"))?;
+                    pats.push(Pattern::parse(&s).map_err(|e| it.error(e))?);
+                }
+                Ok(Matcher::Patterns(pats))
+            }
+            Y::Str(s) if text => Ok(Matcher::Patterns(vec![
+                Pattern::parse(s).map_err(|e| node.error(e))?
+            ])),
+            Y::Seq(items) => Ok(Matcher::ContainElements(
+                items
+                    .iter()
+                    .map(|i| Matcher::from_node(i, false))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Y::Map(pairs) => {
+                if pairs.len() != 1 {
+                    return Err(node
+                        .error("a matcher must be a mapping with exactly one key")
+                        .with_help(format!("matchers: {}", NAMES.join(", "))));
+                }
+                let (k, v) = &pairs[0];
+                let name = k.as_key().unwrap_or_default();
+                Matcher::named(&name, k, v, text)
+            }
+            _ => Ok(Matcher::Equal(node.to_json())),
+        }
+    }
+
+    fn named(name: &str, key: &Node, v: &Node, text: bool) -> Result<Matcher, Diagnostic> {
+        let string = |v: &Node| {
+            v.scalar_string()
+                .filter(|_| !v.is_null())
+                .ok_or_else(|| v.type_error(name, "a string"))
+        };
+        let list = |v: &Node| -> Result<Vec<Matcher>, Diagnostic> {
+            v.as_seq()
+                .ok_or_else(|| v.type_error(name, "a list"))?
+                .iter()
+                .map(|i| Matcher::from_node(i, false))
+                .collect()
+        };
+        let number = |v: &Node| -> Result<f64, Diagnostic> {
+            match &v.value {
+                Y::Int(i) => Ok(*i as f64),
+                Y::Float(f) => Ok(*f),
+                Y::Str(s) => s.trim().parse().map_err(|_| v.type_error(name, "a number")),
+                _ => Err(v.type_error(name, "a number")),
+            }
+        };
+        Ok(match name {
+            "equal" => Matcher::Equal(v.to_json()),
+            "have-prefix" => Matcher::HavePrefix(string(v)?),
+            "have-suffix" => Matcher::HaveSuffix(string(v)?),
+            "contain-substring" => Matcher::ContainSubstring(string(v)?),
+            "match-regexp" => {
+                let s = string(v)?;
+                Matcher::MatchRegexp(
+                    regex::Regex::new(&s)
+                        .map_err(|e| v.error(format!("bad regular expression {s:?}: {e}")))?,
+                )
+            }
+            "contain-element" => Matcher::ContainElement(Box::new(Matcher::from_node(v, false)?)),
+            "contain-elements" => Matcher::ContainElements(list(v)?),
+            "consist-of" => Matcher::ConsistOf(list(v)?),
+            "have-len" => Matcher::HaveLen(
+                v.as_i64()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .ok_or_else(|| v.type_error(name, "a non-negative integer"))?,
+            ),
+            "have-key" => Matcher::HaveKey(Box::new(Matcher::from_node(v, false)?)),
+            "gt" => Matcher::Compare(Cmp::Gt, number(v)?),
+            "ge" => Matcher::Compare(Cmp::Ge, number(v)?),
+            "lt" => Matcher::Compare(Cmp::Lt, number(v)?),
+            "le" => Matcher::Compare(Cmp::Le, number(v)?),
+            "not" => Matcher::Not(Box::new(Matcher::from_node(v, text)?)),
+            "and" | "or" => {
+                let items: Vec<Matcher> = v
+                    .as_seq()
+                    .ok_or_else(|| v.type_error(name, "a list"))?
+                    .iter()
+                    .map(|i| Matcher::from_node(i, text))
+                    .collect::<Result<_, _>>()?;
+                if name == "and" {
+                    Matcher::And(items)
+                } else {
+                    Matcher::Or(items)
+                }
+            }
+            "semver-constraint" => {
+                let s = string(v)?;
+                semver_satisfies(&s, "0.0.0").map_err(|e| v.error(e))?;
+                Matcher::Semver(s)
+            }
+            "have-patterns" => return Matcher::from_node(v, true),
+            other => {
+                let mut d = key.error(format!("unknown matcher `{other}`"));
+                d = match did_you_mean(other, NAMES.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("matchers: {}", NAMES.join(", "))),
+                };
+                return Err(d);
+            }
+        })
+    }
+
+    /// Checks `found` against this matcher.
+    pub fn check(&self, found: &Value) -> Outcome {
+        match self {
+            Matcher::Equal(e) => Outcome::yes(loose_eq(e, found)),
+            Matcher::Patterns(pats) => {
+                let text = as_text(found);
+                let missing: Vec<&str> = pats
+                    .iter()
+                    .filter(|p| !p.holds(&text))
+                    .map(|p| p.text.as_str())
+                    .collect();
+                if missing.is_empty() {
+                    Outcome::yes(true)
+                } else {
+                    Outcome::err(format!("patterns not found: [{}]", missing.join(", ")))
+                }
+            }
+            Matcher::HavePrefix(p) => Outcome::yes(as_text(found).starts_with(p.as_str())),
+            Matcher::HaveSuffix(p) => Outcome::yes(as_text(found).ends_with(p.as_str())),
+            Matcher::ContainSubstring(p) => Outcome::yes(as_text(found).contains(p.as_str())),
+            Matcher::MatchRegexp(r) => Outcome::yes(r.is_match(&as_text(found))),
+            Matcher::ContainElement(m) => match found {
+                Value::Array(items) => Outcome::yes(items.iter().any(|i| m.check(i).ok)),
+                other => Outcome::err(format!("contain-element needs a list, found {other}")),
+            },
+            Matcher::ContainElements(ms) => match found {
+                Value::Array(items) => Outcome::yes(assign(ms, items, false)),
+                other => Outcome::err(format!("expected a list, found {other}")),
+            },
+            Matcher::ConsistOf(ms) => match found {
+                Value::Array(items) => Outcome::yes(assign(ms, items, true)),
+                other => Outcome::err(format!("consist-of needs a list, found {other}")),
+            },
+            Matcher::HaveLen(n) => match found {
+                Value::Array(a) => Outcome::yes(a.len() == *n),
+                Value::Object(o) => Outcome::yes(o.len() == *n),
+                Value::String(s) => Outcome::yes(s.len() == *n),
+                other => Outcome::err(format!(
+                    "have-len needs a list, map or string, found {other}"
+                )),
+            },
+            Matcher::HaveKey(m) => match found {
+                Value::Object(o) => {
+                    Outcome::yes(o.keys().any(|k| m.check(&Value::String(k.clone())).ok))
+                }
+                other => Outcome::err(format!("have-key needs a map, found {other}")),
+            },
+            Matcher::Compare(op, x) => match as_number(found) {
+                Some(f) => Outcome::yes(match op {
+                    Cmp::Gt => f > *x,
+                    Cmp::Ge => f >= *x,
+                    Cmp::Lt => f < *x,
+                    Cmp::Le => f <= *x,
+                }),
+                None => Outcome::err(format!("expected a number, found {found}")),
+            },
+            Matcher::Not(m) => {
+                let o = m.check(found);
+                Outcome::yes(!o.ok)
+            }
+            Matcher::And(ms) => {
+                for m in ms {
+                    let o = m.check(found);
+                    if !o.ok {
+                        return o;
+                    }
+                }
+                Outcome::yes(true)
+            }
+            Matcher::Or(ms) => {
+                let mut details = Vec::new();
+                for m in ms {
+                    let o = m.check(found);
+                    if o.ok {
+                        return o;
+                    }
+                    details.extend(o.detail);
+                }
+                Outcome {
+                    ok: false,
+                    detail: (!details.is_empty()).then(|| details.join("; ")),
+                }
+            }
+            Matcher::Semver(c) => {
+                let versions: Vec<String> = match found {
+                    Value::Array(a) => a.iter().map(as_text).collect(),
+                    other => vec![as_text(other)],
+                };
+                if versions.is_empty() {
+                    return Outcome::err("no version to compare".into());
+                }
+                for v in &versions {
+                    match semver_satisfies(c, v) {
+                        Ok(true) => {}
+                        Ok(false) => return Outcome::yes(false),
+                        Err(e) => return Outcome::err(e),
+                    }
+                }
+                Outcome::yes(true)
+            }
+        }
+    }
+
+    /// The expectation as JSON, as goss prints it in reports.
+    pub fn to_json(&self) -> Value {
+        let list = |ms: &[Matcher]| Value::Array(ms.iter().map(Matcher::to_json).collect());
+        let named = |n: &str, v: Value| serde_json::json!({ n: v });
+        match self {
+            Matcher::Equal(v) => v.clone(),
+            Matcher::Patterns(p) => {
+                Value::Array(p.iter().map(|p| Value::String(p.text.clone())).collect())
+            }
+            Matcher::HavePrefix(s) => named("have-prefix", s.clone().into()),
+            Matcher::HaveSuffix(s) => named("have-suffix", s.clone().into()),
+            Matcher::ContainSubstring(s) => named("contain-substring", s.clone().into()),
+            Matcher::MatchRegexp(r) => named("match-regexp", r.as_str().into()),
+            Matcher::ContainElement(m) => named("contain-element", m.to_json()),
+            Matcher::ContainElements(ms) => list(ms),
+            Matcher::ConsistOf(ms) => named("consist-of", list(ms)),
+            Matcher::HaveLen(n) => named("have-len", (*n).into()),
+            Matcher::HaveKey(m) => named("have-key", m.to_json()),
+            Matcher::Compare(op, x) => {
+                let n = match op {
+                    Cmp::Gt => "gt",
+                    Cmp::Ge => "ge",
+                    Cmp::Lt => "lt",
+                    Cmp::Le => "le",
+                };
+                let v = if x.fract() == 0.0 && x.abs() < 9e15 {
+                    Value::from(*x as i64)
+                } else {
+                    serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number)
+                };
+                named(n, v)
+            }
+            Matcher::Not(m) => named("not", m.to_json()),
+            Matcher::And(ms) => named("and", list(ms)),
+            Matcher::Or(ms) => named("or", list(ms)),
+            Matcher::Semver(s) => named("semver-constraint", s.clone().into()),
+        }
+    }
+
+    /// A verb phrase for failure messages ("to equal", "to contain elements").
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Matcher::Equal(_) => "to equal",
+            Matcher::Patterns(_) => "to have patterns",
+            Matcher::HavePrefix(_) => "to have prefix",
+            Matcher::HaveSuffix(_) => "to have suffix",
+            Matcher::ContainSubstring(_) => "to contain substring",
+            Matcher::MatchRegexp(_) => "to match regular expression",
+            Matcher::ContainElement(_) => "to contain element matching",
+            Matcher::ContainElements(_) => "to contain elements",
+            Matcher::ConsistOf(_) => "to consist of",
+            Matcher::HaveLen(_) => "to have length",
+            Matcher::HaveKey(_) => "to have key matching",
+            Matcher::Compare(..) => "to be",
+            Matcher::Not(_) => "not",
+            Matcher::And(_) => "to satisfy all of",
+            Matcher::Or(_) => "to satisfy one of",
+            Matcher::Semver(_) => "to satisfy semver constraint",
+        }
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
+}
+
+/// A value as text: strings as they are, everything else as JSON.
+pub fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Equality with goss's conversions between numbers, booleans and strings.
+pub fn loose_eq(expected: &Value, found: &Value) -> bool {
+    if expected == found {
+        return true;
+    }
+    match (expected, found) {
+        (Value::String(a), Value::String(b)) => a == b,
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| loose_eq(x, y))
+        }
+        (Value::Object(_), _)
+        | (_, Value::Object(_))
+        | (Value::Array(_), _)
+        | (_, Value::Array(_)) => false,
+        (Value::Null, _) | (_, Value::Null) => false,
+        _ => {
+            if as_text(expected) == as_text(found) {
+                return true;
+            }
+            matches!((as_number(expected), as_number(found)), (Some(a), Some(b)) if a == b)
+        }
+    }
+}
+
+/// True when every matcher matches a different item (and, for
+/// `exact`, every item is matched). Backtracking over small lists.
+fn assign(ms: &[Matcher], items: &[Value], exact: bool) -> bool {
+    if exact && ms.len() != items.len() {
+        return false;
+    }
+    fn go(ms: &[Matcher], items: &[Value], used: &mut Vec<bool>) -> bool {
+        let Some((m, rest)) = ms.split_first() else {
+            return true;
+        };
+        for (i, it) in items.iter().enumerate() {
+            if !used[i] && m.check(it).ok {
+                used[i] = true;
+                if go(rest, items, used) {
+                    return true;
+                }
+                used[i] = false;
+            }
+        }
+        false
+    }
+    let mut used = vec![false; items.len()];
+    go(ms, items, &mut used)
+}
+
+/// A package version made comparable: epoch and distribution revision
+/// dropped (`1:1.29.3-1.1` -> `1.29.3`), missing parts as 0.
+fn lenient_version(v: &str) -> Result<semver::Version, String> {
+    let v = v.trim().trim_start_matches('v');
+    let v = match v.split_once(':') {
+        Some((e, rest)) if e.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => v,
+    };
+    let core: String = v
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts: Vec<u64> = core
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    if parts.is_empty() {
+        return Err(format!("`{v}` is not a version"));
+    }
+    parts.resize(3, 0);
+    let mut out = semver::Version::new(parts[0], parts[1], parts[2]);
+    let rest = &v[core.len()..];
+    if let Some(pre) = rest.strip_prefix('-') {
+        // A semver pre-release (`1.2.3-rc.1`), but not a Debian revision
+        // (`1.2.3-1ubuntu1`, which starts with a digit).
+        if !pre.starts_with(|c: char| c.is_ascii_digit()) {
+            if let Ok(p) = semver::Prerelease::new(pre) {
+                out.pre = p;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// True when `version` satisfies `constraint` (Masterminds/semver syntax as
+/// goss and sprig use it: `>= 1.2, < 2`, `~1.2`, `^1`, `1.2.x`, `!=1.3`,
+/// `||`).
+pub fn semver_satisfies(constraint: &str, version: &str) -> Result<bool, String> {
+    let v = lenient_version(version)?;
+    let comp_re = regex_comparator();
+    let mut any = false;
+    for alt in constraint.split("||") {
+        let mut all = true;
+        let mut n = 0;
+        for cap in comp_re.captures_iter(alt) {
+            n += 1;
+            let op = cap.get(1).map_or("", |m| m.as_str());
+            let ver = cap.get(2).map_or("", |m| m.as_str());
+            let (neg, op) = if op == "!=" { (true, "=") } else { (false, op) };
+            let op = match op {
+                "" | "==" => "=",
+                "~>" => "~",
+                o => o,
+            };
+            let text = format!("{op}{ver}");
+            let c = semver::Comparator::parse(&text)
+                .map_err(|e| format!("bad semver constraint `{constraint}`: {e}"))?;
+            let mut ok = c.matches(&v);
+            if !ok && !v.pre.is_empty() {
+                let mut plain = v.clone();
+                plain.pre = semver::Prerelease::EMPTY;
+                ok = c.matches(&plain) && op != "=";
+            }
+            if ok == neg {
+                all = false;
+            }
+        }
+        let rest_ok = comp_re
+            .replace_all(alt, "")
+            .trim_matches(|c: char| c == ',' || c.is_whitespace())
+            .is_empty();
+        if n == 0 || !rest_ok {
+            return Err(format!("bad semver constraint `{constraint}`"));
+        }
+        any |= all;
+    }
+    Ok(any)
+}
+
+fn regex_comparator() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(>=|<=|!=|==|=|>|<|~>|~|\^)?\s*v?((?:[0-9]+|[xX*])(?:\.(?:[0-9]+|[xX*])){0,2}(?:-[0-9A-Za-z.-]+)?)",
+        )
+        .unwrap_or_else(|_| unreachable!("static regex"))
+    })
+}
+
+#[cfg(test)]
+mod tests;

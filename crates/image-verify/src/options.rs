@@ -1,0 +1,210 @@
+//! Options of a verification, parsed from strings so that the CLI stays
+//! thin: [`VerifyOptions`], durations (`500ms`, `10s`, `2m`, `1h`; a bare
+//! number is seconds, as goss), `[user@]host[:port]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use image_core::diag::Diagnostics;
+use image_core::target::Become;
+
+use crate::output::OutputFormat;
+use crate::runner::RunOptions;
+use crate::suite::{self, Suite};
+use crate::template::TemplateData;
+
+/// Where to verify.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TargetSpec {
+    /// This machine.
+    #[default]
+    Local,
+    /// A host over SSH.
+    Ssh {
+        /// The login user (`None`: the caller's default).
+        user: Option<String>,
+        /// Host name or address.
+        host: String,
+        /// Port (22 by default).
+        port: u16,
+        /// Private key file.
+        identity: Option<PathBuf>,
+    },
+}
+
+/// Everything `image-cli verify` takes.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The gossfile.
+    pub gossfile: PathBuf,
+    /// Where to run the checks.
+    pub target: TargetSpec,
+    /// Observe through `sudo -n`.
+    pub become_: bool,
+    /// `--vars` files, merged in order.
+    pub vars_files: Vec<PathBuf>,
+    /// `--vars-inline` JSON/YAML, merged last.
+    pub vars_inline: Vec<String>,
+    /// Output format.
+    pub format: OutputFormat,
+    /// `--retry-timeout` (zero: no retries).
+    pub retry_timeout: Duration,
+    /// `--sleep` between retries.
+    pub sleep: Duration,
+    /// `--max-concurrent`.
+    pub max_concurrent: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            gossfile: PathBuf::from("goss.yaml"),
+            target: TargetSpec::Local,
+            become_: false,
+            vars_files: Vec::new(),
+            vars_inline: Vec::new(),
+            format: OutputFormat::Rspecish,
+            retry_timeout: Duration::ZERO,
+            sleep: Duration::from_secs(1),
+            max_concurrent: 50,
+        }
+    }
+}
+
+impl VerifyOptions {
+    /// The template data: merged vars and the environment.
+    pub fn template_data(&self) -> Result<TemplateData, Diagnostics> {
+        let vars = suite::load_vars(&self.vars_files, &self.vars_inline)?;
+        Ok(TemplateData::new(vars))
+    }
+
+    /// Loads the gossfile with the vars (blocking file I/O).
+    pub fn load(&self) -> Result<Suite, Diagnostics> {
+        let data = self.template_data()?;
+        suite::load(&self.gossfile, &data)
+    }
+
+    /// The runner's options.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            become_: self.become_.then(Become::default),
+            max_concurrent: self.max_concurrent.max(1),
+            retry_timeout: self.retry_timeout,
+            sleep: self.sleep,
+        }
+    }
+}
+
+/// Parses `500ms`, `1.5s`, `10s`, `2m`, `1h`, `1m30s`; a bare number is
+/// seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(n) = s.parse::<f64>() {
+        return secs(n, s);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("bad duration `{s}`: missing unit"))?;
+        let n: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("bad duration `{s}`"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => {
+                return Err(format!(
+                    "bad duration `{s}`: unknown unit `{u}` (ms, s, m, h)"
+                ))
+            }
+        };
+        total += n * mult;
+        rest = &rest[unit_len..];
+    }
+    secs(total, s)
+}
+
+fn secs(n: f64, s: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(n).map_err(|_| format!("bad duration `{s}`"))
+}
+
+/// Parses `[user@]host[:port]` (IPv6 in brackets: `[::1]:2222`).
+pub fn parse_host(s: &str) -> Result<(Option<String>, String, u16), String> {
+    let (user, rest) = match s.rsplit_once('@') {
+        Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+        Some(_) => return Err(format!("bad host `{s}`: empty user")),
+        None => (None, s),
+    };
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .ok_or_else(|| format!("bad host `{s}`: missing `]`"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("bad host `{s}`: empty host"));
+    }
+    let port = match port {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("bad host `{s}`: port `{p}` is not a number"))?,
+        None => 22,
+    };
+    Ok((user, host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            parse_host("builder@127.0.0.1:2222").unwrap(),
+            (Some("builder".into()), "127.0.0.1".into(), 2222)
+        );
+        assert_eq!(
+            parse_host("example.com").unwrap(),
+            (None, "example.com".into(), 22)
+        );
+        assert_eq!(parse_host("[::1]:22").unwrap(), (None, "::1".into(), 22));
+        assert!(parse_host("h:x").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(
+            "JUnit".parse::<OutputFormat>().unwrap(),
+            OutputFormat::Junit
+        );
+        assert!("xml".parse::<OutputFormat>().is_err());
+    }
+}

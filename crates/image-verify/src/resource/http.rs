@@ -1,0 +1,183 @@
+//! `http`: an HTTP request made *from the target* with `curl` (which must be
+//! installed there; Debian, Ubuntu and AL2023 images have it), one process
+//! per URL, concurrently. Checks `status`, `body` (line patterns) and
+//! `headers` (`"Name: value"` strings). Settings as goss: `method`,
+//! `request-headers`, `request-body`, `allow-insecure`,
+//! `no-follow-redirects`, `timeout` (ms, default 5000), `username`,
+//! `password`, `ca-file`, `cert-file`, `key-file`, `proxy`.
+
+use async_trait::async_trait;
+use image_core::target::{shell_quote, Exec};
+use serde_json::Value;
+
+use super::{buffered, Observed, Probe, Property, Resource, ResourceSpec};
+
+/// The `http` resource type.
+pub struct Http;
+
+const PROPS: &[Property] = &[
+    Property::value("status"),
+    Property::text("body"),
+    Property::value("headers"),
+];
+
+const TRAILER: &str = "\n#IMAGE-VERIFY-STATUS ";
+
+/// The curl command line for a spec.
+pub fn command(s: &ResourceSpec) -> String {
+    let mut c = String::from(
+        "command -v curl >/dev/null 2>&1 || { echo 'http checks need curl on the target' >&2; exit 127; }; curl -sS -i",
+    );
+    if !s.setting_bool("no-follow-redirects") {
+        c.push_str(" -L");
+    }
+    if s.setting_bool("allow-insecure") {
+        c.push_str(" -k");
+    }
+    c.push_str(&format!(" --max-time {:.3}", s.timeout(5000).as_secs_f64()));
+    if let Some(m) = s.setting_str("method") {
+        c.push_str(&format!(" -X {}", shell_quote(&m)));
+    }
+    match s.settings.get("request-headers") {
+        Some(Value::Array(hs)) => {
+            for h in hs {
+                c.push_str(&format!(" -H {}", shell_quote(&crate::matcher::as_text(h))));
+            }
+        }
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                c.push_str(&format!(
+                    " -H {}",
+                    shell_quote(&format!("{k}: {}", crate::matcher::as_text(v)))
+                ));
+            }
+        }
+        _ => {}
+    }
+    if s.settings.contains_key("request-body") {
+        c.push_str(" --data-binary @-");
+    }
+    if let Some(u) = s.setting_str("username") {
+        let p = s.setting_str("password").unwrap_or_default();
+        c.push_str(&format!(" -u {}", shell_quote(&format!("{u}:{p}"))));
+    }
+    for (key, flag) in [
+        ("ca-file", "--cacert"),
+        ("cert-file", "--cert"),
+        ("key-file", "--key"),
+        ("proxy", "-x"),
+    ] {
+        if let Some(v) = s.setting_str(key) {
+            c.push_str(&format!(" {flag} {}", shell_quote(&v)));
+        }
+    }
+    c.push_str(&format!(
+        " -w {} -- {}",
+        shell_quote(&format!("{TRAILER}%{{http_code}}")),
+        shell_quote(&s.id)
+    ));
+    c
+}
+
+/// Splits curl `-i` output into (status, headers, body).
+pub fn parse(out: &str) -> Option<(u16, Vec<String>, String)> {
+    let (resp, code) = out.rsplit_once(TRAILER)?;
+    let status: u16 = code.trim().parse().ok()?;
+    let mut rest = resp;
+    let mut headers = Vec::new();
+    while rest.starts_with("HTTP/") {
+        let (block, after) = match rest.find("\r\n\r\n") {
+            Some(i) => (&rest[..i], &rest[i + 4..]),
+            None => match rest.find("\n\n") {
+                Some(i) => (&rest[..i], &rest[i + 2..]),
+                None => (rest, ""),
+            },
+        };
+        headers = block
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_end().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        rest = after;
+    }
+    Some((status, headers, rest.to_string()))
+}
+
+#[async_trait]
+impl Resource for Http {
+    fn key(&self) -> &'static str {
+        "http"
+    }
+    fn type_name(&self) -> &'static str {
+        "HTTP"
+    }
+    fn properties(&self) -> &'static [Property] {
+        PROPS
+    }
+    fn settings(&self) -> &'static [&'static str] {
+        &[
+            "allow-insecure",
+            "no-follow-redirects",
+            "timeout",
+            "method",
+            "request-headers",
+            "request-body",
+            "username",
+            "password",
+            "ca-file",
+            "cert-file",
+            "key-file",
+            "proxy",
+        ]
+    }
+    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
+        let futs: Vec<_> = specs.iter().map(|s| run_one(probe, s)).collect();
+        buffered(futs.into_iter(), probe.max_concurrent).await
+    }
+}
+
+/// Makes one request.
+async fn run_one(probe: &Probe<'_>, s: &ResourceSpec) -> Observed {
+    let mut cmd =
+        Exec::new(command(s)).timeout(s.timeout(5000) + std::time::Duration::from_secs(5));
+    if let Some(b) = s.setting_str("request-body") {
+        cmd = cmd.stdin(b.into_bytes());
+    }
+    // No sudo: a request does not need root.
+    match probe.target.exec(&cmd).await {
+        Ok(out) if out.status == 0 => match parse(&out.stdout_str()) {
+            Some((status, headers, body)) => {
+                let mut o = Observed::default();
+                o.set("status", status)
+                    .set(
+                        "headers",
+                        headers.into_iter().map(Value::String).collect::<Vec<_>>(),
+                    )
+                    .set("body", body);
+                o
+            }
+            None => Observed::failed("unparseable curl output"),
+        },
+        Ok(out) => Observed::failed(format!(
+            "curl exited with {}: {}",
+            out.status,
+            out.stderr_str().trim()
+        )),
+        Err(e) => Observed::failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redirects() {
+        let out = "HTTP/1.1 301 Moved\r\nLocation: /x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello\nworld\n#IMAGE-VERIFY-STATUS 200";
+        let (s, h, b) = parse(out).unwrap();
+        assert_eq!(s, 200);
+        assert_eq!(h, vec!["Content-Type: text/plain"]);
+        assert_eq!(b, "hello\nworld");
+    }
+}

@@ -1,0 +1,302 @@
+//! goss resources: one file per resource type, all behind [`Resource`].
+//!
+//! A resource type knows its gossfile key (`kernel-param`), the name goss
+//! prints (`KernelParam`), its testable properties and its settings, and how
+//! to observe the state of *all* resources of its type on the target in as
+//! few round trips as possible: one shell script for all `file`s, one
+//! `dpkg-query` / `rpm -q` for all `package`s, one `systemctl show` for all
+//! `service`s, ... (`command` and `http` run one process per resource,
+//! concurrently). Scripts use POSIX sh, coreutils and what Debian, Ubuntu
+//! and AL2023 ship; nothing is installed on the target.
+//!
+//! The runner compares each property's matcher with the observed value, so
+//! a resource only turns target output into values.
+//!
+//! `gossfile` is not observed: [`gossfile`] expands includes when a
+//! gossfile is loaded.
+
+pub mod addr;
+pub mod command;
+pub mod dns;
+pub mod file;
+pub mod gossfile;
+pub mod group;
+pub mod http;
+pub mod interface;
+pub mod kernel_param;
+pub mod matching;
+pub mod mount;
+pub mod package;
+pub mod port;
+pub mod process;
+pub mod service;
+pub mod user;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use image_core::diag::Diagnostic;
+use image_core::target::{Become, Exec, Target};
+use serde_json::Value;
+
+use crate::matcher::Matcher;
+
+/// A testable property of a resource type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Property {
+    /// The gossfile key (`exit-status`).
+    pub name: &'static str,
+    /// A text property: strings in lists are line patterns.
+    pub text: bool,
+}
+
+impl Property {
+    /// A value property.
+    pub const fn value(name: &'static str) -> Self {
+        Property { name, text: false }
+    }
+    /// A text property (line patterns).
+    pub const fn text(name: &'static str) -> Self {
+        Property { name, text: true }
+    }
+}
+
+/// What a resource type observed for one resource.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Property values. A property missing here fails with [`Self::absent`]
+    /// (or "not found").
+    pub values: BTreeMap<&'static str, Value>,
+    /// Why properties are missing ("no such file"), for failure messages.
+    pub absent: Option<String>,
+    /// The resource could not be observed at all: every check fails with it.
+    pub error: Option<String>,
+}
+
+impl Observed {
+    /// A value for `prop`.
+    pub fn set(&mut self, prop: &'static str, v: impl Into<Value>) -> &mut Self {
+        self.values.insert(prop, v.into());
+        self
+    }
+
+    /// Observation failed.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Observed {
+            error: Some(error.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Does not exist: `prop` (e.g. `exists`) is false, other properties
+    /// fail with `why`.
+    pub fn missing(prop: &'static str, why: impl Into<String>) -> Self {
+        let mut o = Observed {
+            absent: Some(why.into()),
+            ..Default::default()
+        };
+        o.set(prop, false);
+        o
+    }
+}
+
+/// One property check of a resource.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The property.
+    pub property: &'static str,
+    /// What is expected.
+    pub matcher: Matcher,
+    /// Where it was written.
+    pub loc: image_core::diag::Location,
+}
+
+/// One resource from a gossfile, parsed and validated.
+#[derive(Clone)]
+pub struct ResourceSpec {
+    /// Its type.
+    pub kind: &'static dyn Resource,
+    /// Its id (the key: a path, a package name, a command line).
+    pub id: String,
+    /// `title`.
+    pub title: String,
+    /// `meta`.
+    pub meta: Value,
+    /// `skip: true`, or included by a skipped gossfile.
+    pub skip: bool,
+    /// The properties to check, in file order.
+    pub checks: Vec<Check>,
+    /// Settings (`timeout`, `exec`, `method`, ...), as written.
+    pub settings: BTreeMap<String, Value>,
+    /// The attributes as written (for `render`).
+    pub raw: Value,
+    /// Where the resource's key is.
+    pub loc: image_core::diag::Location,
+}
+
+impl fmt::Debug for ResourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceSpec")
+            .field("kind", &self.kind.key())
+            .field("id", &self.id)
+            .field("skip", &self.skip)
+            .field("checks", &self.checks.len())
+            .field("loc", &self.loc)
+            .finish()
+    }
+}
+
+impl ResourceSpec {
+    /// A setting as a string.
+    pub fn setting_str(&self, key: &str) -> Option<String> {
+        self.settings.get(key).map(crate::matcher::as_text)
+    }
+
+    /// A setting as a boolean (`true`, `"true"`, `yes`).
+    pub fn setting_bool(&self, key: &str) -> bool {
+        match self.settings.get(key) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => matches!(s.as_str(), "true" | "yes" | "on"),
+            _ => false,
+        }
+    }
+
+    /// A `timeout` setting in milliseconds, or `default_ms`.
+    pub fn timeout(&self, default_ms: u64) -> Duration {
+        let ms = match self.settings.get("timeout") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        Duration::from_millis(ms.unwrap_or(default_ms))
+    }
+
+    /// True when the resource checks `prop`.
+    pub fn checks_property(&self, prop: &str) -> bool {
+        self.checks.iter().any(|c| c.property == prop)
+    }
+}
+
+/// How a resource type reaches the target.
+pub struct Probe<'a> {
+    /// The host.
+    pub target: &'a dyn Target,
+    /// Run through sudo.
+    pub become_: Option<Become>,
+    /// At most this many commands at once (for `command`, `http`, ...).
+    pub max_concurrent: usize,
+}
+
+impl Probe<'_> {
+    /// Runs a shell script; `Err` only when it could not run at all.
+    pub async fn sh(&self, script: &str) -> Result<image_core::target::Output, String> {
+        self.exec(Exec::new(script)).await
+    }
+
+    /// Runs a command (sudo folded in).
+    pub async fn exec(&self, cmd: Exec) -> Result<image_core::target::Output, String> {
+        let cmd = cmd.become_opt(self.become_.clone());
+        self.target.exec(&cmd).await.map_err(|e| e.to_string())
+    }
+
+    /// Runs `script` and returns its stdout, or the same error for every
+    /// spec when it failed to run or exited non-zero.
+    pub async fn sh_stdout(&self, script: &str) -> Result<String, String> {
+        let out = self.sh(script).await?;
+        if out.status != 0 {
+            return Err(format!(
+                "probe script exited with {}: {}",
+                out.status,
+                out.stderr_str().trim()
+            ));
+        }
+        Ok(out.stdout_str())
+    }
+}
+
+/// A goss resource type.
+#[async_trait]
+pub trait Resource: Send + Sync + 'static {
+    /// The gossfile key: `file`, `kernel-param`.
+    fn key(&self) -> &'static str;
+
+    /// The type as goss prints it: `File`, `KernelParam`.
+    fn type_name(&self) -> &'static str;
+
+    /// Testable properties.
+    fn properties(&self) -> &'static [Property];
+
+    /// Attributes that configure the check instead of being checked
+    /// (`timeout`, `exec`, `method`).
+    fn settings(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Old names of properties: (old, new).
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// Checks the id and settings of a resource at load time.
+    fn validate(&self, _spec: &ResourceSpec) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
+    /// Observes every resource of `specs` (all of this type), returning one
+    /// [`Observed`] per spec, in order.
+    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed>;
+}
+
+/// Every resource type, in goss's order of keys.
+pub fn all() -> &'static [&'static dyn Resource] {
+    &[
+        &addr::Addr,
+        &command::Command,
+        &dns::Dns,
+        &file::File,
+        &group::Group,
+        &http::Http,
+        &interface::Interface,
+        &kernel_param::KernelParam,
+        &matching::Matching,
+        &mount::Mount,
+        &package::Package,
+        &port::Port,
+        &process::Process,
+        &service::Service,
+        &user::User,
+    ]
+}
+
+/// The resource type for a gossfile key.
+pub fn by_key(key: &str) -> Option<&'static dyn Resource> {
+    all().iter().copied().find(|r| r.key() == key)
+}
+
+/// Shell-quotes every item and joins them with spaces.
+pub fn quote_all<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items
+        .into_iter()
+        .map(image_core::target::shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Awaits `futs` with at most `max` running at once, keeping order.
+pub async fn buffered<F>(futs: impl Iterator<Item = F> + Send, max: usize) -> Vec<Observed>
+where
+    F: std::future::Future<Output = Observed> + Send,
+{
+    use futures::stream::StreamExt;
+    futures::stream::iter(futs)
+        .buffered(max.max(1))
+        .collect()
+        .await
+}
+
+/// The same error for every spec.
+pub fn all_failed(specs: &[&ResourceSpec], error: &str) -> Vec<Observed> {
+    specs.iter().map(|_| Observed::failed(error)).collect()
+}

@@ -1,0 +1,155 @@
+//! Running a [`Suite`] against a [`Target`]: resources are grouped by type,
+//! each type observed with one probe (see [`crate::resource`]), types
+//! observed concurrently up to `max_concurrent`, then every property's
+//! matcher is checked. With a retry timeout, failing runs are repeated
+//! after `sleep` while `elapsed + sleep` stays within the timeout (goss's
+//! `--retry-timeout` / `--sleep`); sleeping never blocks the runtime.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::StreamExt;
+use image_core::target::{Become, Target};
+
+use crate::report::{Report, Status, TestResult};
+use crate::resource::{Observed, Probe, Resource, ResourceSpec};
+use crate::suite::Suite;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Observe through sudo.
+    pub become_: Option<Become>,
+    /// Resource types observed (and commands run) at once.
+    pub max_concurrent: usize,
+    /// Retry failing runs until this much time has passed (zero: no retry).
+    pub retry_timeout: Duration,
+    /// Pause between attempts.
+    pub sleep: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            become_: None,
+            max_concurrent: 50,
+            retry_timeout: Duration::ZERO,
+            sleep: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs the suite, retrying as `opts` says.
+pub async fn run(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Report {
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let t0 = Instant::now();
+        let results = attempt(suite, target, opts).await;
+        let mut report = Report {
+            results,
+            duration: t0.elapsed(),
+            attempts,
+            timed_out: false,
+        };
+        if report.passed() || opts.retry_timeout.is_zero() {
+            return report;
+        }
+        if start.elapsed() + opts.sleep > opts.retry_timeout {
+            report.timed_out = true;
+            return report;
+        }
+        tracing::debug!(
+            failed = report.failed_count(),
+            attempt = attempts,
+            "verify: retrying after {:?}",
+            opts.sleep
+        );
+        tokio::time::sleep(opts.sleep).await;
+    }
+}
+
+/// One pass over every resource.
+async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<TestResult> {
+    let probe = Probe {
+        target,
+        become_: opts.become_.clone(),
+        max_concurrent: opts.max_concurrent.max(1),
+    };
+    // Group the resources to observe by type, in first-appearance order.
+    let mut groups: Vec<(&'static dyn Resource, Vec<usize>)> = Vec::new();
+    for (i, r) in suite.resources.iter().enumerate() {
+        if r.skip || r.checks.is_empty() {
+            continue;
+        }
+        match groups.iter_mut().find(|(k, _)| k.key() == r.kind.key()) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((r.kind, vec![i])),
+        }
+    }
+    let probe = &probe;
+    let observed: Vec<(Vec<usize>, Vec<Observed>, Duration)> =
+        futures::stream::iter(groups.into_iter().map(|(kind, idx)| async move {
+            let specs: Vec<&ResourceSpec> = idx.iter().map(|i| &suite.resources[*i]).collect();
+            let t0 = Instant::now();
+            let obs = kind.observe(probe, &specs).await;
+            (idx, obs, t0.elapsed())
+        }))
+        .buffer_unordered(probe.max_concurrent)
+        .collect()
+        .await;
+    let mut by_index: Vec<Option<(&Observed, Duration)>> = vec![None; suite.resources.len()];
+    for (idx, obs, d) in &observed {
+        for (i, o) in idx.iter().zip(obs) {
+            by_index[*i] = Some((o, *d));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, spec) in suite.resources.iter().enumerate() {
+        for check in &spec.checks {
+            let mut r = TestResult {
+                resource_type: spec.kind.type_name().to_string(),
+                resource_id: spec.id.clone(),
+                property: check.property.to_string(),
+                title: spec.title.clone(),
+                meta: spec.meta.clone(),
+                expected: check.matcher.to_json(),
+                found: None,
+                status: Status::Skipped,
+                error: None,
+                duration: Duration::ZERO,
+                location: check.loc.to_string(),
+                verb: check.matcher.verb().to_string(),
+            };
+            if spec.skip {
+                out.push(r);
+                continue;
+            }
+            let Some((obs, d)) = by_index[i] else {
+                r.status = Status::Failed;
+                r.error = Some("not observed (the probe returned too few results)".into());
+                out.push(r);
+                continue;
+            };
+            r.duration = d;
+            if let Some(e) = &obs.error {
+                r.status = Status::Failed;
+                r.error = Some(e.clone());
+            } else if let Some(found) = obs.values.get(check.property) {
+                let o = check.matcher.check(found);
+                r.status = if o.ok { Status::Passed } else { Status::Failed };
+                r.found = Some(found.clone());
+                r.error = if o.ok { None } else { o.detail };
+            } else {
+                r.status = Status::Failed;
+                r.error = Some(
+                    obs.absent
+                        .clone()
+                        .unwrap_or_else(|| format!("{} not found", check.property)),
+                );
+            }
+            out.push(r);
+        }
+    }
+    out
+}
