@@ -1,1 +1,481 @@
-//! image-aws
+//! `image-aws`: the EC2 backend of `image-cli` (packer `amazon-ebs`).
+//!
+//! [`build`] turns a [`BuildRequest`] into AMIs:
+//!
+//! source AMI -> key pair -> security group -> instance -> SSH connect ->
+//! [`ProvisionHook`] -> stop -> image -> copies -> permissions ->
+//! deprecation -> finalize
+//!
+//! one module per step under [`step`]. Everything temporary is tagged at
+//! creation ([`cleanup::TAG_BUILD_ID`], [`cleanup::TAG_TEMPORARY`]) and
+//! pushed on a cleanup stack that unwinds on success (key pair, group,
+//! instance), on failure and on cancellation (everything, AMIs and copies
+//! too) — or, with [`OnError::Abort`], is left and reported in
+//! [`BuildError::left`]. [`cleanup::find_leftovers`] finds what crashed
+//! builds left.
+//!
+//! This crate knows nothing of provisioning: it calls the hook with an
+//! `Arc<dyn Target>` once SSH is up. The SSH client comes through a
+//! [`Connector`]: [`build`] uses [`SshConnector`] (`image_core::ssh`),
+//! [`build_with`] takes any.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use image_aws::*;
+//! let ec2 = Ec2Clients::from_env(&ClientOptions::default()).await;
+//! let mut req = BuildRequest::new("ubuntu", "us-east-1",
+//!     SourceAmi::Id("ami-123".into()), "t3.large", "ubuntu-k8s-1");
+//! req.security_group = SecurityGroupSpec::Temporary { source_cidrs: vec!["198.51.100.7/32".into()] };
+//! req.ami_regions = vec!["eu-west-1".into()];
+//! # let connector = NoConnector;
+//! let res = build_with(&ec2, &req, &NoProvisioning, &connector,
+//!     &image_core::events::NoEvents, CancelToken::new()).await?;
+//! println!("{}", manifest::markdown_table(&res));
+//! # Ok(()) }
+//! ```
+
+pub mod cleanup;
+mod clients;
+mod error;
+mod hook;
+pub mod manifest;
+mod request;
+pub mod step;
+mod wait;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use image_core::events::{Event, EventSink, NoEvents, Outcome};
+use serde::Serialize;
+
+pub use cleanup::{CleanupFailure, Leftover, Resource};
+pub use clients::{ClientOptions, Ec2Clients};
+pub use error::{AwsError, BuildError, Step, StepError};
+pub use hook::{HookError, NoProvisioning, NotConnected, ProvisionHook};
+pub use request::{
+    BuildRequest, KeyPairSpec, MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi,
+    SourceAmiFilter, SshInterface, SshSpec, WaitSettings,
+};
+pub use step::connect::{Connector, NoConnector, SshConnector, SshSettings};
+pub use step::image::ImageInfo;
+pub use step::instance::InstanceInfo;
+pub use step::key_pair::PrivateKey;
+pub use step::source_ami::SourceImage;
+
+/// Cancels a build: the CLI wires SIGINT/SIGTERM to it.
+pub type CancelToken = tokio_util::sync::CancellationToken;
+
+/// The EC2 SDK this crate is built on ([`Ec2Clients::client`] returns its client).
+pub use aws_sdk_ec2;
+
+use step::Ctx;
+
+/// What a successful build made.
+#[derive(Debug, Serialize)]
+pub struct BuildResult {
+    /// The build's name.
+    pub build: String,
+    /// The build id (`image-builder:build-id` tag on everything it made).
+    pub build_id: String,
+    /// The run uuid (manifest `packer_run_uuid`).
+    pub run_uuid: String,
+    /// Unix time the build finished.
+    pub build_time: i64,
+    /// The source AMI.
+    pub source: SourceImage,
+    /// The instance that was imaged (terminated by now).
+    pub instance_id: String,
+    /// AMI id per region (build region and copies).
+    pub amis: BTreeMap<String, String>,
+    /// AMI and snapshots per region.
+    pub images: BTreeMap<String, ImageInfo>,
+    /// The request's `custom_data`.
+    pub custom_data: BTreeMap<String, String>,
+    /// Temporary resources that could not be deleted (the AMIs are fine).
+    #[serde(skip)]
+    pub cleanup_failures: Vec<CleanupFailure>,
+}
+
+/// The EC2 actions a build with these settings calls (for an IAM policy).
+pub fn required_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
+    step::all_actions(req)
+}
+
+/// Runs a build, reaching the instance with [`SshConnector`]
+/// (`image_core::ssh`). See [`build_with`].
+pub async fn build(
+    ec2: &Ec2Clients,
+    req: &BuildRequest,
+    hook: &dyn ProvisionHook,
+    events: &dyn EventSink,
+    cancel: CancelToken,
+) -> Result<BuildResult, BuildError> {
+    build_with(ec2, req, hook, &SshConnector, events, cancel).await
+}
+
+fn new_ctx<'a>(
+    ec2: &'a Ec2Clients,
+    req: &'a BuildRequest,
+    events: &'a dyn EventSink,
+    cancel: CancelToken,
+) -> Ctx<'a> {
+    let created = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    Ctx {
+        ec2,
+        req,
+        events,
+        cancel,
+        build_id: uuid::Uuid::new_v4().to_string(),
+        created,
+        stack: Default::default(),
+    }
+}
+
+/// Runs a build: creates the temporary resources, calls `hook` once the
+/// instance is reachable through `connector`, makes the AMI and its copies,
+/// and cleans up. On failure or cancellation everything is deleted, unless
+/// `req.on_error` is [`OnError::Abort`], in which case everything is left
+/// and listed in the error.
+pub async fn build_with(
+    ec2: &Ec2Clients,
+    req: &BuildRequest,
+    hook: &dyn ProvisionHook,
+    connector: &dyn Connector,
+    events: &dyn EventSink,
+    cancel: CancelToken,
+) -> Result<BuildResult, BuildError> {
+    let ctx = new_ctx(ec2, req, events, cancel);
+    let outcome = pipeline(&ctx, hook, connector).await;
+    match outcome {
+        Ok(mut res) => {
+            let tmp = ctx.stack.take_temporary();
+            res.cleanup_failures = run_cleanup(&ctx, tmp).await;
+            Ok(res)
+        }
+        Err((step, error)) => {
+            let (left, cleanup_failures) = match req.on_error {
+                OnError::Abort => {
+                    let mut left = ctx.stack.take();
+                    cleanup::complete_snapshots(ec2, &mut left).await;
+                    if !left.is_empty() {
+                        ctx.message(format!(
+                            "on_error=abort: leaving {} resource(s) of build {}",
+                            left.len(),
+                            ctx.build_id
+                        ));
+                    }
+                    (left, Vec::new())
+                }
+                OnError::Cleanup => {
+                    let all = ctx.stack.take();
+                    let failures = run_cleanup(&ctx, all).await;
+                    (
+                        failures.iter().map(|f| f.resource.clone()).collect(),
+                        failures,
+                    )
+                }
+            };
+            Err(BuildError {
+                build: req.name.clone(),
+                build_id: ctx.build_id.clone(),
+                step,
+                region: error.region().map(str::to_string),
+                error,
+                left,
+                cleanup_failures,
+            })
+        }
+    }
+}
+
+async fn run_cleanup(ctx: &Ctx<'_>, resources: Vec<Resource>) -> Vec<CleanupFailure> {
+    if resources.is_empty() {
+        return Vec::new();
+    }
+    let started = std::time::Instant::now();
+    ctx.events.emit(&Event::StepStarted {
+        build: ctx.req.name.clone(),
+        step: Step::Cleanup.as_str().to_string(),
+    });
+    let n = resources.len();
+    let failures = cleanup::unwind(ctx.ec2, resources, &ctx.req.wait).await;
+    let (outcome, msg) = if failures.is_empty() {
+        (Outcome::Changed, format!("deleted {n} resource(s)"))
+    } else {
+        (
+            Outcome::Failed,
+            failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    ctx.events.emit(&Event::finished(
+        &ctx.req.name,
+        Step::Cleanup.as_str(),
+        outcome,
+        started.elapsed(),
+        msg,
+    ));
+    failures
+}
+
+async fn pipeline(
+    ctx: &Ctx<'_>,
+    hook: &dyn ProvisionHook,
+    connector: &dyn Connector,
+) -> Result<BuildResult, (Step, StepError)> {
+    let req = ctx.req;
+    let region = req.region.as_str();
+    ctx.step(Step::Validate, async {
+        req.validate().map_err(StepError::Invalid)?;
+        Ok(((), format!("build id {}", ctx.build_id)))
+    })
+    .await?;
+
+    let (source, existing) = ctx
+        .step(Step::SourceAmi, async {
+            let c = ctx.ec2.client(region);
+            let src = step::source_ami::resolve(&c, region, &req.source_ami).await?;
+            let existing = step::image::check_names(ctx).await?;
+            let msg = format!(
+                "{} ({})",
+                src.image_id,
+                src.name.as_deref().unwrap_or("unnamed")
+            );
+            Ok(((src, existing), msg))
+        })
+        .await?;
+
+    let key = ctx.step(Step::KeyPair, step::key_pair::run(ctx)).await?;
+    let groups = ctx
+        .step(Step::SecurityGroup, step::security_group::run(ctx))
+        .await?;
+    let inst = ctx
+        .step(
+            Step::Instance,
+            step::instance::run(ctx, &source, &key, &groups),
+        )
+        .await?;
+    let target = ctx
+        .step(
+            Step::Connect,
+            step::connect::run(ctx, connector, &inst, &key),
+        )
+        .await?;
+
+    ctx.step(Step::Provision, async {
+        let fut = hook.provision(&req.name, target.clone());
+        tokio::select! {
+            r = fut => r.map_err(StepError::Hook)?,
+            _ = ctx.cancel.cancelled() => return Err(StepError::Cancelled),
+        }
+        Ok(((), format!("provisioned {}", target.name())))
+    })
+    .await?;
+    drop(target);
+
+    ctx.step(Step::Stop, step::stop::run(ctx, &inst.id)).await?;
+
+    let image = ctx
+        .step(Step::Image, async {
+            step::image::deregister_existing(ctx, &existing).await?;
+            ctx.check_cancel()?;
+            step::image::run(ctx, &inst.id).await
+        })
+        .await?;
+
+    let copies = ctx.step(Step::Copy, step::copy::run(ctx, &image)).await?;
+    let mut images: BTreeMap<String, ImageInfo> = copies;
+    images.insert(image.region.clone(), image);
+    let all: Vec<ImageInfo> = images.values().cloned().collect();
+
+    ctx.step(Step::Permissions, step::permissions::run(ctx, &all))
+        .await?;
+    ctx.step(Step::Deprecate, step::deprecate::run(ctx, &all))
+        .await?;
+    ctx.step(Step::Finalize, async {
+        step::image::finalize(ctx, &all).await?;
+        Ok(((), format!("{} AMI(s) kept", all.len())))
+    })
+    .await?;
+
+    Ok(BuildResult {
+        build: req.name.clone(),
+        build_id: ctx.build_id.clone(),
+        run_uuid: req.run_uuid.clone().unwrap_or_else(|| ctx.build_id.clone()),
+        build_time: time::OffsetDateTime::now_utc().unix_timestamp(),
+        source,
+        instance_id: inst.id.clone(),
+        amis: images
+            .iter()
+            .map(|(r, i)| (r.clone(), i.image_id.clone()))
+            .collect(),
+        images,
+        custom_data: req.custom_data.clone(),
+        cleanup_failures: Vec::new(),
+    })
+}
+
+/// What a build would do, found with read-only calls.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// The build's name.
+    pub build: String,
+    /// The resolved source AMI.
+    pub source: SourceImage,
+    /// The root device name the instance and AMI get.
+    pub root_device_name: String,
+    /// Root volume size in GiB.
+    pub root_volume_size_gib: Option<i32>,
+    /// Existing AMIs with the name that `force_deregister` would remove, by region.
+    pub would_deregister: BTreeMap<String, Vec<String>>,
+    /// What the build would create, in order.
+    pub would_create: Vec<String>,
+    /// The EC2 actions it needs.
+    pub actions: BTreeSet<&'static str>,
+}
+
+/// Resolves the source AMI, checks the AMI name, the instance type, the
+/// subnet and the copy regions with read-only calls, and says what a build
+/// would create.
+pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, BuildError> {
+    let ctx = new_ctx(ec2, req, &NoEvents, CancelToken::new());
+    let fail = |step: Step, error: StepError| BuildError {
+        build: req.name.clone(),
+        build_id: ctx.build_id.clone(),
+        step,
+        region: error.region().map(str::to_string),
+        error,
+        left: Vec::new(),
+        cleanup_failures: Vec::new(),
+    };
+    req.validate()
+        .map_err(|e| fail(Step::Validate, StepError::Invalid(e)))?;
+    let region = req.region.as_str();
+    let c = ec2.client(region);
+    let source = step::source_ami::resolve(&c, region, &req.source_ami)
+        .await
+        .map_err(|e| fail(Step::SourceAmi, e))?;
+    let existing = step::image::check_names(&ctx)
+        .await
+        .map_err(|e| fail(Step::SourceAmi, e))?;
+    use error::AwsContext;
+    let it = c
+        .describe_instance_types()
+        .instance_types(aws_sdk_ec2::types::InstanceType::from(
+            req.instance_type.as_str(),
+        ))
+        .send()
+        .await
+        .ctx("DescribeInstanceTypes", region, Some(&req.instance_type))
+        .map_err(|e| fail(Step::Instance, e.into()))?;
+    if it.instance_types().is_empty() {
+        return Err(fail(
+            Step::Instance,
+            StepError::Invalid(vec![format!(
+                "instance type {} is not offered in {region}",
+                req.instance_type
+            )]),
+        ));
+    }
+    if let Some(s) = &req.subnet_id {
+        c.describe_subnets()
+            .subnet_ids(s)
+            .send()
+            .await
+            .ctx("DescribeSubnets", region, Some(s))
+            .map_err(|e| fail(Step::Instance, e.into()))?;
+    }
+    let copy_regions = req.copy_regions();
+    if !copy_regions.is_empty() {
+        let out = c
+            .describe_regions()
+            .all_regions(true)
+            .send()
+            .await
+            .ctx("DescribeRegions", region, None)
+            .map_err(|e| fail(Step::Copy, e.into()))?;
+        let known: BTreeSet<&str> = out
+            .regions()
+            .iter()
+            .filter_map(|r| r.region_name())
+            .collect();
+        let unknown: Vec<String> = copy_regions
+            .iter()
+            .filter(|r| !known.contains(r.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(fail(
+                Step::Copy,
+                StepError::Invalid(vec![format!(
+                    "unknown copy region(s): {}",
+                    unknown.join(", ")
+                )]),
+            ));
+        }
+    }
+    let mut would_create = Vec::new();
+    if req.key_pair == KeyPairSpec::Generate {
+        would_create.push(format!(
+            "key pair {} in {region} (temporary)",
+            ctx.temp_name()
+        ));
+    }
+    if let SecurityGroupSpec::Temporary { source_cidrs } = &req.security_group {
+        would_create.push(format!(
+            "security group {} in {region} allowing port {} from {} (temporary)",
+            ctx.temp_name(),
+            req.ssh.port,
+            source_cidrs.join(", ")
+        ));
+    }
+    would_create.push(format!(
+        "instance {} from {} in {region} (temporary)",
+        req.instance_type, source.image_id
+    ));
+    would_create.push(format!("AMI `{}` in {region}", req.ami_name));
+    for r in &copy_regions {
+        would_create.push(format!("copy of the AMI in {r}"));
+    }
+    Ok(DryRun {
+        build: req.name.clone(),
+        root_device_name: step::instance::root_device_name(req, &source),
+        root_volume_size_gib: req
+            .root_device
+            .volume_size_gib
+            .or(source.root_volume_size_gib),
+        source,
+        would_deregister: existing
+            .into_iter()
+            .map(|(r, v)| (r, v.into_iter().map(|(id, _)| id).collect()))
+            .collect(),
+        would_create,
+        actions: required_actions(req),
+    })
+}
+
+/// Convenience: a hook from an async closure-like function object.
+pub struct FnHook<F>(pub F);
+
+#[async_trait::async_trait]
+impl<F, Fut> ProvisionHook for FnHook<F>
+where
+    F: Fn(String, Arc<dyn image_core::target::Target>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<(), HookError>> + Send,
+{
+    async fn provision(
+        &self,
+        build: &str,
+        target: Arc<dyn image_core::target::Target>,
+    ) -> Result<(), HookError> {
+        (self.0)(build.to_string(), target).await
+    }
+}

@@ -1,0 +1,311 @@
+//! Errors: every AWS failure names the operation, the region and the
+//! resource it was about; a [`BuildError`] adds the step and what was left.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use image_core::target::TargetError;
+
+use crate::cleanup::{CleanupFailure, Resource};
+use crate::hook::HookError;
+
+/// One failed EC2 call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} in {region}{}: {}{message}", resource.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(), code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct AwsError {
+    /// The API operation, e.g. `CreateImage`.
+    pub operation: &'static str,
+    /// The region called.
+    pub region: String,
+    /// The resource the call was about (AMI id, instance id, ...).
+    pub resource: Option<String>,
+    /// The EC2 error code (`InvalidAMIID.NotFound`, `DependencyViolation`, ...).
+    pub code: Option<String>,
+    /// The message.
+    pub message: String,
+}
+
+impl AwsError {
+    pub(crate) fn from_sdk<E, R>(
+        operation: &'static str,
+        region: &str,
+        resource: Option<&str>,
+        err: SdkError<E, R>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let code = err.code().map(str::to_string);
+        let message = match err.message() {
+            Some(m) => m.to_string(),
+            None => DisplayErrorContext(&err).to_string(),
+        };
+        AwsError {
+            operation,
+            region: region.to_string(),
+            resource: resource.map(str::to_string),
+            code,
+            message,
+        }
+    }
+
+    /// True when the error code is `code` or starts with `code.`.
+    pub fn is(&self, code: &str) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| c == code || c.starts_with(&format!("{code}.")))
+    }
+}
+
+/// Adds operation, region and resource to an SDK result.
+pub(crate) trait AwsContext<T> {
+    fn ctx(
+        self,
+        operation: &'static str,
+        region: &str,
+        resource: Option<&str>,
+    ) -> Result<T, AwsError>;
+}
+
+impl<T, E, R> AwsContext<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    fn ctx(
+        self,
+        operation: &'static str,
+        region: &str,
+        resource: Option<&str>,
+    ) -> Result<T, AwsError> {
+        self.map_err(|e| AwsError::from_sdk(operation, region, resource, e))
+    }
+}
+
+/// The steps of a build, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Checking the request.
+    Validate,
+    /// Resolving the source AMI and checking the AMI name is free.
+    SourceAmi,
+    /// Creating the temporary key pair.
+    KeyPair,
+    /// Creating the temporary security group.
+    SecurityGroup,
+    /// Launching the instance and waiting for it to run.
+    Instance,
+    /// Connecting over SSH.
+    Connect,
+    /// The provisioning hook.
+    Provision,
+    /// Stopping the instance.
+    Stop,
+    /// Creating the AMI and waiting for it.
+    Image,
+    /// Copying the AMI to other regions.
+    Copy,
+    /// Launch and snapshot permissions.
+    Permissions,
+    /// Deprecation time.
+    Deprecate,
+    /// Marking the AMIs as kept.
+    Finalize,
+    /// Deleting temporary resources.
+    Cleanup,
+}
+
+impl Step {
+    /// Snake-case name (events, messages).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Validate => "validate",
+            Step::SourceAmi => "source_ami",
+            Step::KeyPair => "key_pair",
+            Step::SecurityGroup => "security_group",
+            Step::Instance => "instance",
+            Step::Connect => "connect",
+            Step::Provision => "provision",
+            Step::Stop => "stop",
+            Step::Image => "image",
+            Step::Copy => "copy",
+            Step::Permissions => "permissions",
+            Step::Deprecate => "deprecate",
+            Step::Finalize => "finalize",
+            Step::Cleanup => "cleanup",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The request is unusable.
+    #[error("invalid build request: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// An EC2 call failed (after the SDK's retries).
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// No AMI matches the source filter.
+    #[error("no source AMI in {region} matches {filter}")]
+    SourceAmiNotFound {
+        /// Region searched.
+        region: String,
+        /// The filter, as text.
+        filter: String,
+    },
+    /// Several AMIs match and `most_recent` is off.
+    #[error("{} source AMIs in {region} match {filter} ({}); set most_recent or narrow the filter", ids.len(), ids.join(", "))]
+    SourceAmiAmbiguous {
+        /// Region searched.
+        region: String,
+        /// The filter, as text.
+        filter: String,
+        /// The matching ids.
+        ids: Vec<String>,
+    },
+    /// An AMI with the name exists already.
+    #[error("an AMI named `{name}` already exists in {region} ({image_id}); pick another name or set force_deregister")]
+    NameTaken {
+        /// The region.
+        region: String,
+        /// The name.
+        name: String,
+        /// The existing AMI.
+        image_id: String,
+    },
+    /// A wait ran out of time.
+    #[error("{what} {id} in {region}: not done after {after:?}")]
+    Timeout {
+        /// The region.
+        region: String,
+        /// What was awaited (`image available`, `instance running`, ...).
+        what: String,
+        /// The resource id.
+        id: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// A resource reached a state it cannot come back from.
+    #[error("{id} in {region} is {state}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    BadState {
+        /// The region.
+        region: String,
+        /// The resource id.
+        id: String,
+        /// The state.
+        state: String,
+        /// EC2's state reason.
+        reason: Option<String>,
+    },
+    /// The instance has no address of the configured kind.
+    #[error(
+        "instance {instance} in {region} has no {interface} address; set ssh.interface or ssh.host"
+    )]
+    NoAddress {
+        /// The region.
+        region: String,
+        /// The instance.
+        instance: String,
+        /// The interface asked for.
+        interface: String,
+    },
+    /// The given private key file cannot be used.
+    #[error("private key file {path}: {detail}")]
+    KeyFile {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// SSH never came up.
+    #[error("connecting to the instance: {0}")]
+    Connect(#[source] TargetError),
+    /// The provisioning hook failed.
+    #[error("provisioning failed: {0}")]
+    Hook(#[source] HookError),
+    /// Some copies (or per-region operations) failed; the others succeeded.
+    #[error("{} region(s) failed: {}", .0.len(), .0.iter().map(|(r, e)| format!("[{r}] {e}")).collect::<Vec<_>>().join("; "))]
+    Regions(Vec<(String, StepError)>),
+    /// The build was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl StepError {
+    /// The region the error is about, when there is one.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            StepError::Aws(e) => Some(&e.region),
+            StepError::SourceAmiNotFound { region, .. }
+            | StepError::SourceAmiAmbiguous { region, .. }
+            | StepError::NameTaken { region, .. }
+            | StepError::Timeout { region, .. }
+            | StepError::BadState { region, .. }
+            | StepError::NoAddress { region, .. } => Some(region),
+            StepError::Regions(v) if v.len() == 1 => Some(&v[0].0),
+            _ => None,
+        }
+    }
+
+    /// True for [`StepError::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, StepError::Cancelled)
+    }
+}
+
+/// A failed build: the step, the region, the cause, and what is left.
+#[derive(Debug, thiserror::Error)]
+pub struct BuildError {
+    /// The build's name.
+    pub build: String,
+    /// The build id (the `image-builder:build-id` tag value).
+    pub build_id: String,
+    /// The step that failed.
+    pub step: Step,
+    /// The region it failed in, if it was about one.
+    pub region: Option<String>,
+    /// The cause.
+    #[source]
+    pub error: StepError,
+    /// Resources still in AWS: everything created with `OnError::Abort`,
+    /// else those whose deletion failed.
+    pub left: Vec<Resource>,
+    /// Why deleting some temporary resources failed.
+    pub cleanup_failures: Vec<CleanupFailure>,
+}
+
+impl BuildError {
+    /// True when the build was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.error.is_cancelled()
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "build `{}` failed at step {}", self.build, self.step)?;
+        if let Some(r) = &self.region {
+            write!(f, " in {r}")?;
+        }
+        write!(f, ": {}", self.error)?;
+        if !self.left.is_empty() {
+            write!(f, "; left in AWS (build id {}): ", self.build_id)?;
+            let list: Vec<String> = self.left.iter().map(|r| r.to_string()).collect();
+            write!(f, "{}", list.join(", "))?;
+        }
+        for c in &self.cleanup_failures {
+            write!(f, "; cleanup: {c}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,539 @@
+//! [`BuildRequest`]: everything one EC2 build needs, as plain data.
+//!
+//! It is independent of the spec file format: the CLI maps a resolved
+//! `Plan` onto it. Durations are plain integers with their unit in the
+//! field name, so the struct serialises to obvious JSON.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One EC2 build (packer `amazon-ebs` equivalent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    /// The build's name (events, manifest, error messages).
+    pub name: String,
+    /// The region the instance runs in and the AMI is created in.
+    pub region: String,
+    /// The AMI to start from.
+    pub source_ami: SourceAmi,
+    /// The instance type, e.g. `t3.large`.
+    pub instance_type: String,
+    /// Subnet to launch in (its VPC is used for the temporary security group).
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+    /// VPC for the temporary security group when no subnet is given
+    /// (default: the region's default VPC).
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    /// Ask for a public IP on the instance's network interface.
+    #[serde(default)]
+    pub associate_public_ip: Option<bool>,
+    /// Instance profile name.
+    #[serde(default)]
+    pub iam_instance_profile: Option<String>,
+    /// User data, as text (base64-encoded by us).
+    #[serde(default)]
+    pub user_data: Option<String>,
+    /// Instance metadata options.
+    #[serde(default)]
+    pub metadata_options: MetadataOptions,
+    /// The root volume.
+    #[serde(default)]
+    pub root_device: RootDevice,
+    /// Tags of the instance while it runs.
+    #[serde(default)]
+    pub run_tags: BTreeMap<String, String>,
+    /// Tags of the instance's volumes while it runs.
+    #[serde(default)]
+    pub volume_tags: BTreeMap<String, String>,
+    /// Tags of the AMIs (every region).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Tags of the AMIs' snapshots (every region).
+    #[serde(default)]
+    pub snapshot_tags: BTreeMap<String, String>,
+    /// The SSH key pair.
+    #[serde(default)]
+    pub key_pair: KeyPairSpec,
+    /// The security group(s) of the instance.
+    #[serde(default)]
+    pub security_group: SecurityGroupSpec,
+    /// How to reach the instance.
+    #[serde(default)]
+    pub ssh: SshSpec,
+    /// The AMI name (already rendered). Must not exist unless `force_deregister`.
+    pub ami_name: String,
+    /// The AMI description.
+    #[serde(default)]
+    pub ami_description: Option<String>,
+    /// Regions to copy the AMI to (the build region is ignored if listed).
+    #[serde(default)]
+    pub ami_regions: Vec<String>,
+    /// KMS key per copy region; a copy to a listed region is encrypted with it.
+    #[serde(default)]
+    pub region_kms_key_ids: BTreeMap<String, String>,
+    /// Encrypt copies (with the region's KMS key if listed, else the default key).
+    #[serde(default)]
+    pub encrypt_copies: bool,
+    /// Account ids allowed to launch the AMIs.
+    #[serde(default)]
+    pub ami_users: Vec<String>,
+    /// Groups allowed to launch the AMIs (`all` makes them public).
+    #[serde(default)]
+    pub ami_groups: Vec<String>,
+    /// Organization ARNs allowed to launch the AMIs.
+    #[serde(default)]
+    pub ami_org_arns: Vec<String>,
+    /// Organizational unit ARNs allowed to launch the AMIs.
+    #[serde(default)]
+    pub ami_ou_arns: Vec<String>,
+    /// Account ids allowed to create volumes from the snapshots.
+    #[serde(default)]
+    pub snapshot_users: Vec<String>,
+    /// Groups allowed to create volumes from the snapshots.
+    #[serde(default)]
+    pub snapshot_groups: Vec<String>,
+    /// Deregister (and delete the snapshots of) existing AMIs with the same
+    /// name, in every target region, instead of failing.
+    #[serde(default)]
+    pub force_deregister: bool,
+    /// RFC 3339 time at which the AMIs are deprecated.
+    #[serde(default)]
+    pub deprecate_at: Option<String>,
+    /// Do not stop the instance before creating the image.
+    #[serde(default)]
+    pub disable_stop_instance: bool,
+    /// Polling and timeouts.
+    #[serde(default)]
+    pub wait: WaitSettings,
+    /// At most this many copies run at once.
+    #[serde(default = "default_copy_concurrency")]
+    pub copy_concurrency: usize,
+    /// What to do with temporary resources when the build fails.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Free-form data for the manifest's `custom_data`.
+    #[serde(default)]
+    pub custom_data: BTreeMap<String, String>,
+    /// The run this build belongs to (the manifest's `packer_run_uuid`;
+    /// several builds of one CLI run share it). Default: the build id.
+    #[serde(default)]
+    pub run_uuid: Option<String>,
+}
+
+fn default_copy_concurrency() -> usize {
+    4
+}
+
+impl BuildRequest {
+    /// A request with defaults for everything but the essentials.
+    pub fn new(
+        name: impl Into<String>,
+        region: impl Into<String>,
+        source_ami: SourceAmi,
+        instance_type: impl Into<String>,
+        ami_name: impl Into<String>,
+    ) -> Self {
+        BuildRequest {
+            name: name.into(),
+            region: region.into(),
+            source_ami,
+            instance_type: instance_type.into(),
+            subnet_id: None,
+            vpc_id: None,
+            associate_public_ip: None,
+            iam_instance_profile: None,
+            user_data: None,
+            metadata_options: MetadataOptions::default(),
+            root_device: RootDevice::default(),
+            run_tags: BTreeMap::new(),
+            volume_tags: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            snapshot_tags: BTreeMap::new(),
+            key_pair: KeyPairSpec::default(),
+            security_group: SecurityGroupSpec::default(),
+            ssh: SshSpec::default(),
+            ami_name: ami_name.into(),
+            ami_description: None,
+            ami_regions: Vec::new(),
+            region_kms_key_ids: BTreeMap::new(),
+            encrypt_copies: false,
+            ami_users: Vec::new(),
+            ami_groups: Vec::new(),
+            ami_org_arns: Vec::new(),
+            ami_ou_arns: Vec::new(),
+            snapshot_users: Vec::new(),
+            snapshot_groups: Vec::new(),
+            force_deregister: false,
+            deprecate_at: None,
+            disable_stop_instance: false,
+            wait: WaitSettings::default(),
+            copy_concurrency: default_copy_concurrency(),
+            on_error: OnError::default(),
+            custom_data: BTreeMap::new(),
+            run_uuid: None,
+        }
+    }
+
+    /// The build region followed by the copy regions, without duplicates.
+    pub fn all_regions(&self) -> Vec<String> {
+        let mut out = vec![self.region.clone()];
+        for r in &self.copy_regions() {
+            out.push(r.clone());
+        }
+        out
+    }
+
+    /// The copy regions: `ami_regions` without the build region and duplicates.
+    pub fn copy_regions(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.ami_regions {
+            if *r != self.region && !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// Checks what can be checked without calling AWS. Returns every problem.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        if self.name.trim().is_empty() {
+            errs.push("build name is empty".to_string());
+        }
+        if self.region.trim().is_empty() {
+            errs.push("region is empty".to_string());
+        }
+        if self.ami_name.len() < 3 || self.ami_name.len() > 128 {
+            errs.push(format!(
+                "ami_name `{}` must be 3 to 128 characters long",
+                self.ami_name
+            ));
+        }
+        if let Some(bad) = self
+            .ami_name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(*c)))
+        {
+            errs.push(format!(
+                "ami_name `{}` contains `{bad}`: only letters, digits, spaces and ()[]./-'@_ are allowed",
+                self.ami_name
+            ));
+        }
+        if let SecurityGroupSpec::Temporary { source_cidrs } = &self.security_group {
+            if source_cidrs.is_empty() {
+                errs.push("temporary_security_group_source_cidrs is empty: give the CIDRs allowed to reach SSH (0.0.0.0/0 is never assumed)".to_string());
+            }
+        }
+        if let SecurityGroupSpec::Ids(ids) = &self.security_group {
+            if ids.is_empty() {
+                errs.push("security_group_ids is empty".to_string());
+            }
+        }
+        if let Some(d) = &self.deprecate_at {
+            if time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                .is_err()
+            {
+                errs.push(format!("deprecate_at `{d}` is not an RFC 3339 time"));
+            }
+        }
+        if self.copy_concurrency == 0 {
+            errs.push("copy_concurrency must be at least 1".to_string());
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// The AMI to start from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceAmi {
+    /// A given AMI id.
+    Id(String),
+    /// The AMI matching a filter.
+    Filter(SourceAmiFilter),
+}
+
+/// Finds a source AMI by owner and name (packer `source_ami_filter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAmiFilter {
+    /// Owner account ids or aliases (`amazon`, `self`).
+    pub owners: Vec<String>,
+    /// Name glob (`*` and `?`), as EC2's `name` filter understands it.
+    pub name: String,
+    /// `x86_64` or `arm64`.
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Extra EC2 filters (name -> values).
+    #[serde(default)]
+    pub filters: BTreeMap<String, Vec<String>>,
+    /// Take the newest of several matches; without it several matches are an error.
+    #[serde(default = "yes")]
+    pub most_recent: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Instance metadata options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataOptions {
+    /// `required` (IMDSv2 only, the default) or `optional`.
+    pub http_tokens: String,
+    /// `enabled` or `disabled`.
+    pub http_endpoint: String,
+    /// Hop limit of PUT responses.
+    pub http_put_response_hop_limit: Option<i32>,
+    /// `enabled` or `disabled`.
+    pub instance_metadata_tags: Option<String>,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        MetadataOptions {
+            http_tokens: "required".to_string(),
+            http_endpoint: "enabled".to_string(),
+            http_put_response_hop_limit: None,
+            instance_metadata_tags: None,
+        }
+    }
+}
+
+/// The root volume of the instance (and so of the AMI).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RootDevice {
+    /// Device name; default: the source AMI's `RootDeviceName`.
+    pub device_name: Option<String>,
+    /// Size in GiB; default: the source AMI's.
+    pub volume_size_gib: Option<i32>,
+    /// Volume type (`gp3` by default).
+    pub volume_type: String,
+    /// gp3/io IOPS.
+    pub iops: Option<i32>,
+    /// gp3 throughput (MiB/s).
+    pub throughput: Option<i32>,
+    /// Encrypt the volume (default true).
+    pub encrypted: bool,
+    /// KMS key for the volume.
+    pub kms_key_id: Option<String>,
+    /// Delete the volume with the instance (default true).
+    pub delete_on_termination: bool,
+}
+
+impl Default for RootDevice {
+    fn default() -> Self {
+        RootDevice {
+            device_name: None,
+            volume_size_gib: None,
+            volume_type: "gp3".to_string(),
+            iops: None,
+            throughput: None,
+            encrypted: true,
+            kms_key_id: None,
+            delete_on_termination: true,
+        }
+    }
+}
+
+/// The SSH key pair of the instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPairSpec {
+    /// Generate an ed25519 key in memory and import its public half as a
+    /// temporary key pair (the default).
+    #[default]
+    Generate,
+    /// Use a key pair that exists in EC2, with its private key from a file.
+    Existing {
+        /// The EC2 key pair name.
+        name: String,
+        /// Path of the OpenSSH/PEM private key.
+        private_key_file: String,
+    },
+}
+
+/// The security group(s) of the instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityGroupSpec {
+    /// Existing security group ids.
+    Ids(Vec<String>),
+    /// A temporary group allowing SSH from these CIDRs only.
+    Temporary {
+        /// `temporary_security_group_source_cidrs`; never defaults to 0.0.0.0/0.
+        source_cidrs: Vec<String>,
+    },
+}
+
+impl Default for SecurityGroupSpec {
+    fn default() -> Self {
+        SecurityGroupSpec::Temporary {
+            source_cidrs: Vec::new(),
+        }
+    }
+}
+
+/// Which address of the instance SSH connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SshInterface {
+    /// The public IP (default).
+    #[default]
+    PublicIp,
+    /// The private IP.
+    PrivateIp,
+    /// The public DNS name.
+    PublicDns,
+    /// The private DNS name.
+    PrivateDns,
+}
+
+/// How to reach the instance over SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshSpec {
+    /// Connect at all. Without it the hook gets a target that refuses every
+    /// operation (for tests and image-only builds).
+    pub connect: bool,
+    /// Which instance address to use.
+    pub interface: SshInterface,
+    /// Override the host (packer `ssh_host`).
+    pub host: Option<String>,
+    /// Port (22).
+    pub port: u16,
+    /// User name.
+    pub username: String,
+    /// Keep trying to connect for this long.
+    pub timeout_secs: u64,
+}
+
+impl Default for SshSpec {
+    fn default() -> Self {
+        SshSpec {
+            connect: true,
+            interface: SshInterface::PublicIp,
+            host: None,
+            port: 22,
+            username: "ubuntu".to_string(),
+            timeout_secs: 300,
+        }
+    }
+}
+
+/// Polling intervals and timeouts of waits (instance running/stopped/
+/// terminated, image available).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WaitSettings {
+    /// First poll interval.
+    pub initial_interval_ms: u64,
+    /// Longest poll interval.
+    pub max_interval_ms: u64,
+    /// Growth factor of the interval.
+    pub multiplier: f64,
+    /// Randomise each interval by up to ±this fraction.
+    pub jitter: f64,
+    /// Give up waiting for an image (or copy) after this long.
+    pub image_timeout_secs: u64,
+    /// Give up waiting for an instance state after this long.
+    pub instance_timeout_secs: u64,
+}
+
+impl Default for WaitSettings {
+    fn default() -> Self {
+        WaitSettings {
+            initial_interval_ms: 2_000,
+            max_interval_ms: 30_000,
+            multiplier: 1.5,
+            jitter: 0.2,
+            image_timeout_secs: 3_600,
+            instance_timeout_secs: 900,
+        }
+    }
+}
+
+impl WaitSettings {
+    /// Fast polling for tests against moto.
+    pub fn fast() -> Self {
+        WaitSettings {
+            initial_interval_ms: 20,
+            max_interval_ms: 200,
+            multiplier: 1.5,
+            jitter: 0.2,
+            image_timeout_secs: 30,
+            instance_timeout_secs: 30,
+        }
+    }
+
+    pub(crate) fn image_timeout(&self) -> Duration {
+        Duration::from_secs(self.image_timeout_secs)
+    }
+
+    pub(crate) fn instance_timeout(&self) -> Duration {
+        Duration::from_secs(self.instance_timeout_secs)
+    }
+}
+
+/// What happens to temporary resources when a build fails or is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Delete everything the build created (default).
+    #[default]
+    Cleanup,
+    /// Leave everything for debugging and report what was left.
+    Abort,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_json_gets_safe_defaults() {
+        let req: BuildRequest = serde_json::from_value(serde_json::json!({
+            "name": "ubuntu",
+            "region": "us-east-1",
+            "source_ami": {"filter": {"owners": ["099720109477"], "name": "ubuntu-noble-*"}},
+            "instance_type": "t3.large",
+            "ami_name": "ubuntu-k8s-1",
+            "security_group": {"temporary": {"source_cidrs": ["198.51.100.7/32"]}},
+            "ami_regions": ["us-east-1", "eu-west-1", "eu-west-1"]
+        }))
+        .unwrap();
+        assert_eq!(req.metadata_options.http_tokens, "required");
+        assert!(req.root_device.encrypted);
+        assert_eq!(req.key_pair, KeyPairSpec::Generate);
+        assert_eq!(req.on_error, OnError::Cleanup);
+        assert_eq!(req.copy_regions(), ["eu-west-1"]);
+        assert!(req.validate().is_ok());
+    }
+
+    #[test]
+    fn no_open_ssh_by_default_and_all_problems_reported() {
+        let mut req = BuildRequest::new(
+            "b",
+            "us-east-1",
+            SourceAmi::Id("ami-1".into()),
+            "t3.micro",
+            "x!",
+        );
+        req.deprecate_at = Some("tomorrow".into());
+        let errs = req.validate().unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("temporary_security_group_source_cidrs")));
+    }
+}

@@ -1,0 +1,111 @@
+//! Copying the AMI to `ami_regions`: concurrent with a cap, encrypted with
+//! the region's KMS key when asked, each copy tagged and awaited in its
+//! region; failures collected per region.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::ResourceType;
+use futures::StreamExt;
+
+use super::image::{self, ImageInfo};
+use super::Ctx;
+use crate::cleanup::Resource;
+use crate::error::{AwsContext, StepError};
+use crate::request::BuildRequest;
+
+pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
+    if !req.copy_regions().is_empty() {
+        a.insert("ec2:CopyImage");
+        a.insert("ec2:DescribeImages");
+        a.insert("ec2:CreateTags");
+        a.insert("ec2:DeregisterImage");
+        a.insert("ec2:DeleteSnapshot");
+    }
+}
+
+async fn copy_one(ctx: &Ctx<'_>, source: &ImageInfo, region: &str) -> Result<ImageInfo, StepError> {
+    ctx.check_cancel()?;
+    let req = ctx.req;
+    let c = ctx.ec2.client(region);
+    let kms = req.region_kms_key_ids.get(region).cloned();
+    let encrypted = req.encrypt_copies || kms.is_some();
+    let out = c
+        .copy_image()
+        .source_region(&req.region)
+        .source_image_id(&source.image_id)
+        .name(&req.ami_name)
+        .set_description(req.ami_description.clone())
+        .set_encrypted(encrypted.then_some(true))
+        .set_kms_key_id(kms)
+        .client_token(format!("{}-copy-{region}", ctx.build_id))
+        .tag_specifications(ctx.tag_spec(ResourceType::Image, &req.tags))
+        .send()
+        .await
+        .ctx("CopyImage", region, Some(&source.image_id))?;
+    let id = out.image_id().unwrap_or_default().to_string();
+    ctx.stack.push(Resource::Image {
+        region: region.to_string(),
+        id: id.clone(),
+        snapshots: Vec::new(),
+    });
+    ctx.message(format!("copying {} to {region} as {id}", source.image_id));
+    // Tag again: not every EC2 implementation honours tag specifications on copies.
+    c.create_tags()
+        .resources(&id)
+        .set_tags(Some(ctx.tags_with(&req.tags)))
+        .send()
+        .await
+        .ctx("CreateTags", region, Some(&id))?;
+    let img = image::wait_available(ctx, &c, region, &id).await?;
+    let snaps = image::snapshot_ids(&img);
+    ctx.check_cancel()?;
+    image::tag_snapshots(ctx, &c, region, &id, &snaps).await?;
+    Ok(ImageInfo {
+        region: region.to_string(),
+        image_id: id,
+        snapshots: snaps,
+    })
+}
+
+/// Copies `source` to every copy region. Returns the copies by region, or
+/// every failure (the successful copies are on the cleanup stack).
+pub(crate) async fn run(
+    ctx: &Ctx<'_>,
+    source: &ImageInfo,
+) -> Result<(BTreeMap<String, ImageInfo>, String), StepError> {
+    let regions = ctx.req.copy_regions();
+    if regions.is_empty() {
+        return Ok((BTreeMap::new(), "no copy regions".to_string()));
+    }
+    let results: Vec<(String, Result<ImageInfo, StepError>)> = futures::stream::iter(
+        regions
+            .iter()
+            .map(|r| async move { (r.clone(), copy_one(ctx, source, r).await) }),
+    )
+    .buffer_unordered(ctx.req.copy_concurrency.max(1))
+    .collect()
+    .await;
+    let mut ok = BTreeMap::new();
+    let mut failed = Vec::new();
+    for (region, r) in results {
+        match r {
+            Ok(i) => {
+                ok.insert(region, i);
+            }
+            Err(e) => failed.push((region, e)),
+        }
+    }
+    if ctx.cancel.is_cancelled() {
+        return Err(StepError::Cancelled);
+    }
+    if !failed.is_empty() {
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        return Err(StepError::Regions(failed));
+    }
+    let msg = ok
+        .values()
+        .map(|i| format!("{}:{}", i.region, i.image_id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((ok, msg))
+}

@@ -1,0 +1,46 @@
+//! Optional deprecation time on every AMI.
+
+use std::collections::BTreeSet;
+
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+
+use super::image::ImageInfo;
+use super::Ctx;
+use crate::error::{AwsContext, StepError};
+use crate::request::BuildRequest;
+
+pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
+    if req.deprecate_at.is_some() {
+        a.insert("ec2:EnableImageDeprecation");
+    }
+}
+
+/// Sets `deprecate_at` on every image.
+pub(crate) async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<((), String), StepError> {
+    let Some(at) = &ctx.req.deprecate_at else {
+        return Ok(((), "no deprecation time".to_string()));
+    };
+    let when = DateTime::from_str(at, Format::DateTime)
+        .map_err(|e| StepError::Invalid(vec![format!("deprecate_at `{at}`: {e}")]))?;
+    let futs = images.iter().map(|i| async move {
+        let c = ctx.ec2.client(&i.region);
+        let r = c
+            .enable_image_deprecation()
+            .image_id(&i.image_id)
+            .deprecate_at(when)
+            .send()
+            .await
+            .ctx("EnableImageDeprecation", &i.region, Some(&i.image_id));
+        (i.region.clone(), r)
+    });
+    let failed: Vec<(String, StepError)> = futures::future::join_all(futs)
+        .await
+        .into_iter()
+        .filter_map(|(r, res)| res.err().map(|e| (r, StepError::Aws(e))))
+        .collect();
+    if !failed.is_empty() {
+        return Err(StepError::Regions(failed));
+    }
+    Ok(((), format!("deprecated at {at}")))
+}

@@ -1,0 +1,228 @@
+//! Launching the instance and waiting for it to run.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, ResourceType,
+    VolumeType,
+};
+use aws_sdk_ec2::Client;
+use base64::Engine as _;
+
+use super::key_pair::KeyMaterial;
+use super::source_ami::SourceImage;
+use super::Ctx;
+use crate::cleanup::Resource;
+use crate::error::{AwsContext, StepError};
+use crate::request::BuildRequest;
+use crate::wait;
+
+pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
+    a.insert("ec2:RunInstances");
+    a.insert("ec2:DescribeInstances");
+    a.insert("ec2:TerminateInstances");
+    a.insert("ec2:CreateTags");
+    if req.iam_instance_profile.is_some() {
+        a.insert("iam:PassRole");
+    }
+}
+
+/// The running instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceInfo {
+    /// `i-...`.
+    pub id: String,
+    /// Public IP.
+    pub public_ip: Option<String>,
+    /// Private IP.
+    pub private_ip: Option<String>,
+    /// Public DNS name.
+    pub public_dns: Option<String>,
+    /// Private DNS name.
+    pub private_dns: Option<String>,
+}
+
+/// The root device name used: the request's, else the source AMI's.
+pub(crate) fn root_device_name(req: &BuildRequest, source: &SourceImage) -> String {
+    req.root_device
+        .device_name
+        .clone()
+        .or_else(|| source.root_device_name.clone())
+        .unwrap_or_else(|| "/dev/xvda".to_string())
+}
+
+pub(crate) fn block_device(req: &BuildRequest, source: &SourceImage) -> BlockDeviceMapping {
+    let rd = &req.root_device;
+    let ebs = EbsBlockDevice::builder()
+        .set_volume_size(rd.volume_size_gib.or(source.root_volume_size_gib))
+        .volume_type(VolumeType::from(rd.volume_type.as_str()))
+        .set_iops(rd.iops)
+        .set_throughput(rd.throughput)
+        .encrypted(rd.encrypted)
+        .set_kms_key_id(rd.kms_key_id.clone())
+        .delete_on_termination(rd.delete_on_termination)
+        .build();
+    BlockDeviceMapping::builder()
+        .device_name(root_device_name(req, source))
+        .ebs(ebs)
+        .build()
+}
+
+/// Runs the instance and waits until it is running.
+pub(crate) async fn run(
+    ctx: &Ctx<'_>,
+    source: &SourceImage,
+    key: &KeyMaterial,
+    groups: &[String],
+) -> Result<(InstanceInfo, String), StepError> {
+    let req = ctx.req;
+    let region = req.region.as_str();
+    let c = ctx.ec2.client(region);
+    let mo = &req.metadata_options;
+    let mut metadata = InstanceMetadataOptionsRequest::builder()
+        .http_tokens(HttpTokensState::from(mo.http_tokens.as_str()))
+        .http_endpoint(InstanceMetadataEndpointState::from(
+            mo.http_endpoint.as_str(),
+        ))
+        .set_http_put_response_hop_limit(mo.http_put_response_hop_limit);
+    if let Some(t) = &mo.instance_metadata_tags {
+        metadata = metadata.instance_metadata_tags(InstanceMetadataTagsState::from(t.as_str()));
+    }
+    let mut run_tags = req.run_tags.clone();
+    run_tags
+        .entry("Name".to_string())
+        .or_insert_with(|| format!("image-builder {}", req.name));
+    let mut r = c
+        .run_instances()
+        .image_id(&source.image_id)
+        .instance_type(InstanceType::from(req.instance_type.as_str()))
+        .min_count(1)
+        .max_count(1)
+        .key_name(&key.key_name)
+        .client_token(format!("{}-run", ctx.build_id))
+        .metadata_options(metadata.build())
+        .block_device_mappings(block_device(req, source))
+        .tag_specifications(ctx.tag_spec(ResourceType::Instance, &run_tags))
+        .tag_specifications(ctx.tag_spec(ResourceType::Volume, &req.volume_tags));
+    if let Some(assoc) = req.associate_public_ip {
+        // A public IP can only be asked for on an explicit interface, which
+        // then carries the subnet and groups.
+        r = r.network_interfaces(
+            InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .associate_public_ip_address(assoc)
+                .delete_on_termination(true)
+                .set_subnet_id(req.subnet_id.clone())
+                .set_groups(Some(groups.to_vec()))
+                .build(),
+        );
+    } else {
+        r = r
+            .set_subnet_id(req.subnet_id.clone())
+            .set_security_group_ids(Some(groups.to_vec()));
+    }
+    if let Some(p) = &req.iam_instance_profile {
+        r = r.iam_instance_profile(IamInstanceProfileSpecification::builder().name(p).build());
+    }
+    if let Some(ud) = &req.user_data {
+        r = r.user_data(base64::engine::general_purpose::STANDARD.encode(ud));
+    }
+    let out = r
+        .send()
+        .await
+        .ctx("RunInstances", region, Some(&source.image_id))?;
+    let id = out
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .unwrap_or_default()
+        .to_string();
+    ctx.stack.push(Resource::Instance {
+        region: region.to_string(),
+        id: id.clone(),
+    });
+    ctx.message(format!("launched instance {id}"));
+
+    let info = wait::until(
+        &req.wait,
+        req.wait.instance_timeout(),
+        &ctx.cancel,
+        region,
+        "instance running",
+        &id,
+        || async {
+            let o = c.describe_instances().instance_ids(&id).send().await.ctx(
+                "DescribeInstances",
+                region,
+                Some(&id),
+            );
+            let o = match o {
+                Ok(o) => o,
+                // Eventual consistency right after RunInstances.
+                Err(e) if e.is("InvalidInstanceID.NotFound") => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let Some(i) = o.reservations().iter().flat_map(|r| r.instances()).next() else {
+                return Ok(None);
+            };
+            let state = i.state().and_then(|s| s.name()).cloned();
+            match state {
+                Some(InstanceStateName::Running) => Ok(Some(InstanceInfo {
+                    id: id.clone(),
+                    public_ip: i.public_ip_address().map(str::to_string),
+                    private_ip: i.private_ip_address().map(str::to_string),
+                    public_dns: i
+                        .public_dns_name()
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                    private_dns: i
+                        .private_dns_name()
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                })),
+                Some(InstanceStateName::Pending) | None => Ok(None),
+                Some(s) => Err(StepError::BadState {
+                    region: region.to_string(),
+                    id: id.clone(),
+                    state: s.as_str().to_string(),
+                    reason: i
+                        .state_reason()
+                        .and_then(|r| r.message())
+                        .map(str::to_string),
+                }),
+            }
+        },
+    )
+    .await?;
+    let msg = format!("{id} running");
+    Ok((info, msg))
+}
+
+/// The state of an instance (`None` if EC2 does not list it).
+pub(crate) async fn state(
+    c: &Client,
+    region: &str,
+    id: &str,
+) -> Result<Option<(InstanceStateName, Option<String>)>, StepError> {
+    let o = c.describe_instances().instance_ids(id).send().await.ctx(
+        "DescribeInstances",
+        region,
+        Some(id),
+    )?;
+    Ok(o.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .and_then(|i| {
+            i.state().and_then(|s| s.name()).cloned().map(|s| {
+                (
+                    s,
+                    i.state_reason()
+                        .and_then(|r| r.message())
+                        .map(str::to_string),
+                )
+            })
+        }))
+}

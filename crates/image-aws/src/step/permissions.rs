@@ -1,0 +1,109 @@
+//! Launch permissions (users, groups, organizations, OUs) on every AMI and
+//! createVolumePermission on every snapshot, in every region.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{
+    LaunchPermission, LaunchPermissionModifications, OperationType, PermissionGroup,
+    SnapshotAttributeName,
+};
+
+use super::image::ImageInfo;
+use super::Ctx;
+use crate::error::{AwsContext, StepError};
+use crate::request::BuildRequest;
+
+fn has_launch(req: &BuildRequest) -> bool {
+    !(req.ami_users.is_empty()
+        && req.ami_groups.is_empty()
+        && req.ami_org_arns.is_empty()
+        && req.ami_ou_arns.is_empty())
+}
+
+fn has_snapshot(req: &BuildRequest) -> bool {
+    !(req.snapshot_users.is_empty() && req.snapshot_groups.is_empty())
+}
+
+pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
+    if has_launch(req) {
+        a.insert("ec2:ModifyImageAttribute");
+    }
+    if has_snapshot(req) {
+        a.insert("ec2:ModifySnapshotAttribute");
+    }
+}
+
+async fn in_region(ctx: &Ctx<'_>, img: &ImageInfo) -> Result<(), StepError> {
+    let req = ctx.req;
+    let region = img.region.as_str();
+    let c = ctx.ec2.client(region);
+    if has_launch(req) {
+        let mut perms = Vec::new();
+        for u in &req.ami_users {
+            perms.push(LaunchPermission::builder().user_id(u).build());
+        }
+        for g in &req.ami_groups {
+            perms.push(
+                LaunchPermission::builder()
+                    .group(PermissionGroup::from(g.as_str()))
+                    .build(),
+            );
+        }
+        for o in &req.ami_org_arns {
+            perms.push(LaunchPermission::builder().organization_arn(o).build());
+        }
+        for o in &req.ami_ou_arns {
+            perms.push(
+                LaunchPermission::builder()
+                    .organizational_unit_arn(o)
+                    .build(),
+            );
+        }
+        c.modify_image_attribute()
+            .image_id(&img.image_id)
+            .launch_permission(
+                LaunchPermissionModifications::builder()
+                    .set_add(Some(perms))
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("ModifyImageAttribute", region, Some(&img.image_id))?;
+    }
+    if has_snapshot(req) {
+        for s in &img.snapshots {
+            c.modify_snapshot_attribute()
+                .snapshot_id(s)
+                .attribute(SnapshotAttributeName::CreateVolumePermission)
+                .operation_type(OperationType::Add)
+                .set_user_ids((!req.snapshot_users.is_empty()).then(|| req.snapshot_users.clone()))
+                .set_group_names(
+                    (!req.snapshot_groups.is_empty()).then(|| req.snapshot_groups.clone()),
+                )
+                .send()
+                .await
+                .ctx("ModifySnapshotAttribute", region, Some(s))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets permissions on every image, all regions concurrently.
+pub(crate) async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<((), String), StepError> {
+    if !has_launch(ctx.req) && !has_snapshot(ctx.req) {
+        return Ok(((), "no permissions to set".to_string()));
+    }
+    let futs = images
+        .iter()
+        .map(|i| async move { (i.region.clone(), in_region(ctx, i).await) });
+    let mut failed: Vec<(String, StepError)> = futures::future::join_all(futs)
+        .await
+        .into_iter()
+        .filter_map(|(r, res)| res.err().map(|e| (r, e)))
+        .collect();
+    if !failed.is_empty() {
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        return Err(StepError::Regions(failed));
+    }
+    Ok(((), format!("set in {} region(s)", images.len())))
+}

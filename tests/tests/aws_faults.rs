@@ -1,0 +1,148 @@
+//! EC2 builds under injected faults (throttling, 5xx, slow images) and
+//! failures (hook, copy, timeout): the build succeeds through transient
+//! faults, and a failed build leaves nothing behind.
+
+mod aws_support;
+
+use std::sync::atomic::Ordering;
+
+use aws_support::*;
+use image_aws::aws_sdk_ec2::types::Filter;
+use image_aws::*;
+
+#[tokio::test]
+async fn throttling_5xx_and_pending_images_are_waited_out() {
+    let env = Env::start().await;
+    env.proxy.fail("CreateImage", 3, Fault::Throttle);
+    env.proxy.fail("RunInstances", 2, Fault::ServerError);
+    env.proxy.fail("DescribeImages", 2, Fault::Throttle);
+    env.proxy.pending_polls(3);
+    let req = request("throttled");
+    let res = build(
+        &env.ec2,
+        &req,
+        &RecordingHook::default().hook(),
+        &CancelOn::never(),
+        CancelToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.amis.len(), 4);
+    assert_eq!(env.proxy.injected("CreateImage"), 3);
+    assert_eq!(
+        env.proxy.calls("CreateImage"),
+        4,
+        "3 throttled + 1 accepted"
+    );
+    assert_eq!(env.proxy.calls("RunInstances"), 3);
+    // Each of the 4 AMIs was reported pending 3 times before available.
+    assert!(
+        env.proxy.rewritten() >= 4 * 3,
+        "rewritten {}",
+        env.proxy.rewritten()
+    );
+    // Exactly one AMI (no duplicate from a retried CreateImage) per region.
+    for r in all_regions() {
+        let o = env
+            .direct
+            .client(&r)
+            .describe_images()
+            .owners("self")
+            .filters(
+                Filter::builder()
+                    .name("name")
+                    .values("throttled-ami-1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(o.images().len(), 1, "{r}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_hook_makes_no_ami_and_leaves_nothing() {
+    let env = Env::start().await;
+    let before = env.census().await;
+    let hook = RecordingHook {
+        fail: true,
+        ..Default::default()
+    };
+    let err = build(
+        &env.ec2,
+        &request("hookfail"),
+        &hook.hook(),
+        &CancelOn::never(),
+        CancelToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(err.step, Step::Provision, "{err}");
+    assert!(err.to_string().contains("install containerd"), "{err}");
+    assert!(err.left.is_empty(), "{err}");
+    assert_eq!(env.proxy.calls("CreateImage"), 0);
+    assert_eq!(env.proxy.calls("CopyImage"), 0);
+    let new = env.census().await.minus(&before);
+    assert!(new.is_empty(), "left behind: {new:?}");
+}
+
+#[tokio::test]
+async fn a_failed_copy_is_reported_by_region_and_everything_is_deleted() {
+    let env = Env::start().await;
+    let before = env.census().await;
+    let mut req = request("copyfail");
+    req.copy_concurrency = 1;
+    // More 500s than the client's 6 attempts: the first copy fails for good.
+    env.proxy.fail("CopyImage", 6, Fault::ServerError);
+    let err = build(
+        &env.ec2,
+        &req,
+        &RecordingHook::default().hook(),
+        &CancelOn::never(),
+        CancelToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.step, Step::Copy, "{err}");
+    let StepError::Regions(failed) = &err.error else {
+        panic!("{err}");
+    };
+    assert_eq!(failed.len(), 1, "{err}");
+    assert_eq!(failed[0].0, "us-west-2", "{err}");
+    assert!(err.to_string().contains("CopyImage in us-west-2"), "{err}");
+    // The other copies were made, then everything was deleted.
+    assert!(
+        env.proxy.calls("CopyImage") >= 8,
+        "{}",
+        env.proxy.calls("CopyImage")
+    );
+    assert!(err.left.is_empty(), "{err}");
+    let new = env.census().await.minus(&before);
+    assert!(new.is_empty(), "left behind: {new:?}");
+}
+
+#[tokio::test]
+async fn an_image_that_never_becomes_available_times_out_and_is_deleted() {
+    let env = Env::start().await;
+    let before = env.census().await;
+    env.proxy.pending_polls(usize::MAX);
+    let mut req = request("slow");
+    req.ami_regions.clear();
+    req.wait.image_timeout_secs = 1;
+    let err = build(
+        &env.ec2,
+        &req,
+        &RecordingHook::default().hook(),
+        &CancelOn::never(),
+        CancelToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.step, Step::Image, "{err}");
+    assert!(matches!(err.error, StepError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("image available"), "{err}");
+    let new = env.census().await.minus(&before);
+    assert!(new.is_empty(), "left behind: {new:?}");
+}

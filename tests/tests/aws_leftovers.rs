@@ -1,0 +1,74 @@
+//! The leftovers finder: resources of aborted builds are found by their
+//! tags in every region, filtered by age, and deleted.
+
+mod aws_support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_support::*;
+use image_aws::*;
+
+#[tokio::test]
+async fn finds_and_deletes_what_an_aborted_build_left() {
+    let env = Env::start().await;
+    let before = env.census().await;
+    let cancel = CancelToken::new();
+    let events = CancelOn::new(cancel.clone(), finished("copy"));
+    let mut req = request("leftover");
+    req.on_error = OnError::Abort;
+    let err = build(
+        &env.ec2,
+        &req,
+        &RecordingHook::default().hook(),
+        &events,
+        cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    // key pair, group, instance, 4 AMIs
+    assert_eq!(err.left.len(), 7, "{err}");
+
+    let found = cleanup::find_leftovers(&env.direct, &all_regions(), None)
+        .await
+        .unwrap();
+    let ids = |v: &mut dyn Iterator<Item = &Resource>| -> BTreeSet<(String, String)> {
+        v.map(|r| (r.region().to_string(), r.id().to_string()))
+            .collect()
+    };
+    let found_ids = ids(&mut found
+        .iter()
+        .map(|l| &l.resource)
+        .filter(|r| r.kind() != "snapshot"));
+    assert_eq!(found_ids, ids(&mut err.left.iter()));
+    assert!(found
+        .iter()
+        .all(|l| l.build_id.as_deref() == Some(err.build_id.as_str())));
+    assert!(found
+        .iter()
+        .all(|l| l.build_name.as_deref() == Some("leftover")));
+    // Snapshots are tagged too.
+    assert_eq!(
+        found
+            .iter()
+            .filter(|l| l.resource.kind() == "snapshot")
+            .count(),
+        4
+    );
+
+    let old = cleanup::find_leftovers(&env.direct, &all_regions(), Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert!(old.is_empty(), "nothing is an hour old: {old:?}");
+
+    let resources: Vec<Resource> = found.into_iter().map(|l| l.resource).collect();
+    let failures = cleanup::delete_leftovers(&env.direct, &resources, &WaitSettings::fast()).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let new = env.census().await.minus(&before);
+    assert!(new.is_empty(), "{new:?}");
+    assert!(cleanup::find_leftovers(&env.direct, &all_regions(), None)
+        .await
+        .unwrap()
+        .is_empty());
+}

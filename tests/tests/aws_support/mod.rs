@@ -1,0 +1,316 @@
+//! Shared by the `aws_*` tests: moto (from image-testbed) behind our fault
+//! proxy, clients, a request factory, and a census of what exists in moto.
+
+#![allow(dead_code)]
+
+pub mod faultproxy;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use image_aws::aws_sdk_ec2::types::Filter;
+use image_aws::*;
+use image_core::events::{Event, EventSink};
+use image_core::target::Target;
+
+#[allow(unused_imports)]
+pub use faultproxy::{Fault, FaultProxy};
+
+pub const REGION: &str = "us-east-1";
+pub const COPY_REGIONS: [&str; 3] = ["us-west-2", "eu-west-1", "ap-southeast-2"];
+/// The newest x86_64 noble AMI of tests/fixtures/aws/amis.json.
+pub const NEWEST_NOBLE: &str = "ami-0a000000000000002";
+
+pub fn all_regions() -> Vec<String> {
+    std::iter::once(REGION)
+        .chain(COPY_REGIONS)
+        .map(String::from)
+        .collect()
+}
+
+pub struct Env {
+    pub moto: image_testbed::Moto,
+    pub proxy: FaultProxy,
+    /// Through the fault proxy: what builds use.
+    pub ec2: Ec2Clients,
+    /// Straight to moto: what assertions use.
+    pub direct: Ec2Clients,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        let fixture = fixture("aws/amis.json");
+        let moto = tokio::task::spawn_blocking(move || {
+            let tb = image_testbed::Testbed::locate().expect("test bed (scripts/testbed/setup.sh)");
+            let f = fixture.to_str().unwrap();
+            image_testbed::Moto::start_with(&tb, &[("MOTO_AMIS_PATH", f)]).expect("moto starts")
+        })
+        .await
+        .unwrap();
+        let upstream: SocketAddr = format!("127.0.0.1:{}", moto.port()).parse().unwrap();
+        let proxy = FaultProxy::start(upstream);
+        let opts = ClientOptions {
+            max_attempts: Some(6),
+            initial_backoff: Some(Duration::from_millis(10)),
+            standard_retry: std::env::var_os("IMAGE_AWS_TEST_ADAPTIVE").is_none(),
+            ..Default::default()
+        };
+        let ec2 = Ec2Clients::for_endpoint(&proxy.url(), REGION, &opts).await;
+        let direct = Ec2Clients::for_endpoint(moto.url(), REGION, &opts).await;
+        Env {
+            moto,
+            proxy,
+            ec2,
+            direct,
+        }
+    }
+
+    pub async fn census(&self) -> Census {
+        census(&self.direct, &all_regions()).await
+    }
+}
+
+/// `tests/fixtures/<rel>` of the workspace.
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    let mut dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        for cand in [
+            dir.join("fixtures").join(rel),
+            dir.join("tests/fixtures").join(rel),
+        ] {
+            if cand.is_file() {
+                return cand;
+            }
+        }
+        assert!(dir.pop(), "fixture {rel} not found");
+    }
+}
+
+/// A build request for the fixture: noble by filter, temporary key and
+/// group, copies to three regions, no SSH.
+pub fn request(name: &str) -> BuildRequest {
+    let mut req = BuildRequest::new(
+        name,
+        REGION,
+        SourceAmi::Filter(SourceAmiFilter {
+            owners: vec!["099720109477".into()],
+            name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*".into(),
+            architecture: Some("x86_64".into()),
+            filters: BTreeMap::new(),
+            most_recent: true,
+        }),
+        "t3.large",
+        format!("{name}-ami-1"),
+    );
+    req.security_group = SecurityGroupSpec::Temporary {
+        source_cidrs: vec!["203.0.113.7/32".into()],
+    };
+    req.ssh.connect = false;
+    req.ami_regions = COPY_REGIONS.iter().map(|s| s.to_string()).collect();
+    req.wait = WaitSettings::fast();
+    req.tags
+        .insert("kubernetes-version".into(), "1.30.2".into());
+    req.snapshot_tags
+        .insert("purpose".into(), "node-image".into());
+    req
+}
+
+/// A hook that counts its calls and can fail, block or cancel.
+#[derive(Default, Clone)]
+pub struct RecordingHook {
+    pub calls: Arc<AtomicUsize>,
+    pub targets: Arc<Mutex<Vec<String>>>,
+    pub fail: bool,
+    /// Cancel this token, then wait forever.
+    pub cancel_and_hang: Option<CancelToken>,
+}
+
+impl RecordingHook {
+    /// The hook itself (built on [`FnHook`]).
+    pub fn hook(&self) -> impl ProvisionHook {
+        let me = self.clone();
+        FnHook(move |_build: String, target: Arc<dyn Target>| {
+            let me = me.clone();
+            async move {
+                me.calls.fetch_add(1, Ordering::SeqCst);
+                me.targets.lock().unwrap().push(target.name());
+                if let Some(c) = &me.cancel_and_hang {
+                    c.cancel();
+                    std::future::pending::<()>().await;
+                }
+                if me.fail {
+                    return Err(HookError::msg("task `install containerd` failed: exit 100"));
+                }
+                Ok(())
+            }
+        })
+    }
+}
+
+/// Records events; cancels `cancel` when an event matches `trigger`.
+pub struct CancelOn {
+    pub events: Mutex<Vec<Event>>,
+    pub cancel: CancelToken,
+    pub trigger: Box<dyn Fn(&Event) -> bool + Send + Sync>,
+}
+
+impl CancelOn {
+    pub fn new(
+        cancel: CancelToken,
+        trigger: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        CancelOn {
+            events: Mutex::new(Vec::new()),
+            cancel,
+            trigger: Box::new(trigger),
+        }
+    }
+
+    pub fn never() -> Self {
+        Self::new(CancelToken::new(), |_| false)
+    }
+
+    pub fn steps_finished(&self) -> Vec<(String, String)> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::StepFinished { step, outcome, .. } => {
+                    Some((step.clone(), format!("{outcome:?}")))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl EventSink for CancelOn {
+    fn emit(&self, event: &Event) {
+        self.events.lock().unwrap().push(event.clone());
+        if (self.trigger)(event) {
+            self.cancel.cancel();
+        }
+    }
+}
+
+pub fn finished(step: &'static str) -> impl Fn(&Event) -> bool + Send + Sync {
+    move |e| matches!(e, Event::StepFinished { step: s, .. } if s == step)
+}
+
+pub fn message_starts(prefix: &'static str) -> impl Fn(&Event) -> bool + Send + Sync {
+    move |e| matches!(e, Event::Message { text, .. } if text.starts_with(prefix))
+}
+
+/// What exists in moto, by (kind, region, id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    pub live_instances: BTreeSet<(String, String)>,
+    pub key_pairs: BTreeSet<(String, String)>,
+    pub security_groups: BTreeSet<(String, String)>,
+    pub images: BTreeSet<(String, String)>,
+    pub snapshots: BTreeSet<(String, String)>,
+}
+
+impl Census {
+    /// What is in `self` and not in `before`.
+    pub fn minus(&self, before: &Census) -> Census {
+        let d = |a: &BTreeSet<(String, String)>, b: &BTreeSet<(String, String)>| {
+            a.difference(b).cloned().collect()
+        };
+        Census {
+            live_instances: d(&self.live_instances, &before.live_instances),
+            key_pairs: d(&self.key_pairs, &before.key_pairs),
+            security_groups: d(&self.security_groups, &before.security_groups),
+            images: d(&self.images, &before.images),
+            snapshots: d(&self.snapshots, &before.snapshots),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Census::default()
+    }
+
+    /// The census of a list of resources (an abort's `left`).
+    pub fn of(resources: &[Resource]) -> Census {
+        let mut c = Census::default();
+        for r in resources {
+            let k = (r.region().to_string(), r.id().to_string());
+            match r {
+                Resource::Instance { .. } => {
+                    c.live_instances.insert(k);
+                }
+                Resource::KeyPair { .. } => {
+                    c.key_pairs.insert(k);
+                }
+                Resource::SecurityGroup { .. } => {
+                    c.security_groups.insert(k);
+                }
+                Resource::Image { snapshots, .. } => {
+                    for s in snapshots {
+                        c.snapshots.insert((r.region().to_string(), s.clone()));
+                    }
+                    c.images.insert(k);
+                }
+                Resource::Snapshot { .. } => {
+                    c.snapshots.insert(k);
+                }
+            }
+        }
+        c
+    }
+}
+
+pub async fn census(ec2: &Ec2Clients, regions: &[String]) -> Census {
+    let mut c = Census::default();
+    for region in regions {
+        let cl = ec2.client(region);
+        let r = || region.to_string();
+        let o = cl
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .values("shutting-down")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        for i in o.reservations().iter().flat_map(|r| r.instances()) {
+            c.live_instances
+                .insert((r(), i.instance_id().unwrap().to_string()));
+        }
+        let o = cl.describe_key_pairs().send().await.unwrap();
+        for k in o.key_pairs() {
+            c.key_pairs.insert((r(), k.key_name().unwrap().to_string()));
+        }
+        let o = cl.describe_security_groups().send().await.unwrap();
+        for g in o.security_groups() {
+            c.security_groups
+                .insert((r(), g.group_id().unwrap().to_string()));
+        }
+        let o = cl.describe_images().owners("self").send().await.unwrap();
+        for i in o.images() {
+            c.images.insert((r(), i.image_id().unwrap().to_string()));
+        }
+        let o = cl
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap();
+        for s in o.snapshots() {
+            c.snapshots
+                .insert((r(), s.snapshot_id().unwrap().to_string()));
+        }
+    }
+    c
+}
