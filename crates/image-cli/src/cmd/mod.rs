@@ -11,6 +11,7 @@
 //!    [`run`].
 
 pub mod inspect;
+pub mod provision;
 pub mod spec_args;
 pub mod validate;
 pub mod verify;
@@ -30,6 +31,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Check a host against a gossfile (goss validate / render).
     Verify(verify::Args),
+    /// Run an ansible step list (tasks, plays, roles) on a host.
+    Provision(provision::Args),
 }
 
 /// Runs `cmd`.
@@ -38,5 +41,6 @@ pub fn run(cmd: Command) -> Exit {
         Command::Validate(args) => validate::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Provision(args) => provision::run(&args),
     }
 }

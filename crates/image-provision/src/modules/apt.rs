@@ -1,0 +1,217 @@
+//! `apt`: installs (optionally pinned `name=version`, wildcards allowed),
+//! upgrades to latest, removes packages, installs `.deb` files, updates the
+//! cache (`cache_valid_time`), all in one script that first asks dpkg what
+//! is installed and does nothing when everything is as wanted.
+
+use async_trait::async_trait;
+
+use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `apt` module.
+pub struct Apt;
+
+#[async_trait]
+impl Module for Apt {
+    fn name(&self) -> &'static str {
+        "apt"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "name",
+            "pkg",
+            "package",
+            "state",
+            "update_cache",
+            "update-cache",
+            "cache_valid_time",
+            "allow_downgrade",
+            "allow_downgrades",
+            "allow-downgrades",
+            "deb",
+            "install_recommends",
+            "install-recommends",
+            "purge",
+            "autoremove",
+            "autoclean",
+            "clean",
+            "force",
+            "dpkg_options",
+            "default_release",
+            "default-release",
+            "only_upgrade",
+            "upgrade",
+            "lock_timeout",
+            "force_apt_get",
+            "allow_unauthenticated",
+            "allow_change_held_packages",
+            "policy_rc_d",
+            "fail_on_autoremove",
+            "update_cache_retries",
+            "update_cache_retry_max_delay",
+        ]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let names = args.list_any(&["name", "pkg", "package"]);
+        let state = args.choice(
+            "state",
+            &[
+                "present",
+                "installed",
+                "latest",
+                "absent",
+                "removed",
+                "build-dep",
+                "fixed",
+            ],
+            "present",
+        )?;
+        let update = args.bool_or("update_cache", false)? || args.bool_or("update-cache", false)?;
+        let valid = args.opt_i64("cache_valid_time")?.unwrap_or(0);
+        let downgrade =
+            args.bool_or("allow_downgrade", false)? || args.bool_or("allow_downgrades", false)?;
+        let recommends = args
+            .get_any(&["install_recommends", "install-recommends"])
+            .and_then(super::json_bool);
+        let purge = args.bool_or("purge", false)?;
+        let autoremove = args.bool_or("autoremove", false)?;
+        let deb = args.opt_str("deb");
+        let upgrade = args.opt_str("upgrade").unwrap_or_else(|| "no".into());
+        let lock = args.opt_i64("lock_timeout")?.unwrap_or(60);
+        let dpkg_opts = args
+            .opt_str("dpkg_options")
+            .unwrap_or_else(|| "force-confdef,force-confold".into());
+        let default_release = args.opt_str_any(&["default_release", "default-release"]);
+        let mut flags = format!("-y -q -o DPkg::Lock::Timeout={lock}");
+        for o in dpkg_opts.split(',').filter(|o| !o.is_empty()) {
+            flags.push_str(&format!(" -o Dpkg::Options::=--{}", o.trim()));
+        }
+        match recommends {
+            Some(false) => flags.push_str(" --no-install-recommends"),
+            Some(true) => flags.push_str(" --install-recommends"),
+            None => {}
+        }
+        if downgrade {
+            flags.push_str(" --allow-downgrades");
+        }
+        if args.bool_or("allow_unauthenticated", false)? {
+            flags.push_str(" --allow-unauthenticated");
+        }
+        if args.bool_or("allow_change_held_packages", false)? {
+            flags.push_str(" --allow-change-held-packages");
+        }
+        if let Some(r) = &default_release {
+            flags.push_str(&format!(" -t {}", q(r)));
+        }
+        let specs = names.iter().map(|n| q(n)).collect::<Vec<_>>().join(" ");
+        let mut body = format!(
+            r#"export DEBIAN_FRONTEND=noninteractive
+F="{flags}"
+upd=0
+apt_run() {{ [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $(printf '%s' "$_o" | tail -n 15)"; echo "$_o" | tail -n 3 | sed 's/^/@@out=/'; }}
+if [ {update} = 1 ]; then
+  st=/var/lib/apt/periodic/update-success-stamp; [ -f $st ] || st=/var/cache/apt/pkgcache.bin
+  if [ {valid} -gt 0 ] && [ -f $st ] && [ $(( $(date +%s) - $(stat -c %Y $st) )) -lt {valid} ]; then :; else
+    upd=1
+    if [ "$CHECK" != 1 ]; then _o=$(apt-get update -q -o DPkg::Lock::Timeout={lock} 2>&1) || fail "apt-get update: $(printf '%s' "$_o" | tail -n 10)"; mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp; fi
+  fi
+fi
+echo "@@cache_updated=$upd"
+"#,
+            update = u8::from(update),
+        );
+        if let Some(deb) = &deb {
+            body.push_str(&format!(
+                r#"f={}
+case $f in http://*|https://*) t=/var/tmp/image-cli-$(basename "$f"); [ -f "$t" ] || {{ curl -fsSL -o "$t" "$f" || wget -q -O "$t" "$f" || fail "download of $f failed"; }}; f=$t;; esac
+[ -f "$f" ] || fail "deb $f not found"
+p=$(dpkg-deb -f "$f" Package); v=$(dpkg-deb -f "$f" Version)
+iv=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' "$p" 2>/dev/null)
+case $iv in "ii |$v") ;; *) C=1; apt_run apt-get install $F "$f";; esac
+"#,
+                q(deb)
+            ));
+        }
+        if !names.is_empty() {
+            match state.as_str() {
+                "present" | "installed" | "fixed" => body.push_str(&format!(
+                    r#"need=""
+for spec in {specs}; do
+  n=${{spec%%=*}}; v=""; case $spec in *=*) v=${{spec#*=}};; esac
+  st=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' "$n" 2>/dev/null)
+  case $st in
+    ii*) if [ -n "$v" ]; then iv=${{st#*|}}; case $iv in $v) ;; *) need="$need $spec";; esac; fi;;
+    *) need="$need $spec";;
+  esac
+done
+if [ -n "$need" ]; then C=1; echo "@@changes=$need"; apt_run apt-get install $F $need; fi
+"#
+                )),
+                "latest" => body.push_str(&format!(
+                    r#"plan=$(apt-get -s install $F {specs} 2>&1) || fail "$(printf '%s' "$plan" | tail -n 10)"
+ch=$(printf '%s\n' "$plan" | awk '/^Inst /{{print $2}}' | tr '\n' ' ')
+if [ -n "$ch" ]; then C=1; echo "@@changes=$ch"; apt_run apt-get install $F {specs}; fi
+"#
+                )),
+                "absent" | "removed" => body.push_str(&format!(
+                    r#"rm_=""
+for n in {specs}; do n=${{n%%=*}}; st=$(dpkg-query -W -f='${{db:Status-Abbrev}}' "$n" 2>/dev/null); case $st in ii*|iU*|iF*|hi*) rm_="$rm_ $n";; rc*) [ {purge} = 1 ] && rm_="$rm_ $n";; esac; done
+if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get remove $F {purgeflag} $rm_; fi
+"#,
+                    purge = u8::from(purge),
+                    purgeflag = if purge { "--purge" } else { "" },
+                )),
+                other => return Err(ModuleError::Arg(format!("state={other} is not supported"))),
+            }
+        }
+        if upgrade != "no" && upgrade != "false" {
+            let cmd = match upgrade.as_str() {
+                "dist" | "full" => "dist-upgrade",
+                _ => "upgrade",
+            };
+            body.push_str(&format!(
+                "plan=$(apt-get -s {cmd} $F 2>&1); if printf '%s\\n' \"$plan\" | grep -q '^Inst '; then C=1; apt_run apt-get {cmd} $F; fi\n"
+            ));
+        }
+        if autoremove {
+            body.push_str(&format!(
+                "plan=$(apt-get -s autoremove $F 2>&1); if printf '%s\\n' \"$plan\" | grep -q '^Remv '; then C=1; apt_run apt-get autoremove $F {}; fi\n",
+                if purge { "--purge" } else { "" }
+            ));
+        }
+        if names.is_empty() && deb.is_none() && upgrade == "no" && !autoremove {
+            body.push_str("[ $upd = 1 ] && C=1\n");
+        }
+        let out = ctx.run_script(&body, None).await?;
+        let mut r = ModuleResult::from_script(&out, "apt");
+        r.data.insert(
+            "cache_updated".into(),
+            (out.get("cache_updated") == Some("1")).into(),
+        );
+        if let Some(c) = out.get("changes") {
+            let c = c.trim().to_string();
+            if ctx.diff && out.changed {
+                r.diff.push(crate::diff::Diff::new(
+                    "packages",
+                    "",
+                    format!("{}\n", c.replace(' ', "\n")),
+                ));
+            }
+            r.msg.get_or_insert_with(|| {
+                format!(
+                    "{} {}",
+                    if ctx.check { "would change" } else { "changed" },
+                    c
+                )
+            });
+        }
+        let tail: Vec<&str> = out
+            .kv
+            .iter()
+            .filter(|(k, _)| k == "out")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        r.data.insert("stdout".into(), tail.join("\n").into());
+        Ok(r)
+    }
+}

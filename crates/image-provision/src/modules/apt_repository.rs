@@ -1,0 +1,114 @@
+//! `apt_repository`: a one-line APT source in
+//! `/etc/apt/sources.list.d/<filename>.list`, then `apt-get update` when
+//! it changed (`update_cache`, default true).
+
+use async_trait::async_trait;
+
+use super::{edit_file, Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::FileSpec;
+
+/// The `apt_repository` module.
+pub struct AptRepository;
+
+#[async_trait]
+impl Module for AptRepository {
+    fn name(&self) -> &'static str {
+        "apt_repository"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "repo",
+            "state",
+            "filename",
+            "update_cache",
+            "update-cache",
+            "mode",
+            "codename",
+            "install_python_apt",
+            "validate_certs",
+            "update_cache_retries",
+            "update_cache_retry_max_delay",
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["repo"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let repo = args
+            .str("repo")?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if repo.starts_with("ppa:") {
+            return Err(ModuleError::Arg(
+                "PPAs are not supported; give the deb line".into(),
+            ));
+        }
+        let state = args.choice("state", &["present", "absent"], "present")?;
+        let filename = args
+            .opt_str("filename")
+            .unwrap_or_else(|| derive_name(&repo));
+        let dest = format!("/etc/apt/sources.list.d/{filename}.list");
+        let spec = FileSpec {
+            dest: dest.clone(),
+            mode: args.mode("mode")?.or(Some("644".into())),
+            force: true,
+            ..Default::default()
+        };
+        let present = state == "present";
+        let line = repo.clone();
+        let mut r = edit_file(ctx, &spec, move |cur| {
+            let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+            let cur_s = cur.unwrap_or("");
+            let has = cur_s.lines().any(|l| norm(l) == line);
+            match (present, has) {
+                (true, true) => Ok(cur.map(str::to_string)),
+                (true, false) => Ok(Some(format!(
+                    "{cur_s}{}{line}\n",
+                    if cur_s.is_empty() || cur_s.ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    }
+                ))),
+                (false, true) => Ok(Some(
+                    cur_s
+                        .lines()
+                        .filter(|l| norm(l) != line)
+                        .map(|l| format!("{l}\n"))
+                        .collect(),
+                )),
+                (false, false) => Ok(None),
+            }
+        })
+        .await?;
+        let update = args.bool_or("update_cache", true)? && args.bool_or("update-cache", true)?;
+        if r.changed && update && !ctx.check && !r.failed {
+            let out = ctx
+                .run_script(
+                    "_o=$(apt-get update -q 2>&1) || fail \"apt-get update: $_o\"",
+                    None,
+                )
+                .await?;
+            if let Some(f) = out.failed {
+                r.failed = true;
+                r.msg = Some(f);
+            }
+        }
+        r.data.insert("repo".into(), repo.into());
+        Ok(r)
+    }
+}
+
+fn derive_name(repo: &str) -> String {
+    let url = repo
+        .split_whitespace()
+        .find(|w| w.contains("://"))
+        .unwrap_or(repo);
+    let url = url.split("://").nth(1).unwrap_or(url);
+    let s: String = url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    s.trim_matches('_').to_string()
+}

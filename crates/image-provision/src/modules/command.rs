@@ -1,0 +1,240 @@
+//! `command`: runs a program with arguments (no shell features), with
+//! `creates` / `removes` / `chdir` / `stdin`. Always "changed" when it runs;
+//! skipped in check mode unless `creates`/`removes` decide it would not run.
+//! The run code is shared with `shell` and `raw`.
+
+use async_trait::async_trait;
+use serde_json::{json, Value as Json};
+
+use super::{Args, FreeForm, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `command` module.
+pub struct Command;
+
+#[async_trait]
+impl Module for Command {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "cmd",
+            "argv",
+            "creates",
+            "removes",
+            "chdir",
+            "stdin",
+            "stdin_add_newline",
+            "strip_empty_ends",
+            "expand_argument_vars",
+            "warn",
+        ]
+    }
+    fn free_form(&self) -> FreeForm {
+        FreeForm::Command
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["cmd|argv|_raw_params"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let line = if let Some(Json::Array(argv)) = args.get("argv") {
+            argv.iter()
+                .map(|a| q(&super::json_to_string(a)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            let s = args.str_any(&["cmd", "_raw_params"])?;
+            split_words(&s)?
+                .iter()
+                .map(|w| q(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        run_command(ctx, args, &line, Runner::Sh).await
+    }
+}
+
+/// How the command line is run.
+pub enum Runner {
+    /// `sh -c LINE`.
+    Sh,
+    /// `EXECUTABLE -c LINE`.
+    Executable(String),
+    /// As it is, no creates/removes/chdir.
+    Raw,
+}
+
+/// Runs a command line with the common options; shared by command, shell
+/// and raw.
+pub async fn run_command(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    line: &str,
+    runner: Runner,
+) -> Result<ModuleResult, ModuleError> {
+    let creates = args.opt_str("creates");
+    let removes = args.opt_str("removes");
+    let mut pre = String::new();
+    if let Some(c) = &creates {
+        pre.push_str(&format!(
+            "for f in {}; do [ -e \"$f\" ] && {{ echo '@@skip' \"$f exists\"; exit 0; }}; done\n",
+            glob_word(c)
+        ));
+    }
+    if let Some(r) = &removes {
+        pre.push_str(&format!("_e=0; for f in {}; do [ -e \"$f\" ] && _e=1; done; [ $_e = 0 ] && {{ echo '@@skip' {} does not exist; exit 0; }}\n", glob_word(r), q(r)));
+    }
+    if ctx.check {
+        if pre.is_empty() {
+            let mut r = ModuleResult::ok().msg("skipped: command would run if not in check mode");
+            r.skipped = true;
+            return Ok(r);
+        }
+        let out = ctx.sh(&format!("{pre}echo '@@run'"), None).await?;
+        let text = out.stdout_str();
+        if let Some(l) = text.lines().find(|l| l.starts_with("@@skip")) {
+            return Ok(ModuleResult::ok().msg(format!("skipped, since {}", l[6..].trim())));
+        }
+        let mut r = ModuleResult::changed(true).msg("command would run if not in check mode");
+        r.skipped = true;
+        return Ok(r);
+    }
+    if let Some(dir) = args.opt_str("chdir") {
+        pre.push_str(&format!("cd {} || exit 1\n", q(&dir)));
+    }
+    let script = match runner {
+        Runner::Sh => format!("{pre}{line}"),
+        Runner::Executable(exe) => format!("{pre}exec {} -c {}", q(&exe), q(line)),
+        Runner::Raw => line.to_string(),
+    };
+    let stdin = args.opt_str("stdin").map(|mut s| {
+        if args.bool_or("stdin_add_newline", true).unwrap_or(true) {
+            s.push('\n');
+        }
+        s.into_bytes()
+    });
+    let start = std::time::Instant::now();
+    let out = ctx.sh(&script, stdin).await?;
+    let delta = start.elapsed();
+    let mut stdout = out.stdout_str();
+    if let Some(l) = stdout.lines().find(|l| l.starts_with("@@skip")) {
+        return Ok(ModuleResult::ok()
+            .msg(format!("skipped, since {}", l[6..].trim()))
+            .with("rc", 0)
+            .with("stdout", "")
+            .with("stderr", ""));
+    }
+    let mut stderr = out.stderr_str();
+    if args.bool_or("strip_empty_ends", true)? {
+        stdout = stdout.trim_end_matches('\n').to_string();
+        stderr = stderr.trim_end_matches('\n').to_string();
+    }
+    let failed = out.status != 0;
+    let mut r = ModuleResult::changed(true)
+        .with("rc", out.status)
+        .with("cmd", line)
+        .with("stdout_lines", json!(stdout.lines().collect::<Vec<_>>()))
+        .with("stderr_lines", json!(stderr.lines().collect::<Vec<_>>()))
+        .with("delta", format!("{:.6}", delta.as_secs_f64()));
+    if failed {
+        r.failed = true;
+        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        r.msg = Some(if tail.is_empty() {
+            format!("non-zero return code {}", out.status)
+        } else {
+            format!("non-zero return code {}: {}", out.status, tail.join("\n"))
+        });
+    }
+    r.data.insert("stdout".into(), Json::String(stdout));
+    r.data.insert("stderr".into(), Json::String(stderr));
+    Ok(r)
+}
+
+/// A path for `for f in ...`: globs stay globs, the rest is quoted.
+fn glob_word(s: &str) -> String {
+    if s.contains(['*', '?', '[']) && !s.contains([' ', '\'', '"', '$', '`', ';']) {
+        s.to_string()
+    } else {
+        q(s)
+    }
+}
+
+/// Splits a command line like a POSIX shell would into words (quotes and
+/// backslashes), without expanding anything.
+pub fn split_words(s: &str) -> Result<Vec<String>, ModuleError> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                        None => {
+                            return Err(ModuleError::Arg(format!("unterminated quote in `{s}`")))
+                        }
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
+                            Some(x) => {
+                                cur.push('\\');
+                                cur.push(x);
+                            }
+                            None => break,
+                        },
+                        Some(x) => cur.push(x),
+                        None => {
+                            return Err(ModuleError::Arg(format!("unterminated quote in `{s}`")))
+                        }
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(x) = chars.next() {
+                    cur.push(x);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words() {
+        assert_eq!(
+            split_words(r#"echo "a b" 'c d' e\ f"#).unwrap(),
+            vec!["echo", "a b", "c d", "e f"]
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `copy`: writes `content` or a local `src` file to the target (sent on
+//! the script's stdin, written only when its sha256 differs), or copies a
+//! file already on the target (`remote_src`). Mode, owner, group, backup,
+//! validate, force.
+
+use async_trait::async_trait;
+
+use super::{file_spec, write_content, Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `copy` module.
+pub struct Copy;
+
+#[async_trait]
+impl Module for Copy {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "src",
+            "content",
+            "dest",
+            "mode",
+            "owner",
+            "group",
+            "backup",
+            "force",
+            "remote_src",
+            "validate",
+            "directory_mode",
+            "follow",
+            "local_follow",
+            "decrypt",
+            "checksum",
+            "unsafe_writes",
+            "attributes",
+            "setype",
+            "seuser",
+            "serole",
+            "selevel",
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["dest"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let dest = args.str("dest")?;
+        let mut spec = file_spec(args, dest.clone())?;
+        if args.bool_or("remote_src", false)? {
+            let src = args.str("src")?;
+            let body = format!(
+                "s={}; d={}\n[ -d \"$d\" ] && d=\"$d/$(basename \"$s\")\"\n[ -f \"$s\" ] || fail \"src $s does not exist on the target\"\nif ! cmp -s \"$s\" \"$d\" && {{ [ ! -e \"$d\" ] || [ {} = 1 ]; }}; then C=1; before \"$d\"; [ {} = 1 ] && [ -e \"$d\" ] && do_ cp -p \"$d\" \"$d.$(date +%Y-%m-%d@%H:%M:%S)~\"; do_ cp \"$s\" \"$d\"; [ \"$CHECK\" = 1 ] && return 0; fi\nattrs \"$d\" {} {} {}",
+                q(&src),
+                q(&dest),
+                u8::from(spec.force),
+                u8::from(spec.backup),
+                q(spec.mode.as_deref().unwrap_or("")),
+                q(spec.owner.as_deref().unwrap_or("")),
+                q(spec.group.as_deref().unwrap_or("")),
+            );
+            let out = ctx.run_script(&body, None).await?;
+            let mut r = ModuleResult::from_script(&out, &dest);
+            r.data.insert("dest".into(), dest.into());
+            return Ok(r);
+        }
+        let content: Vec<u8> = if let Some(c) = args.get("content") {
+            match c {
+                serde_json::Value::String(s) => s.clone().into_bytes(),
+                other => serde_json::to_string(other)
+                    .unwrap_or_default()
+                    .into_bytes(),
+            }
+        } else {
+            let src = args.str("src")?;
+            let path = ctx.find_local(&src, "files")?;
+            if path.is_dir() {
+                return Err(ModuleError::Arg(format!(
+                    "copy of a directory ({}) is not supported; copy its files one by one",
+                    path.display()
+                )));
+            }
+            spec.basename = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if dest.ends_with('/') {
+                spec.dest = format!("{dest}{}", spec.basename.clone().unwrap_or_default());
+            }
+            tokio::fs::read(&path)
+                .await
+                .map_err(|e| ModuleError::Arg(format!("cannot read {}: {e}", path.display())))?
+        };
+        write_content(ctx, &spec, &content, None).await
+    }
+}

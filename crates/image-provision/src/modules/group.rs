@@ -1,0 +1,53 @@
+//! `group`: creates, changes (gid) or removes a group.
+
+use async_trait::async_trait;
+
+use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `group` module.
+pub struct Group;
+
+#[async_trait]
+impl Module for Group {
+    fn name(&self) -> &'static str {
+        "group"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "name",
+            "gid",
+            "system",
+            "state",
+            "local",
+            "non_unique",
+            "force",
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let name = args.str("name")?;
+        let state = args.choice("state", &["present", "absent"], "present")?;
+        let gid = args.opt_str("gid").unwrap_or_default();
+        let body = if state == "absent" {
+            format!(
+                "n={}\nif getent group \"$n\" >/dev/null; then C=1; do_ groupdel \"$n\"; fi",
+                q(&name)
+            )
+        } else {
+            format!(
+                "n={}; gid={}\nif e=$(getent group \"$n\"); then [ -n \"$gid\" ] && [ \"$(echo \"$e\" | cut -d: -f3)\" != \"$gid\" ] && {{ C=1; do_ groupmod -g \"$gid\" \"$n\"; }}\nelse C=1; set -- {}; [ -n \"$gid\" ] && set -- \"$@\" -g \"$gid\"; do_ groupadd \"$@\" \"$n\"; fi",
+                q(&name),
+                q(&gid),
+                if args.bool_or("system", false)? { "-r" } else { "" }
+            )
+        };
+        let out = ctx.run_script(&body, None).await?;
+        let mut r = ModuleResult::from_script(&out, &name);
+        r.data.insert("name".into(), name.into());
+        r.data.insert("state".into(), state.into());
+        Ok(r)
+    }
+}

@@ -1,0 +1,34 @@
+//! `raw`: runs a command line as it is (no creates/removes/chdir). Here it
+//! is the same as `shell` without options, since nothing needs Python.
+
+use async_trait::async_trait;
+
+use super::command::{run_command, Runner};
+use super::{Args, FreeForm, Module, ModuleCtx, ModuleError, ModuleResult};
+
+/// The `raw` module.
+pub struct Raw;
+
+#[async_trait]
+impl Module for Raw {
+    fn name(&self) -> &'static str {
+        "raw"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &["executable"]
+    }
+    fn free_form(&self) -> FreeForm {
+        FreeForm::Command
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["_raw_params"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let line = args.str("_raw_params")?;
+        let runner = match args.opt_str("executable") {
+            Some(e) => Runner::Executable(e),
+            None => Runner::Raw,
+        };
+        run_command(ctx, args, &line, runner).await
+    }
+}

@@ -1,0 +1,113 @@
+//! `replace`: replaces every match of a regular expression in a file
+//! (multi-line mode, as ansible's), optionally only between `after` and
+//! `before`; edited locally after one read.
+
+use async_trait::async_trait;
+use regex::Regex;
+
+use super::{edit_file, file_spec, Args, Module, ModuleCtx, ModuleError, ModuleResult};
+
+/// The `replace` module.
+pub struct Replace;
+
+#[async_trait]
+impl Module for Replace {
+    fn name(&self) -> &'static str {
+        "replace"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "path",
+            "dest",
+            "destfile",
+            "name",
+            "regexp",
+            "replace",
+            "after",
+            "before",
+            "backup",
+            "mode",
+            "owner",
+            "group",
+            "validate",
+            "encoding",
+            "unsafe_writes",
+            "others",
+            "attributes",
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["path|dest|destfile|name", "regexp"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let path = args.str_any(&["path", "dest", "destfile", "name"])?;
+        let spec = file_spec(args, path.clone())?;
+        let pat = args.str("regexp")?;
+        let re = Regex::new(&format!("(?m){pat}"))
+            .map_err(|e| ModuleError::Arg(format!("bad regexp `{pat}`: {e}")))?;
+        let rep = py_rep(&args.opt_str("replace").unwrap_or_default());
+        let after = args
+            .opt_str("after")
+            .map(|a| Regex::new(&format!("(?m){a}")))
+            .transpose()
+            .map_err(|e| ModuleError::Arg(e.to_string()))?;
+        let before = args
+            .opt_str("before")
+            .map(|a| Regex::new(&format!("(?m){a}")))
+            .transpose()
+            .map_err(|e| ModuleError::Arg(e.to_string()))?;
+        edit_file(ctx, &spec, |cur| {
+            let Some(cur) = cur else {
+                return Err(format!("path {path} does not exist"));
+            };
+            let start = after
+                .as_ref()
+                .and_then(|r| r.find(cur))
+                .map(|m| m.end())
+                .unwrap_or(0);
+            let end = before
+                .as_ref()
+                .and_then(|r| r.find(&cur[start..]))
+                .map(|m| start + m.start())
+                .unwrap_or(cur.len());
+            let mid = re.replace_all(&cur[start..end], rep.as_str());
+            Ok(Some(format!("{}{}{}", &cur[..start], mid, &cur[end..])))
+        })
+        .await
+    }
+}
+
+fn py_rep(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    chars.next();
+                    out.push_str(&format!("${{{d}}}"));
+                }
+                Some('g') => {
+                    chars.next();
+                    if chars.peek() == Some(&'<') {
+                        chars.next();
+                        let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
+                        out.push_str(&format!("${{{name}}}"));
+                    }
+                }
+                Some('n') => {
+                    chars.next();
+                    out.push('\n');
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}

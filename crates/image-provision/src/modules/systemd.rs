@@ -1,0 +1,147 @@
+//! `systemd` / `systemd_service` / `service`: daemon-reload, mask/unmask,
+//! enable/disable, start/stop/restart/reload, in one script that asks
+//! systemctl for the current state first.
+
+use async_trait::async_trait;
+
+use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `systemd` module (also `systemd_service` and `service`).
+pub struct Systemd;
+
+#[async_trait]
+impl Module for Systemd {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "name",
+            "unit",
+            "service",
+            "state",
+            "enabled",
+            "masked",
+            "daemon_reload",
+            "daemon-reload",
+            "daemon_reexec",
+            "daemon-reexec",
+            "scope",
+            "no_block",
+            "force",
+            "pattern",
+            "sleep",
+            "arguments",
+            "args",
+            "runlevel",
+            "use",
+        ]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let name = args.opt_str_any(&["name", "unit", "service"]);
+        let state = args.opt_str("state");
+        if let Some(s) = &state {
+            if !["started", "stopped", "restarted", "reloaded"].contains(&s.as_str()) {
+                return Err(ModuleError::Arg(format!(
+                    "state must be started, stopped, restarted or reloaded, got `{s}`"
+                )));
+            }
+        }
+        let enabled = args
+            .get("enabled")
+            .map(super::json_bool)
+            .map(|b| b.ok_or_else(|| ModuleError::Arg("`enabled` must be a boolean".into())))
+            .transpose()?;
+        let masked = args
+            .get("masked")
+            .map(super::json_bool)
+            .map(|b| b.ok_or_else(|| ModuleError::Arg("`masked` must be a boolean".into())))
+            .transpose()?;
+        let reload =
+            args.bool_or("daemon_reload", false)? || args.bool_or("daemon-reload", false)?;
+        let reexec =
+            args.bool_or("daemon_reexec", false)? || args.bool_or("daemon-reexec", false)?;
+        let user = args.opt_str("scope").as_deref() == Some("user");
+        let sc = if user {
+            "systemctl --user"
+        } else {
+            "systemctl"
+        };
+        let nb = if args.bool_or("no_block", false)? {
+            " --no-block"
+        } else {
+            ""
+        };
+        if name.is_none() && (state.is_some() || enabled.is_some() || masked.is_some()) {
+            return Err(ModuleError::Arg(
+                "`name` is needed with state, enabled or masked".into(),
+            ));
+        }
+        let mut body = String::new();
+        if reexec {
+            body.push_str(&format!(
+                "[ \"$CHECK\" = 1 ] || {sc} daemon-reexec || fail 'daemon-reexec failed'\n"
+            ));
+        }
+        if reload {
+            body.push_str(&format!("[ \"$CHECK\" = 1 ] || {{ _o=$({sc} daemon-reload 2>&1) || fail \"daemon-reload failed: $_o\"; }}\n"));
+        }
+        if let Some(n) = &name {
+            body.push_str(&format!("u={}\n", q(n)));
+            if let Some(m) = masked {
+                body.push_str(&format!(
+                    "cur=$({sc} is-enabled \"$u\" 2>/dev/null)\nif [ {m} = 1 ] && [ \"$cur\" != masked ] && [ \"$cur\" != masked-runtime ]; then C=1; do_ {sc} mask \"$u\"; elif [ {m} = 0 ] && [ \"$cur\" = masked ]; then C=1; do_ {sc} unmask \"$u\"; fi\n",
+                    m = u8::from(m)
+                ));
+            }
+            if state.is_some() || enabled.is_some() {
+                body.push_str(&format!(
+                    "ls=$({sc} show -p LoadState --value \"$u\" 2>/dev/null)\nif [ \"$ls\" = not-found ] || [ -z \"$ls\" ]; then [ \"$CHECK\" = 1 ] && {{ C=1; echo \"@@note=$u is not installed yet\"; return 0; }}; fail \"could not find the requested service $u\"; fi\n"
+                ));
+            }
+            if let Some(e) = enabled {
+                body.push_str(&format!(
+                    "cur=$({sc} is-enabled \"$u\" 2>/dev/null)\necho \"@@enabled_was=$cur\"\n"
+                ));
+                if e {
+                    body.push_str(&format!("case $cur in enabled|enabled-runtime|static|alias|indirect|generated|transient) ;; masked) fail \"$u is masked\";; *) C=1; do_ {sc} enable \"$u\";; esac\n"));
+                } else {
+                    body.push_str(&format!("case $cur in enabled|enabled-runtime) C=1; do_ {sc} disable \"$u\";; esac\n"));
+                }
+            }
+            if let Some(s) = &state {
+                body.push_str(&format!(
+                    "act=$({sc} is-active \"$u\" 2>/dev/null)\necho \"@@active_was=$act\"\n"
+                ));
+                body.push_str(&match s.as_str() {
+                    "started" => format!("case $act in active|activating|reloading) ;; *) C=1; do_ {sc} start{nb} \"$u\";; esac\n"),
+                    "stopped" => format!("case $act in active|activating|reloading|deactivating) C=1; do_ {sc} stop{nb} \"$u\";; esac\n"),
+                    "restarted" => format!("C=1; do_ {sc} restart{nb} \"$u\"\n"),
+                    _ => format!("C=1; case $act in active) do_ {sc} reload{nb} \"$u\";; *) do_ {sc} start{nb} \"$u\";; esac\n"),
+                });
+            }
+        }
+        let out = ctx.run_script(&body, None).await?;
+        let mut r = ModuleResult::from_script(&out, name.as_deref().unwrap_or("systemd"));
+        if let Some(n) = name {
+            r.data.insert("name".into(), n.into());
+        }
+        if let Some(s) = state {
+            r.data.insert("state".into(), s.into());
+        }
+        if let Some(e) = enabled {
+            r.data.insert("enabled".into(), e.into());
+        }
+        if let Some(f) = &r.msg {
+            if r.failed
+                && out
+                    .stderr
+                    .contains("System has not been booted with systemd")
+            {
+                r.msg = Some(format!("{f} (the target does not run systemd)"));
+            }
+        }
+        Ok(r)
+    }
+}

@@ -1,0 +1,155 @@
+//! `unarchive`: unpacks a tar (any compression GNU tar reads) or zip
+//! archive into `dest`. A local `src` is uploaded once to a cache path
+//! named by its sha256 (`/var/tmp/.image-cli-<sha>`); `remote_src` uses a
+//! path or URL on the target. The archive's listing is compared with
+//! `dest` (regular files by size, directories by existence) and nothing is
+//! extracted when everything is there.
+
+use async_trait::async_trait;
+use image_core::target::FileMeta;
+
+use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `unarchive` module.
+pub struct Unarchive;
+
+#[async_trait]
+impl Module for Unarchive {
+    fn name(&self) -> &'static str {
+        "unarchive"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "src",
+            "dest",
+            "remote_src",
+            "copy",
+            "creates",
+            "extra_opts",
+            "mode",
+            "owner",
+            "group",
+            "include",
+            "exclude",
+            "list_files",
+            "keep_newer",
+            "validate_certs",
+            "decrypt",
+            "io_buffer_size",
+            "attributes",
+            "unsafe_writes",
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["src", "dest"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let src = args.str("src")?;
+        let dest = args.str("dest")?;
+        let remote = args.bool_or("remote_src", false)? || !args.bool_or("copy", true)?;
+        let extra: Vec<String> = args.list("extra_opts");
+        let strip: usize = extra
+            .iter()
+            .find_map(|o| {
+                o.strip_prefix("--strip-components=")
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0);
+        let extra_q = extra.iter().map(|o| q(o)).collect::<Vec<_>>().join(" ");
+        let mut upload: Option<(String, Vec<u8>)> = None;
+        let src_on_target = if remote {
+            if src.starts_with("http://") || src.starts_with("https://") {
+                format!(
+                    "/var/tmp/.image-cli-{}",
+                    &crate::script::sha256_hex(src.as_bytes())[..16]
+                )
+            } else {
+                src.clone()
+            }
+        } else {
+            let path = ctx.find_local(&src, "files")?;
+            let data = tokio::fs::read(&path)
+                .await
+                .map_err(|e| ModuleError::Arg(format!("cannot read {}: {e}", path.display())))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let cache = format!(
+                "/var/tmp/.image-cli-{}-{}",
+                &crate::script::sha256_hex(&data)[..16],
+                name
+            );
+            upload = Some((cache.clone(), data));
+            cache
+        };
+        let zip = src.to_lowercase().ends_with(".zip");
+        let body = format!(
+            r#"s={s}; d={dest}; u={url}
+c={creates}
+if [ -n "$c" ] && [ -e "$c" ]; then return 0; fi
+if [ ! -f "$s" ]; then
+  case $u in http://*|https://*) if [ "$CHECK" = 1 ]; then C=1; return 0; fi; curl -fsSL -o "$s" "$u" 2>/dev/null || wget -q -O "$s" "$u" || fail "downloading $u failed";;
+  *) if [ {local} = 1 ]; then echo @@need_upload=1; return 0; fi; if [ "$CHECK" = 1 ]; then C=1; return 0; fi; fail "src $s does not exist on the target";; esac
+fi
+[ -d "$d" ] || {{ [ "$CHECK" = 1 ] && {{ C=1; return 0; }}; fail "dest $d is not a directory"; }}
+if [ {zip} = 1 ]; then lst=$(unzip -Z -l "$s" 2>/dev/null | awk 'NR>2 && NF>=9 {{ t=substr($1,1,1); n=$NF; print (t=="d"?"d":"-") "\t" $4 "\t" n }}')
+else lst=$(tar -tvf "$s" 2>/dev/null | awk -v n={strip} '{{ t=substr($1,1,1); size=$3; name=$6; for(i=7;i<=NF;i++){{ if($i=="->") break; name=name" "$i }}; k=split(name, p, "/"); out=""; c=0; for(j=1;j<=k;j++){{ if(p[j]=="" || p[j]==".") continue; c++; if(c>n) out=out (out==""?"":"/") p[j] }}; if(out!="") print t "\t" size "\t" out }}') || fail "cannot list $s"; fi
+[ -n "$lst" ] || fail "cannot list archive $s (is it a tar or zip file?)"
+miss=$(printf '%s\n' "$lst" | while IFS="$(printf '\t')" read -r t size name; do
+  case $t in
+    d) [ -d "$d/$name" ] || {{ echo "$name"; break; }};;
+    -) [ -f "$d/$name" ] && [ "$(stat -c %s "$d/$name")" = "$size" ] || {{ echo "$name"; break; }};;
+  esac
+done)
+if [ -n "$miss" ]; then
+  C=1
+  if [ "$CHECK" != 1 ]; then
+    if [ {zip} = 1 ]; then o=$(unzip -o -q "$s" -d "$d" {extra} 2>&1) || fail "unzip failed: $o"
+    else o=$(tar -xf "$s" -C "$d" {extra} 2>&1) || fail "tar failed: $o"; fi
+  fi
+fi
+[ "$CHECK" = 1 ] || {{ [ -n {owner}{group} ] && attrs "$d" '' {owner} {group} 1; [ -n {mode} ] && [ "$C" = 1 ] && attrs "$d" {mode} '' '' 0; }}
+true
+"#,
+            s = q(&src_on_target),
+            dest = q(&dest),
+            url = q(if remote { &src } else { "" }),
+            creates = q(args.opt_str("creates").as_deref().unwrap_or("")),
+            local = u8::from(upload.is_some()),
+            zip = u8::from(zip),
+            strip = strip,
+            extra = extra_q,
+            owner = q(args.opt_str("owner").as_deref().unwrap_or("")),
+            group = q(args.opt_str("group").as_deref().unwrap_or("")),
+            mode = q(args.mode("mode")?.as_deref().unwrap_or("")),
+        );
+        let mut out = ctx.run_script(&body, None).await?;
+        if out.get("need_upload") == Some("1") {
+            if let Some((path, data)) = &upload {
+                if ctx.check {
+                    let mut r = ModuleResult::changed(true);
+                    r.data.insert("dest".into(), dest.into());
+                    return Ok(r);
+                }
+                ctx.target
+                    .put(
+                        path,
+                        data,
+                        &FileMeta {
+                            mode: Some(0o600),
+                            ..Default::default()
+                        },
+                        ctx.become_.as_ref(),
+                    )
+                    .await?;
+                out = ctx.run_script(&body, None).await?;
+            }
+        }
+        let mut r = ModuleResult::from_script(&out, &dest);
+        r.data.insert("dest".into(), dest.into());
+        r.data.insert("src".into(), src.into());
+        Ok(r)
+    }
+}

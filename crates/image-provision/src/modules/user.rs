@@ -1,0 +1,126 @@
+//! `user`: creates, changes or removes a user account (uid, primary group,
+//! supplementary groups, shell, home, comment, password hash), in one
+//! script that compares `getent` output first.
+
+use async_trait::async_trait;
+
+use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::q;
+
+/// The `user` module.
+pub struct User;
+
+#[async_trait]
+impl Module for User {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+    fn params(&self) -> &'static [&'static str] {
+        &[
+            "name",
+            "user",
+            "uid",
+            "group",
+            "groups",
+            "append",
+            "shell",
+            "home",
+            "create_home",
+            "createhome",
+            "system",
+            "state",
+            "comment",
+            "password",
+            "update_password",
+            "remove",
+            "force",
+            "move_home",
+            "password_lock",
+            "expires",
+            "non_unique",
+            "local",
+            "umask",
+            "skeleton",
+            "generate_ssh_key",
+            "ssh_key_bits",
+            "ssh_key_type",
+            "ssh_key_file",
+            "ssh_key_comment",
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["name|user"]
+    }
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let name = args.str_any(&["name", "user"])?;
+        let state = args.choice("state", &["present", "absent"], "present")?;
+        let o = |k: &str| q(args.opt_str(k).as_deref().unwrap_or(""));
+        let groups = args.list("groups").join(",");
+        let groups_given = args.get("groups").is_some();
+        let create_home = args.bool_or("create_home", args.bool_or("createhome", true)?)?;
+        let body = if state == "absent" {
+            format!(
+                "n={}\nif getent passwd \"$n\" >/dev/null; then C=1; do_ userdel {} \"$n\"; fi",
+                q(&name),
+                if args.bool_or("remove", false)? {
+                    "-r"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!(
+                r#"n={name}; uid={uid}; grp={group}; groups={groups}; gg={gg}; app={app}; sh={shell}; home={home}; cm={comment}; pw={pw}; upw={upw}
+if e=$(getent passwd "$n"); then
+  [ -n "$uid" ] && [ "$(echo "$e" | cut -d: -f3)" != "$uid" ] && {{ C=1; do_ usermod -u "$uid" "$n"; }}
+  if [ -n "$grp" ]; then cg=$(id -gn "$n"); cgid=$(id -g "$n"); [ "$cg" != "$grp" ] && [ "$cgid" != "$grp" ] && {{ C=1; do_ usermod -g "$grp" "$n"; }}; fi
+  [ -n "$sh" ] && [ "$(echo "$e" | cut -d: -f7)" != "$sh" ] && {{ C=1; do_ usermod -s "$sh" "$n"; }}
+  [ -n "$home" ] && [ "$(echo "$e" | cut -d: -f6)" != "$home" ] && {{ C=1; do_ usermod -d "$home" {mv} "$n"; }}
+  [ -n "$cm" ] && [ "$(echo "$e" | cut -d: -f5)" != "$cm" ] && {{ C=1; do_ usermod -c "$cm" "$n"; }}
+  if [ "$gg" = 1 ]; then
+    cur=$(id -nG "$n" | tr ' ' '\n' | grep -vx "$(id -gn "$n")" | sort | tr '\n' ',' | sed 's/,$//')
+    want=$(echo "$groups" | tr ',' '\n' | grep -v '^$' | sort -u | tr '\n' ',' | sed 's/,$//')
+    if [ "$app" = 1 ]; then
+      miss=""; for g in $(echo "$want" | tr ',' ' '); do echo ",$cur," | grep -q ",$g," || miss="$miss,$g"; done
+      [ -n "$miss" ] && {{ C=1; do_ usermod -a -G "${{miss#,}}" "$n"; }}
+    elif [ "$cur" != "$want" ]; then C=1; do_ usermod -G "$want" "$n"; fi
+  fi
+  if [ -n "$pw" ] && [ "$upw" = always ]; then [ "$(getent shadow "$n" | cut -d: -f2)" != "$pw" ] && {{ C=1; do_ usermod -p "$pw" "$n"; }}; fi
+else
+  C=1; set -- {sys} {mk}; [ -n "$uid" ] && set -- "$@" -u "$uid"; [ -n "$grp" ] && set -- "$@" -g "$grp"; [ -n "$groups" ] && set -- "$@" -G "$groups"
+  [ -n "$sh" ] && set -- "$@" -s "$sh"; [ -n "$home" ] && set -- "$@" -d "$home"; [ -n "$cm" ] && set -- "$@" -c "$cm"; [ -n "$pw" ] && set -- "$@" -p "$pw"
+  do_ useradd "$@" "$n"
+fi"#,
+                name = q(&name),
+                uid = o("uid"),
+                group = o("group"),
+                groups = q(&groups),
+                gg = u8::from(groups_given),
+                app = u8::from(args.bool_or("append", false)?),
+                shell = o("shell"),
+                home = o("home"),
+                comment = o("comment"),
+                pw = o("password"),
+                upw = q(&args
+                    .opt_str("update_password")
+                    .unwrap_or_else(|| "always".into())),
+                mv = if args.bool_or("move_home", false)? {
+                    "-m"
+                } else {
+                    ""
+                },
+                sys = if args.bool_or("system", false)? {
+                    "-r"
+                } else {
+                    ""
+                },
+                mk = if create_home { "-m" } else { "-M" },
+            )
+        };
+        let out = ctx.run_script(&body, None).await?;
+        let mut r = ModuleResult::from_script(&out, &name);
+        r.data.insert("name".into(), name.into());
+        r.data.insert("state".into(), state.into());
+        Ok(r)
+    }
+}

@@ -1,0 +1,245 @@
+//! Generated `sh` scripts: the shared prelude every module script runs with,
+//! the `@@` result protocol, and the scripts shared by several modules
+//! (write a file if its content differs, read a file).
+//!
+//! A module's body sets `C=1` when something changes (or would, in check
+//! mode), calls `fail MSG` to stop with an error, and runs changing
+//! commands through `do_` (which does nothing in check mode). The wrapper
+//! then prints `@@changed` or `@@ok`. Other result lines: `@@key=value`,
+//! `@@before BASE64` (the old content, for `--diff`).
+
+use base64::Engine as _;
+use image_core::target::{shell_quote, Output};
+
+/// Functions every module script can use.
+pub const PRELUDE: &str = r#"C=0
+fail() { printf '@@fail %s\n' "$(printf '%s' "$*" | tr '\n' ' ')"; exit 1; }
+do_() { [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $_o"; }
+b64() { base64 -w0 "$1" 2>/dev/null || base64 "$1" | tr -d '\n'; }
+before() { [ "$DIFF" = 1 ] || return 0; if [ -f "$1" ] && [ "$(wc -c <"$1")" -le 262144 ]; then printf '@@before '; b64 "$1"; echo; else echo '@@before '; fi; }
+putc() { if [ ! -f "$1" ] || [ "$(cat "$1")" != "$2" ]; then C=1; before "$1"; [ "$CHECK" = 1 ] || printf '%s\n' "$2" > "$1" || fail "writing $1 failed"; fi; }
+rmf() { if [ -e "$1" ] || [ -L "$1" ]; then C=1; before "$1"; do_ rm -rf "$1"; fi; }
+attrs() {
+  _p=$1; _m=$2; _o=$3; _g=$4; _r=${5:-0}
+  if [ -n "$_o$_g" ]; then
+    _bad=0
+    if [ "$_r" = 1 ]; then
+      _f=""; [ -n "$_o" ] && _f="! -user $_o"; [ -n "$_g" ] && _f="${_f:+$_f -o }! -group $_g"
+      [ -n "$(eval "find \"\$_p\" \\( $_f \\) -print -quit")" ] && _bad=1
+    else
+      [ -n "$_o" ] && [ "$(stat -c %U "$_p")" != "$_o" ] && [ "$(stat -c %u "$_p")" != "$_o" ] && _bad=1
+      [ -n "$_g" ] && [ "$(stat -c %G "$_p")" != "$_g" ] && [ "$(stat -c %g "$_p")" != "$_g" ] && _bad=1
+    fi
+    if [ $_bad = 1 ]; then C=1; if [ "$_r" = 1 ]; then do_ chown -R "$_o${_g:+:$_g}" "$_p"; else do_ chown -h "$_o${_g:+:$_g}" "$_p"; fi; fi
+  fi
+  if [ -n "$_m" ] && [ ! -L "$_p" ]; then
+    case $_m in
+      *[!0-7]*) _b=$(stat -c %a "$_p"); [ "$CHECK" = 1 ] || chmod ${_r:+$( [ "$_r" = 1 ] && echo -R)} "$_m" "$_p" || fail "chmod $_m $_p failed"; [ "$(stat -c %a "$_p")" != "$_b" ] && C=1 ;;
+      *) if [ "$_r" = 1 ]; then
+           if [ -n "$(find "$_p" ! -perm "$_m" -print -quit)" ]; then C=1; do_ chmod -R "$_m" "$_p"; fi
+         elif [ "$(stat -c %a "$_p")" != "$_m" ]; then C=1; do_ chmod "$_m" "$_p"; fi ;;
+    esac
+  fi
+}
+"#;
+
+/// The full script: prelude, the body as a function, the result line.
+pub fn wrap(body: &str, check: bool, diff: bool) -> String {
+    format!(
+        "CHECK={}; DIFF={}\n{PRELUDE}main() {{\n{body}\n}}\nmain\nif [ \"$C\" = 1 ]; then echo @@changed; else echo @@ok; fi\n",
+        u8::from(check),
+        u8::from(diff)
+    )
+}
+
+/// A script's parsed result.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptOut {
+    /// `@@changed` seen.
+    pub changed: bool,
+    /// `@@fail` message (or stderr when the script died without one).
+    pub failed: Option<String>,
+    /// `@@key=value` lines in order.
+    pub kv: Vec<(String, String)>,
+    /// Decoded `@@before`.
+    pub before: Option<String>,
+    /// Set by modules that know the new content.
+    pub after: Option<String>,
+    /// Exit status.
+    pub status: i32,
+    /// Output lines that are not `@@` lines.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl ScriptOut {
+    /// Parses the output of a script made by [`wrap`].
+    pub fn parse(out: &Output) -> Self {
+        let text = out.stdout_str();
+        let mut r = ScriptOut {
+            status: out.status,
+            stderr: out.stderr_str(),
+            ..Default::default()
+        };
+        let mut done = false;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("@@") {
+                if rest == "changed" {
+                    r.changed = true;
+                    done = true;
+                } else if rest == "ok" {
+                    done = true;
+                } else if let Some(m) = rest.strip_prefix("fail ") {
+                    r.failed = Some(m.trim().to_string());
+                } else if let Some(b) = rest.strip_prefix("before") {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .unwrap_or_default();
+                    r.before = Some(String::from_utf8_lossy(&bytes).into_owned());
+                } else if let Some((k, v)) = rest.split_once('=') {
+                    r.kv.push((k.to_string(), v.to_string()));
+                }
+            } else {
+                r.stdout.push_str(line);
+                r.stdout.push('\n');
+            }
+        }
+        if r.failed.is_none() && (!done || out.status != 0) {
+            let err = r.stderr.trim();
+            r.failed = Some(if err.is_empty() {
+                format!("script exited with status {}", out.status)
+            } else {
+                err.to_string()
+            });
+        }
+        r
+    }
+
+    /// The value of `@@key=value` (the last one).
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.kv
+            .iter()
+            .rev()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Quoting for scripts.
+pub fn q(s: &str) -> String {
+    shell_quote(s)
+}
+
+/// A file to write with [`write_file_body`].
+#[derive(Debug, Clone, Default)]
+pub struct FileSpec {
+    /// When `dest` is a directory, write `dest/<this>` instead.
+    pub basename: Option<String>,
+    /// Destination path.
+    pub dest: String,
+    /// Octal mode text (`644`) or symbolic.
+    pub mode: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Group.
+    pub group: Option<String>,
+    /// Keep a timestamped copy of the old file.
+    pub backup: bool,
+    /// Replace an existing file whose content differs (copy's `force`).
+    pub force: bool,
+    /// A command checking the new file; `%s` is its path.
+    pub validate: Option<String>,
+}
+
+/// The sha256 of some bytes, as hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A script body that writes standard input to `spec.dest` when its sha256
+/// differs from `sha`, atomically (temp file + rename in the same
+/// directory), then applies mode and ownership. Always reads all of stdin.
+pub fn write_file_body(spec: &FileSpec, sha: &str) -> String {
+    let validate = spec
+        .validate
+        .as_ref()
+        .map(|v| {
+            format!(
+                "_v=$(t=\"$t\" sh -c {} 2>&1) || {{ rm -f \"$t\"; fail \"validation failed: $_v\"; }}",
+                q(&v.replace("%s", "\"$t\""))
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"d={dest}; want={sha}
+{into_dir}
+if [ -d "$d" ]; then cat >/dev/null; fail "$d is a directory"; fi
+[ -d "$(dirname "$d")" ] || {{ cat >/dev/null; if [ "$CHECK" = 1 ]; then C=1; return 0; fi; fail "destination directory $(dirname "$d") does not exist"; }}
+cur=$(sha256sum "$d" 2>/dev/null | cut -d' ' -f1)
+if [ "$cur" != "$want" ] && {{ [ -z "$cur" ] || [ {force} = 1 ]; }}; then
+  C=1; before "$d"
+  if [ "$CHECK" = 1 ]; then cat >/dev/null; else
+    t=$(mktemp "$(dirname "$d")/.image-cli.XXXXXX") || {{ cat >/dev/null; fail "cannot create a file in $(dirname "$d")"; }}
+    cat > "$t" || {{ rm -f "$t"; fail "writing $d failed"; }}
+    if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null
+      [ {backup} = 1 ] && cp -p "$d" "$d.$(date +%Y-%m-%d@%H:%M:%S)~"
+    else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi
+    {validate}
+    mv -f "$t" "$d" || {{ rm -f "$t"; fail "renaming to $d failed"; }}
+  fi
+else cat >/dev/null; fi
+[ -e "$d" ] && attrs "$d" {mode} {owner} {group}
+"#,
+        dest = q(&spec.dest),
+        into_dir = spec
+            .basename
+            .as_ref()
+            .map(|b| format!("[ -d \"$d\" ] && d=\"$d\"/{}", q(b)))
+            .unwrap_or_default(),
+        force = u8::from(spec.force),
+        backup = u8::from(spec.backup),
+        mode = q(spec.mode.as_deref().unwrap_or("")),
+        owner = q(spec.owner.as_deref().unwrap_or("")),
+        group = q(spec.group.as_deref().unwrap_or("")),
+    )
+}
+
+/// A script body that prints `@@exists=0|1` and the file's content as
+/// `@@content=BASE64`.
+pub fn read_file_body(path: &str) -> String {
+    format!(
+        "p={}\nif [ -f \"$p\" ]; then echo @@exists=1; stat -c '@@stat=%a %U %G %u %g' \"$p\"; printf '@@content='; b64 \"$p\"; echo; else echo @@exists=0; fi\n",
+        q(path)
+    )
+}
+
+/// Decodes the `@@content=` of [`read_file_body`]; `None` when absent.
+pub fn read_content(out: &ScriptOut) -> Option<String> {
+    if out.get("exists") != Some("1") {
+        return None;
+    }
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(out.get("content").unwrap_or("").trim())
+        .unwrap_or_default();
+    Some(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// True when a `@@stat=MODE USER GROUP UID GID` line already matches the
+/// wanted numeric mode and ownership (so no write is needed).
+pub fn stat_matches(stat: &str, spec: &FileSpec) -> bool {
+    let f: Vec<&str> = stat.split_whitespace().collect();
+    if f.len() < 5 {
+        return false;
+    }
+    let mode_ok = match &spec.mode {
+        None => true,
+        Some(m) if m.bytes().all(|b| b.is_ascii_digit()) => f[0] == m,
+        Some(_) => false,
+    };
+    let owner_ok = spec.owner.as_ref().is_none_or(|o| o == f[1] || o == f[3]);
+    let group_ok = spec.group.as_ref().is_none_or(|g| g == f[2] || g == f[4]);
+    mode_ok && owner_ok && group_ok
+}

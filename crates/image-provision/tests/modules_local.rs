@@ -1,0 +1,148 @@
+//! File modules against this machine: first run changes, second run is
+//! ok, check mode reports the change and changes nothing.
+
+mod common;
+
+use common::{run_in, steps, write};
+use image_provision::Options;
+
+async fn converge(dir: &std::path::Path, s: &str, check_paths: &[&str]) {
+    let s = steps(dir, s);
+    let snapshot = |ps: &[&str]| -> Vec<Option<Vec<u8>>> {
+        ps.iter().map(|p| std::fs::read(dir.join(p)).ok()).collect()
+    };
+    let before = snapshot(check_paths);
+    let check = Options {
+        check: true,
+        diff: true,
+        ..Default::default()
+    };
+    let (r, _) = run_in(dir, &s, &check).await;
+    assert_eq!(r.recap.failed, 0, "check run failed: {:#?}", r.results);
+    assert!(
+        r.recap.changed > 0,
+        "check mode reports changes: {}",
+        r.recap
+    );
+    assert_eq!(snapshot(check_paths), before, "check mode changed files");
+    let (r1, _) = run_in(dir, &s, &Options::default()).await;
+    assert_eq!(r1.recap.failed, 0, "{:#?}", r1.results);
+    assert!(r1.recap.changed > 0);
+    let (r2, _) = run_in(dir, &s, &Options::default()).await;
+    assert_eq!(r2.recap.failed, 0, "{:#?}", r2.results);
+    assert_eq!(
+        r2.recap.changed,
+        0,
+        "second run must be idempotent: {:#?}",
+        r2.results
+            .iter()
+            .filter(|t| t.outcome == image_core::events::Outcome::Changed)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn file_copy_template_edit_modules_converge() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(
+        dir,
+        "templates/conf.j2",
+        "name={{ who }}\n{% for p in ports %}port={{ p }}\n{% endfor %}",
+    );
+    write(dir, "files/static.txt", "static\n");
+    write(dir, "out/edit.conf", "a=1\n#b=2\n");
+    write(dir, "out/app.ini", "[main]\nx = 1\n");
+    converge(
+        dir,
+        r#"
+- file: path=@D@/out/dir state=directory mode=0750
+- copy:
+    content: "hello\n"
+    dest: "@D@/out/hello.txt"
+    mode: "0600"
+- copy: src=static.txt dest=@D@/out/
+- template:
+    src: conf.j2
+    dest: "@D@/out/app.conf"
+  vars:
+    who: world
+    ports: [1, 2]
+- lineinfile:
+    path: "@D@/out/edit.conf"
+    regexp: '^#?b='
+    line: b=3
+- lineinfile: path=@D@/out/edit.conf line=c=4
+- blockinfile:
+    path: "@D@/out/edit.conf"
+    block: |
+      x
+      y
+- replace:
+    path: "@D@/out/edit.conf"
+    regexp: '^a=1$'
+    replace: 'a=9'
+- ini_file: path=@D@/out/app.ini section=main option=y value=2
+- file: path=@D@/out/link src=@D@/out/hello.txt state=link
+- sysctl:
+    name: net.ipv4.ip_forward
+    value: "1"
+    sysctl_file: "@D@/out/99-k8s.conf"
+    reload: false
+- command: touch @D@/out/made
+  args:
+    creates: "@D@/out/made"
+"#,
+        &[
+            "out/hello.txt",
+            "out/edit.conf",
+            "out/app.ini",
+            "out/app.conf",
+        ],
+    )
+    .await;
+    let rd = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    assert_eq!(rd("out/hello.txt"), "hello\n");
+    assert_eq!(rd("out/static.txt"), "static\n");
+    assert_eq!(rd("out/app.conf"), "name=world\nport=1\nport=2\n");
+    assert_eq!(
+        rd("out/edit.conf"),
+        "a=9\nb=3\nc=4\n# BEGIN ANSIBLE MANAGED BLOCK\nx\ny\n# END ANSIBLE MANAGED BLOCK\n"
+    );
+    assert_eq!(rd("out/app.ini"), "[main]\nx = 1\ny = 2\n");
+    assert_eq!(rd("out/99-k8s.conf"), "net.ipv4.ip_forward=1\n");
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(dir.join("out/hello.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(m & 0o777, 0o600);
+    let m = std::fs::metadata(dir.join("out/dir"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(m & 0o777, 0o750);
+}
+
+#[tokio::test]
+async fn diff_shows_changed_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "f.txt", "one\ntwo\n");
+    let s = steps(
+        dir,
+        "- copy:\n    content: \"one\\nTWO\\n\"\n    dest: \"@D@/f.txt\"\n",
+    );
+    let (r, ev) = run_in(
+        dir,
+        &s,
+        &Options {
+            diff: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(r.recap.changed, 1);
+    let text = common::events_text(&ev);
+    assert!(text.contains("-two") && text.contains("+TWO"), "{text}");
+}
