@@ -58,7 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = SshConfig::new(&a.host, a.port, &a.user, SshAuth::key_file(&a.key));
     let t0 = Instant::now();
     let t = Arc::new(SshTarget::connect(cfg).await?);
-    println!("connect: {:.1} ms ({})", ms(t0.elapsed()), t.host_key_fingerprint());
+    println!(
+        "connect: {:.1} ms ({})",
+        ms(t0.elapsed()),
+        t.host_key_fingerprint()
+    );
 
     let t0 = Instant::now();
     for i in 0..a.count {

@@ -59,7 +59,7 @@ enum Switch {
     None,
     /// `runuser -u USER --` (we are root).
     Runuser(String),
-    /// `sudo -n -H -u USER --` (from [`Exec::shell_line`]).
+    /// `sudo -n -H -u USER --`.
     Sudo,
 }
 
@@ -78,31 +78,26 @@ impl Target for LocalTarget {
 
     async fn exec(&self, cmd: &Exec) -> Result<Output, TargetError> {
         let switch = self.switch(cmd.become_.as_ref());
-        let mut plain = cmd.clone();
-        plain.stdin = None;
+        let script = cmd.script();
         let mut command = match &switch {
-            Switch::Sudo => {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(plain.shell_line());
+            Switch::None => tokio::process::Command::new("sh"),
+            Switch::Runuser(user) => {
+                let mut c = tokio::process::Command::new("runuser");
+                c.args(["-u", user, "--", "sh"]);
                 c
             }
-            Switch::None | Switch::Runuser(_) => {
-                plain.become_ = None;
-                let line = plain.shell_line();
-                match &switch {
-                    Switch::Runuser(user) => {
-                        let mut c = tokio::process::Command::new("runuser");
-                        c.args(["-u", user, "--", "sh", "-c", &line]);
-                        c
-                    }
-                    _ => {
-                        let mut c = tokio::process::Command::new("sh");
-                        c.arg("-c").arg(line);
-                        c
-                    }
-                }
+            Switch::Sudo => {
+                let user = cmd
+                    .become_
+                    .as_ref()
+                    .map(|b| b.user.as_str())
+                    .unwrap_or("root");
+                let mut c = tokio::process::Command::new("sudo");
+                c.args(["-n", "-H", "-u", user, "--", "sh"]);
+                c
             }
         };
+        command.arg("-c").arg(&script);
         command
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()
@@ -113,9 +108,15 @@ impl Target for LocalTarget {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|e| TargetError::Other {
-            host: HOST.to_string(),
-            detail: format!("starting `sh -c {}`: {e}", cmd.command),
+        let mut child = command.spawn().map_err(|e| match switch {
+            Switch::Sudo if e.kind() == std::io::ErrorKind::NotFound => TargetError::SudoRefused {
+                host: HOST.to_string(),
+                detail: "sudo: command not found".to_string(),
+            },
+            _ => TargetError::Other {
+                host: HOST.to_string(),
+                detail: format!("starting `{}`: {e}", cmd.command),
+            },
         })?;
         let pid = child.id();
         if let (Some(data), Some(mut pipe)) = (cmd.stdin.clone(), child.stdin.take()) {
@@ -216,7 +217,8 @@ fn file_error(op: &'static str, path: &str, detail: &str) -> TargetError {
 /// Writes through a temporary file in the same directory, then renames it.
 fn write_atomic(path: &str, content: &[u8], meta: &FileMeta) -> Result<(), TargetError> {
     use std::io::Write;
-    let err = |what: &str, e: &dyn std::fmt::Display| file_error("write", path, &format!("{what}: {e}"));
+    let err =
+        |what: &str, e: &dyn std::fmt::Display| file_error("write", path, &format!("{what}: {e}"));
     let p = Path::new(path);
     let (Some(dir), Some(base)) = (p.parent(), p.file_name()) else {
         return Err(file_error("write", path, "not a file path"));

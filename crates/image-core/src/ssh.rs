@@ -10,15 +10,27 @@
 //! with `poll(2)`.
 //!
 //! libssh2 is not built for several threads on one session, so every libssh2
-//! call is made under one lock ([`Conn::io`]), channel opens are serialised
-//! (libssh2 keeps one channel-open state per session), and channels are closed
-//! and freed under that lock too (`ssh2` frees them without its own lock).
+//! call is made under one lock, channel opens and `exec` requests are
+//! serialised (libssh2 keeps one channel-open state per session, and while it
+//! waits for the reply to a request it takes any channel's reply for its
+//! own), and channels are closed and freed under that lock too (`ssh2` frees
+//! them without its own lock).
 //!
 //! Connecting retries (exponential backoff, 100 ms → 2 s, jittered) until
 //! [`SshConfig::retry_until`]: a fresh instance refuses connections, then
 //! answers without a banner, then may refuse the key until cloud-init has
 //! installed it. A host key that does not match the pinned fingerprint is
 //! never retried.
+//!
+//! A command that outlives its timeout is killed on the host (its processes
+//! carry an `IMAGE_CLI_EXEC_ID` environment tag; a second command, as the
+//! same user, kills every process with it) before its channel is closed, so
+//! the session stays clean and usable. A session that breaks is replaced on
+//! the next command: transparently when the command had not been sent yet,
+//! else the command fails with [`TargetError::Disconnected`] (and
+//! [`Target::reconnect`] is the explicit way, e.g. after a reboot). With
+//! keepalives on, `TCP_USER_TIMEOUT` lets a vanished peer (no FIN) fail the
+//! session within ~30 s.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), image_core::target::TargetError> {
@@ -46,7 +58,8 @@ use ssh2::{BlockDirections, Channel, ErrorCode, HashType, HostKeyType, MethodTyp
 use zeroize::Zeroizing;
 
 use crate::target::{
-    get_exec, put_exec, sudo_refusal, Become, Exec, FileMeta, Output, Target, TargetError,
+    get_exec, put_exec, shell_quote, sudo_refusal, Become, Exec, FileMeta, Output, Target,
+    TargetError,
 };
 
 /// The private key to log in with.
@@ -145,12 +158,7 @@ impl SshConfig {
     /// A configuration with the defaults: any host key, 10 s per connection
     /// attempt, retrying for 5 minutes (packer's `ssh_timeout`), keepalive
     /// every 5 s, no command timeout.
-    pub fn new(
-        host: impl Into<String>,
-        port: u16,
-        user: impl Into<String>,
-        auth: SshAuth,
-    ) -> Self {
+    pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>, auth: SshAuth) -> Self {
         SshConfig {
             host: host.into(),
             port,
@@ -251,77 +259,16 @@ impl SshTarget {
         let (conn, pref) = establish(&self.shared.cfg, &self.shared.name, pref).await?;
         *lock(&self.shared.hostkey_pref) = pref;
         let old = std::mem::replace(&mut *lock(&self.shared.conn), Arc::new(conn));
-        old.broken.store(true, Ordering::Release);
-        // The old session says goodbye on drop: keep that off the runtime.
+        // Commands still running on the old session finish there; the old
+        // session says goodbye on drop: keep that off the runtime.
         let _ = tokio::task::spawn_blocking(move || drop(old)).await;
         Ok(())
     }
 
-    /// Runs `cmd` as given (no sudo check), mapping transport failures.
-    async fn run(&self, cmd: &Exec) -> Result<Output, TargetError> {
-        let host = self.shared.name.clone();
-        let timeout = cmd.timeout.or(self.shared.cfg.command_timeout);
-        // Tag the process tree so a command that times out can be killed.
-        let (line, kill) = match timeout.map(|_| exec_tag()) {
-            Some(tag) => (
-                cmd.clone().env(TAG_VAR, tag.clone()).shell_line(),
-                Some(kill_line(&tag, cmd.become_.clone())),
-            ),
-            None => (cmd.shell_line(), None),
-        };
-        let stdin = cmd.stdin.clone();
-        let conn = self.conn().await?;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let res = tokio::task::spawn_blocking(move || {
-            run_channel(&conn, &line, stdin, deadline, kill.as_deref())
-        })
-        .await
-        .map_err(|e| TargetError::Other {
-            host: host.clone(),
-            detail: format!("command task failed: {e}"),
-        })?;
-        match res {
-            Ok(out) => Ok(out),
-            Err(ChanError::Timeout) => Err(TargetError::Timeout {
-                host,
-                command: cmd.command.clone(),
-                after: timeout.unwrap_or_default(),
-            }),
-            Err(ChanError::Lost(detail)) => Err(TargetError::Disconnected {
-                host,
-                during: format!("`{}`", short(&cmd.command)),
-                detail,
-            }),
-            Err(ChanError::Other(detail)) => Err(TargetError::Other {
-                host,
-                detail: format!("running `{}`: {detail}", short(&cmd.command)),
-            }),
-        }
-    }
-}
-
-/// The command that kills what is left of a timed-out command: every
-/// process whose environment carries its tag, as the same user.
-fn kill_line(tag: &str, become_: Option<Become>) -> String {
-    let script = format!(
-        "for e in /proc/[0-9]*/environ; do \
-           if grep -qzx -- {pat} \"$e\" 2>/dev/null; then \
-             p=${{e#/proc/}}; kill -9 \"${{p%/environ}}\" 2>/dev/null; \
-           fi; \
-         done; true",
-        pat = crate::target::shell_quote(&format!("{TAG_VAR}={tag}")),
-    );
-    Exec::new(script).become_opt(become_).shell_line()
-}
-
-#[async_trait]
-impl Target for SshTarget {
-    fn name(&self) -> String {
-        self.shared.name.clone()
-    }
-
-    async fn exec(&self, cmd: &Exec) -> Result<Output, TargetError> {
-        let out = self.run(cmd).await?;
+    /// Runs `cmd` with `stdin` (instead of `cmd.stdin`, saving a copy of
+    /// large file contents), mapping transport failures and sudo refusals.
+    async fn run(&self, cmd: &Exec, stdin: Option<Vec<u8>>) -> Result<Output, TargetError> {
+        let out = self.run_unchecked(cmd, stdin).await?;
         if cmd.become_.is_some() {
             if let Some(detail) = sudo_refusal(&out) {
                 return Err(TargetError::SudoRefused {
@@ -333,6 +280,114 @@ impl Target for SshTarget {
         Ok(out)
     }
 
+    async fn run_unchecked(
+        &self,
+        cmd: &Exec,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, TargetError> {
+        let host = self.shared.name.clone();
+        let timeout = cmd.timeout.or(self.shared.cfg.command_timeout);
+        // Tag the process tree so a command that times out can be killed.
+        let (line, kill) = match timeout.map(|_| exec_tag()) {
+            Some(tag) => (
+                tagged_line(cmd, &tag),
+                Some(kill_line(&tag, cmd.become_.clone())),
+            ),
+            None => (cmd.shell_line(), None),
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let line = Arc::new(line);
+        let stdin = Arc::new(stdin);
+        let mut retried = false;
+        let res = loop {
+            let conn = self.conn().await?;
+            let (line, stdin, kill) = (line.clone(), stdin.clone(), kill.clone());
+            let res = tokio::task::spawn_blocking(move || {
+                let stdin = stdin.as_deref().unwrap_or_default();
+                run_channel(&conn, &line, stdin, deadline, kill.as_deref())
+            })
+            .await
+            .map_err(|e| TargetError::Other {
+                host: host.clone(),
+                detail: format!("command task failed: {e}"),
+            })?;
+            match res {
+                // The session died while idle (e.g. dropped by the peer): the
+                // command never reached the host, so it is safe to reconnect
+                // and run it once more.
+                Err(ChanError::NotStarted(d)) if !retried => {
+                    tracing::debug!(host = %host, error = %d, "session lost before the command started; reconnecting");
+                    retried = true;
+                }
+                Err(ChanError::NotStarted(d)) => break Err(ChanError::Lost(d)),
+                other => break other,
+            }
+        };
+        match res {
+            Ok(out) => Ok(out),
+            Err(ChanError::Timeout) => Err(TargetError::Timeout {
+                host,
+                command: cmd.command.clone(),
+                after: timeout.unwrap_or_default(),
+            }),
+            Err(ChanError::Lost(detail) | ChanError::NotStarted(detail)) => {
+                Err(TargetError::Disconnected {
+                    host,
+                    during: format!("`{}`", short(&cmd.command)),
+                    detail,
+                })
+            }
+            Err(ChanError::Other(detail)) => Err(TargetError::Other {
+                host,
+                detail: format!("running `{}`: {detail}", short(&cmd.command)),
+            }),
+        }
+    }
+}
+
+/// [`Exec::shell_line`] with the tag in the environment `sh` starts with
+/// (an `export` in the script would not show in its `/proc/PID/environ`).
+fn tagged_line(cmd: &Exec, tag: &str) -> String {
+    let sh = format!(
+        "env {TAG_VAR}={} sh -c {}",
+        shell_quote(tag),
+        shell_quote(&cmd.script())
+    );
+    match &cmd.become_ {
+        None => sh,
+        Some(b) => format!("sudo -n -H -u {} -- {sh}", shell_quote(&b.user)),
+    }
+}
+
+/// The command that kills what is left of a timed-out command: every
+/// process whose environment carries its tag, as the same user.
+fn kill_line(tag: &str, become_: Option<Become>) -> String {
+    // Passes until none is left: a process may fork while a pass runs.
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do \
+           found=; \
+           for e in /proc/[0-9]*/environ; do \
+             if grep -qzx -- {pat} \"$e\" 2>/dev/null; then \
+               p=${{e#/proc/}}; kill -9 \"${{p%/environ}}\" 2>/dev/null && found=1; \
+             fi; \
+           done; \
+           [ -n \"$found\" ] || break; \
+         done; true",
+        pat = shell_quote(&format!("{TAG_VAR}={tag}")),
+    );
+    Exec::new(script).become_opt(become_).shell_line()
+}
+
+#[async_trait]
+impl Target for SshTarget {
+    fn name(&self) -> String {
+        self.shared.name.clone()
+    }
+
+    async fn exec(&self, cmd: &Exec) -> Result<Output, TargetError> {
+        self.run(cmd, cmd.stdin.clone()).await
+    }
+
     async fn put(
         &self,
         path: &str,
@@ -340,8 +395,9 @@ impl Target for SshTarget {
         meta: &FileMeta,
         become_: Option<&Become>,
     ) -> Result<(), TargetError> {
-        let cmd = put_exec(&self.shared.name, path, content, meta, become_)?;
-        let out = self.exec(&cmd).await?;
+        let mut cmd = put_exec(&self.shared.name, path, content, meta, become_)?;
+        let stdin = cmd.stdin.take();
+        let out = self.run(&cmd, stdin).await?;
         if !out.success() {
             return Err(file_error(&self.shared.name, "write", path, &out));
         }
@@ -425,12 +481,6 @@ async fn establish(
     name: &str,
     pref: Option<&'static str>,
 ) -> Result<(Conn, Option<&'static str>), TargetError> {
-    if let SshAuth::KeyFile(p) = &cfg.auth {
-        check_key_file(p).map_err(|detail| TargetError::Other {
-            host: name.to_string(),
-            detail,
-        })?;
-    }
     let start = Instant::now();
     let deadline = start + cfg.retry_until;
     let mut backoff = Duration::from_millis(100);
@@ -546,6 +596,9 @@ fn attempt(
     cfg: &SshConfig,
     pref: Option<&'static str>,
 ) -> Result<(Conn, Option<&'static str>), AttemptError> {
+    if let SshAuth::KeyFile(p) = &cfg.auth {
+        check_key_file(p).map_err(AttemptError::Fatal)?;
+    }
     let (sess, sock, fp, kind) = handshake(cfg, pref)?;
     let (sess, sock, fp, pref) = match &cfg.host_key {
         HostKeyPolicy::AcceptAny => (sess, sock, fp, pref),
@@ -620,6 +673,25 @@ fn handshake(cfg: &SshConfig, hostkey_alg: Option<&str>) -> Result<Handshaken, A
     // Without TCP_NODELAY each channel round trip waits for delayed ACKs.
     tcp.set_nodelay(true)
         .map_err(|e| AttemptError::Transient(format!("setting TCP_NODELAY: {e}")))?;
+    if !cfg.keepalive_interval.is_zero() {
+        // With keepalives going out, a peer that vanished (instance gone, no
+        // FIN) leaves them unacknowledged: let the kernel drop the connection
+        // then, so that commands fail with Disconnected instead of hanging.
+        let ms = (cfg.keepalive_interval * 4)
+            .max(Duration::from_secs(30))
+            .as_millis()
+            .min(u32::MAX as u128) as libc::c_uint;
+        // SAFETY: a valid socket and a c_uint option value of the given size.
+        unsafe {
+            libc::setsockopt(
+                tcp.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_USER_TIMEOUT,
+                &ms as *const libc::c_uint as *const libc::c_void,
+                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            );
+        }
+    }
     let sock = tcp
         .try_clone()
         .map_err(|e| AttemptError::Fatal(format!("duplicating the socket: {e}")))?;
@@ -740,7 +812,10 @@ impl Drop for Conn {
 /// What went wrong on a channel.
 enum ChanError {
     Timeout,
+    /// The session broke while the command ran (or may have run).
     Lost(String),
+    /// The session broke before the command was sent: safe to retry.
+    NotStarted(String),
     Other(String),
 }
 
@@ -805,7 +880,7 @@ impl Conn {
         let mut wait = if self.active.load(Ordering::Acquire) > 1 {
             Duration::from_millis(2)
         } else {
-            Duration::from_millis(250)
+            Duration::from_millis(100)
         };
         if let Some(d) = deadline {
             wait = wait.min(d.saturating_duration_since(Instant::now()));
@@ -846,24 +921,34 @@ impl Conn {
     /// Opens a channel and starts `line` on it. Both steps hold [`Conn::open`]:
     /// libssh2 keeps one channel-open state per session, and while waiting
     /// for the reply to `exec` it takes any channel's reply for its own.
-    fn start<'a>(&'a self, line: &str, deadline: Option<Instant>) -> Result<Chan<'a>, ChanError> {
+    fn start<'a>(
+        &'a self,
+        line: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Chan<'a>, (ChanError, Option<Chan<'a>>)> {
         let _one = lock(&self.open);
-        let ch = self.retry(deadline, || match self.sess.channel_session() {
-            Ok(c) => Ok(Some(c)),
-            Err(e) if would_block(&e) => Ok(None),
-            Err(e) => Err(self.classify("opening a channel", &e)),
-        })?;
+        let ch = self
+            .retry(deadline, || match self.sess.channel_session() {
+                Ok(c) => Ok(Some(c)),
+                Err(e) if would_block(&e) => Ok(None),
+                Err(e) => Err(self.classify("opening a channel", &e)),
+            })
+            .map_err(|e| (e, None))?;
         let mut chan = Chan {
             conn: self,
             ch: Some(ch),
             write_pending: None,
         };
-        self.retry(deadline, || match chan.ch().exec(line) {
+        // Once the request is out the command may run, even if we give up
+        // waiting for the reply: the channel comes back with the error.
+        match self.retry(deadline, || match chan.ch().exec(line) {
             Ok(()) => Ok(Some(())),
             Err(e) if would_block(&e) => Ok(None),
             Err(e) => Err(self.classify("starting the command", &e)),
-        })?;
-        Ok(chan)
+        }) {
+            Ok(()) => Ok(chan),
+            Err(e) => Err((e, Some(chan))),
+        }
     }
 
     /// Socket errors, disconnects and timeouts mean the session is lost.
@@ -940,28 +1025,30 @@ impl Drop for Chan<'_> {
 fn run_channel(
     conn: &Conn,
     line: &str,
-    stdin: Option<Vec<u8>>,
+    stdin: &[u8],
     deadline: Option<Instant>,
     on_timeout: Option<&str>,
 ) -> Result<Output, ChanError> {
     let _active = Active::new(conn);
-    let mut chan = conn.start(line, deadline)?;
-    match drive(conn, &mut chan, stdin, deadline) {
-        Ok(out) => Ok(out),
-        Err(e) => {
-            if let (ChanError::Timeout, Some(kill)) = (&e, on_timeout) {
-                // Kill the command while its channel is still open: then the
-                // server closes the channel at once and the session stays
-                // clean (else closing it waits for the command to end).
-                let until = Some(Instant::now() + Duration::from_secs(10));
-                if run_channel(conn, kill, None, until, None).is_err() {
-                    tracing::debug!("could not kill a timed-out command");
-                }
-            }
-            drop(chan);
-            Err(e)
+    let (e, chan) = match conn.start(line, deadline) {
+        Ok(mut chan) => match drive(conn, &mut chan, stdin, deadline) {
+            Ok(out) => return Ok(out),
+            Err(e) => (e, Some(chan)),
+        },
+        Err((ChanError::Lost(d), None)) => return Err(ChanError::NotStarted(d)),
+        Err(failed) => failed,
+    };
+    if let (ChanError::Timeout, Some(kill), Some(_)) = (&e, on_timeout, &chan) {
+        // Kill the command while its channel is still open: then the server
+        // closes the channel at once and the session stays clean (else
+        // closing it waits for the command to end).
+        let until = Some(Instant::now() + Duration::from_secs(10));
+        if run_channel(conn, kill, &[], until, None).is_err() {
+            tracing::debug!("could not kill a timed-out command");
         }
     }
+    drop(chan);
+    Err(e)
 }
 
 /// Feeds standard input, collects both outputs and the exit status of the
@@ -969,11 +1056,10 @@ fn run_channel(
 fn drive(
     conn: &Conn,
     chan: &mut Chan<'_>,
-    stdin: Option<Vec<u8>>,
+    stdin: &[u8],
     deadline: Option<Instant>,
 ) -> Result<Output, ChanError> {
     const CHUNK: usize = 64 * 1024;
-    let stdin = stdin.unwrap_or_default();
     let mut written = 0usize;
     let mut eof_sent = false;
     let mut out = Vec::new();
@@ -1094,6 +1180,19 @@ mod tests {
         let s = format!("{a:?}");
         assert!(!s.contains("SECRET") && !s.contains("hunter2"), "{s}");
         assert_eq!(a.describe(), "in-memory key");
+    }
+
+    #[test]
+    fn timed_commands_carry_their_tag_from_the_start() {
+        let e = Exec::new("sleep 1").env("A", "b");
+        assert_eq!(
+            tagged_line(&e, "1-2-3"),
+            "env IMAGE_CLI_EXEC_ID=1-2-3 sh -c 'export A=b; sleep 1'"
+        );
+        assert_eq!(
+            tagged_line(&e.become_root(), "1-2-3"),
+            "sudo -n -H -u root -- env IMAGE_CLI_EXEC_ID=1-2-3 sh -c 'export A=b; sleep 1'"
+        );
     }
 
     #[test]

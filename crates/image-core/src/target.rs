@@ -98,10 +98,9 @@ impl Exec {
         self.become_opt(Some(Become::default()))
     }
 
-    /// The full shell line to hand to a login shell on the target: the
-    /// environment, the working directory and sudo folded in, every value
-    /// quoted.
-    pub fn shell_line(&self) -> String {
+    /// The script that `sh -c` runs: the environment exports, the `cd` and
+    /// the command (no sudo).
+    pub fn script(&self) -> String {
         let mut inner = String::new();
         for (k, v) in &self.env {
             inner.push_str(&format!("export {}={}; ", k, shell_quote(v)));
@@ -110,6 +109,14 @@ impl Exec {
             inner.push_str(&format!("cd {} && ", shell_quote(dir)));
         }
         inner.push_str(&self.command);
+        inner
+    }
+
+    /// The full shell line to hand to a login shell on the target: the
+    /// environment, the working directory and sudo folded in, every value
+    /// quoted.
+    pub fn shell_line(&self) -> String {
+        let inner = self.script();
         match &self.become_ {
             None => format!("sh -c {}", shell_quote(&inner)),
             Some(b) => format!(
