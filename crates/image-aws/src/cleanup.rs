@@ -189,6 +189,17 @@ impl CleanupStack {
         std::mem::take(&mut *self.lock())
     }
 
+    /// Takes the images (and lone snapshots) in `regions`: what failed
+    /// copies made.
+    pub(crate) fn take_images_in(&self, regions: &[String]) -> Vec<Resource> {
+        let mut items = self.lock();
+        let (taken, keep): (Vec<_>, Vec<_>) = items
+            .drain(..)
+            .partition(|r| r.is_artifact() && regions.iter().any(|g| g == r.region()));
+        *items = keep;
+        taken
+    }
+
     /// Takes the temporary (non-artifact) resources, leaving the artifacts.
     pub(crate) fn take_temporary(&self) -> Vec<Resource> {
         let mut items = self.lock();

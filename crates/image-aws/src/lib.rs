@@ -37,8 +37,11 @@
 pub mod cleanup;
 mod clients;
 mod error;
+mod from_plan;
 mod hook;
 pub mod manifest;
+pub mod policy;
+pub mod regions;
 mod request;
 pub mod step;
 mod wait;
@@ -52,6 +55,7 @@ use serde::Serialize;
 pub use cleanup::{CleanupFailure, Leftover, Resource};
 pub use clients::{ClientOptions, Ec2Clients};
 pub use error::{AwsError, BuildError, Step, StepError};
+pub use from_plan::PlanError;
 pub use hook::{HookError, NoProvisioning, NotConnected, ProvisionHook};
 pub use request::{
     BuildRequest, KeyPairSpec, MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi,
@@ -95,6 +99,9 @@ pub struct BuildResult {
     /// Temporary resources that could not be deleted (the AMIs are fine).
     #[serde(skip)]
     pub cleanup_failures: Vec<CleanupFailure>,
+    /// `ami_regions: all` only: regions whose copy failed (and was deleted),
+    /// with why. The AMIs in `amis` are complete.
+    pub failed_regions: BTreeMap<String, String>,
 }
 
 /// The EC2 actions a build with these settings calls (for an IAM policy).
@@ -133,6 +140,7 @@ fn new_ctx<'a>(
         build_id: uuid::Uuid::new_v4().to_string(),
         created,
         stack: Default::default(),
+        failed_regions: Default::default(),
     }
 }
 
@@ -149,6 +157,8 @@ pub async fn build_with(
     events: &dyn EventSink,
     cancel: CancelToken,
 ) -> Result<BuildResult, BuildError> {
+    let resolved = resolve_regions(ec2, req, events).await?;
+    let req = resolved.as_ref().unwrap_or(req);
     let ctx = new_ctx(ec2, req, events, cancel);
     let outcome = pipeline(&ctx, hook, connector).await;
     match outcome {
@@ -188,6 +198,54 @@ pub async fn build_with(
                 error,
                 left,
                 cleanup_failures,
+            })
+        }
+    }
+}
+
+/// `ami_regions: all`: the request with the account's regions filled in.
+async fn resolve_regions(
+    ec2: &Ec2Clients,
+    req: &BuildRequest,
+    events: &dyn EventSink,
+) -> Result<Option<BuildRequest>, BuildError> {
+    if !req.ami_regions_all {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let step = "regions";
+    events.emit(&Event::StepStarted {
+        build: req.name.clone(),
+        step: step.to_string(),
+    });
+    match regions::resolve(ec2, req).await {
+        Ok(r) => {
+            let n = r.as_ref().map_or(0, |r| r.ami_regions.len());
+            events.emit(&Event::finished(
+                &req.name,
+                step,
+                Outcome::Ok,
+                started.elapsed(),
+                format!("ami_regions: all = {n} copy region(s)"),
+            ));
+            Ok(r)
+        }
+        Err(e) => {
+            events.emit(&Event::finished(
+                &req.name,
+                step,
+                Outcome::Failed,
+                started.elapsed(),
+                e.to_string(),
+            ));
+            Err(BuildError {
+                build: req.name.clone(),
+                build_id: String::new(),
+                step: Step::Copy,
+                region: Some(req.region.clone()),
+                error: StepError::Aws(e),
+                left: Vec::new(),
+                cleanup_failures: Vec::new(),
             })
         }
     }
@@ -320,6 +378,11 @@ async fn pipeline(
         images,
         custom_data: req.custom_data.clone(),
         cleanup_failures: Vec::new(),
+        failed_regions: ctx
+            .failed_regions
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default(),
     })
 }
 
@@ -346,6 +409,8 @@ pub struct DryRun {
 /// subnet and the copy regions with read-only calls, and says what a build
 /// would create.
 pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, BuildError> {
+    let resolved = resolve_regions(ec2, req, &NoEvents).await?;
+    let req = resolved.as_ref().unwrap_or(req);
     let ctx = new_ctx(ec2, req, &NoEvents, CancelToken::new());
     let fail = |step: Step, error: StepError| BuildError {
         build: req.name.clone(),

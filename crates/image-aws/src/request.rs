@@ -72,6 +72,12 @@ pub struct BuildRequest {
     /// Regions to copy the AMI to (the build region is ignored if listed).
     #[serde(default)]
     pub ami_regions: Vec<String>,
+    /// Copy to every region enabled for the account instead (`ami_regions:
+    /// all`), resolved with `DescribeRegions` when the build starts (see
+    /// [`crate::regions`]). A copy that fails in one region is deleted and
+    /// reported in [`crate::BuildResult::failed_regions`]; the others are kept.
+    #[serde(default)]
+    pub ami_regions_all: bool,
     /// KMS key per copy region; a copy to a listed region is encrypted with it.
     #[serde(default)]
     pub region_kms_key_ids: BTreeMap<String, String>,
@@ -159,6 +165,7 @@ impl BuildRequest {
             ami_name: ami_name.into(),
             ami_description: None,
             ami_regions: Vec::new(),
+            ami_regions_all: false,
             region_kms_key_ids: BTreeMap::new(),
             encrypt_copies: false,
             ami_users: Vec::new(),

@@ -14,7 +14,10 @@ use crate::error::{AwsContext, StepError};
 use crate::request::BuildRequest;
 
 pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if !req.copy_regions().is_empty() {
+    if req.ami_regions_all {
+        a.insert("ec2:DescribeRegions");
+    }
+    if req.ami_regions_all || !req.copy_regions().is_empty() {
         a.insert("ec2:CopyImage");
         a.insert("ec2:DescribeImages");
         a.insert("ec2:CreateTags");
@@ -100,7 +103,29 @@ pub(crate) async fn run(
     }
     if !failed.is_empty() {
         failed.sort_by(|a, b| a.0.cmp(&b.0));
-        return Err(StepError::Regions(failed));
+        if !ctx.req.ami_regions_all {
+            return Err(StepError::Regions(failed));
+        }
+        // `ami_regions: all`: keep the copies that worked; delete what the
+        // failed ones made, like any failed copy, and report them.
+        let regions: Vec<String> = failed.iter().map(|(r, _)| r.clone()).collect();
+        let partial = ctx.stack.take_images_in(&regions);
+        let failures = crate::cleanup::unwind(ctx.ec2, partial, &ctx.req.wait).await;
+        let mut record = ctx.failed_regions.lock().unwrap_or_else(|e| e.into_inner());
+        for (region, e) in &failed {
+            ctx.message(format!(
+                "copy to {region} failed (kept the other regions): {e}"
+            ));
+            record.insert(region.clone(), e.to_string());
+        }
+        for f in failures {
+            let region = f.resource.region().to_string();
+            ctx.message(format!("cleaning up the failed copy in {region}: {f}"));
+            ctx.stack.push(f.resource.clone());
+            if let Some(m) = record.get_mut(&region) {
+                m.push_str(&format!("; cleanup: {f}"));
+            }
+        }
     }
     let msg = ok
         .values()

@@ -33,6 +33,8 @@ pub(crate) struct Ctx<'a> {
     pub build_id: String,
     pub created: String,
     pub stack: CleanupStack,
+    /// `ami_regions: all`: regions whose copy failed, with why.
+    pub failed_regions: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl Ctx<'_> {

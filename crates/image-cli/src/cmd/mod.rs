@@ -10,7 +10,11 @@
 //!    comment (it becomes the help text) to [`Command`], and its arm in
 //!    [`run`].
 
+pub mod build;
+pub mod cleanup;
 pub mod inspect;
+pub mod manifest;
+pub mod policy;
 pub mod provision;
 pub mod spec_args;
 pub mod validate;
@@ -33,6 +37,15 @@ pub enum Command {
     Verify(verify::Args),
     /// Run an ansible step list (tasks, plays, roles) on a host.
     Provision(provision::Args),
+    /// Build AMIs: instance, provisioning, verification, image, copies.
+    #[command(after_help = crate::exit::EXIT_CODES_HELP)]
+    Build(build::Args),
+    /// Find (and with --yes delete) what failed or interrupted builds left in AWS.
+    Cleanup(cleanup::Args),
+    /// Print the minimal IAM policy the selected builds need.
+    Policy(policy::Args),
+    /// Read a build manifest (the region -> AMI table of the last run).
+    Manifest(manifest::Args),
 }
 
 /// Runs `cmd`.
@@ -42,5 +55,9 @@ pub fn run(cmd: Command) -> Exit {
         Command::Inspect(args) => inspect::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Provision(args) => provision::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Cleanup(args) => cleanup::run(&args),
+        Command::Policy(args) => policy::run(&args),
+        Command::Manifest(args) => manifest::run(&args),
     }
 }

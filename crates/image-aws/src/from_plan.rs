@@ -1,0 +1,306 @@
+//! [`BuildRequest::from_plan`]: a resolved image definition build
+//! (`image_core::spec::Plan`) mapped onto an EC2 [`BuildRequest`], field by
+//! field. The only I/O is reading `user_data_file`.
+
+use std::fmt;
+
+use image_core::spec::{self, AmiRegions, Plan};
+
+use crate::request::{
+    BuildRequest, KeyPairSpec, MetadataOptions, RootDevice, SecurityGroupSpec, SourceAmi,
+    SourceAmiFilter, SshInterface, SshSpec, WaitSettings,
+};
+
+/// A plan that cannot become a build request: every problem, for one build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// The build's name.
+    pub build: String,
+    /// What is wrong, each telling what to set.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "build `{}`: {}", self.build, self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl BuildRequest {
+    /// Maps every field of `plan` onto a request. Errors (all at once):
+    /// no security group and no `temporary_security_group_source_cidrs`
+    /// (0.0.0.0/0 is never assumed), a key pair name without its private key
+    /// file or the reverse, an unreadable `user_data_file`, and whatever
+    /// [`BuildRequest::validate`] finds.
+    pub fn from_plan(plan: &Plan) -> Result<BuildRequest, PlanError> {
+        let (req, problems) = Self::from_plan_lenient(plan);
+        if problems.is_empty() {
+            Ok(req)
+        } else {
+            Err(PlanError {
+                build: plan.name.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// As [`BuildRequest::from_plan`], but returns the request even when it
+    /// has problems (listed next to it): enough for what does not run a
+    /// build, like computing its IAM policy.
+    pub fn from_plan_lenient(plan: &Plan) -> (BuildRequest, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut req = BuildRequest::new(
+            &plan.name,
+            &plan.region,
+            source_ami(&plan.source_ami),
+            &plan.instance_type,
+            &plan.ami_name,
+        );
+        req.subnet_id = plan.subnet_id.clone();
+        req.vpc_id = plan.vpc_id.clone();
+        req.associate_public_ip = plan.associate_public_ip_address;
+        req.iam_instance_profile = plan.iam_instance_profile.clone();
+        req.user_data = match (&plan.user_data, &plan.user_data_file) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(f)) => match std::fs::read_to_string(&f.path) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    problems.push(format!(
+                        "user_data_file {} ({}): {e}",
+                        f.path.display(),
+                        f.loc
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        req.metadata_options = MetadataOptions {
+            http_tokens: plan.metadata_options.http_tokens.clone(),
+            http_endpoint: plan.metadata_options.http_endpoint.clone(),
+            http_put_response_hop_limit: Some(i32::from(
+                plan.metadata_options.http_put_response_hop_limit,
+            )),
+            instance_metadata_tags: None,
+        };
+        req.root_device = root_device(plan, &mut problems);
+        req.run_tags = plan.run_tags.clone();
+        req.volume_tags = plan.volume_tags.clone();
+        req.tags = plan.tags.clone();
+        req.snapshot_tags = plan.snapshot_tags.clone();
+        req.key_pair = match (&plan.ssh_keypair_name, &plan.ssh_private_key_file) {
+            (Some(name), Some(file)) => KeyPairSpec::Existing {
+                name: name.clone(),
+                private_key_file: file.path.display().to_string(),
+            },
+            (None, None) => KeyPairSpec::Generate,
+            (Some(name), None) => {
+                problems.push(format!(
+                    "ssh_keypair_name `{name}` needs ssh_private_key_file (its private key)"
+                ));
+                KeyPairSpec::Generate
+            }
+            (None, Some(_)) => {
+                problems.push(
+                    "ssh_private_key_file needs ssh_keypair_name (the EC2 key pair it belongs to)"
+                        .to_string(),
+                );
+                KeyPairSpec::Generate
+            }
+        };
+        req.security_group = if !plan.security_group_ids.is_empty() {
+            SecurityGroupSpec::Ids(plan.security_group_ids.clone())
+        } else if !plan.temporary_security_group_source_cidrs.is_empty() {
+            SecurityGroupSpec::Temporary {
+                source_cidrs: plan.temporary_security_group_source_cidrs.clone(),
+            }
+        } else {
+            problems.push(
+                "no security group: set `temporary_security_group_source_cidrs` to the CIDRs \
+                 allowed to reach SSH on the build instance (e.g. your address as x.x.x.x/32; \
+                 0.0.0.0/0 is never assumed), or `security_group_ids` to existing groups"
+                    .to_string(),
+            );
+            SecurityGroupSpec::Temporary {
+                source_cidrs: Vec::new(),
+            }
+        };
+        req.ssh = SshSpec {
+            connect: true,
+            interface: ssh_interface(plan.ssh_interface),
+            host: plan.ssh_host.clone(),
+            port: plan.ssh_port,
+            username: plan.ssh_username.clone(),
+            timeout_secs: plan.ssh_timeout.as_secs().max(1),
+        };
+        req.ami_description = plan.ami_description.clone();
+        match &plan.ami_regions {
+            AmiRegions::All => req.ami_regions_all = true,
+            AmiRegions::List(l) => req.ami_regions = l.clone(),
+        }
+        req.region_kms_key_ids = plan.region_kms_key_ids.clone();
+        req.encrypt_copies = plan.encrypted;
+        req.ami_users = plan.ami_users.clone();
+        req.ami_groups = plan.ami_groups.clone();
+        req.ami_org_arns = plan.ami_org_arns.clone();
+        req.ami_ou_arns = plan.ami_ou_arns.clone();
+        req.snapshot_users = plan.snapshot_users.clone();
+        req.snapshot_groups = plan.snapshot_groups.clone();
+        req.force_deregister = plan.force_deregister;
+        req.deprecate_at = plan.deprecate_at.clone();
+        req.wait = WaitSettings {
+            image_timeout_secs: plan.image_wait_timeout.as_secs().max(1),
+            ..WaitSettings::default()
+        };
+        if let Err(errs) = req.validate() {
+            // The missing-CIDR problem is already said above, better.
+            problems.extend(
+                errs.into_iter()
+                    .filter(|e| !e.starts_with("temporary_security_group_source_cidrs")),
+            );
+        }
+        (req, problems)
+    }
+}
+
+fn source_ami(s: &spec::SourceAmi) -> SourceAmi {
+    match s {
+        spec::SourceAmi::Id(id) => SourceAmi::Id(id.clone()),
+        spec::SourceAmi::Filter(f) => {
+            let mut filters = std::collections::BTreeMap::new();
+            filters.insert(
+                "virtualization-type".to_string(),
+                vec![f.virtualization_type.clone()],
+            );
+            filters.insert(
+                "root-device-type".to_string(),
+                vec![f.root_device_type.clone()],
+            );
+            SourceAmi::Filter(SourceAmiFilter {
+                owners: f.owners.clone(),
+                name: f.name.clone(),
+                architecture: Some(f.architecture.as_str().to_string()),
+                filters,
+                most_recent: f.most_recent,
+            })
+        }
+    }
+}
+
+fn root_device(plan: &Plan, problems: &mut Vec<String>) -> RootDevice {
+    let d = &plan.root_device;
+    let mut int = |what: &str, v: Option<u32>| {
+        v.and_then(|n| match i32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                problems.push(format!("root_device.{what} {n} is too large"));
+                None
+            }
+        })
+    };
+    RootDevice {
+        device_name: d.device_name.clone(),
+        volume_size_gib: int("volume_size", d.volume_size),
+        volume_type: d.volume_type.as_str().to_string(),
+        iops: int("iops", d.iops),
+        throughput: int("throughput", d.throughput),
+        encrypted: plan.encrypted,
+        kms_key_id: plan.kms_key_id.clone(),
+        delete_on_termination: d.delete_on_termination,
+    }
+}
+
+fn ssh_interface(i: spec::SshInterface) -> SshInterface {
+    match i {
+        spec::SshInterface::PublicIp => SshInterface::PublicIp,
+        spec::SshInterface::PrivateIp => SshInterface::PrivateIp,
+        spec::SshInterface::PublicDns => SshInterface::PublicDns,
+        spec::SshInterface::PrivateDns => SshInterface::PrivateDns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use image_core::spec::load::{load, Request};
+    use image_core::spec::Selection;
+
+    use super::*;
+
+    fn plans(yaml: &str, vars: &[&str]) -> Vec<Plan> {
+        let dir = std::env::temp_dir().join(format!(
+            "image-aws-from-plan-{}-{}",
+            std::process::id(),
+            yaml.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spec.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let req = Request {
+            spec: Some(path),
+            var_files: Vec::new(),
+            vars: vars.iter().map(|s| s.to_string()).collect(),
+            selection: Selection::from_lists(&[], &[]),
+        };
+        let out = load(&req, 1_700_000_000)
+            .unwrap_or_else(|d| panic!("{d}"))
+            .resolved
+            .plans;
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    const SPEC: &str = r#"
+defaults:
+  region: us-east-1
+  instance_type: t3.small
+  ssh_username: ubuntu
+  source_ami: { owners: ["099720109477"], name: "ubuntu/*noble*", architecture: x86_64 }
+builds:
+  a:
+    ami_name: "a-{{ timestamp }}"
+    temporary_security_group_source_cidrs: ["198.51.100.7/32"]
+    ami_regions: [us-west-2, eu-west-1]
+    ami_users: ["111122223333"]
+    tags: { k8s: "1.31" }
+    ssh_host: 127.0.0.1
+    ssh_port: 2222
+  b:
+    ami_name: "b-{{ timestamp }}"
+    ami_regions: all
+"#;
+
+    #[test]
+    fn maps_fields_and_refuses_open_ssh() {
+        let p = plans(SPEC, &[]);
+        let a = BuildRequest::from_plan(&p[0]).unwrap();
+        assert_eq!(a.ami_name, "a-1700000000");
+        assert_eq!(a.ami_regions, ["us-west-2", "eu-west-1"]);
+        assert!(!a.ami_regions_all);
+        assert_eq!(a.ssh.host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(a.ssh.port, 2222);
+        assert_eq!(a.ssh.username, "ubuntu");
+        assert_eq!(a.ami_users, ["111122223333"]);
+        assert_eq!(a.tags["k8s"], "1.31");
+        assert_eq!(a.key_pair, KeyPairSpec::Generate);
+        assert_eq!(
+            a.security_group,
+            SecurityGroupSpec::Temporary {
+                source_cidrs: vec!["198.51.100.7/32".into()]
+            }
+        );
+        match &a.source_ami {
+            SourceAmi::Filter(f) => {
+                assert_eq!(f.architecture.as_deref(), Some("x86_64"));
+                assert!(f.most_recent);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = BuildRequest::from_plan(&p[1]).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert!(e
+            .to_string()
+            .contains("`temporary_security_group_source_cidrs`"));
+    }
+}

@@ -1,0 +1,376 @@
+//! `image-cli build`: packer build, for EC2.
+//!
+//! ```text
+//! image-cli build [SPEC] [--only ..] [--except ..] [--var ..] [--var-file ..]
+//!                 [--on-error cleanup|abort] [--parallel-builds N]
+//!                 [--manifest FILE] [--ssh-source-cidr CIDR].. [--dry-run] [--json]
+//! ```
+//!
+//! Everything is checked before the first EC2 call — the definition, its
+//! files, every step list and gossfile: bad input exits 2 having called
+//! nothing. Then the selected builds run concurrently (image-aws, with
+//! [`image_cli::pipeline::PlanHook`] provisioning and verifying), each
+//! finished build is appended to the manifest, and a region -> AMI table is
+//! printed. Exit: 0 all built, 1 a build failed, 130 interrupted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args as ClapArgs, ValueEnum};
+use futures::StreamExt;
+use image_aws::manifest::{self, ManifestBuild};
+use image_aws::{
+    BuildError, BuildRequest, BuildResult, CancelToken, ClientOptions, Ec2Clients, OnError,
+};
+use image_cli::pipeline::PlanHook;
+use image_cli::progress::{JsonLines, Progress};
+use image_core::diag::{Diagnostic, Diagnostics};
+use image_core::events::EventSink;
+use image_core::spec::load::check_files;
+use serde_json::json;
+
+use crate::cmd::spec_args::SpecArgs;
+use crate::exit::Exit;
+use crate::report;
+
+/// What to do with what a failed build made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnErrorArg {
+    /// Delete everything the build created (default).
+    Cleanup,
+    /// Leave everything for debugging and list it.
+    Abort,
+}
+
+/// Arguments of `build`.
+#[derive(Debug, ClapArgs)]
+#[command(after_help = crate::exit::EXIT_CODES_HELP)]
+pub struct Args {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// On failure or interrupt: delete what the build made, or leave it and list it.
+    #[arg(long, value_enum, default_value = "cleanup")]
+    pub on_error: OnErrorArg,
+    /// Run at most N builds at once (0 = all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub parallel_builds: usize,
+    /// Append finished builds to this packer-style manifest.
+    #[arg(long, value_name = "FILE", default_value = "manifest.json")]
+    pub manifest: PathBuf,
+    /// Allow SSH into the temporary security group from this CIDR
+    /// (repeatable; replaces the definition's
+    /// temporary_security_group_source_cidrs).
+    #[arg(long = "ssh-source-cidr", value_name = "CIDR")]
+    pub ssh_source_cidrs: Vec<String>,
+    /// Resolve the source AMIs and check everything with read-only calls;
+    /// print what each build would create.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One JSON object per line on stdout (events, results) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every provisioning task and check, not only the pipeline steps.
+    #[arg(long)]
+    pub show_tasks: bool,
+}
+
+/// Everything checked, nothing called yet.
+struct Ready {
+    reqs: Vec<BuildRequest>,
+    hook: Option<PlanHook>,
+}
+
+fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics> {
+    let loaded = args.spec.load()?;
+    let mut plans = loaded.resolved.plans.clone();
+    let mut diags = loaded.resolved.warnings.clone();
+    diags.extend(check_files(&plans));
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    if plans.is_empty() {
+        diags.push(Diagnostic::error(
+            None,
+            "no build selected: check --only/--except".to_string(),
+        ));
+        return Err(diags);
+    }
+    // One run id for this run's builds (the manifest's `packer_run_uuid`).
+    let run_uuid = uuid::Uuid::new_v4().to_string();
+    let mut reqs = Vec::new();
+    for p in plans.iter_mut() {
+        if !args.ssh_source_cidrs.is_empty() {
+            p.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
+        }
+        match BuildRequest::from_plan(p) {
+            Ok(mut r) => {
+                r.run_uuid = Some(run_uuid.clone());
+                r.on_error = match args.on_error {
+                    OnErrorArg::Cleanup => OnError::Cleanup,
+                    OnErrorArg::Abort => OnError::Abort,
+                };
+                reqs.push(r);
+            }
+            Err(e) => {
+                for problem in &e.problems {
+                    let hint = if problem.contains("temporary_security_group_source_cidrs") {
+                        " (or pass --ssh-source-cidr CIDR)"
+                    } else {
+                        ""
+                    };
+                    diags.push(Diagnostic::error(
+                        None,
+                        format!("build `{}`: {problem}{hint}", e.build),
+                    ));
+                }
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    // A dry run reads; it does not need the step lists loaded.
+    let hook = if args.dry_run {
+        None
+    } else {
+        Some(PlanHook::prepare(&plans, events)?)
+    };
+    report::diagnostics(&diags);
+    Ok(Ready { reqs, hook })
+}
+
+/// Runs `build`.
+pub fn run(args: &Args) -> Exit {
+    let progress: Option<Arc<Progress>> =
+        (!args.json).then(|| Arc::new(Progress::stderr(args.show_tasks)));
+    let events: Arc<dyn EventSink> = match &progress {
+        Some(p) => p.clone(),
+        None => Arc::new(JsonLines),
+    };
+    let ready = match prepare(args, events.clone()) {
+        Ok(r) => r,
+        Err(diags) => {
+            report::diagnostics(&diags);
+            return Exit::BadInput;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failed;
+        }
+    };
+    let exit = rt.block_on(async {
+        let opts = ClientOptions {
+            region: ready.reqs.first().map(|r| r.region.clone()),
+            ..Default::default()
+        };
+        let ec2 = Ec2Clients::from_env(&opts).await;
+        if args.dry_run {
+            dry_run(&ec2, &ready.reqs, args.json).await
+        } else {
+            let hook = match &ready.hook {
+                Some(h) => h,
+                None => return Exit::Failed,
+            };
+            builds(
+                args,
+                &ec2,
+                &ready.reqs,
+                hook,
+                events.as_ref(),
+                progress.as_deref(),
+            )
+            .await
+        }
+    });
+    // Do not wait for lingering SSH sessions of cancelled builds.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    exit
+}
+
+async fn dry_run(ec2: &Ec2Clients, reqs: &[BuildRequest], json_out: bool) -> Exit {
+    let mut exit = Exit::Ok;
+    for r in reqs {
+        match image_aws::dry_run(ec2, r).await {
+            Ok(d) => {
+                if json_out {
+                    JsonLines::print(&json!({"event": "dry_run", "plan": d}));
+                    continue;
+                }
+                println!("build {}:", d.build);
+                println!(
+                    "  source AMI: {} ({})",
+                    d.source.image_id,
+                    d.source.name.as_deref().unwrap_or("unnamed")
+                );
+                println!(
+                    "  root device: {} {} GiB",
+                    d.root_device_name,
+                    d.root_volume_size_gib
+                        .map_or("(source size)".to_string(), |s| s.to_string())
+                );
+                for (region, ids) in &d.would_deregister {
+                    println!("  would deregister in {region}: {}", ids.join(", "));
+                }
+                println!("  would create:");
+                for c in &d.would_create {
+                    println!("    - {c}");
+                }
+                println!(
+                    "  EC2 actions: {}",
+                    d.actions.iter().copied().collect::<Vec<_>>().join(", ")
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit = Exit::Failed;
+            }
+        }
+    }
+    exit
+}
+
+async fn builds(
+    args: &Args,
+    ec2: &Ec2Clients,
+    reqs: &[BuildRequest],
+    hook: &PlanHook,
+    events: &dyn EventSink,
+    progress: Option<&Progress>,
+) -> Exit {
+    let cancel = CancelToken::new();
+    let interrupts =
+        match image_cli::signals::install(cancel.clone(), args.on_error == OnErrorArg::Abort) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("warning: cannot watch for Ctrl-C: {e}");
+                None
+            }
+        };
+    let parallel = if args.parallel_builds == 0 {
+        reqs.len().max(1)
+    } else {
+        args.parallel_builds
+    };
+    let mut results = futures::stream::iter(reqs.iter().map(|req| {
+        let cancel = cancel.clone();
+        async move {
+            let r = image_aws::build(ec2, req, hook, events, cancel).await;
+            (req, r)
+        }
+    }))
+    .buffer_unordered(parallel);
+
+    let mut built: Vec<BuildResult> = Vec::new();
+    let mut failed: Vec<BuildError> = Vec::new();
+    while let Some((req, r)) = results.next().await {
+        match r {
+            Ok(res) => {
+                if let Some(p) = progress {
+                    p.finish(&req.name, &format!("built {} AMI(s)", res.amis.len()));
+                }
+                if let Err(e) = append_manifest(&args.manifest, &res).await {
+                    eprintln!("error: build `{}`: {e}", res.build);
+                }
+                built.push(res);
+            }
+            Err(e) => {
+                if let Some(p) = progress {
+                    p.finish(&req.name, "failed");
+                }
+                failed.push(e);
+            }
+        }
+    }
+    drop(results);
+    if let Some(p) = progress {
+        p.clear();
+    }
+    let interrupted = interrupts.as_ref().is_some_and(|i| i.interrupted());
+    summarise(args, &built, &failed, interrupted)
+}
+
+async fn append_manifest(path: &std::path::Path, res: &BuildResult) -> Result<(), String> {
+    let path = path.to_path_buf();
+    let entry = ManifestBuild::from_result(res);
+    tokio::task::spawn_blocking(move || {
+        manifest::append(&path, entry)
+            .map(|_| ())
+            .map_err(|e| format!("writing the manifest {}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| format!("writing the manifest: {e}"))?
+}
+
+fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrupted: bool) -> Exit {
+    let mut built: Vec<&BuildResult> = built.iter().collect();
+    built.sort_by(|a, b| a.build.cmp(&b.build));
+    let mut partial = false;
+    for res in &built {
+        partial |= !res.failed_regions.is_empty();
+        if args.json {
+            JsonLines::print(&json!({
+                "event": "build_result",
+                "build": res.build,
+                "build_id": res.build_id,
+                "artifact_id": manifest::artifact_id(&res.amis),
+                "amis": res.amis,
+                "failed_regions": res.failed_regions,
+                "cleanup_failures": res.cleanup_failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
+        println!("{}", manifest::markdown_table(res));
+        for (region, why) in &res.failed_regions {
+            eprintln!("error: build `{}`: no AMI in {region}: {why}", res.build);
+        }
+        for f in &res.cleanup_failures {
+            eprintln!("warning: build `{}`: could not delete {f}", res.build);
+        }
+    }
+    for e in failed {
+        if args.json {
+            JsonLines::print(&json!({
+                "event": "build_failed",
+                "build": e.build,
+                "build_id": e.build_id,
+                "step": e.step.as_str(),
+                "region": e.region,
+                "error": e.error.to_string(),
+                "cancelled": e.is_cancelled(),
+                "left": e.left,
+            }));
+            continue;
+        }
+        if e.is_cancelled() {
+            eprintln!("build `{}`: cancelled at step {}", e.build, e.step);
+        } else {
+            eprintln!("error: {e}");
+        }
+        if !e.left.is_empty() {
+            eprintln!(
+                "build `{}` left in AWS (build id {}; delete with `image-cli cleanup --yes`):",
+                e.build, e.build_id
+            );
+            for r in &e.left {
+                eprintln!("  - {r}");
+            }
+        }
+    }
+    if !args.json && !built.is_empty() {
+        eprintln!("manifest: {}", args.manifest.display());
+    }
+    if interrupted {
+        Exit::Interrupted
+    } else if !failed.is_empty() || partial {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}

@@ -1,0 +1,85 @@
+//! `image-cli policy` against what builds really call: every EC2 action a
+//! build makes (moto's recorder) is in the printed policy, and every action
+//! the policy names is called by some configuration (here: a build with
+//! copies and launch permissions, and a rebuild under the same name with
+//! `force_deregister` and snapshot permissions).
+
+mod cli_support;
+
+use std::collections::BTreeSet;
+
+use cli_support::*;
+
+fn policy_actions(out: &std::process::Output) -> BTreeSet<String> {
+    assert_eq!(out.status.code(), Some(0), "image-cli policy failed");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("policy JSON");
+    assert_eq!(doc["Version"], "2012-10-17");
+    doc["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_covers_every_call_and_names_nothing_unused() {
+    let (moto, target) = tokio::task::spawn_blocking(|| {
+        let moto = start_moto();
+        let target = start_target(&moto, Vec::new());
+        (moto, target)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture("cli_build/spec.yaml").display().to_string();
+    let port = format!("ssh_port={}", target.ssh_port());
+    let configs: [&[&str]; 2] = [
+        &["--var", "ami_name=cli-policy-image"],
+        &[
+            "--var",
+            "ami_name=cli-policy-image",
+            "--var",
+            "force_deregister=true",
+            "--var",
+            "snapshot_users=111122223333",
+        ],
+    ];
+    let mut called_any = BTreeSet::new();
+    let mut named_any = BTreeSet::new();
+    for (i, extra) in configs.iter().enumerate() {
+        let mut common: Vec<&str> = vec![spec.as_str(), "--var", port.as_str()];
+        common.extend_from_slice(extra);
+
+        let mut policy_args = vec!["policy"];
+        policy_args.extend_from_slice(&common);
+        let named = policy_actions(&tokio::task::block_in_place(|| {
+            run_cli(&moto, dir.path(), &policy_args)
+        }));
+
+        moto.start_recording().unwrap();
+        let mut build_args = vec!["build"];
+        build_args.extend_from_slice(&common);
+        let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &build_args));
+        moto.stop_recording().unwrap();
+        assert_eq!(out.status.code(), Some(0), "config {i}: build failed");
+        let called: BTreeSet<String> = build_actions(&moto)
+            .into_iter()
+            .map(|a| format!("ec2:{a}"))
+            .collect();
+        assert!(!called.is_empty(), "config {i}: nothing recorded");
+        let missing: Vec<_> = called.difference(&named).collect();
+        assert!(
+            missing.is_empty(),
+            "config {i}: called but not in the policy: {missing:?}\npolicy: {named:?}"
+        );
+        called_any.extend(called);
+        named_any.extend(named);
+    }
+    let unused: Vec<_> = named_any.difference(&called_any).collect();
+    assert!(
+        unused.is_empty(),
+        "in the policy but never called: {unused:?}\ncalled: {called_any:?}"
+    );
+}

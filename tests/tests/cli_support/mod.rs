@@ -1,0 +1,244 @@
+//! Shared by the `cli_*` tests and the demo's test bed (`tests/examples/
+//! demo_bed.rs`): the `image-cli` binary, moto with the fixture AMIs, and a
+//! target whose sshd trusts only the key pairs a build imported into EC2
+//! (as cloud-init would): an `AuthorizedKeysCommand` asks moto
+//! `DescribeKeyPairs` with `IncludePublicKey=true`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The region the fixtures build in.
+pub const REGION: &str = "us-east-1";
+/// The copy regions of `tests/fixtures/cli_build/spec.yaml`.
+pub const COPY_REGIONS: [&str; 3] = ["us-west-2", "eu-west-1", "ap-southeast-2"];
+/// Access key id the target's key lookup signs with, so the tests can tell
+/// its calls from the build's in moto's recording.
+pub const KEYS_ACCESS_KEY: &str = "target-ec2-keys";
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("Cargo.lock").is_file() {
+        assert!(dir.pop(), "workspace root not found");
+    }
+    dir
+}
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    workspace().join("tests/fixtures").join(rel)
+}
+
+/// The `image-cli` binary: `$IMAGE_CLI_BIN`, else built (once per process)
+/// with cargo next to this test binary.
+pub fn image_cli() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(b) = std::env::var_os("IMAGE_CLI_BIN") {
+            return PathBuf::from(b);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "image-cli", "--bin", "image-cli"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build -p image-cli");
+        assert!(st.success(), "cargo build -p image-cli failed");
+        // target/debug/deps/<test> -> target/debug/image-cli
+        let exe = std::env::current_exe().expect("current_exe");
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("image-cli"))
+            .expect("target dir");
+        assert!(bin.is_file(), "{} missing", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// The target's `AuthorizedKeysCommand`: prints the public keys of the
+/// `image-builder-*` key pairs moto holds in `region`.
+pub fn ec2_keys_script(moto_port: u16, region: &str) -> String {
+    format!(
+        r#"#!/usr/bin/python3
+# AuthorizedKeysCommand: the public keys of the EC2 key pairs image-cli
+# builds imported (named image-builder-<build id>), asked from moto as
+# cloud-init would get them from instance metadata.
+import sys, urllib.parse, urllib.request
+import xml.etree.ElementTree as ET
+
+body = urllib.parse.urlencode({{"Action": "DescribeKeyPairs", "Version": "2016-11-15",
+                               "IncludePublicKey": "true"}}).encode()
+req = urllib.request.Request("http://10.0.2.2:{moto_port}/", data=body, headers={{
+    "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+    "Authorization": "AWS4-HMAC-SHA256 Credential={KEYS_ACCESS_KEY}/20240101/{region}/ec2/aws4_request, "
+                     "SignedHeaders=host, Signature=0"}})
+try:
+    root = ET.fromstring(urllib.request.urlopen(req, timeout=10).read())
+except Exception as e:
+    print("ec2-keys: %s" % e, file=sys.stderr)
+    sys.exit(1)
+for item in root.iter():
+    if not item.tag.endswith("item"):
+        continue
+    name = key = None
+    for child in item:
+        if child.tag.endswith("keyName"):
+            name = child.text or ""
+        elif child.tag.endswith("publicKey"):
+            key = (child.text or "").strip()
+    if name and key and name.startswith("image-builder-"):
+        print(key)
+"#
+    )
+}
+
+/// Extra files for `image_testbed::TargetOptions`: the sshd drop-in and the
+/// key lookup script.
+pub fn ec2_keys_files(moto_port: u16, region: &str) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    vec![
+        (
+            PathBuf::from("/etc/ssh/sshd_config.d/50-ec2.conf"),
+            b"# Only the key pairs EC2 knows (image-cli tests)\nAuthorizedKeysFile none\nAuthorizedKeysCommand /usr/local/bin/ec2-keys %u\nAuthorizedKeysCommandUser nobody\n".to_vec(),
+            0o644,
+        ),
+        (
+            PathBuf::from("/usr/local/bin/ec2-keys"),
+            ec2_keys_script(moto_port, region).into_bytes(),
+            0o755,
+        ),
+    ]
+}
+
+/// Extra files adding an `ubuntu` user with passwordless sudo (the
+/// built-in definition's `ssh_username`), based on the rootfs's files.
+pub fn ubuntu_user_files(rootfs: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>, u32)>> {
+    let read = |rel: &str| std::fs::read_to_string(rootfs.join(rel));
+    let mut passwd = read("etc/passwd")?;
+    let mut group = read("etc/group")?;
+    let mut shadow = read("etc/shadow")?;
+    if !passwd.lines().any(|l| l.starts_with("ubuntu:")) {
+        passwd.push_str("ubuntu:x:1500:1500:ubuntu:/home/ubuntu:/bin/bash\n");
+        group.push_str("ubuntu:x:1500:\n");
+        shadow.push_str("ubuntu:*:19000:0:99999:7:::\n");
+    }
+    Ok(vec![
+        (PathBuf::from("/etc/passwd"), passwd.into_bytes(), 0o644),
+        (PathBuf::from("/etc/group"), group.into_bytes(), 0o644),
+        (PathBuf::from("/etc/shadow"), shadow.into_bytes(), 0o640),
+        (
+            PathBuf::from("/etc/sudoers.d/90-ubuntu"),
+            b"ubuntu ALL=(ALL) NOPASSWD:ALL\n".to_vec(),
+            0o440,
+        ),
+        (PathBuf::from("/home/ubuntu/.profile"), Vec::new(), 0o644),
+    ])
+}
+
+/// Moto with the fixture AMIs.
+pub fn start_moto() -> image_testbed::Moto {
+    let tb = image_testbed::Testbed::locate().expect("test bed (scripts/testbed/setup.sh)");
+    let amis = fixture("aws/amis.json");
+    let amis = amis.to_str().expect("utf-8 path");
+    image_testbed::Moto::start_with(&tb, &[("MOTO_AMIS_PATH", amis)]).expect("moto starts")
+}
+
+/// A target trusting only EC2's key pairs (plus `extra` files).
+pub fn start_target(
+    moto: &image_testbed::Moto,
+    extra: Vec<(PathBuf, Vec<u8>, u32)>,
+) -> image_testbed::Target {
+    let mut extra_files = ec2_keys_files(moto.port(), REGION);
+    extra_files.extend(extra);
+    let opts = image_testbed::TargetOptions {
+        extra_files,
+        ..Default::default()
+    };
+    image_testbed::Target::start(opts).expect("target boots")
+}
+
+/// Runs `image-cli args` in `cwd` against `moto` (the standard AWS chain
+/// pointed at it by environment variables only).
+pub fn run_cli(moto: &image_testbed::Moto, cwd: &Path, args: &[&str]) -> Output {
+    // No profile or credentials of this machine leak in.
+    let empty = cwd.join(".aws-empty");
+    std::fs::write(&empty, "").expect("writing an empty AWS config");
+    let out = Command::new(image_cli())
+        .args(args)
+        .current_dir(cwd)
+        .env("AWS_ENDPOINT_URL", moto.url())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .output()
+        .expect("running image-cli");
+    eprintln!(
+        "image-cli {}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The EC2 actions moto recorded, without the target's key lookups.
+pub fn build_actions(moto: &image_testbed::Moto) -> Vec<String> {
+    let calls = moto.recorded_calls().expect("recording");
+    calls
+        .iter()
+        .filter(|c| !c.to_string().contains(KEYS_ACCESS_KEY))
+        .filter_map(action)
+        .collect()
+}
+
+fn action(call: &serde_json::Value) -> Option<String> {
+    let body = call.get("body")?.as_str()?;
+    let text = if call.get("body_encoded").and_then(|v| v.as_bool()) == Some(true) {
+        String::from_utf8(base64_decode(body)?).ok()?
+    } else {
+        body.to_string()
+    };
+    let query = call
+        .get("url")
+        .and_then(|u| u.as_str())
+        .and_then(|u| u.split_once('?'))
+        .map(|(_, q)| q.to_string())
+        .unwrap_or_default();
+    text.split('&')
+        .chain(query.split('&'))
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_string)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        let v = T.iter().position(|t| *t == c)? as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Direct EC2 clients on moto for assertions.
+pub async fn direct(moto: &image_testbed::Moto) -> image_aws::Ec2Clients {
+    image_aws::Ec2Clients::for_endpoint(moto.url(), REGION, &image_aws::ClientOptions::default())
+        .await
+}
