@@ -170,11 +170,11 @@ async fn node_role_converges_and_reruns_with_no_changes() {
     );
     assert_eq!(
         rd("etc/sysctl.d/99-kubernetes-net.conf"),
-        "net.ipv4.conf.all.rp_filter=1\nnet.ipv4.ip_forward=1\n"
+        "net.ipv4.ip_forward=1\nnet.ipv4.conf.all.rp_filter=1\n"
     );
     assert_eq!(
         rd("etc/sysctl.d/99-kubernetes-vm.conf"),
-        "kernel.panic=10\nvm.overcommit_memory=1\n"
+        "vm.overcommit_memory=1\nkernel.panic=10\n"
     );
     assert_eq!(rd("etc/modules-load.d/br_netfilter.conf"), "br_netfilter\n");
     assert_eq!(rd("etc/kubernetes/node.conf"), "role=worker\n");
