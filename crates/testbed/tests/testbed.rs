@@ -463,6 +463,15 @@ fn killed_test_process_is_reaped() {
             .map(|r| Path::new(r).join("image-testbed").join(name))
             .collect(),
     };
+    // A reaper in another test process may be mid-way (SIGTERM, grace,
+    // SIGKILL): give it a bounded time to finish before asserting.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (pid_alive(moto_pid) || pid_alive(leader) || traces.run_dir.exists())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = tb.reap_stale();
+    }
     traces.assert_gone();
     assert!(!pid_alive(moto_pid), "moto left");
 }
