@@ -102,6 +102,8 @@ pub enum Step {
     Connect,
     /// The provisioning hook.
     Provision,
+    /// The test hook of [`crate::test_instance`] (no image is made).
+    Test,
     /// Stopping the instance.
     Stop,
     /// Creating the AMI and waiting for it.
@@ -129,6 +131,7 @@ impl Step {
             Step::Instance => "instance",
             Step::Connect => "connect",
             Step::Provision => "provision",
+            Step::Test => "test",
             Step::Stop => "stop",
             Step::Image => "image",
             Step::Copy => "copy",
@@ -233,6 +236,9 @@ pub enum StepError {
     /// The provisioning hook failed.
     #[error("provisioning failed: {0}")]
     Hook(#[source] HookError),
+    /// The test hook of [`crate::test_instance`] failed.
+    #[error("test failed: {0}")]
+    Test(#[source] HookError),
     /// Some copies (or per-region operations) failed; the others succeeded.
     #[error("{} region(s) failed: {}", .0.len(), .0.iter().map(|(r, e)| format!("[{r}] {e}")).collect::<Vec<_>>().join("; "))]
     Regions(Vec<(String, StepError)>),

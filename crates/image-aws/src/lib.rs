@@ -14,6 +14,10 @@
 //! [`BuildError::left`]. [`cleanup::find_leftovers`] finds what crashed
 //! builds left.
 //!
+//! [`test_instance`] launches an instance from an existing AMI the same way
+//! (key pair, security group, instance, SSH), runs a hook that tests it, and
+//! always deletes everything it made; no image is created.
+//!
 //! This crate knows nothing of provisioning: it calls the hook with an
 //! `Arc<dyn Target>` once SSH is up. The SSH client comes through a
 //! [`Connector`]: [`build`] uses [`SshConnector`] (`image_core::ssh`),
@@ -39,6 +43,7 @@ mod clients;
 mod error;
 mod from_plan;
 mod hook;
+mod launch;
 pub mod manifest;
 pub mod policy;
 pub mod regions;
@@ -57,6 +62,7 @@ pub use clients::{ClientOptions, Ec2Clients};
 pub use error::{AwsError, BuildError, Step, StepError};
 pub use from_plan::PlanError;
 pub use hook::{HookError, NoProvisioning, NotConnected, ProvisionHook};
+pub use launch::{test_actions, test_instance, TestResult};
 pub use request::{
     BuildRequest, KeyPairSpec, MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi,
     SourceAmiFilter, SshInterface, SshSpec, WaitSettings,
@@ -311,33 +317,9 @@ async fn pipeline(
         })
         .await?;
 
-    let key = ctx.step(Step::KeyPair, step::key_pair::run(ctx)).await?;
-    let groups = ctx
-        .step(Step::SecurityGroup, step::security_group::run(ctx))
-        .await?;
-    let inst = ctx
-        .step(
-            Step::Instance,
-            step::instance::run(ctx, &source, &key, &groups),
-        )
-        .await?;
-    let target = ctx
-        .step(
-            Step::Connect,
-            step::connect::run(ctx, connector, &inst, &key),
-        )
-        .await?;
-
-    ctx.step(Step::Provision, async {
-        let fut = hook.provision(&req.name, target.clone());
-        tokio::select! {
-            r = fut => r.map_err(StepError::Hook)?,
-            _ = ctx.cancel.cancelled() => return Err(StepError::Cancelled),
-        }
-        Ok(((), format!("provisioned {}", target.name())))
-    })
-    .await?;
-    drop(target);
+    let launch::Launched { inst, target } = launch::launch(ctx, connector, &source).await?;
+    // The hook takes the connection; it closes before the instance stops.
+    launch::run_hook(ctx, Step::Provision, hook, target).await?;
 
     ctx.step(Step::Stop, step::stop::run(ctx, &inst.id)).await?;
 

@@ -207,13 +207,7 @@ impl BuildRequest {
 
     /// Checks what can be checked without calling AWS. Returns every problem.
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut errs = Vec::new();
-        if self.name.trim().is_empty() {
-            errs.push("build name is empty".to_string());
-        }
-        if self.region.trim().is_empty() {
-            errs.push("region is empty".to_string());
-        }
+        let mut errs = self.launch_problems();
         if self.ami_name.len() < 3 || self.ami_name.len() > 128 {
             errs.push(format!(
                 "ami_name `{}` must be 3 to 128 characters long",
@@ -230,16 +224,6 @@ impl BuildRequest {
                 self.ami_name
             ));
         }
-        if let SecurityGroupSpec::Temporary { source_cidrs } = &self.security_group {
-            if source_cidrs.is_empty() {
-                errs.push("temporary_security_group_source_cidrs is empty: give the CIDRs allowed to reach SSH (0.0.0.0/0 is never assumed)".to_string());
-            }
-        }
-        if let SecurityGroupSpec::Ids(ids) = &self.security_group {
-            if ids.is_empty() {
-                errs.push("security_group_ids is empty".to_string());
-            }
-        }
         if let Some(d) = &self.deprecate_at {
             if time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
                 .is_err()
@@ -255,6 +239,38 @@ impl BuildRequest {
         } else {
             Err(errs)
         }
+    }
+
+    /// Checks only what launching an instance needs (name, region, security
+    /// group), not the image settings: what [`crate::test_instance`] uses.
+    pub fn validate_launch(&self) -> Result<(), Vec<String>> {
+        let errs = self.launch_problems();
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+
+    fn launch_problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if self.name.trim().is_empty() {
+            errs.push("build name is empty".to_string());
+        }
+        if self.region.trim().is_empty() {
+            errs.push("region is empty".to_string());
+        }
+        if let SecurityGroupSpec::Temporary { source_cidrs } = &self.security_group {
+            if source_cidrs.is_empty() {
+                errs.push("temporary_security_group_source_cidrs is empty: give the CIDRs allowed to reach SSH (0.0.0.0/0 is never assumed)".to_string());
+            }
+        }
+        if let SecurityGroupSpec::Ids(ids) = &self.security_group {
+            if ids.is_empty() {
+                errs.push("security_group_ids is empty".to_string());
+            }
+        }
+        errs
     }
 }
 

@@ -6,6 +6,9 @@
 //!   (image-verify); a failed check means no AMI.
 //! - [`progress`]: event sinks — per-build progress lines (indicatif) and
 //!   one JSON event per line.
+//! - [`conformance`]: the Kubernetes node conformance suite on a test
+//!   instance (`image-cli test --conformance`): CNI files, the ginkgo
+//!   command line, streamed output, junit results.
 //! - [`signals`]: SIGINT/SIGTERM to a cancel token, with the cleanup told
 //!   apart from a hard exit.
 //!
@@ -23,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod conformance;
 pub mod pipeline;
 pub mod progress;
 pub mod signals;

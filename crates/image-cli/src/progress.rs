@@ -89,7 +89,7 @@ impl Progress {
 }
 
 /// Pipeline steps of image-aws (everything else is a task or check).
-const PIPELINE_STEPS: [&str; 15] = [
+const PIPELINE_STEPS: [&str; 16] = [
     "validate",
     "regions",
     "source_ami",
@@ -104,6 +104,7 @@ const PIPELINE_STEPS: [&str; 15] = [
     "permissions",
     "deprecate",
     "finalize",
+    "test",
     "cleanup",
 ];
 

@@ -12,11 +12,13 @@
 
 pub mod build;
 pub mod cleanup;
+pub mod init;
 pub mod inspect;
 pub mod manifest;
 pub mod policy;
 pub mod provision;
 pub mod spec_args;
+pub mod test;
 pub mod validate;
 pub mod verify;
 
@@ -44,8 +46,15 @@ pub enum Command {
     Cleanup(cleanup::Args),
     /// Print the minimal IAM policy the selected builds need.
     Policy(policy::Args),
+    /// Boot an instance from a built AMI and check it: verify files,
+    /// commands, node conformance; then terminate it.
+    #[command(after_help = crate::exit::EXIT_CODES_HELP)]
+    Test(test::Args),
     /// Read a build manifest (the region -> AMI table of the last run).
     Manifest(manifest::Args),
+    /// Write the built-in image definition and its files to a directory.
+    #[command(after_help = crate::exit::EXIT_CODES_HELP)]
+    Init(init::Args),
 }
 
 /// Runs `cmd`.
@@ -59,5 +68,7 @@ pub fn run(cmd: Command) -> Exit {
         Command::Cleanup(args) => cleanup::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::Manifest(args) => manifest::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Init(args) => init::run(&args),
     }
 }
