@@ -37,7 +37,10 @@ fn good_examples_and_the_builtin_validate() {
         ok(&["validate", "good-full.yaml"]),
         "good-full.yaml: 2 builds valid: ubuntu-2204, ubuntu-2404-arm\n"
     );
-    assert_eq!(ok(&["validate"]), "<builtin>: 1 build valid: ubuntu-2404\n");
+    assert_eq!(
+        ok(&["validate"]),
+        "<builtin>: 5 builds valid: ubuntu-2204, ubuntu-2404, al2023, ubuntu-2404-arm64, al2023-arm64\n"
+    );
     assert_eq!(
         ok(&["validate", "good-full.yaml", "--except", "*-arm"]),
         "good-full.yaml: 1 build valid: ubuntu-2204\n"
@@ -83,16 +86,50 @@ fn inspect_builtin_shows_its_defaults() {
         "kubernetes_version = \"1.31.4\"  [default]",
         "kubernetes_series = \"v1.31\"  [default]",
         "build_region = \"us-east-1\"  [default]",
+        "containerd_url = \"https://github.com/containerd/containerd/releases/download/v1.7.27/containerd-1.7.27-linux-amd64.tar.gz\"  [default]",
+        "      containerd tarball for amd64 builds",
+        "temporary_security_group_source_cidrs = []  [default]",
         "  ubuntu-2404:",
         "owners=099720109477",
         "    instance_type: t3.small",
         "    ami_regions:   <build region only>",
         "    ami_name:      capa-ami-ubuntu-24.04-1.31.4-1700000000",
-        "    provision:     steps/ubuntu.yaml",
-        "    verify:        goss/node.yaml",
+        "    provision:     node/node.yml",
+        "    verify:        node/goss/goss.yaml",
+        "  al2023-arm64:",
+        "owners=137112412989",
+        "    instance_type: t4g.small",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+}
+
+#[test]
+fn init_writes_the_builtin_files_which_validate() {
+    let dir = std::env::temp_dir().join(format!("image-cli-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = ok(&["init", dir.to_str().expect("utf-8 path")]);
+    assert!(out.contains("node/node.yml"), "{out}");
+    assert!(dir.join("node/goss/goss.yaml").is_file());
+    let spec = dir.join("kubernetes.yaml");
+    assert_eq!(
+        ok(&[
+            "validate",
+            spec.to_str().expect("utf-8 path"),
+            "--only",
+            "al2023"
+        ]),
+        format!("{}: 1 build valid: al2023\n", spec.display())
+    );
+    // A second init refuses to overwrite (exit 2) unless --force.
+    assert_eq!(
+        run(&["init", dir.to_str().expect("utf-8 path")])
+            .status
+            .code(),
+        Some(2)
+    );
+    ok(&["init", "--force", dir.to_str().expect("utf-8 path")]);
+    std::fs::remove_dir_all(&dir).expect("remove the written files");
 }
 
 #[test]

@@ -165,7 +165,20 @@ struct Runner<'a> {
 /// Runs `steps` on `target`: gathers facts (one round trip), then every
 /// play. Task failures and an unreachable host are in the [`Report`];
 /// events go to `sink` as tasks start and finish.
-pub async fn run(
+///
+/// The future is boxed so that it is `Send` for the caller's lifetimes: an
+/// `async fn` here would make callers inside `#[async_trait]` methods fail
+/// with "implementation of `Send` is not general enough".
+pub fn run<'a>(
+    target: &'a dyn Target,
+    steps: &'a Steps,
+    opts: &'a Options,
+    sink: &'a dyn EventSink,
+) -> Fut<'a, Report> {
+    Box::pin(run_inner(target, steps, opts, sink))
+}
+
+async fn run_inner(
     target: &dyn Target,
     steps: &Steps,
     opts: &Options,
@@ -961,12 +974,23 @@ impl<'a> Runner<'a> {
             search,
             facts: &self.facts,
         };
-        let retries = if t.until.is_some() {
-            t.retries.unwrap_or(3)
-        } else {
-            0
+        let retries = match (&t.until, &t.retries) {
+            (None, _) => 0,
+            (Some(_), None) => 3,
+            (Some(_), Some(v)) => match self.number(v, &ctx) {
+                Ok(n) if n >= 0.0 => n as u32,
+                Ok(n) => return ItemOut::failed(format!("retries must be >= 0, got {n}")),
+                Err(e) => return ItemOut::failed(format!("retries: {e}")),
+            },
         };
-        let delay = t.delay.unwrap_or(5.0);
+        let delay = match &t.delay {
+            None => 5.0,
+            Some(v) => match self.number(v, &ctx) {
+                Ok(n) if n >= 0.0 => n,
+                Ok(n) => return ItemOut::failed(format!("delay must be >= 0, got {n}")),
+                Err(e) => return ItemOut::failed(format!("delay: {e}")),
+            },
+        };
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -1066,6 +1090,22 @@ impl<'a> Runner<'a> {
                 }
             }
             return out;
+        }
+    }
+}
+
+impl Runner<'_> {
+    /// A number keyword (`retries`, `delay`): a number, or a template that
+    /// renders to one.
+    fn number(&self, v: &Json, ctx: &Ctx) -> Result<f64, String> {
+        let r = self.tmpl.render(v, ctx).map_err(|e| e.to_string())?;
+        match &r {
+            Json::Number(n) => n.as_f64().ok_or_else(|| format!("`{n}` is not a number")),
+            Json::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("`{s}` is not a number")),
+            other => Err(format!("`{other}` is not a number")),
         }
     }
 }

@@ -148,6 +148,27 @@ pub fn load(path: &Path, roles_path: &[PathBuf]) -> Result<Steps, Diagnostics> {
     })
 }
 
+/// Reads a YAML/JSON variables file (`-e @vars.yml`, `vars_files`): a
+/// mapping, or nothing. Errors name the file and the place.
+pub fn load_vars(path: &Path) -> Result<Map<String, Json>, Diagnostics> {
+    let at = || Location::new(path.display().to_string(), 1, 1);
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::from(Diagnostic::error(
+            at(),
+            format!("cannot read variables: {e}"),
+        ))
+    })?;
+    let doc = yaml::parse(&path.display().to_string(), &text).map_err(Diagnostics::from)?;
+    match doc.to_json() {
+        Json::Object(m) => Ok(m),
+        Json::Null => Ok(Map::new()),
+        _ => Err(Diagnostics::from(Diagnostic::error(
+            at(),
+            "a variables file must hold a mapping",
+        ))),
+    }
+}
+
 /// Parses a step list given as text; `dir` is where relative files are.
 pub fn parse_str(
     name: &str,
@@ -670,11 +691,27 @@ impl Loader {
                 "failed_when" => t.failed_when = Some(self.conditions(v)),
                 "until" => t.until = Some(self.conditions(v)),
                 "ignore_errors" => t.ignore_errors = self.bool(v, "ignore_errors"),
-                "retries" => t.retries = self.int(v, "retries").map(|i| i.max(0) as u32),
+                "retries" => {
+                    t.retries = match &v.value {
+                        Value::Int(i) => Some(Json::from((*i).max(0))),
+                        Value::Str(s) if s.contains("{{") => {
+                            self.check_templates(v);
+                            Some(Json::String(s.clone()))
+                        }
+                        _ => {
+                            self.diags.push(v.type_error("retries", "an integer"));
+                            None
+                        }
+                    }
+                }
                 "delay" => {
                     t.delay = match &v.value {
-                        Value::Int(i) => Some(*i as f64),
-                        Value::Float(f) => Some(*f),
+                        Value::Int(i) => Some(Json::from(*i)),
+                        Value::Float(f) => Some(Json::from(*f)),
+                        Value::Str(s) if s.contains("{{") => {
+                            self.check_templates(v);
+                            Some(Json::String(s.clone()))
+                        }
                         _ => {
                             self.diags
                                 .push(v.type_error("delay", "a number of seconds"));
@@ -1023,14 +1060,6 @@ impl Loader {
         b
     }
 
-    fn int(&mut self, v: &Node, what: &str) -> Option<i64> {
-        let i = v.as_i64();
-        if i.is_none() {
-            self.diags.push(v.type_error(what, "an integer"));
-        }
-        i
-    }
-
     fn string(&mut self, v: &Node, what: &str) -> Option<String> {
         match &v.value {
             Value::Seq(_) | Value::Map(_) => {
@@ -1123,65 +1152,68 @@ pub fn strip_braces(s: &str) -> String {
 
 /// Splits a free-form argument string into `key=value` pairs; for
 /// [`FreeForm::Command`] modules the words that are not known parameters
-/// form `_raw_params`.
+/// form `_raw_params`, which keeps the original text (newlines and spacing
+/// of a multi-line `shell: |` script) minus the parameters taken out.
 pub fn free_form(s: &str, kind: FreeForm, params: &[&str]) -> Map<String, Json> {
     let mut out = Map::new();
-    let mut raw: Vec<String> = Vec::new();
-    for word in split_words(s) {
-        let kv = word.1.split_once('=').filter(|(k, _)| {
+    let mut raw = String::new();
+    let mut last = 0;
+    let mut any_raw = false;
+    for (a, b) in split_words(s) {
+        let word = &s[a..b];
+        let kv = word.split_once('=').filter(|(k, _)| {
             !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         });
         let take = kv.is_some_and(|(k, _)| kind == FreeForm::KeyValue || params.contains(&k));
         match kv {
             Some((k, _)) if take => {
-                let v = unquote(&word.1[k.len() + 1..]);
+                let v = unquote(&word[k.len() + 1..]);
                 out.insert(k.to_string(), Json::String(v));
+                raw.push_str(&s[last..a]);
+                // The blanks after a parameter go with it.
+                last = b + s[b..].len() - s[b..].trim_start_matches([' ', '\t']).len();
             }
-            _ => raw.push(word.0),
+            _ => any_raw = true,
         }
     }
-    if !raw.is_empty() {
-        out.insert("_raw_params".into(), Json::String(raw.join(" ")));
+    if any_raw {
+        raw.push_str(&s[last..]);
+        let raw = if last == 0 {
+            raw
+        } else {
+            raw.trim().to_string()
+        };
+        out.insert("_raw_params".into(), Json::String(raw));
     }
     out
 }
 
-/// Words of a command line: (original text, same) split on unquoted blanks.
-fn split_words(s: &str) -> Vec<(String, String)> {
+/// Byte spans of the words of a command line, split on unquoted blanks
+/// (outside `{...}` so that templates stay one word).
+fn split_words(s: &str) -> Vec<(usize, usize)> {
     let mut words = Vec::new();
-    let mut cur = String::new();
+    let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
     let mut depth = 0i32;
-    for c in s.chars() {
+    for (i, c) in s.char_indices() {
         match quote {
-            Some(q) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            Some(_) => cur.push(c),
-            None if (c == '"' || c == '\'') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            None if c == '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            None if c == '}' => {
-                depth -= 1;
-                cur.push(c);
-            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if (c == '"' || c == '\'') => quote = Some(c),
+            None if c == '{' => depth += 1,
+            None if c == '}' => depth -= 1,
             None if c.is_whitespace() && depth <= 0 => {
-                if !cur.is_empty() {
-                    words.push((cur.clone(), cur.clone()));
-                    cur.clear();
+                if let Some(a) = start.take() {
+                    words.push((a, i));
                 }
+                continue;
             }
-            None => cur.push(c),
+            None => {}
         }
+        start.get_or_insert(i);
     }
-    if !cur.is_empty() {
-        words.push((cur.clone(), cur));
+    if let Some(a) = start {
+        words.push((a, s.len()));
     }
     words
 }
@@ -1215,6 +1247,17 @@ mod tests {
         );
         assert_eq!(c["chdir"], "/tmp");
         assert_eq!(c["_raw_params"], "echo a=b");
+        // A multi-line script keeps its lines.
+        let script = "set -eu\nfound=\"$(echo x)\"\necho \"got $found\"\n";
+        let c = free_form(script, FreeForm::Command, &["chdir", "creates"]);
+        assert_eq!(c["_raw_params"], script);
+        let c = free_form(
+            "creates=/x\nset -eu\necho hi",
+            FreeForm::Command,
+            &["chdir", "creates"],
+        );
+        assert_eq!(c["creates"], "/x");
+        assert_eq!(c["_raw_params"], "set -eu\necho hi");
     }
 
     #[test]

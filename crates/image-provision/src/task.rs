@@ -110,10 +110,11 @@ pub struct Task {
     pub failed_when: Option<Vec<String>>,
     /// `ignore_errors:`.
     pub ignore_errors: Option<bool>,
-    /// `retries:` (with `until`; default 3).
-    pub retries: Option<u32>,
-    /// `delay:` in seconds (default 5).
-    pub delay: Option<f64>,
+    /// `retries:` (with `until`; default 3): a number or a template
+    /// (`"{{ package_retries }}"`), rendered when the task runs.
+    pub retries: Option<Json>,
+    /// `delay:` in seconds (default 5): a number or a template.
+    pub delay: Option<Json>,
     /// `until:`.
     pub until: Option<Vec<String>>,
     /// `notify:` handler names or topics.

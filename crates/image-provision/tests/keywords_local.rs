@@ -432,3 +432,64 @@ async fn broken_step_lists_name_file_line_col() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn node_recipe_idioms() {
+    // What images/node relies on: templated retries/delay, multi-line
+    // `shell: |` scripts kept line by line, dicts in written order
+    // (with_dict, dict2items), import_tasks with when, flush_handlers.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(
+        dir,
+        "more.yml",
+        "- copy: {content: imported, dest: \"@D@/imported\"}\n"
+            .replace("@D@", &dir.display().to_string())
+            .as_str(),
+    );
+    let s = steps(
+        dir,
+        r#"
+- set_fact:
+    tries: 4
+    pause: 0
+    zdict: {zeta: 1, alpha: 2, mid: 3}
+- shell: "n=$(cat @D@/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > @D@/n; echo $n"
+  register: r
+  until: r.stdout | int >= 3
+  retries: "{{ tries }}"
+  delay: "{{ pause }}"
+- assert: {that: [r.attempts == 3]}
+- shell: |
+    set -eu
+    found="$(echo x)"
+    echo "got $found"
+  args:
+    executable: /bin/bash
+  register: multi
+  changed_when: false
+- assert: {that: ['multi.stdout == "got x"']}
+- shell: "echo {{ item.key }} >> @D@/order"
+  with_dict: "{{ zdict }}"
+- copy:
+    content: "{{ zdict | dict2items | map(attribute='key') | join(',') }}"
+    dest: "@D@/keys"
+- import_tasks: more.yml
+  when: ansible_os_family is defined
+"#,
+    );
+    let (r, _) = run_in(dir, &s, &opts()).await;
+    assert_eq!(r.recap.failed, 0, "{:#?}", r.results);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order")).unwrap(),
+        "zeta\nalpha\nmid\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keys")).unwrap(),
+        "zeta,alpha,mid"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("imported")).unwrap(),
+        "imported"
+    );
+}

@@ -103,6 +103,10 @@ async fn file_copy_template_edit_modules_converge() {
     .await;
     let rd = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
     assert_eq!(rd("out/hello.txt"), "hello\n");
+    assert_eq!(
+        std::fs::read_link(dir.join("out/link")).expect("the symlink was created"),
+        dir.join("out/hello.txt")
+    );
     assert_eq!(rd("out/static.txt"), "static\n");
     assert_eq!(rd("out/app.conf"), "name=world\nport=1\nport=2\n");
     assert_eq!(

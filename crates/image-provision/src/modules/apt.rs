@@ -127,7 +127,7 @@ case $f in http://*|https://*) t=/var/tmp/image-cli-$(basename "$f"); [ -f "$t" 
 [ -f "$f" ] || fail "deb $f not found"
 p=$(dpkg-deb -f "$f" Package); v=$(dpkg-deb -f "$f" Version)
 iv=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' "$p" 2>/dev/null)
-case $iv in "ii |$v") ;; *) C=1; apt_run apt-get install $F "$f";; esac
+case $iv in "ii |$v"|"hi |$v") ;; *) C=1; apt_run apt-get install $F "$f";; esac
 "#,
                 q(deb)
             ));
@@ -140,7 +140,7 @@ for spec in {specs}; do
   n=${{spec%%=*}}; v=""; case $spec in *=*) v=${{spec#*=}};; esac
   st=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' "$n" 2>/dev/null)
   case $st in
-    ii*) if [ -n "$v" ]; then iv=${{st#*|}}; case $iv in $v) ;; *) need="$need $spec";; esac; fi;;
+    ii*|hi*) if [ -n "$v" ]; then iv=${{st#*|}}; case $iv in $v) ;; *) need="$need $spec";; esac; fi;;
     *) need="$need $spec";;
   esac
 done

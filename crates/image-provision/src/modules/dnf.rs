@@ -24,6 +24,7 @@ impl Module for Dnf {
             "disablerepo",
             "disable_gpg_check",
             "exclude",
+            "disable_excludes",
             "allow_downgrade",
             "autoremove",
             "security",
@@ -57,6 +58,11 @@ impl Module for Dnf {
         }
         for r in args.list("exclude") {
             flags.push_str(&format!(" --exclude={}", q(&r)));
+        }
+        // `all`, `main` or a repo id: ignore the `exclude=` of those
+        // (how a held package is installed on purpose).
+        if let Some(d) = args.opt_str("disable_excludes") {
+            flags.push_str(&format!(" --disableexcludes={}", q(&d)));
         }
         if args.bool_or("disable_gpg_check", false)? {
             flags.push_str(" --nogpgcheck");

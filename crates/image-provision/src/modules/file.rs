@@ -90,7 +90,7 @@ impl Module for File {
                 };
                 let ln = if state == "link" { "ln -sfn" } else { "ln -f" };
                 format!(
-                    "s={}\nif ! {same}; then\n  case $cur in directory) [ {f} = 1 ] || fail \"$p is a directory; use force: true to replace it\"; C=1; do_ rm -rf \"$p\";; file) [ {f} = 1 ] || [ {hard} = 1 ] || fail \"$p exists as a file; use force: true to replace it\";; esac\n  {chk}C=1; do_ {ln} \"$s\" \"$p\"; [ \"$CHECK\" = 1 ] && return 0\nfi\n[ -e \"$p\" ] || [ -L \"$p\" ] && attrs \"$p\" '' {} {}",
+                    "s={}\nif ! {{ {same}; }}; then\n  case $cur in directory) [ {f} = 1 ] || fail \"$p is a directory; use force: true to replace it\"; C=1; do_ rm -rf \"$p\";; file) [ {f} = 1 ] || [ {hard} = 1 ] || fail \"$p exists as a file; use force: true to replace it\";; esac\n  {chk}C=1; do_ {ln} \"$s\" \"$p\"; [ \"$CHECK\" = 1 ] && return 0\nfi\n[ -e \"$p\" ] || [ -L \"$p\" ] && attrs \"$p\" '' {} {}",
                     q(&src),
                     q(&owner),
                     q(&group),
