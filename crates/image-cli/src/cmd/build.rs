@@ -154,16 +154,9 @@ pub fn run(args: &Args) -> Exit {
             return Exit::BadInput;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
     let exit = rt.block_on(async {
         let opts = ClientOptions {

@@ -35,16 +35,9 @@ pub struct Args {
 
 /// Runs `cleanup`.
 pub fn run(args: &Args) -> Exit {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
     rt.block_on(run_async(args))
 }

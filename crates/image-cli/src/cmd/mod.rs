@@ -72,3 +72,17 @@ pub fn run(cmd: Command) -> Exit {
         Command::Init(args) => init::run(&args),
     }
 }
+
+/// The async runtime of the commands that talk to hosts or AWS. Two worker
+/// threads: the work is I/O-bound and blocking SSH calls run on tokio's
+/// blocking pool.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Exit::Failed
+        })
+}

@@ -216,16 +216,9 @@ pub fn run(args: &Args) -> Exit {
         become_user: args.become_user.clone(),
         build: String::new(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
     let json = args.json;
     let outcome = rt.block_on(async {

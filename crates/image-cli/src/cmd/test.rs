@@ -523,16 +523,9 @@ pub fn run(args: &Args) -> Exit {
         Some(p) => p.clone(),
         None => Arc::new(JsonLines),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
     let Ready {
         req,

@@ -218,16 +218,9 @@ fn validate(args: &RunArgs) -> Exit {
         }
     };
     report::diagnostics(&suite.warnings);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
     let outcome = rt.block_on(async {
         let target: Box<dyn Target> = match &opts.target {
