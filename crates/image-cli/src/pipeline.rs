@@ -30,11 +30,51 @@ use image_provision::{parse, Steps};
 use image_verify::{Suite, VerifyOptions};
 use serde_json::{Map, Value as Json};
 
+/// A plan's gossfile, loaded with the plan's `verify_vars`, checked as root.
+pub struct VerifyFile {
+    /// The gossfile.
+    pub path: PathBuf,
+    /// Its resources, rendered and parsed.
+    pub suite: Arc<Suite>,
+    /// How it is run.
+    pub opts: VerifyOptions,
+}
+
+/// Loads every gossfile of `plan`; problems (and warnings) go to `diags`.
+pub fn load_verify_files(plan: &Plan, diags: &mut Diagnostics) -> Vec<VerifyFile> {
+    let vars_inline = if plan.verify_vars.is_empty() {
+        Vec::new()
+    } else {
+        vec![Json::Object(plan.verify_vars.clone()).to_string()]
+    };
+    let mut out = Vec::new();
+    for f in &plan.verify {
+        let opts = VerifyOptions {
+            gossfile: f.path.clone(),
+            become_: true,
+            vars_inline: vars_inline.clone(),
+            ..VerifyOptions::default()
+        };
+        match opts.load() {
+            Ok(suite) => {
+                diags.extend(suite.warnings.clone());
+                out.push(VerifyFile {
+                    path: f.path.clone(),
+                    suite: Arc::new(suite),
+                    opts,
+                });
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    out
+}
+
 /// One build's step lists and gossfiles, loaded.
 struct Prepared {
     provision: Vec<(PathBuf, Arc<Steps>)>,
     provision_vars: Map<String, Json>,
-    verify: Vec<(PathBuf, Arc<Suite>, VerifyOptions)>,
+    verify: Vec<VerifyFile>,
 }
 
 /// Provisions and verifies the instance of each build (by build name).
@@ -61,30 +101,7 @@ impl PlanHook {
                     Err(d) => diags.extend(d),
                 }
             }
-            let vars = Json::Object(p.verify_vars.clone()).to_string();
-            for f in &p.verify {
-                let opts = VerifyOptions {
-                    gossfile: f.path.clone(),
-                    become_: true,
-                    vars_inline: if p.verify_vars.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![vars.clone()]
-                    },
-                    ..VerifyOptions::default()
-                };
-                match opts.load() {
-                    Ok(suite) => {
-                        if !suite.warnings.is_empty() {
-                            diags.extend(suite.warnings.clone());
-                        }
-                        prepared
-                            .verify
-                            .push((f.path.clone(), Arc::new(suite), opts));
-                    }
-                    Err(d) => diags.extend(d),
-                }
-            }
+            prepared.verify = load_verify_files(p, &mut diags);
             builds.insert(p.name.clone(), prepared);
         }
         if diags.has_errors() {
@@ -167,31 +184,18 @@ impl PlanHook {
     async fn verify_one(
         &self,
         build: &str,
-        path: &std::path::Path,
-        suite: Arc<Suite>,
-        opts: &VerifyOptions,
+        f: &VerifyFile,
         target: Arc<dyn Target>,
     ) -> Result<(), HookError> {
+        let path = &f.path;
         let step = format!("verify {}", file_name(path));
         let t0 = Instant::now();
         self.events.emit(&Event::StepStarted {
             build: build.to_string(),
             step: step.clone(),
         });
-        let run_opts = opts.run_options();
-        // image-verify's runner future cannot be proven Send (a closure
-        // returning async blocks in `runner::attempt`), so it is driven on a
-        // blocking-pool thread of its own; its I/O still runs on the runtime.
-        let handle = tokio::runtime::Handle::current();
-        let report = tokio::task::spawn_blocking(move || {
-            handle.block_on(image_verify::runner::run(
-                &suite,
-                target.as_ref(),
-                &run_opts,
-            ))
-        })
-        .await
-        .map_err(|e| HookError::msg(format!("{}: verification panicked: {e}", path.display())))?;
+        let report =
+            image_verify::runner::run(&f.suite, target.as_ref(), &f.opts.run_options()).await;
         let failed: Vec<_> = report
             .results
             .iter()
@@ -245,9 +249,8 @@ impl ProvisionHook for PlanHook {
             )
             .await?;
         }
-        for (path, suite, opts) in &p.verify {
-            self.verify_one(build, path, suite.clone(), opts, target.clone())
-                .await?;
+        for f in &p.verify {
+            self.verify_one(build, f, target.clone()).await?;
         }
         Ok(())
     }

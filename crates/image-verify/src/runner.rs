@@ -88,13 +88,25 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
         }
     }
     let probe = &probe;
-    let observed: Vec<(Vec<usize>, Vec<Observed>, Duration)> =
-        futures::stream::iter(groups.into_iter().map(|(kind, idx)| async move {
-            let specs: Vec<&ResourceSpec> = idx.iter().map(|i| &suite.resources[*i]).collect();
-            let t0 = Instant::now();
-            let obs = kind.observe(probe, &specs).await;
-            (idx, obs, t0.elapsed())
-        }))
+    // Boxed with an explicit `Send` bound: a closure returning plain async
+    // blocks here makes the whole run future fail the `Send` check
+    // ("not general enough"), and callers need to spawn it.
+    type Group = (Vec<usize>, Vec<Observed>, Duration);
+    let futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Group> + Send + '_>>> =
+        groups
+            .into_iter()
+            .map(|(kind, idx)| {
+                Box::pin(async move {
+                    let specs: Vec<&ResourceSpec> =
+                        idx.iter().map(|i| &suite.resources[*i]).collect();
+                    let t0 = Instant::now();
+                    let obs = kind.observe(probe, &specs).await;
+                    (idx, obs, t0.elapsed())
+                })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = Group> + Send + '_>>
+            })
+            .collect();
+    let observed: Vec<Group> = futures::stream::iter(futures)
         .buffer_unordered(probe.max_concurrent)
         .collect()
         .await;
@@ -152,4 +164,19 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
         }
     }
     out
+}
+
+#[cfg(test)]
+mod send_tests {
+    /// Embedders (the build hook) spawn verification on a multi-threaded
+    /// runtime: the run future must be `Send`.
+    #[allow(dead_code)]
+    fn run_future_is_send(
+        suite: &crate::Suite,
+        target: &dyn image_core::target::Target,
+        opts: &super::RunOptions,
+    ) {
+        fn assert_send<T: Send>(_: T) {}
+        assert_send(super::run(suite, target, opts));
+    }
 }

@@ -33,14 +33,15 @@ use image_aws::{
     SshConnector,
 };
 use image_cli::conformance::{self, Sink};
+use image_cli::pipeline::{load_verify_files, VerifyFile};
 use image_cli::progress::{JsonLines, Progress};
 use image_core::diag::{Diagnostic, Diagnostics};
 use image_core::events::{Event, EventSink, Outcome};
 use image_core::spec::load::check_files;
 use image_core::target::Target;
-use image_verify::{output, OutputFormat, Suite, VerifyOptions};
+use image_verify::{output, OutputFormat};
 use serde::Serialize;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 use crate::cmd::spec_args::SpecArgs;
 use crate::exit::Exit;
@@ -87,13 +88,6 @@ pub struct Args {
     /// One JSON object per line on stdout (events, output, the result).
     #[arg(long)]
     pub json: bool,
-}
-
-/// A verify file, loaded.
-struct VerifyFile {
-    path: PathBuf,
-    suite: Arc<Suite>,
-    opts: VerifyOptions,
 }
 
 /// Everything checked, nothing called yet.
@@ -192,31 +186,7 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
     };
     req.source_ami = SourceAmi::Id(ami.clone());
 
-    let vars = Json::Object(plan.verify_vars.clone()).to_string();
-    let mut verify = Vec::new();
-    for f in &plan.verify {
-        let opts = VerifyOptions {
-            gossfile: f.path.clone(),
-            become_: true,
-            vars_inline: if plan.verify_vars.is_empty() {
-                Vec::new()
-            } else {
-                vec![vars.clone()]
-            },
-            ..VerifyOptions::default()
-        };
-        match opts.load() {
-            Ok(suite) => {
-                diags.extend(suite.warnings.clone());
-                verify.push(VerifyFile {
-                    path: f.path.clone(),
-                    suite: Arc::new(suite),
-                    opts,
-                });
-            }
-            Err(d) => diags.extend(d),
-        }
-    }
+    let verify = load_verify_files(&plan, &mut diags);
     let conformance = if args.conformance {
         if let Err(e) = conformance::check_cidr(&args.cni_subnet) {
             diags.push(Diagnostic::error(None, format!("--cni-subnet: {e}")));
@@ -337,20 +307,8 @@ impl TestHook {
     ) -> Result<(), HookError> {
         let step = format!("verify {}", file_name(&f.path));
         let t0 = self.started(build, &step);
-        let run_opts = f.opts.run_options();
-        let suite = f.suite.clone();
-        // image-verify's runner future is not Send: drive it on a blocking
-        // thread of its own (its I/O still runs on the runtime).
-        let handle = tokio::runtime::Handle::current();
-        let report = tokio::task::spawn_blocking(move || {
-            handle.block_on(image_verify::runner::run(
-                &suite,
-                target.as_ref(),
-                &run_opts,
-            ))
-        })
-        .await
-        .map_err(|e| HookError::msg(format!("{}: verification panicked: {e}", f.path.display())))?;
+        let report =
+            image_verify::runner::run(&f.suite, target.as_ref(), &f.opts.run_options()).await;
         if !self.json {
             print!("{}", output::render(&report, OutputFormat::Rspecish));
         }
