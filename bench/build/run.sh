@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On-demand benchmark (issue #5, not in CI): `image-cli build` vs packer 1.6.6
+# amazon-ebs on the same moto behind the fault proxy (50 ms per call, images
+# pending for 3 polls), the same 2 s poll interval, the same booted SSH
+# target, a one-command provisioning step, copies to 3 regions; wall time
+# (median of ROUNDS), the ratio, EC2 calls per build (moto's recorder).
+# Then 50 builds at once (`image-cli build --parallel-builds 50`) through a
+# throttling proxy: all succeed, nothing left, peak RSS.
+#
+#   bench/build/run.sh [ROUNDS] [extra args of tests/examples/bench_build.rs]
+#   bench/build/run.sh 3 --skip-parallel
+#   bench/build/run.sh 1 --skip-packer --parallel 50
+#
+# Needs root and the test bed (scripts/testbed/setup.sh); installs Debian's
+# packer (1.6.6) with apt if it is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+rounds=${1:-3}
+[ $# -gt 0 ] && shift
+cd "$root"
+. scripts/env.sh
+
+scripts/testbed/setup.sh >/dev/null
+if ! command -v packer >/dev/null; then
+    echo "installing packer (Debian's 1.6.6)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q packer >/dev/null
+fi
+packer version >&2
+
+cargo build -q --locked -p image-cli --bin image-cli
+cargo build -q --locked -p tests --example bench_build
+exec "$CARGO_TARGET_DIR/debug/examples/bench_build" \
+    --image-cli "$CARGO_TARGET_DIR/debug/image-cli" \
+    --packer "$(command -v packer)" --rounds "$rounds" "$@"
