@@ -3,8 +3,15 @@
 //! and a booted Debian target whose sshd trusts only the key pairs a build
 //! imports into EC2, with an `ubuntu` user (the built-in `ssh_username`).
 //!
-//! Prints `MOTO_URL=…` and `SSH_PORT=…`, then `READY`, and keeps both up
-//! until SIGINT/SIGTERM, when it tears them down.
+//! It also builds the node recipe's download and apt fixtures
+//! (`scripts/fixtures/build.sh`) and serves them on 127.0.0.1 (10.0.2.2 from
+//! the target), and writes the `--var-file` of the build: their URLs plus
+//! the built-in definition's test-bed switches (`cli_support::node`, the same
+//! as `tests/tests/cli_build_node.rs`).
+//!
+//! Prints `MOTO_URL=…`, `SSH_PORT=…`, `TARGET_ROOT=…` and `VAR_FILE=…`, then
+//! `READY`, and keeps everything up until SIGINT/SIGTERM, when it tears it
+//! down.
 //!
 //! ```text
 //! cargo run -p tests --example demo_bed
@@ -21,7 +28,10 @@ use tokio::signal::unix::{signal, SignalKind};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
-    let (moto, target) = tokio::task::spawn_blocking(|| -> Result<_, String> {
+    let fixtures = tempfile::tempdir()?;
+    let fixtures_dir = fixtures.path().to_path_buf();
+    let (moto, target, fx) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let fx = cli_support::node::start_node_fixtures(&fixtures_dir)?;
         let tb = image_testbed::Testbed::locate().map_err(|e| e.to_string())?;
         let amis = cli_support::fixture("aws/amis.json");
         let amis = amis.to_str().ok_or("non-UTF-8 fixture path")?.to_string();
@@ -38,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let target =
             image_testbed::Target::start(opts).map_err(|e| format!("booting the target: {e}"))?;
-        Ok((moto, target))
+        Ok((moto, target, fx))
     })
     .await??;
     {
@@ -46,6 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         writeln!(out, "MOTO_URL={}", moto.url())?;
         writeln!(out, "SSH_PORT={}", target.ssh_port())?;
         writeln!(out, "TARGET_ROOT={}", target.root_dir().display())?;
+        writeln!(out, "VAR_FILE={}", fx.var_file.display())?;
         writeln!(out, "READY")?;
         out.flush()?;
     }
@@ -59,5 +70,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(moto);
     })
     .await?;
+    drop(fixtures);
     Ok(())
 }

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use image_aws::{HookError, ProvisionHook};
 use image_core::diag::Diagnostics;
 use image_core::events::{Event, EventSink, Outcome};
-use image_core::spec::Plan;
+use image_core::spec::{FileRef, Plan};
 use image_core::target::Target;
 use image_provision::{parse, Steps};
 use image_verify::{Suite, VerifyOptions};
@@ -40,15 +40,20 @@ pub struct VerifyFile {
     pub opts: VerifyOptions,
 }
 
-/// Loads every gossfile of `plan`; problems (and warnings) go to `diags`.
-pub fn load_verify_files(plan: &Plan, diags: &mut Diagnostics) -> Vec<VerifyFile> {
+/// Loads `files` (a plan's `verify` or `test_verify`) with the plan's
+/// `verify_vars`; problems (and warnings) go to `diags`.
+pub fn load_verify_files(
+    plan: &Plan,
+    files: &[FileRef],
+    diags: &mut Diagnostics,
+) -> Vec<VerifyFile> {
     let vars_inline = if plan.verify_vars.is_empty() {
         Vec::new()
     } else {
         vec![Json::Object(plan.verify_vars.clone()).to_string()]
     };
     let mut out = Vec::new();
-    for f in &plan.verify {
+    for f in files {
         let opts = VerifyOptions {
             gossfile: f.path.clone(),
             become_: true,
@@ -101,7 +106,7 @@ impl PlanHook {
                     Err(d) => diags.extend(d),
                 }
             }
-            prepared.verify = load_verify_files(p, &mut diags);
+            prepared.verify = load_verify_files(p, &p.verify, &mut diags);
             builds.insert(p.name.clone(), prepared);
         }
         if diags.has_errors() {

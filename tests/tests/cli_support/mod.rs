@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod node;
+
 /// The region the fixtures build in.
 pub const REGION: &str = "us-east-1";
 /// The copy regions of `tests/fixtures/cli_build/spec.yaml`.

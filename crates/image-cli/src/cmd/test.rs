@@ -186,7 +186,7 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
     };
     req.source_ami = SourceAmi::Id(ami.clone());
 
-    let verify = load_verify_files(&plan, &mut diags);
+    let verify = load_verify_files(&plan, &plan.test_verify, &mut diags);
     let conformance = if args.conformance {
         if let Err(e) = conformance::check_cidr(&args.cni_subnet) {
             diags.push(Diagnostic::error(None, format!("--cni-subnet: {e}")));

@@ -181,6 +181,10 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
     let provision = r.files(m.get("provision"), "provision");
     let provision_vars = r.json_map(m.get("provision_vars"), "provision_vars");
     let verify = r.files(m.get("verify"), "verify");
+    let test_verify = match m.get("test_verify") {
+        Some(node) => r.files(Some(node), "test_verify"),
+        None => verify.clone(),
+    };
     let verify_vars = r.json_map(m.get("verify_vars"), "verify_vars");
     let image_wait_timeout = r
         .duration(m.get("image_wait_timeout"), "image_wait_timeout")
@@ -236,6 +240,7 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         provision,
         provision_vars,
         verify,
+        test_verify,
         verify_vars,
         image_wait_timeout,
     })
@@ -284,6 +289,7 @@ pub const KEYS: &[&str] = &[
     "provision",
     "provision_vars",
     "verify",
+    "test_verify",
     "verify_vars",
     "image_wait_timeout",
 ];

@@ -96,6 +96,7 @@ pub fn check_files(plans: &[Plan]) -> Diagnostics {
             .iter()
             .map(|f| ("provision file", f))
             .chain(p.verify.iter().map(|f| ("verify file", f)))
+            .chain(p.test_verify.iter().map(|f| ("test_verify file", f)))
             .chain(
                 p.ssh_private_key_file
                     .iter()

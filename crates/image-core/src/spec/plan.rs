@@ -105,8 +105,12 @@ pub struct Plan {
     pub provision: Vec<FileRef>,
     /// Extra variables for the step engine.
     pub provision_vars: serde_json::Map<String, serde_json::Value>,
-    /// Goss files to verify with, in order.
+    /// Goss files to verify with, in order, after provisioning (before the AMI).
     pub verify: Vec<FileRef>,
+    /// Goss files `image-cli test` checks on an instance launched from the
+    /// AMI (default: `verify`). Image-hygiene checks belong in `verify` only:
+    /// a booted instance has host keys and authorized_keys again.
+    pub test_verify: Vec<FileRef>,
     /// Variables for the goss files.
     pub verify_vars: serde_json::Map<String, serde_json::Value>,
     /// How long to wait for the AMI (and its copies) to become available.
