@@ -96,7 +96,13 @@ pub fn check_files(plans: &[Plan]) -> Diagnostics {
             .iter()
             .map(|f| ("provision file", f))
             .chain(p.verify.iter().map(|f| ("verify file", f)))
-            .chain(p.test_verify.iter().map(|f| ("test_verify file", f)))
+            .chain(
+                // By default test_verify is verify: report each file once.
+                p.test_verify
+                    .iter()
+                    .filter(|f| !p.verify.iter().any(|v| v.path == f.path))
+                    .map(|f| ("test_verify file", f)),
+            )
             .chain(
                 p.ssh_private_key_file
                     .iter()
