@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # On-demand benchmark (issue #5, not in CI): `image-cli build` vs packer 1.6.6
 # amazon-ebs on the same moto behind the fault proxy (50 ms per call, images
-# pending for 3 polls), the same 2 s poll interval, the same booted SSH
-# target, a one-command provisioning step, copies to 3 regions; wall time
-# (median of ROUNDS), the ratio, EC2 calls per build (moto's recorder).
+# pending for 3 polls), the same 2 s poll interval (AWS_POLL_DELAY_SECONDS
+# for both tools), the same booted SSH target, a one-command provisioning
+# step, copies to 3 regions; wall time (median of ROUNDS), the ratio, EC2
+# calls per build (moto's recorder).
 # Then 50 builds at once (`image-cli build --parallel-builds 50`) through a
 # throttling proxy: all succeed, nothing left, peak RSS.
 #

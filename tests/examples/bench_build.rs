@@ -1,7 +1,8 @@
 //! Issue #5 benchmark (on demand, not CI; driven by `bench/build/run.sh`):
 //! `image-cli build` vs packer 1.6.6 `amazon-ebs` on the same moto, behind
 //! the same fault proxy (per-call latency, images `pending` for N polls),
-//! the same poll interval, the same booted SSH target, a one-command
+//! the same poll interval (`AWS_POLL_DELAY_SECONDS` for both), the same
+//! booted SSH target, a one-command
 //! provisioning step, copies to 3 regions. Then 50 builds at once in one
 //! `image-cli build --parallel-builds 50` through a throttling proxy.
 //!
@@ -324,9 +325,8 @@ fn packer_timeline(stdout: &str) -> Vec<(f64, String)> {
         };
         let t0 = *t0.get_or_insert(ts);
         let msg = f[3]
-            .splitn(2, ',')
-            .nth(1)
-            .unwrap_or("")
+            .split_once(',')
+            .map_or("", |(_, m)| m)
             .replace("%!(PACKER_COMMA)", ",");
         out.push((ts - t0, msg));
     }
@@ -415,7 +415,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         c.current_dir(dir)
             .args(["build", spec, "--json", "--manifest"])
             .arg(dir.join("manifest.json"))
-            .args(extra);
+            .args(extra)
+            // The same fixed poll interval as packer's.
+            .env("AWS_POLL_DELAY_SECONDS", o.poll_secs.to_string());
         aws_env(&mut c, &proxy.url(), &empty);
         c
     };
@@ -540,7 +542,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(
         t,
         "\nsetup: moto 5.2.5 behind the fault proxy ({} ms per call), poll interval {} s \
-(packer: AWS_POLL_DELAY_SECONDS={}; image-cli: its built-in first interval, then x1.5 backoff, ±20% jitter), \
+(AWS_POLL_DELAY_SECONDS={} for both tools), \
 build in {REGION} + ami_regions {}, ami_users 1, 1 tag, one-command provisioning over SSH to one nspawn target; \
 {} round(s) each, alternating order\n",
         o.latency_ms,

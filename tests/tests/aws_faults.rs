@@ -1,6 +1,7 @@
 //! EC2 builds under injected faults (throttling, 5xx, slow images) and
 //! failures (hook, copy, timeout): the build succeeds through transient
-//! faults, and a failed build leaves nothing behind.
+//! faults, a failed build leaves nothing behind, and cleanup outlasts more
+//! throttling than the SDK's attempts.
 
 mod aws_support;
 
@@ -143,6 +144,79 @@ async fn an_image_that_never_becomes_available_times_out_and_is_deleted() {
     assert_eq!(err.step, Step::Image, "{err}");
     assert!(matches!(err.error, StepError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("image available"), "{err}");
+    let new = env.census().await.minus(&before);
+    assert!(new.is_empty(), "left behind: {new:?}");
+}
+
+/// More throttling than the client's 6 attempts per call, twice over: the
+/// cleanup keeps retrying (WaitSettings::cleanup_timeout_secs) instead of
+/// abandoning a running instance, after a success and after a failure.
+#[tokio::test]
+async fn cleanup_outlasts_throttling_and_leaves_nothing() {
+    let env = Env::start().await;
+    let before = env.census().await;
+    let throttle_cleanup = || {
+        env.proxy.fail("TerminateInstances", 14, Fault::Throttle);
+        env.proxy.fail("DeleteKeyPair", 8, Fault::Throttle);
+        env.proxy.fail("DeleteSecurityGroup", 8, Fault::ServerError);
+    };
+
+    // A successful build: its instance, key pair and group still go.
+    let mut req = request("throttled-cleanup");
+    req.ami_regions.clear();
+    throttle_cleanup();
+    let res = build(
+        &env.ec2,
+        &req,
+        &RecordingHook::default().hook(),
+        &CancelOn::never(),
+        CancelToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        res.cleanup_failures.is_empty(),
+        "{:?}",
+        res.cleanup_failures
+    );
+    assert_eq!(env.proxy.injected("TerminateInstances"), 14);
+    assert_eq!(
+        env.proxy.calls("TerminateInstances"),
+        15,
+        "14 throttled + 1"
+    );
+    assert_eq!(env.proxy.injected("DeleteKeyPair"), 8);
+    assert_eq!(env.proxy.injected("DeleteSecurityGroup"), 8);
+    let new = env.census().await.minus(&before);
+    assert!(new.live_instances.is_empty(), "{new:?}");
+    assert!(new.key_pairs.is_empty(), "{new:?}");
+    assert!(new.security_groups.is_empty(), "{new:?}");
+    assert_eq!(new.images.len(), 1, "the AMI is kept: {new:?}");
+    let left = cleanup::find_leftovers(&env.direct, &all_regions(), None)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A failed build: everything goes.
+    let before = env.census().await;
+    throttle_cleanup();
+    let err = build(
+        &env.ec2,
+        &request("throttled-cleanup-fail"),
+        &RecordingHook {
+            fail: true,
+            ..Default::default()
+        }
+        .hook(),
+        &CancelOn::never(),
+        CancelToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.step, Step::Provision, "{err}");
+    assert!(err.left.is_empty(), "{err}");
+    assert!(err.cleanup_failures.is_empty(), "{err}");
+    assert_eq!(env.proxy.injected("TerminateInstances"), 28);
     let new = env.census().await.minus(&before);
     assert!(new.is_empty(), "left behind: {new:?}");
 }

@@ -1,5 +1,7 @@
 //! The leftovers finder: resources of aborted builds are found by their
-//! tags in every region, filtered by age, and deleted.
+//! tags in every region (AMIs and snapshots through their build's live
+//! temporary instance), filtered by age, and deleted; an AMI a failed
+//! build could not delete is tagged temporary and found on its own.
 
 mod aws_support;
 
@@ -71,4 +73,42 @@ async fn finds_and_deletes_what_an_aborted_build_left() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn an_ami_that_cleanup_could_not_delete_is_tagged_and_found() {
+    let env = Env::start().await;
+    let before = env.census().await;
+    let cancel = CancelToken::new();
+    let events = CancelOn::new(cancel.clone(), message_starts("created image"));
+    let mut req = request("undeletable");
+    req.ami_regions.clear();
+    // One try per deletion: more 500s than the client's 6 attempts fail it.
+    req.wait.cleanup_timeout_secs = 0;
+    env.proxy.fail("DeregisterImage", 6, Fault::ServerError);
+    let err = build(
+        &env.ec2,
+        &req,
+        &RecordingHook::default().hook(),
+        &events,
+        cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!(err.left.len(), 1, "{err}");
+    assert_eq!(err.left[0].kind(), "image", "{err}");
+    // The instance (the build's marker) is gone, the AMI is tagged temporary.
+    let found = cleanup::find_leftovers(&env.direct, &all_regions(), None)
+        .await
+        .unwrap();
+    let kinds: BTreeSet<&str> = found.iter().map(|l| l.resource.kind()).collect();
+    assert!(kinds.contains("image"), "{found:?}");
+    assert!(!kinds.contains("instance"), "{found:?}");
+    assert!(found.iter().any(|l| l.resource.id() == err.left[0].id()));
+    let resources: Vec<Resource> = found.into_iter().map(|l| l.resource).collect();
+    let failures = cleanup::delete_leftovers(&env.direct, &resources, &WaitSettings::fast()).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let new = env.census().await.minus(&before);
+    assert!(new.is_empty(), "{new:?}");
 }

@@ -1,24 +1,32 @@
 //! The cleanup stack and the leftovers finder.
 //!
-//! Every resource a build creates is tagged at creation
-//! ([`TAG_BUILD_ID`], and [`TAG_TEMPORARY`] until the build succeeds) and
+//! Every resource a build creates is tagged at creation ([`TAG_BUILD_ID`],
+//! and [`TAG_TEMPORARY`] on the key pair, security group and instance) and
 //! pushed on a [`CleanupStack`]. On failure or cancellation the stack
-//! unwinds in reverse: AMIs and copies deregistered with their snapshots,
-//! the instance terminated (and waited for), the security group deleted
-//! (retrying while the instance still holds it), the key pair deleted. On
-//! success only the key pair, security group and instance go, and the AMIs
-//! lose their temporary tag.
+//! unwinds: AMIs and copies deregistered with their snapshots first, then
+//! the instance terminated (and waited for) while the key pair is deleted,
+//! then the security group. On success only the key pair, security group
+//! and instance go; the AMIs were never tagged temporary, so keeping them
+//! costs no call. Every deletion retries throttling and 5xx answers until
+//! [`WaitSettings::cleanup_timeout_secs`]: a throttling burst never
+//! abandons a running instance.
 //!
-//! [`find_leftovers`] lists, in any set of regions, what still carries the
-//! temporary tag (crashed or aborted builds); [`delete_leftovers`] removes it.
+//! [`find_leftovers`] lists, in any set of regions, what crashed or aborted
+//! builds left: whatever carries the temporary tag, and the AMIs and
+//! snapshots of a build whose temporary instance is still alive (a build
+//! terminates its instance only once its AMIs are complete or deleted).
+//! [`delete_leftovers`] removes them.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use aws_sdk_ec2::types::{Filter, InstanceStateName, Tag};
 use aws_sdk_ec2::Client;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::error::{AwsContext, AwsError, StepError};
 use crate::request::WaitSettings;
@@ -27,8 +35,14 @@ use crate::{wait, CancelToken, Ec2Clients};
 /// Tag key holding the build id (a UUID) on everything a build creates.
 pub const TAG_BUILD_ID: &str = "image-builder:build-id";
 /// Tag key (value `true`) on everything that must not outlive its build:
-/// key pair, security group, instance, and AMIs/snapshots until the build succeeds.
+/// key pair, security group, instance (and volumes). AMIs and snapshots get
+/// it only when a failed build could not delete them (and from image-cli
+/// versions that tagged them until the build succeeded).
 pub const TAG_TEMPORARY: &str = "image-builder:temporary";
+/// Tag key (value `true`) on a temporary instance that a *successful* build
+/// could not terminate: its AMIs are complete, [`find_leftovers`] does not
+/// list them with it.
+pub const TAG_IMAGES_KEPT: &str = "image-builder:images-kept";
 /// Tag key holding the RFC 3339 creation time (for `older_than`).
 pub const TAG_CREATED: &str = "image-builder:created";
 /// Tag key holding the build's name.
@@ -117,17 +131,6 @@ impl Resource {
     pub fn is_artifact(&self) -> bool {
         matches!(self, Resource::Image { .. } | Resource::Snapshot { .. })
     }
-
-    // Deletion order when unwinding: lower first.
-    fn delete_rank(&self) -> u8 {
-        match self {
-            Resource::Instance { .. } => 0,
-            Resource::Image { .. } => 1,
-            Resource::Snapshot { .. } => 2,
-            Resource::SecurityGroup { .. } => 3,
-            Resource::KeyPair { .. } => 4,
-        }
-    }
 }
 
 impl fmt::Display for Resource {
@@ -209,21 +212,118 @@ impl CleanupStack {
     }
 }
 
-/// Deletes `resources` (given in creation order) in reverse order. Returns
-/// what could not be deleted. Never cancelled: it runs because of a cancel.
+/// At most this many deletions run at once.
+const DELETE_CONCURRENCY: usize = 8;
+
+/// Deletes `resources`; returns what could not be deleted. AMIs and
+/// snapshots go first (while the instance still marks them as partial for
+/// [`find_leftovers`], should this process die); then instances (awaited
+/// until terminated) and key pairs at once; then security groups, which
+/// instances hold until terminated. Never cancelled: it runs because of a
+/// cancel. Transient failures are retried for `settings.cleanup_timeout_secs`.
 pub(crate) async fn unwind(
     ec2: &Ec2Clients,
     resources: Vec<Resource>,
     settings: &WaitSettings,
 ) -> Vec<CleanupFailure> {
+    let settings = settings.for_cleanup();
+    let (artifacts, rest): (Vec<_>, Vec<_>) = resources.into_iter().partition(|r| r.is_artifact());
+    let mut failures = delete_all(ec2, artifacts, &settings).await;
+    let (instances, rest): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|r| matches!(r, Resource::Instance { .. }));
+    let (groups, others): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|r| matches!(r, Resource::SecurityGroup { .. }));
+    let settings = &settings;
+    let instances_then_groups = async move {
+        let mut f = delete_all(ec2, instances, settings).await;
+        // A group whose instance is still there cannot go: one try, no
+        // waiting for DependencyViolation to clear.
+        let stuck: BTreeSet<String> = f.iter().map(|x| x.resource.region().to_string()).collect();
+        let (blocked, free): (Vec<_>, Vec<_>) =
+            groups.into_iter().partition(|g| stuck.contains(g.region()));
+        for g in blocked {
+            if let Err(error) = delete_group(ec2, g.region(), g.id(), settings, false).await {
+                f.push(CleanupFailure { resource: g, error });
+            }
+        }
+        f.extend(delete_all(ec2, free, settings).await);
+        f
+    };
+    let (a, b) = tokio::join!(instances_then_groups, delete_all(ec2, others, settings));
+    failures.extend(a);
+    failures.extend(b);
+    failures
+}
+
+/// Deletes `resources` concurrently (a few at a time).
+async fn delete_all(
+    ec2: &Ec2Clients,
+    resources: Vec<Resource>,
+    settings: &WaitSettings,
+) -> Vec<CleanupFailure> {
     let never = CancelToken::new();
-    let mut failures = Vec::new();
-    for r in resources.into_iter().rev() {
-        if let Err(error) = delete_one(ec2, &r, settings, &never).await {
-            failures.push(CleanupFailure { resource: r, error });
+    let never = &never;
+    futures::stream::iter(resources.into_iter().map(|r| async move {
+        delete_one(ec2, &r, settings, never)
+            .await
+            .err()
+            .map(|error| CleanupFailure { resource: r, error })
+    }))
+    .buffer_unordered(DELETE_CONCURRENCY)
+    .filter_map(|f| async move { f })
+    .collect()
+    .await
+}
+
+/// Tags `resources` with `key=true`, best effort (a failed build's AMIs and
+/// snapshots that could not be deleted get [`TAG_TEMPORARY`], so
+/// [`find_leftovers`] finds them once the instance is gone). Returns the
+/// resources it could not tag, with why.
+pub(crate) async fn mark(
+    ec2: &Ec2Clients,
+    resources: &[Resource],
+    key: &str,
+    settings: &WaitSettings,
+) -> Vec<(Resource, AwsError)> {
+    let mut ids: BTreeMap<&str, Vec<(&Resource, String)>> = BTreeMap::new();
+    for r in resources {
+        let e = ids.entry(r.region()).or_default();
+        match r {
+            Resource::Image { id, snapshots, .. } => {
+                e.push((r, id.clone()));
+                e.extend(snapshots.iter().map(|s| (r, s.clone())));
+            }
+            Resource::KeyPair { id: Some(id), .. } => e.push((r, id.clone())),
+            Resource::KeyPair { id: None, .. } => {}
+            _ => e.push((r, r.id().to_string())),
         }
     }
-    failures
+    let deadline = Instant::now() + settings.cleanup_timeout();
+    let mut failed = Vec::new();
+    for (region, list) in ids {
+        let c = ec2.client(region);
+        // One call per resource: a deregistered AMI must not fail the
+        // tagging of its snapshots.
+        for (r, id) in list {
+            let res = wait::retry_transient(settings, deadline, || async {
+                c.create_tags()
+                    .resources(&id)
+                    .tags(Tag::builder().key(key).value("true").build())
+                    .send()
+                    .await
+                    .ctx("CreateTags", region, Some(&id))
+            })
+            .await;
+            if let Err(e) = res {
+                if !e.is("InvalidAMIID") && !e.is("InvalidSnapshot") {
+                    failed.push((r.clone(), e));
+                }
+            }
+        }
+    }
+    failed
 }
 
 /// Fills in the snapshots of images whose snapshots are not known yet
@@ -250,7 +350,8 @@ pub(crate) async fn complete_snapshots(ec2: &Ec2Clients, resources: &mut [Resour
     }
 }
 
-/// Deletes one resource, waiting where deletion must complete (instances).
+/// Deletes one resource, waiting where deletion must complete (instances),
+/// retrying throttling and 5xx answers for `settings.cleanup_timeout_secs`.
 pub async fn delete_one(
     ec2: &Ec2Clients,
     r: &Resource,
@@ -259,45 +360,35 @@ pub async fn delete_one(
 ) -> Result<(), StepError> {
     let region = r.region();
     let c = ec2.client(region);
+    let deadline = Instant::now() + settings.cleanup_timeout();
     match r {
         Resource::Instance { id, .. } => {
-            match c.terminate_instances().instance_ids(id).send().await.ctx(
-                "TerminateInstances",
-                region,
-                Some(id),
-            ) {
+            let res = wait::retry_transient(settings, deadline, || async {
+                c.terminate_instances().instance_ids(id).send().await.ctx(
+                    "TerminateInstances",
+                    region,
+                    Some(id),
+                )
+            })
+            .await;
+            match res {
                 Err(e) if e.is("InvalidInstanceID") => return Ok(()),
                 r => r?,
             };
             wait_instance_gone(&c, region, id, settings, cancel).await
         }
-        Resource::SecurityGroup { id, .. } => {
-            wait::until(
-                settings,
-                settings.instance_timeout(),
-                cancel,
-                region,
-                "security group deletable",
-                id,
-                || async {
-                    match c.delete_security_group().group_id(id).send().await.ctx(
-                        "DeleteSecurityGroup",
-                        region,
-                        Some(id),
-                    ) {
-                        Ok(_) => Ok(Some(())),
-                        Err(e) if e.is("InvalidGroup") => Ok(Some(())),
-                        Err(e) if e.is("DependencyViolation") => Ok(None),
-                        Err(e) => Err(e.into()),
-                    }
-                },
-            )
-            .await
-        }
+        Resource::SecurityGroup { id, .. } => delete_group(ec2, region, id, settings, true).await,
         Resource::KeyPair { name, .. } => {
             // By name: unique per region, and understood by every EC2 stand-in.
-            let req = c.delete_key_pair().key_name(name);
-            match req.send().await.ctx("DeleteKeyPair", region, Some(name)) {
+            let res = wait::retry_transient(settings, deadline, || async {
+                c.delete_key_pair().key_name(name).send().await.ctx(
+                    "DeleteKeyPair",
+                    region,
+                    Some(name),
+                )
+            })
+            .await;
+            match res {
                 Ok(_) => Ok(()),
                 Err(e) if e.is("InvalidKeyPair") => Ok(()),
                 Err(e) => Err(e.into()),
@@ -310,6 +401,45 @@ pub async fn delete_one(
     }
 }
 
+/// Deletes a security group; with `wait`, retries while an instance still
+/// holds it (DependencyViolation) until the instance timeout.
+async fn delete_group(
+    ec2: &Ec2Clients,
+    region: &str,
+    id: &str,
+    settings: &WaitSettings,
+    wait: bool,
+) -> Result<(), StepError> {
+    let c = ec2.client(region);
+    let attempt = || async {
+        match c.delete_security_group().group_id(id).send().await.ctx(
+            "DeleteSecurityGroup",
+            region,
+            Some(id),
+        ) {
+            Ok(_) => Ok(Some(())),
+            Err(e) if e.is("InvalidGroup") => Ok(Some(())),
+            Err(e) if wait && e.is("DependencyViolation") => Ok(None),
+            Err(e) => Err(StepError::from(e)),
+        }
+    };
+    let timeout = if wait {
+        settings.instance_timeout()
+    } else {
+        settings.cleanup_timeout()
+    };
+    wait::until(
+        settings,
+        timeout.max(settings.cleanup_timeout()),
+        &CancelToken::new(),
+        region,
+        "security group deletable",
+        id,
+        attempt,
+    )
+    .await
+}
+
 /// Deregisters an AMI and deletes its snapshots (looked up if not given).
 pub(crate) async fn deregister_with_snapshots(
     c: &Client,
@@ -319,15 +449,18 @@ pub(crate) async fn deregister_with_snapshots(
     settings: &WaitSettings,
     cancel: &CancelToken,
 ) -> Result<(), StepError> {
+    let deadline = Instant::now() + settings.cleanup_timeout();
     let mut snaps = known_snapshots.to_vec();
     if snaps.is_empty() {
-        match c
-            .describe_images()
-            .image_ids(id)
-            .send()
-            .await
-            .ctx("DescribeImages", region, Some(id))
-        {
+        let res = wait::retry_transient(settings, deadline, || async {
+            c.describe_images()
+                .image_ids(id)
+                .send()
+                .await
+                .ctx("DescribeImages", region, Some(id))
+        })
+        .await;
+        match res {
             Ok(out) => {
                 for img in out.images() {
                     snaps.extend(crate::step::image::snapshot_ids(img));
@@ -337,13 +470,15 @@ pub(crate) async fn deregister_with_snapshots(
             Err(e) => return Err(e.into()),
         }
     }
-    match c
-        .deregister_image()
-        .image_id(id)
-        .send()
-        .await
-        .ctx("DeregisterImage", region, Some(id))
-    {
+    let res = wait::retry_transient(settings, deadline, || async {
+        c.deregister_image()
+            .image_id(id)
+            .send()
+            .await
+            .ctx("DeregisterImage", region, Some(id))
+    })
+    .await;
+    match res {
         Ok(_) => {}
         Err(e) if e.is("InvalidAMIID") => {}
         Err(e) => return Err(e.into()),
@@ -364,7 +499,7 @@ async fn delete_snapshot(
     // Right after a deregister the snapshot can still be "in use" for a moment.
     wait::until(
         settings,
-        settings.instance_timeout(),
+        settings.instance_timeout().max(settings.cleanup_timeout()),
         cancel,
         region,
         "snapshot deletable",
@@ -394,7 +529,7 @@ pub(crate) async fn wait_instance_gone(
 ) -> Result<(), StepError> {
     wait::until(
         settings,
-        settings.instance_timeout(),
+        settings.instance_timeout().max(settings.cleanup_timeout()),
         cancel,
         region,
         "instance terminated",
@@ -428,6 +563,8 @@ struct TagView {
     build_id: Option<String>,
     build_name: Option<String>,
     created: Option<String>,
+    temporary: bool,
+    images_kept: bool,
 }
 
 fn tag_view<'a>(tags: impl IntoIterator<Item = &'a aws_sdk_ec2::types::Tag>) -> TagView {
@@ -435,6 +572,8 @@ fn tag_view<'a>(tags: impl IntoIterator<Item = &'a aws_sdk_ec2::types::Tag>) -> 
         build_id: None,
         build_name: None,
         created: None,
+        temporary: false,
+        images_kept: false,
     };
     for t in tags {
         let val = t.value().map(str::to_string);
@@ -442,6 +581,8 @@ fn tag_view<'a>(tags: impl IntoIterator<Item = &'a aws_sdk_ec2::types::Tag>) -> 
             Some(TAG_BUILD_ID) => v.build_id = val,
             Some(TAG_BUILD_NAME) => v.build_name = val,
             Some(TAG_CREATED) => v.created = val,
+            Some(TAG_TEMPORARY) => v.temporary = t.value() == Some("true"),
+            Some(TAG_IMAGES_KEPT) => v.images_kept = t.value() == Some("true"),
             _ => {}
         }
     }
@@ -455,19 +596,65 @@ fn temporary_filter() -> Filter {
         .build()
 }
 
-/// Lists what carries the temporary tag in `regions`: instances (not yet
-/// terminated), AMIs and snapshots owned by the account, security groups
-/// and key pairs. With `older_than`, only resources whose creation tag is
-/// older (resources without one are included).
+fn ours_filter() -> Filter {
+    Filter::builder()
+        .name("tag-key")
+        .values(TAG_BUILD_ID)
+        .build()
+}
+
+/// What one region holds: leftovers for sure (temporary resources), and
+/// AMIs/snapshots of some build, with whether they carry the temporary tag.
+#[derive(Default)]
+struct RegionFinds {
+    temporary: Vec<Leftover>,
+    artifacts: Vec<(Leftover, bool)>,
+    /// Builds with a live temporary instance: their AMIs are partial.
+    live_builds: BTreeSet<String>,
+}
+
+fn leftover(resource: Resource, tv: &TagView) -> Leftover {
+    Leftover {
+        resource,
+        build_id: tv.build_id.clone(),
+        build_name: tv.build_name.clone(),
+        created: tv.created.clone(),
+    }
+}
+
+/// Lists what crashed or aborted builds left in `regions`: everything with
+/// the temporary tag (instances not yet terminated, security groups, key
+/// pairs; AMIs and snapshots a failed build could not delete), and the
+/// account's AMIs and snapshots whose build still has a live temporary
+/// instance anywhere in `regions` (the build died before finishing; give
+/// the build region along with the copy regions). With `older_than`, only
+/// resources whose creation tag is older (resources without one are
+/// included).
 pub async fn find_leftovers(
     ec2: &Ec2Clients,
     regions: &[String],
     older_than: Option<Duration>,
 ) -> Result<Vec<Leftover>, AwsError> {
     let futs = regions.iter().map(|r| find_in_region(ec2, r));
-    let mut out = Vec::new();
+    let mut finds = Vec::new();
     for r in futures::future::join_all(futs).await {
-        out.extend(r?);
+        finds.push(r?);
+    }
+    let live: BTreeSet<String> = finds
+        .iter()
+        .flat_map(|f| f.live_builds.iter().cloned())
+        .collect();
+    let mut out = Vec::new();
+    for f in finds {
+        out.extend(f.temporary);
+        out.extend(
+            f.artifacts
+                .into_iter()
+                .filter(|(l, temporary)| {
+                    *temporary || l.build_id.as_ref().is_some_and(|b| live.contains(b))
+                })
+                .map(|(l, _)| l),
+        );
     }
     if let Some(age) = older_than {
         let cutoff = SystemTime::now()
@@ -486,17 +673,9 @@ pub async fn find_leftovers(
     Ok(out)
 }
 
-async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<Vec<Leftover>, AwsError> {
+async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<RegionFinds, AwsError> {
     let c = ec2.client(region);
-    let mut out = Vec::new();
-    let mut push = |resource: Resource, tv: TagView| {
-        out.push(Leftover {
-            resource,
-            build_id: tv.build_id,
-            build_name: tv.build_name,
-            created: tv.created,
-        })
-    };
+    let mut out = RegionFinds::default();
     let region_s = region.to_string();
 
     let mut token = None;
@@ -520,13 +699,17 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<Vec<Leftover>,
             .ctx("DescribeInstances", region, None)?;
         for i in o.reservations().iter().flat_map(|r| r.instances()) {
             if let Some(id) = i.instance_id() {
-                push(
+                let tv = tag_view(i.tags());
+                if let (Some(b), false) = (&tv.build_id, tv.images_kept) {
+                    out.live_builds.insert(b.clone());
+                }
+                out.temporary.push(leftover(
                     Resource::Instance {
                         region: region_s.clone(),
                         id: id.to_string(),
                     },
-                    tag_view(i.tags()),
-                );
+                    &tv,
+                ));
             }
         }
         token = o.next_token().map(str::to_string);
@@ -538,20 +721,19 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<Vec<Leftover>,
     let o = c
         .describe_images()
         .owners("self")
-        .filters(temporary_filter())
+        .filters(ours_filter())
         .send()
         .await
         .ctx("DescribeImages", region, None)?;
     for i in o.images() {
         if let Some(id) = i.image_id() {
-            push(
-                Resource::Image {
-                    region: region_s.clone(),
-                    id: id.to_string(),
-                    snapshots: crate::step::image::snapshot_ids(i),
-                },
-                tag_view(i.tags()),
-            );
+            let tv = tag_view(i.tags());
+            let resource = Resource::Image {
+                region: region_s.clone(),
+                id: id.to_string(),
+                snapshots: crate::step::image::snapshot_ids(i),
+            };
+            out.artifacts.push((leftover(resource, &tv), tv.temporary));
         }
     }
 
@@ -560,20 +742,19 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<Vec<Leftover>,
         let o = c
             .describe_snapshots()
             .owner_ids("self")
-            .filters(temporary_filter())
+            .filters(ours_filter())
             .set_next_token(token)
             .send()
             .await
             .ctx("DescribeSnapshots", region, None)?;
         for s in o.snapshots() {
             if let Some(id) = s.snapshot_id() {
-                push(
-                    Resource::Snapshot {
-                        region: region_s.clone(),
-                        id: id.to_string(),
-                    },
-                    tag_view(s.tags()),
-                );
+                let tv = tag_view(s.tags());
+                let resource = Resource::Snapshot {
+                    region: region_s.clone(),
+                    id: id.to_string(),
+                };
+                out.artifacts.push((leftover(resource, &tv), tv.temporary));
             }
         }
         token = o.next_token().map(str::to_string);
@@ -593,13 +774,13 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<Vec<Leftover>,
             .ctx("DescribeSecurityGroups", region, None)?;
         for g in o.security_groups() {
             if let Some(id) = g.group_id() {
-                push(
+                out.temporary.push(leftover(
                     Resource::SecurityGroup {
                         region: region_s.clone(),
                         id: id.to_string(),
                     },
-                    tag_view(g.tags()),
-                );
+                    &tag_view(g.tags()),
+                ));
             }
         }
         token = o.next_token().map(str::to_string);
@@ -616,29 +797,30 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<Vec<Leftover>,
         .ctx("DescribeKeyPairs", region, None)?;
     for k in o.key_pairs() {
         if let Some(name) = k.key_name() {
-            push(
+            out.temporary.push(leftover(
                 Resource::KeyPair {
                     region: region_s.clone(),
                     name: name.to_string(),
                     id: k.key_pair_id().map(str::to_string),
                 },
-                tag_view(k.tags()),
-            );
+                &tag_view(k.tags()),
+            ));
         }
     }
     Ok(out)
 }
 
-/// Deletes leftovers: instances first (waiting for them to terminate), then
-/// AMIs with their snapshots, snapshots, security groups, key pairs.
-/// Snapshots of a listed AMI are deleted with it. Returns the failures.
+/// Deletes leftovers (see [`unwind`] for the order: AMIs with their
+/// snapshots and lone snapshots first, then instances — awaited until
+/// terminated — and key pairs, then security groups). Snapshots of a
+/// listed AMI are deleted with it. Returns the failures.
 pub async fn delete_leftovers(
     ec2: &Ec2Clients,
     resources: &[Resource],
     settings: &WaitSettings,
 ) -> Vec<CleanupFailure> {
-    let mut sorted: Vec<Resource> = resources.to_vec();
-    let image_snaps: Vec<(String, String)> = sorted
+    let mut list: Vec<Resource> = resources.to_vec();
+    let image_snaps: Vec<(String, String)> = list
         .iter()
         .filter_map(|r| match r {
             Resource::Image {
@@ -648,18 +830,16 @@ pub async fn delete_leftovers(
         })
         .flatten()
         .collect();
-    sorted.retain(|r| match r {
+    list.retain(|r| match r {
         Resource::Snapshot { region, id } => !image_snaps.contains(&(region.clone(), id.clone())),
         _ => true,
     });
-    // unwind deletes in reverse: sort by descending rank.
-    sorted.sort_by_key(|r| std::cmp::Reverse(r.delete_rank()));
-    unwind(ec2, sorted, settings).await
+    unwind(ec2, list, settings).await
 }
 
 /// Groups resources by region.
-pub fn by_region(resources: &[Resource]) -> std::collections::BTreeMap<String, Vec<Resource>> {
-    let mut m: std::collections::BTreeMap<String, Vec<Resource>> = Default::default();
+pub fn by_region(resources: &[Resource]) -> BTreeMap<String, Vec<Resource>> {
+    let mut m: BTreeMap<String, Vec<Resource>> = Default::default();
     for r in resources {
         m.entry(r.region().to_string()).or_default().push(r.clone());
     }

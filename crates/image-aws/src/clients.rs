@@ -33,15 +33,33 @@ pub struct ClientOptions {
 pub struct Ec2Clients {
     conf: SdkConfig,
     cache: Mutex<BTreeMap<String, Client>>,
+    snapshot_tag_specs: bool,
 }
 
 impl Ec2Clients {
     /// From an existing configuration.
     pub fn new(conf: SdkConfig) -> Self {
+        // AWS tags the snapshots of CreateImage from its tag specifications;
+        // stand-ins behind a custom endpoint may not (moto 5 fails the call).
+        let snapshot_tag_specs = conf.endpoint_url().is_none();
         Ec2Clients {
             conf,
             cache: Mutex::new(BTreeMap::new()),
+            snapshot_tag_specs,
         }
+    }
+
+    /// Whether CreateImage tags the new snapshots from a `snapshot` tag
+    /// specification (saving a CreateTags call). Default: yes with AWS's
+    /// own endpoints, no with a custom endpoint URL, where the snapshots
+    /// are tagged with CreateTags once the image is available.
+    pub fn with_snapshot_tag_specs(mut self, yes: bool) -> Self {
+        self.snapshot_tag_specs = yes;
+        self
+    }
+
+    pub(crate) fn snapshot_tag_specs(&self) -> bool {
+        self.snapshot_tag_specs
     }
 
     /// The standard chain (profile, region, credentials, `AWS_ENDPOINT_URL`

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use image_core::target::TargetError;
 
 use crate::cleanup::{CleanupFailure, Resource};
@@ -24,20 +25,31 @@ pub struct AwsError {
     pub code: Option<String>,
     /// The message.
     pub message: String,
+    /// Worth retrying: throttling, a 5xx answer, a timeout or a connection
+    /// failure (after the SDK's own attempts).
+    pub transient: bool,
 }
 
 impl AwsError {
-    pub(crate) fn from_sdk<E, R>(
+    pub(crate) fn from_sdk<E>(
         operation: &'static str,
         region: &str,
         resource: Option<&str>,
-        err: SdkError<E, R>,
+        err: SdkError<E, HttpResponse>,
     ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
         let code = err.code().map(str::to_string);
+        let transient = match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(s) => {
+                s.raw().status().is_server_error() || code.as_deref().is_some_and(is_transient_code)
+            }
+            _ => false,
+        };
         let message = match err.message() {
             Some(m) => m.to_string(),
             None => DisplayErrorContext(&err).to_string(),
@@ -48,6 +60,7 @@ impl AwsError {
             resource: resource.map(str::to_string),
             code,
             message,
+            transient,
         }
     }
 
@@ -57,6 +70,23 @@ impl AwsError {
             .as_deref()
             .is_some_and(|c| c == code || c.starts_with(&format!("{code}.")))
     }
+}
+
+/// EC2 error codes of throttling and of its own failures: worth retrying.
+fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "RequestLimitExceeded"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "InternalError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "Unavailable"
+    )
 }
 
 /// Adds operation, region and resource to an SDK result.
@@ -69,10 +99,9 @@ pub(crate) trait AwsContext<T> {
     ) -> Result<T, AwsError>;
 }
 
-impl<T, E, R> AwsContext<T> for Result<T, SdkError<E, R>>
+impl<T, E> AwsContext<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
     fn ctx(
         self,

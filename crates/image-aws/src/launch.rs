@@ -1,7 +1,8 @@
 //! Launching an instance and handing it to a hook: the part of the pipeline
 //! a build and a test share.
 //!
-//! key pair -> security group -> instance -> SSH connect -> hook
+//! (source AMI | key pair | security group, concurrently) -> instance ->
+//! SSH connect -> hook
 //!
 //! [`crate::build_with`] goes on to stop the instance and image it;
 //! [`test_instance`] does not: it launches an instance from an existing AMI
@@ -37,6 +38,7 @@ use crate::hook::{HookError, ProvisionHook};
 use crate::request::BuildRequest;
 use crate::step::connect::Connector;
 use crate::step::instance::InstanceInfo;
+use crate::step::key_pair::KeyMaterial;
 use crate::step::source_ami::SourceImage;
 use crate::step::{self, Ctx};
 use crate::{CancelToken, Ec2Clients};
@@ -63,27 +65,41 @@ pub(crate) struct Launched {
     pub target: Arc<dyn Target>,
 }
 
-/// Key pair, security group, instance and SSH connection from `source`,
-/// each as its step; everything created is on `ctx.stack`.
+/// Runs `first` (resolving the source AMI) and creates the key pair and
+/// the security group at the same time, each as its step. Waits for all
+/// three, so whatever they created is on `ctx.stack`, and returns the first
+/// error in pipeline order.
+pub(crate) async fn prepare<T>(
+    ctx: &Ctx<'_>,
+    first: impl std::future::Future<Output = Result<T, (Step, StepError)>>,
+) -> Result<(T, KeyMaterial, Vec<String>), (Step, StepError)> {
+    let (first, key, groups) = tokio::join!(
+        first,
+        ctx.step(Step::KeyPair, step::key_pair::run(ctx)),
+        ctx.step(Step::SecurityGroup, step::security_group::run(ctx)),
+    );
+    Ok((first?, key?, groups?))
+}
+
+/// Instance and SSH connection from `source`, each as its step; everything
+/// created is on `ctx.stack`.
 pub(crate) async fn launch(
     ctx: &Ctx<'_>,
     connector: &dyn Connector,
     source: &SourceImage,
+    key: &KeyMaterial,
+    groups: &[String],
 ) -> Result<Launched, (Step, StepError)> {
-    let key = ctx.step(Step::KeyPair, step::key_pair::run(ctx)).await?;
-    let groups = ctx
-        .step(Step::SecurityGroup, step::security_group::run(ctx))
-        .await?;
     let inst = ctx
         .step(
             Step::Instance,
-            step::instance::run(ctx, source, &key, &groups),
+            step::instance::run(ctx, source, key, groups),
         )
         .await?;
     let target = ctx
         .step(
             Step::Connect,
-            step::connect::run(ctx, connector, &inst, &key),
+            step::connect::run(ctx, connector, &inst, key),
         )
         .await?;
     Ok(Launched { inst, target })
@@ -186,8 +202,9 @@ async fn test_pipeline(
         Ok(((), format!("test id {}", ctx.build_id)))
     })
     .await?;
-    let source = ctx
-        .step(Step::SourceAmi, async {
+    let (source, key, groups) = prepare(
+        ctx,
+        ctx.step(Step::SourceAmi, async {
             let c = ctx.ec2.client(region);
             let src = step::source_ami::resolve(&c, region, &req.source_ami).await?;
             let msg = format!(
@@ -196,9 +213,10 @@ async fn test_pipeline(
                 src.name.as_deref().unwrap_or("unnamed")
             );
             Ok((src, msg))
-        })
-        .await?;
-    let Launched { inst, target } = launch(ctx, connector, &source).await?;
+        }),
+    )
+    .await?;
+    let Launched { inst, target } = launch(ctx, connector, &source, &key, &groups).await?;
     let r = run_hook(ctx, Step::Test, hook, target).await;
     r.map(|()| (source, inst))
 }

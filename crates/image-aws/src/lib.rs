@@ -2,17 +2,18 @@
 //!
 //! [`build`] turns a [`BuildRequest`] into AMIs:
 //!
-//! source AMI -> key pair -> security group -> instance -> SSH connect ->
-//! [`ProvisionHook`] -> stop -> image -> copies -> permissions ->
-//! deprecation -> finalize
+//! (source AMI | key pair | security group, concurrently) -> instance ->
+//! SSH connect -> [`ProvisionHook`] -> stop -> image -> copies ->
+//! permissions -> deprecation -> finalize
 //!
-//! one module per step under [`step`]. Everything temporary is tagged at
-//! creation ([`cleanup::TAG_BUILD_ID`], [`cleanup::TAG_TEMPORARY`]) and
-//! pushed on a cleanup stack that unwinds on success (key pair, group,
-//! instance), on failure and on cancellation (everything, AMIs and copies
-//! too) — or, with [`OnError::Abort`], is left and reported in
-//! [`BuildError::left`]. [`cleanup::find_leftovers`] finds what crashed
-//! builds left.
+//! one module per step under [`step`]. Everything is tagged at creation
+//! ([`cleanup::TAG_BUILD_ID`]; the key pair, group and instance also
+//! [`cleanup::TAG_TEMPORARY`]) and pushed on a cleanup stack that unwinds
+//! on success (key pair, group, instance), on failure and on cancellation
+//! (everything, AMIs and copies too) — or, with [`OnError::Abort`], is left
+//! and reported in [`BuildError::left`]. Cleanup retries throttling for
+//! [`WaitSettings::cleanup_timeout_secs`]. [`cleanup::find_leftovers`]
+//! finds what crashed builds left.
 //!
 //! [`test_instance`] launches an instance from an existing AMI the same way
 //! (key pair, security group, instance, SSH), runs a hook that tests it, and
@@ -171,6 +172,17 @@ pub async fn build_with(
         Ok(mut res) => {
             let tmp = ctx.stack.take_temporary();
             res.cleanup_failures = run_cleanup(&ctx, tmp).await;
+            // An instance left running would mark the (complete) AMIs as
+            // partial for `find_leftovers`: say they are kept.
+            let stuck: Vec<Resource> = res
+                .cleanup_failures
+                .iter()
+                .map(|f| f.resource.clone())
+                .filter(|r| matches!(r, Resource::Instance { .. }))
+                .collect();
+            for (r, e) in cleanup::mark(ec2, &stuck, cleanup::TAG_IMAGES_KEPT, &req.wait).await {
+                ctx.message(format!("could not tag {r} as done: {e}"));
+            }
             Ok(res)
         }
         Err((step, error)) => {
@@ -190,6 +202,18 @@ pub async fn build_with(
                 OnError::Cleanup => {
                     let all = ctx.stack.take();
                     let failures = run_cleanup(&ctx, all).await;
+                    // AMIs that could not be deleted: tagged temporary, so
+                    // `find_leftovers` finds them once the instance is gone.
+                    let artifacts: Vec<Resource> = failures
+                        .iter()
+                        .map(|f| f.resource.clone())
+                        .filter(Resource::is_artifact)
+                        .collect();
+                    for (r, e) in
+                        cleanup::mark(ec2, &artifacts, cleanup::TAG_TEMPORARY, &req.wait).await
+                    {
+                        ctx.message(format!("could not tag {r} as temporary: {e}"));
+                    }
                     (
                         failures.iter().map(|f| f.resource.clone()).collect(),
                         failures,
@@ -303,21 +327,26 @@ async fn pipeline(
     })
     .await?;
 
-    let (source, existing) = ctx
-        .step(Step::SourceAmi, async {
+    let ((source, existing), key, groups) = launch::prepare(
+        ctx,
+        ctx.step(Step::SourceAmi, async {
             let c = ctx.ec2.client(region);
-            let src = step::source_ami::resolve(&c, region, &req.source_ami).await?;
-            let existing = step::image::check_names(ctx).await?;
+            let (src, existing) = tokio::try_join!(
+                step::source_ami::resolve(&c, region, &req.source_ami),
+                step::image::check_names(ctx),
+            )?;
             let msg = format!(
                 "{} ({})",
                 src.image_id,
                 src.name.as_deref().unwrap_or("unnamed")
             );
             Ok(((src, existing), msg))
-        })
-        .await?;
+        }),
+    )
+    .await?;
 
-    let launch::Launched { inst, target } = launch::launch(ctx, connector, &source).await?;
+    let launch::Launched { inst, target } =
+        launch::launch(ctx, connector, &source, &key, &groups).await?;
     // The hook takes the connection; it closes before the instance stops.
     launch::run_hook(ctx, Step::Provision, hook, target).await?;
 
@@ -340,8 +369,8 @@ async fn pipeline(
         .await?;
     ctx.step(Step::Deprecate, step::deprecate::run(ctx, &all))
         .await?;
+    // Nothing to untag: AMIs and snapshots were never tagged temporary.
     ctx.step(Step::Finalize, async {
-        step::image::finalize(ctx, &all).await?;
         Ok(((), format!("{} AMI(s) kept", all.len())))
     })
     .await?;

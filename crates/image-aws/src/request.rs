@@ -455,7 +455,14 @@ impl Default for SshSpec {
 }
 
 /// Polling intervals and timeouts of waits (instance running/stopped/
-/// terminated, image available).
+/// terminated, image available), and how long cleanup keeps retrying.
+///
+/// The default polls after 1 s, then backs off (x1.5, ±20% jitter) to one
+/// poll every 15 s: quick for short waits, cheap for AMIs that take
+/// minutes. [`WaitSettings::fixed`] polls at a constant interval (packer's
+/// `AWS_POLL_DELAY_SECONDS`), [`WaitSettings::max_polls`] caps the polls of
+/// a build's waits (packer's `AWS_MAX_ATTEMPTS`). This crate reads no
+/// environment: the CLI maps those variables onto these fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WaitSettings {
@@ -471,17 +478,26 @@ pub struct WaitSettings {
     pub image_timeout_secs: u64,
     /// Give up waiting for an instance state after this long.
     pub instance_timeout_secs: u64,
+    /// Give up a build's wait after this many polls (packer's
+    /// `AWS_MAX_ATTEMPTS`); `None`: only the timeouts. Cleanup waits
+    /// ignore it: they never give up early on a running instance.
+    pub max_polls: Option<u32>,
+    /// Cleanup (and `delete_leftovers`) retries throttling and 5xx answers
+    /// of each deletion, beyond the SDK's own attempts, for this long.
+    pub cleanup_timeout_secs: u64,
 }
 
 impl Default for WaitSettings {
     fn default() -> Self {
         WaitSettings {
-            initial_interval_ms: 2_000,
-            max_interval_ms: 30_000,
+            initial_interval_ms: 1_000,
+            max_interval_ms: 15_000,
             multiplier: 1.5,
             jitter: 0.2,
             image_timeout_secs: 3_600,
             instance_timeout_secs: 900,
+            max_polls: None,
+            cleanup_timeout_secs: 300,
         }
     }
 }
@@ -496,7 +512,22 @@ impl WaitSettings {
             jitter: 0.2,
             image_timeout_secs: 30,
             instance_timeout_secs: 30,
+            max_polls: None,
+            cleanup_timeout_secs: 30,
         }
+    }
+
+    /// These settings polling every `interval`, without backoff or jitter
+    /// (packer's `AWS_POLL_DELAY_SECONDS`).
+    pub fn fixed(mut self, interval: Duration) -> Self {
+        let ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.initial_interval_ms = ms;
+        self.max_interval_ms = ms;
+        self.multiplier = 1.0;
+        self.jitter = 0.0;
+        self
     }
 
     pub(crate) fn image_timeout(&self) -> Duration {
@@ -505,6 +536,18 @@ impl WaitSettings {
 
     pub(crate) fn instance_timeout(&self) -> Duration {
         Duration::from_secs(self.instance_timeout_secs)
+    }
+
+    pub(crate) fn cleanup_timeout(&self) -> Duration {
+        Duration::from_secs(self.cleanup_timeout_secs)
+    }
+
+    /// The settings of cleanup waits: no poll cap.
+    pub(crate) fn for_cleanup(&self) -> WaitSettings {
+        WaitSettings {
+            max_polls: None,
+            ..self.clone()
+        }
     }
 }
 

@@ -1,5 +1,7 @@
-//! Polling with exponential backoff, jitter, a deadline and cancellation.
-//! Sleeps with `tokio::time::sleep`, never blocking the runtime.
+//! Polling with exponential backoff, jitter, a deadline, an optional cap on
+//! the polls, and cancellation; and retrying transient failures (throttling,
+//! 5xx) of one call until a deadline. Sleeps with `tokio::time::sleep`,
+//! never blocking the runtime.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::error::StepError;
+use crate::error::{AwsError, StepError};
 use crate::request::WaitSettings;
 use crate::CancelToken;
 
@@ -52,7 +54,10 @@ pub(crate) async fn sleep(d: Duration, cancel: &CancelToken) -> Result<(), StepE
 }
 
 /// Calls `check` until it returns `Some`, an error, the deadline passes
-/// (`StepError::Timeout` naming `what`, `id`, `region`) or `cancel` fires.
+/// or `settings.max_polls` polls said "not yet" (`StepError::Timeout`
+/// naming `what`, `id`, `region`), or `cancel` fires. A transient AWS error
+/// (throttling, 5xx, after the SDK's attempts) counts as "not yet"; if the
+/// wait then runs out, that error is returned.
 pub(crate) async fn until<T, F, Fut>(
     settings: &WaitSettings,
     timeout: Duration,
@@ -66,30 +71,70 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, StepError>>,
 {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let mut backoff = Backoff::new(settings);
+    let mut polls: u32 = 0;
     loop {
         if cancel.is_cancelled() {
             return Err(StepError::Cancelled);
         }
         let r = tokio::select! {
-            r = check() => r?,
+            r = check() => r,
             _ = cancel.cancelled() => return Err(StepError::Cancelled),
         };
-        if let Some(v) = r {
-            return Ok(v);
-        }
+        polls = polls.saturating_add(1);
+        let last_transient = match r {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => None,
+            Err(StepError::Aws(e)) if e.transient => Some(StepError::Aws(e)),
+            Err(e) => return Err(e),
+        };
         let now = Instant::now();
-        if now >= deadline {
-            return Err(StepError::Timeout {
+        let out_of_polls = settings.max_polls.is_some_and(|m| polls >= m);
+        if now >= deadline || out_of_polls {
+            return Err(last_transient.unwrap_or_else(|| StepError::Timeout {
                 region: region.to_string(),
                 what: what.to_string(),
                 id: id.to_string(),
-                after: timeout,
-            });
+                after: if out_of_polls {
+                    now.duration_since(started)
+                } else {
+                    timeout
+                },
+            }));
         }
         let d = backoff.next_interval().min(deadline - now);
         sleep(d, cancel).await?;
+    }
+}
+
+/// Calls `call` again while it fails with a transient error (throttling,
+/// 5xx, after the SDK's own attempts), backing off as `settings` poll,
+/// until `deadline`; then returns its last answer. Not cancellable: cleanup
+/// uses it, and cleanup runs because of a cancel.
+pub(crate) async fn retry_transient<T, F, Fut>(
+    settings: &WaitSettings,
+    deadline: Instant,
+    mut call: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let mut backoff = Backoff::new(settings);
+    loop {
+        match call().await {
+            Err(e) if e.transient => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(e);
+                }
+                tracing::debug!("{e}: retrying");
+                tokio::time::sleep(backoff.next_interval().min(deadline - now)).await;
+            }
+            r => return r,
+        }
     }
 }
 
@@ -154,5 +199,78 @@ mod tests {
         )
         .await;
         assert!(matches!(r, Err(StepError::Cancelled)));
+    }
+
+    #[tokio::test]
+    async fn until_stops_after_max_polls() {
+        let s = WaitSettings {
+            max_polls: Some(3),
+            ..WaitSettings::fast()
+        };
+        let n = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), _> = until(
+            &s,
+            Duration::from_secs(30),
+            &CancelToken::new(),
+            "r",
+            "thing",
+            "id",
+            || async {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(None)
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(StepError::Timeout { .. })), "{r:?}");
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    fn throttled() -> AwsError {
+        AwsError {
+            operation: "TerminateInstances",
+            region: "r".into(),
+            resource: Some("i-1".into()),
+            code: Some("RequestLimitExceeded".into()),
+            message: "slow down".into(),
+            transient: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn retry_transient_retries_until_the_deadline() {
+        let s = WaitSettings::fast();
+        let n = std::sync::atomic::AtomicU32::new(0);
+        let r = retry_transient(&s, Instant::now() + Duration::from_secs(10), || async {
+            if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 5 {
+                Err(throttled())
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        let r: Result<(), _> =
+            retry_transient(&s, Instant::now() + Duration::from_millis(100), || async {
+                Err(throttled())
+            })
+            .await;
+        assert!(r.unwrap_err().transient);
+        let n = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), _> =
+            retry_transient(&s, Instant::now() + Duration::from_secs(10), || async {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(AwsError {
+                    transient: false,
+                    code: Some("UnauthorizedOperation".into()),
+                    ..throttled()
+                })
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(
+            n.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Copying the AMI to `ami_regions`: concurrent with a cap, encrypted with
-//! the region's KMS key when asked, each copy tagged and awaited in its
-//! region; failures collected per region.
+//! the region's KMS key when asked, each copy tagged at creation (AMI and
+//! snapshots) and awaited in its region; failures collected per region.
+//! Where EC2 ignored the tag specifications (moto), the available copy
+//! shows no build tag and is tagged then.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +11,7 @@ use futures::StreamExt;
 
 use super::image::{self, ImageInfo};
 use super::Ctx;
-use crate::cleanup::Resource;
+use crate::cleanup::{Resource, TAG_TEMPORARY};
 use crate::error::{AwsContext, StepError};
 use crate::request::BuildRequest;
 
@@ -42,6 +44,7 @@ async fn copy_one(ctx: &Ctx<'_>, source: &ImageInfo, region: &str) -> Result<Ima
         .set_kms_key_id(kms)
         .client_token(format!("{}-copy-{region}", ctx.build_id))
         .tag_specifications(ctx.tag_spec(ResourceType::Image, &req.tags))
+        .tag_specifications(ctx.tag_spec(ResourceType::Snapshot, &req.snapshot_tags))
         .send()
         .await
         .ctx("CopyImage", region, Some(&source.image_id))?;
@@ -52,17 +55,20 @@ async fn copy_one(ctx: &Ctx<'_>, source: &ImageInfo, region: &str) -> Result<Ima
         snapshots: Vec::new(),
     });
     ctx.message(format!("copying {} to {region} as {id}", source.image_id));
-    // Tag again: not every EC2 implementation honours tag specifications on copies.
-    c.create_tags()
-        .resources(&id)
-        .set_tags(Some(ctx.tags_with(&req.tags)))
-        .send()
-        .await
-        .ctx("CreateTags", region, Some(&id))?;
     let img = image::wait_available(ctx, &c, region, &id).await?;
     let snaps = image::snapshot_ids(&img);
     ctx.check_cancel()?;
-    image::tag_snapshots(ctx, &c, region, &id, &snaps).await?;
+    let tagged = image::tagged_by_us(ctx, &img);
+    if !tagged {
+        // Not every EC2 implementation honours tag specifications on copies.
+        c.create_tags()
+            .resources(&id)
+            .set_tags(Some(ctx.tags_with(&req.tags)))
+            .send()
+            .await
+            .ctx("CreateTags", region, Some(&id))?;
+    }
+    image::record_snapshots(ctx, &c, region, &id, &snaps, tagged).await?;
     Ok(ImageInfo {
         region: region.to_string(),
         image_id: id,
@@ -111,6 +117,12 @@ pub(crate) async fn run(
         let regions: Vec<String> = failed.iter().map(|(r, _)| r.clone()).collect();
         let partial = ctx.stack.take_images_in(&regions);
         let failures = crate::cleanup::unwind(ctx.ec2, partial, &ctx.req.wait).await;
+        // What could not be deleted outlives the build's instance: tag it
+        // temporary so `find_leftovers` still finds it.
+        let stuck: Vec<_> = failures.iter().map(|f| f.resource.clone()).collect();
+        for (r, e) in crate::cleanup::mark(ctx.ec2, &stuck, TAG_TEMPORARY, &ctx.req.wait).await {
+            ctx.message(format!("could not tag {r} as temporary: {e}"));
+        }
         let mut record = ctx.failed_regions.lock().unwrap_or_else(|e| e.into_inner());
         for (region, e) in &failed {
             ctx.message(format!(

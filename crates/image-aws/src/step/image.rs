@@ -1,7 +1,11 @@
 //! Creating the AMI: the name check (and `force_deregister`), CreateImage
-//! tagged at creation, the wait for `available` (tolerating
-//! `InvalidAMIID.NotFound` just after creation), snapshot tags, and the
-//! final untagging that marks a successful build's AMIs as kept.
+//! tagged at creation (the AMI, and its snapshots where EC2 supports it),
+//! the wait for `available` (tolerating `InvalidAMIID.NotFound` just after
+//! creation), and snapshot tags for endpoints that did not apply them.
+//!
+//! AMIs and snapshots are never tagged temporary, so a successful build
+//! needs no untagging call: while the build runs, its temporary instance
+//! marks them as partial (see [`crate::cleanup::find_leftovers`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,8 +13,8 @@ use aws_sdk_ec2::types::{Filter, Image, ImageState, ResourceType};
 use aws_sdk_ec2::Client;
 use serde::Serialize;
 
-use super::{tag, Ctx};
-use crate::cleanup::{self, Resource, TAG_TEMPORARY};
+use super::Ctx;
+use crate::cleanup::{self, Resource, TAG_BUILD_ID};
 use crate::error::{AwsContext, StepError};
 use crate::request::BuildRequest;
 use crate::wait;
@@ -19,7 +23,6 @@ pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
     a.insert("ec2:DescribeImages");
     a.insert("ec2:CreateImage");
     a.insert("ec2:CreateTags");
-    a.insert("ec2:DeleteTags");
     // On failure: the partial AMI goes.
     a.insert("ec2:DeregisterImage");
     a.insert("ec2:DeleteSnapshot");
@@ -163,17 +166,26 @@ pub(crate) async fn wait_available(
     .await
 }
 
-/// Tags an available image's snapshots (snapshot tags + ours) and records
-/// them on the cleanup stack.
-pub(crate) async fn tag_snapshots(
+/// True when `img` carries this build's id tag (its tag specifications
+/// were applied).
+pub(crate) fn tagged_by_us(ctx: &Ctx<'_>, img: &Image) -> bool {
+    img.tags()
+        .iter()
+        .any(|t| t.key() == Some(TAG_BUILD_ID) && t.value() == Some(ctx.build_id.as_str()))
+}
+
+/// Records an available image's snapshots on the cleanup stack and, unless
+/// they were tagged at creation, tags them (snapshot tags + ours).
+pub(crate) async fn record_snapshots(
     ctx: &Ctx<'_>,
     c: &Client,
     region: &str,
     image_id: &str,
     snaps: &[String],
+    tagged_at_creation: bool,
 ) -> Result<(), StepError> {
     ctx.stack.set_snapshots(region, image_id, snaps);
-    if snaps.is_empty() {
+    if snaps.is_empty() || tagged_at_creation {
         return Ok(());
     }
     c.create_tags()
@@ -193,12 +205,18 @@ pub(crate) async fn run(
     let req = ctx.req;
     let region = req.region.as_str();
     let c = ctx.ec2.client(region);
-    let out = c
+    let snapshot_specs = ctx.ec2.snapshot_tag_specs();
+    let mut create = c
         .create_image()
         .instance_id(instance_id)
         .name(&req.ami_name)
         .set_description(req.ami_description.clone())
-        .tag_specifications(ctx.tag_spec(ResourceType::Image, &req.tags))
+        .tag_specifications(ctx.tag_spec(ResourceType::Image, &req.tags));
+    if snapshot_specs {
+        create =
+            create.tag_specifications(ctx.tag_spec(ResourceType::Snapshot, &req.snapshot_tags));
+    }
+    let out = create
         .send()
         .await
         .ctx("CreateImage", region, Some(instance_id))?;
@@ -212,7 +230,7 @@ pub(crate) async fn run(
     let img = wait_available(ctx, &c, region, &id).await?;
     let snaps = snapshot_ids(&img);
     ctx.check_cancel()?;
-    tag_snapshots(ctx, &c, region, &id, &snaps).await?;
+    record_snapshots(ctx, &c, region, &id, &snaps, snapshot_specs).await?;
     let msg = format!("{id} available in {region}");
     Ok((
         ImageInfo {
@@ -222,31 +240,4 @@ pub(crate) async fn run(
         },
         msg,
     ))
-}
-
-/// Removes the temporary tag from the AMIs and snapshots of a successful build.
-pub(crate) async fn finalize(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<(), StepError> {
-    let futs = images.iter().map(|i| async move {
-        let c = ctx.ec2.client(&i.region);
-        let mut ids = vec![i.image_id.clone()];
-        ids.extend(i.snapshots.iter().cloned());
-        let r = c
-            .delete_tags()
-            .set_resources(Some(ids))
-            .tags(tag(TAG_TEMPORARY, "true"))
-            .send()
-            .await
-            .ctx("DeleteTags", &i.region, Some(&i.image_id));
-        (i.region.clone(), r)
-    });
-    let failures: Vec<(String, StepError)> = futures::future::join_all(futs)
-        .await
-        .into_iter()
-        .filter_map(|(r, res)| res.err().map(|e| (r, StepError::Aws(e))))
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(StepError::Regions(failures))
-    }
 }

@@ -104,8 +104,8 @@ pub(crate) async fn run(
         .client_token(format!("{}-run", ctx.build_id))
         .metadata_options(metadata.build())
         .block_device_mappings(block_device(req, source))
-        .tag_specifications(ctx.tag_spec(ResourceType::Instance, &run_tags))
-        .tag_specifications(ctx.tag_spec(ResourceType::Volume, &req.volume_tags));
+        .tag_specifications(ctx.temp_tag_spec(ResourceType::Instance, &run_tags))
+        .tag_specifications(ctx.temp_tag_spec(ResourceType::Volume, &req.volume_tags));
     if let Some(assoc) = req.associate_public_ip {
         // A public IP can only be asked for on an explicit interface, which
         // then carries the subnet and groups.

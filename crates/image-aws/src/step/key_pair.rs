@@ -149,7 +149,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<(KeyMaterial, String), StepErro
                 .import_key_pair()
                 .key_name(&name)
                 .public_key_material(Blob::new(public.as_bytes().to_vec()))
-                .tag_specifications(ctx.tag_spec(ResourceType::KeyPair, &Default::default()))
+                .tag_specifications(ctx.temp_tag_spec(ResourceType::KeyPair, &Default::default()))
                 .send()
                 .await
                 .ctx("ImportKeyPair", &req.region, Some(&name))?;

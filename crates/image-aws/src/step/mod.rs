@@ -94,14 +94,12 @@ impl Ctx<'_> {
         }
     }
 
-    /// Our bookkeeping tags: build id, build name, creation time, and the
-    /// temporary marker.
+    /// Our bookkeeping tags: build id, build name, creation time.
     pub fn our_tags(&self) -> Vec<Tag> {
         vec![
             tag(TAG_BUILD_ID, &self.build_id),
             tag(TAG_BUILD_NAME, &self.req.name),
             tag(TAG_CREATED, &self.created),
-            tag(TAG_TEMPORARY, "true"),
         ]
     }
 
@@ -116,11 +114,30 @@ impl Ctx<'_> {
         out
     }
 
-    /// A tag specification for `rt` with our tags plus `user` tags.
+    /// A tag specification for `rt` with our tags plus `user` tags: what
+    /// AMIs and snapshots get. They are never tagged temporary (that would
+    /// cost a DeleteTags per region when the build succeeds): while the
+    /// build runs, its instance (tagged temporary) marks them as partial
+    /// for [`crate::cleanup::find_leftovers`].
     pub fn tag_spec(&self, rt: ResourceType, user: &BTreeMap<String, String>) -> TagSpecification {
         TagSpecification::builder()
             .resource_type(rt)
             .set_tags(Some(self.tags_with(user)))
+            .build()
+    }
+
+    /// A tag specification for a temporary resource (key pair, security
+    /// group, instance, volume): our tags, `user` tags and [`TAG_TEMPORARY`].
+    pub fn temp_tag_spec(
+        &self,
+        rt: ResourceType,
+        user: &BTreeMap<String, String>,
+    ) -> TagSpecification {
+        let mut tags = self.tags_with(user);
+        tags.push(tag(TAG_TEMPORARY, "true"));
+        TagSpecification::builder()
+            .resource_type(rt)
+            .set_tags(Some(tags))
             .build()
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType};
+use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType};
 use aws_sdk_ec2::Client;
 
 use super::Ctx;
@@ -19,14 +19,13 @@ pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
         a.insert("ec2:CreateTags");
         if req.subnet_id.is_some() {
             a.insert("ec2:DescribeSubnets");
-        } else if req.vpc_id.is_none() {
-            a.insert("ec2:DescribeVpcs");
         }
     }
 }
 
-/// The VPC of the temporary group: the subnet's, the given one, or the
-/// region's default VPC.
+/// The VPC of the temporary group: the subnet's or the given one; `None`
+/// lets CreateSecurityGroup use the region's default VPC (and fail clearly
+/// when there is none), which saves a DescribeVpcs call.
 pub(crate) async fn vpc_for(
     c: &Client,
     region: &str,
@@ -44,20 +43,7 @@ pub(crate) async fn vpc_for(
             .and_then(|s| s.vpc_id())
             .map(str::to_string));
     }
-    if let Some(v) = &req.vpc_id {
-        return Ok(Some(v.clone()));
-    }
-    let out = c
-        .describe_vpcs()
-        .filters(Filter::builder().name("is-default").values("true").build())
-        .send()
-        .await
-        .ctx("DescribeVpcs", region, None)?;
-    Ok(out
-        .vpcs()
-        .first()
-        .and_then(|v| v.vpc_id())
-        .map(str::to_string))
+    Ok(req.vpc_id.clone())
 }
 
 /// Returns the security group ids for the instance.
@@ -79,7 +65,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepErro
         .group_name(&name)
         .description(format!("Temporary SSH access for image build {}", req.name))
         .set_vpc_id(vpc)
-        .tag_specifications(ctx.tag_spec(ResourceType::SecurityGroup, &Default::default()))
+        .tag_specifications(ctx.temp_tag_spec(ResourceType::SecurityGroup, &Default::default()))
         .send()
         .await
         .ctx("CreateSecurityGroup", region, Some(&name))?;

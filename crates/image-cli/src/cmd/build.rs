@@ -12,6 +12,10 @@
 //! [`image_cli::pipeline::PlanHook`] provisioning and verifying), each
 //! finished build is appended to the manifest, and a region -> AMI table is
 //! printed. Exit: 0 all built, 1 a build failed, 130 interrupted.
+//!
+//! Packer's `AWS_POLL_DELAY_SECONDS` and `AWS_MAX_ATTEMPTS` set how the
+//! waits poll ([`wait_settings_from_env`]); image-aws itself reads no
+//! environment.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use futures::StreamExt;
 use image_aws::manifest::{self, ManifestBuild};
 use image_aws::{
     BuildError, BuildRequest, BuildResult, CancelToken, ClientOptions, Ec2Clients, OnError,
+    WaitSettings,
 };
 use image_cli::pipeline::PlanHook;
 use image_cli::progress::{JsonLines, Progress};
@@ -42,9 +47,57 @@ pub enum OnErrorArg {
     Abort,
 }
 
+/// The environment variables of the waits, as `--help` shows them.
+pub(crate) const WAIT_ENV_HELP: &str = "\
+Environment (as packer's amazon-ebs):
+  AWS_POLL_DELAY_SECONDS  poll every N seconds (decimals allowed), without
+                          backoff or jitter, while waiting for instances and
+                          AMIs (default: after 1 s, then backing off x1.5
+                          with jitter to every 15 s)
+  AWS_MAX_ATTEMPTS        give a wait up after N polls (default: only the
+                          timeouts: image_wait_timeout, 15 min for instances);
+                          cleanup never gives up early
+";
+
+/// `--help`: the wait variables, then the exit codes (`-h` shows only
+/// the exit codes, set on the subcommand).
+pub(crate) fn after_help() -> String {
+    format!("{WAIT_ENV_HELP}\n{}", crate::exit::EXIT_CODES_HELP)
+}
+
+/// `base` with packer's wait variables applied: `AWS_POLL_DELAY_SECONDS`
+/// (fixed poll interval, seconds > 0) and `AWS_MAX_ATTEMPTS` (polls per
+/// wait, >= 1). `var` reads a variable (`std::env::var` in the CLI). An
+/// unusable value is an error naming the variable.
+pub(crate) fn wait_settings_from_env(
+    base: &WaitSettings,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<WaitSettings, String> {
+    let mut w = base.clone();
+    if let Some(v) = var("AWS_POLL_DELAY_SECONDS").filter(|v| !v.trim().is_empty()) {
+        let secs: f64 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+            .ok_or_else(|| {
+                format!("AWS_POLL_DELAY_SECONDS=`{v}`: expected seconds between 0 and 3600, e.g. 2")
+            })?;
+        w = w.fixed(std::time::Duration::from_secs_f64(secs));
+    }
+    if let Some(v) = var("AWS_MAX_ATTEMPTS").filter(|v| !v.trim().is_empty()) {
+        let n: u32 =
+            v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                format!("AWS_MAX_ATTEMPTS=`{v}`: expected a number of polls >= 1")
+            })?;
+        w.max_polls = Some(n);
+    }
+    Ok(w)
+}
+
 /// Arguments of `build`.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = crate::exit::EXIT_CODES_HELP)]
+#[command(after_long_help = after_help())]
 pub struct Args {
     #[command(flatten)]
     pub spec: SpecArgs,
@@ -104,6 +157,10 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
         }
         match BuildRequest::from_plan(p) {
             Ok(mut r) => {
+                match wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
+                    Ok(w) => r.wait = w,
+                    Err(e) => diags.push(Diagnostic::error(None, e)),
+                }
                 r.run_uuid = Some(run_uuid.clone());
                 r.on_error = match args.on_error {
                     OnErrorArg::Cleanup => OnError::Cleanup,
@@ -365,5 +422,46 @@ fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrup
         Exit::Failed
     } else {
         Exit::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn packer_wait_variables_override_the_settings() {
+        let base = WaitSettings::default();
+        assert_eq!(wait_settings_from_env(&base, env(&[])).unwrap(), base);
+        let w = wait_settings_from_env(
+            &base,
+            env(&[("AWS_POLL_DELAY_SECONDS", "2"), ("AWS_MAX_ATTEMPTS", "40")]),
+        )
+        .unwrap();
+        assert_eq!(w.initial_interval_ms, 2000);
+        assert_eq!(w.max_interval_ms, 2000);
+        assert_eq!(w.multiplier, 1.0);
+        assert_eq!(w.jitter, 0.0);
+        assert_eq!(w.max_polls, Some(40));
+        assert_eq!(w.image_timeout_secs, base.image_timeout_secs);
+        let w = wait_settings_from_env(&base, env(&[("AWS_POLL_DELAY_SECONDS", "0.5")])).unwrap();
+        assert_eq!(w.initial_interval_ms, 500);
+        for bad in [
+            ("AWS_POLL_DELAY_SECONDS", "0"),
+            ("AWS_POLL_DELAY_SECONDS", "soon"),
+            ("AWS_MAX_ATTEMPTS", "0"),
+            ("AWS_MAX_ATTEMPTS", "-3"),
+        ] {
+            let e = wait_settings_from_env(&base, env(&[bad])).unwrap_err();
+            assert!(e.contains(bad.0), "{e}");
+        }
     }
 }

@@ -49,7 +49,7 @@ use crate::report;
 
 /// Arguments of `test`.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = crate::exit::EXIT_CODES_HELP)]
+#[command(after_help = crate::exit::EXIT_CODES_HELP, after_long_help = super::build::after_help())]
 pub struct Args {
     #[command(flatten)]
     pub spec: SpecArgs,
@@ -185,6 +185,11 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
         None => read_manifest(&args.manifest, &plan.name, &plan.region).map_err(err)?,
     };
     req.source_ami = SourceAmi::Id(ami.clone());
+    // The same wait variables as `build` (packer's).
+    match super::build::wait_settings_from_env(&req.wait, |k| std::env::var(k).ok()) {
+        Ok(w) => req.wait = w,
+        Err(e) => diags.push(Diagnostic::error(None, e)),
+    }
 
     let verify = load_verify_files(&plan, &plan.test_verify, &mut diags);
     let conformance = if args.conformance {
