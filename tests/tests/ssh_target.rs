@@ -761,3 +761,354 @@ async fn concurrent_large_io_and_timeouts_keep_the_session_sound() {
     assert_eq!(session_pid(&t).await, session);
     stop(bed).await;
 }
+
+/// Become-shell server loops running on the target (seen from the host).
+fn become_shells(bed: &Bed) -> usize {
+    host_sh(
+        bed,
+        // Children of sudo only: a server's own short-lived forks (`$(...)`,
+        // `rm`) share its command line.
+        "for p in $(pgrep -x sudo); do pgrep -P \"$p\" -f '^sh -c : image-cli-become-shel[l]'; done | wc -l",
+    )
+    .trim()
+    .parse()
+    .expect("a count")
+}
+
+/// A target without become shells (every sudo command on its own channel).
+async fn connect_per_command(bed: &Bed) -> SshTarget {
+    let mut cfg = config(bed, ed25519(bed));
+    cfg.become_shell = false;
+    SshTarget::connect(cfg).await.expect("connect as builder")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn become_shell_gives_the_same_results_as_per_command_sudo() {
+    let bed = boot().await;
+    let plain = connect_per_command(&bed).await;
+    let binary: Vec<u8> = (0..700_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let nobody = Some(Become {
+        user: "nobody".into(),
+    });
+    let cases = [
+        Exec::new("echo to-out; echo to-err >&2; exit 7"),
+        Exec::new("true"),
+        Exec::new("exit 255"),
+        Exec::new("no-such-command-x"),
+        Exec::new("id -un; echo \"$HOME\"; pwd"),
+        Exec::new("tr a-z A-Z").stdin("hello\nworld\n"),
+        Exec::new("wc -c"),
+        Exec::new("echo done").stdin(vec![b'x'; 3 * 1024 * 1024]),
+        Exec::new(r#"printf '%s|%s|%s' "$A" "$B" "$(pwd)""#)
+            .env("A", "one two")
+            .env("B", "it's $HOME")
+            .cwd("/usr/share"),
+        Exec::new("pwd").cwd("/nonexistent"),
+        // Binary data with NUL bytes, both ways, and on stderr.
+        Exec::new("cat; printf 'a\\0b' >&2").stdin(binary.clone()),
+        Exec::new("printf '\\0\\0\\377'; exit 3"),
+        // A command that exits its own shell, or sets a trap, leaves the
+        // next one alone.
+        Exec::new("trap 'echo trapped' EXIT; cd /; export Z=1; exit 4"),
+        Exec::new("echo \"${Z-unset}\"; umask"),
+        Exec::new("id -un").become_opt(nobody.clone()),
+        Exec::new("for i in $(seq 1 200); do echo out$i; echo err$i >&2; done"),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let case = if case.become_.is_some() {
+            case.clone()
+        } else {
+            case.clone().become_root()
+        };
+        let want = plain.exec(&case).await.expect("per-command sudo");
+        let got = t_exec(&bed, &case).await;
+        assert_eq!(got, want, "case {i}: `{}`", case.command);
+    }
+    assert_eq!(become_shells(&bed), 0, "a fresh target per case has none");
+
+    // Through one shelled target, several kinds, checked against the above.
+    let t = connect(&bed).await;
+    for (i, case) in cases.iter().enumerate() {
+        let case = if case.become_.is_some() {
+            case.clone()
+        } else {
+            case.clone().become_root()
+        };
+        let want = plain.exec(&case).await.expect("per-command sudo");
+        let got = t.exec(&case).await.expect("through the become shell");
+        assert_eq!(got, want, "case {i}: `{}`", case.command);
+    }
+    // One shell for root, one for nobody.
+    assert_eq!(become_shells(&bed), 2);
+
+    // 10 MiB of stdout after 3 MB of stderr.
+    let out = t
+        .exec(
+            &Exec::new(
+                "head -c 3000000 /dev/zero | tr '\\0' e >&2; \
+                 head -c 10485760 /dev/zero | tr '\\0' o; \
+                 head -c 1000 /dev/zero | tr '\\0' f >&2",
+            )
+            .become_root(),
+        )
+        .await
+        .expect("exec");
+    assert!(out.success(), "{}", out.status);
+    assert_eq!(out.stdout.len(), 10 * 1024 * 1024);
+    assert!(out.stdout.iter().all(|&b| b == b'o'));
+    assert_eq!(out.stderr.len(), 3_001_000);
+    assert!(out.stderr[..3_000_000].iter().all(|&b| b == b'e'));
+    assert!(out.stderr[3_000_000..].iter().all(|&b| b == b'f'));
+
+    // put/get through sudo go through the shell too.
+    let root_become = Become::default();
+    let meta = FileMeta {
+        mode: Some(0o600),
+        owner: Some("root".into()),
+        group: Some("builder".into()),
+    };
+    t.put("/etc/image-cli-blob", &binary, &meta, Some(&root_become))
+        .await
+        .expect("put with sudo");
+    assert!(
+        t.get("/etc/image-cli-blob", Some(&root_become))
+            .await
+            .expect("get with sudo")
+            == binary
+    );
+    let md = std::fs::metadata(bed.root_dir().join("etc/image-cli-blob")).expect("stat");
+    assert_eq!((md.mode() & 0o7777, md.uid()), (0o600, 0));
+    let e = t
+        .get("/etc/no-such-file", Some(&root_become))
+        .await
+        .expect_err("missing");
+    assert!(
+        matches!(&e, TargetError::File { op: "read", detail, .. } if detail.contains("No such file")),
+        "{e}"
+    );
+    // A command's own failing `sudo` is its output, not a refusal.
+    let out = t
+        .exec(&Exec::new("sudo -n -u nobody -g nogroup-x true").become_root())
+        .await
+        .expect("inner sudo failure is the command's");
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stderr_str().starts_with("sudo:"),
+        "{}",
+        out.stderr_str()
+    );
+    // Still one shell per user: nothing leaked.
+    assert_eq!(become_shells(&bed), 2);
+    stop(bed).await;
+}
+
+/// Runs `case` on a new default (shelled) target, so that each case starts
+/// its own shell.
+async fn t_exec(bed: &Bed, case: &Exec) -> image_core::target::Output {
+    let t = connect(bed).await;
+    let out = t.exec(case).await.expect("through the become shell");
+    drop(t);
+    // The shell ends with its session.
+    for _ in 0..100 {
+        if become_shells(bed) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn become_shell_serves_200_commands_and_concurrent_ones() {
+    let bed = boot().await;
+    let t = Arc::new(connect(&bed).await);
+    // 200 sequential commands, all in the same shell (same parent process).
+    let mut server = None;
+    for i in 0..200 {
+        let out = t
+            .exec(&Exec::new(format!("echo {i} $PPID $(id -u)")).become_root())
+            .await
+            .unwrap_or_else(|e| panic!("command {i}: {e}"));
+        let s = out.stdout_str();
+        let f: Vec<&str> = s.split_whitespace().collect();
+        assert_eq!((f[0], f[2]), (i.to_string().as_str(), "0"), "{s}");
+        match &server {
+            None => server = Some(f[1].to_string()),
+            Some(p) => assert_eq!(p, f[1], "command {i} ran in another shell"),
+        }
+    }
+    assert_eq!(become_shells(&bed), 1);
+    // Its private directory (for standard input, in RAM) is left empty.
+    for i in 0..20 {
+        t.exec(&Exec::new("wc -c").stdin(vec![b'i'; i * 1000]).become_root())
+            .await
+            .expect("with stdin");
+    }
+    let left = host_sh(
+        &bed,
+        "ls -d /dev/shm/tmp.* | wc -l; find /dev/shm/tmp.* -type f | wc -l",
+    );
+    assert_eq!(
+        left.split_whitespace().collect::<Vec<_>>(),
+        ["1", "0"],
+        "{left}"
+    );
+
+    // Concurrent commands: each waits until all have started, so this only
+    // finishes if they really run at once (more than the shells: the rest
+    // go through sudo one by one).
+    t.exec(&Exec::new("mkdir -p /tmp/bb").become_root())
+        .await
+        .expect("mkdir");
+    const N: usize = 6;
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let barrier = Exec::new(format!(
+                "touch /tmp/bb/{i}; \
+                 while [ $(ls /tmp/bb | wc -l) -lt {N} ]; do sleep 0.05; done; \
+                 echo task{i} $(id -un)"
+            ))
+            .become_root()
+            .timeout(Duration::from_secs(30));
+            let out = t.exec(&barrier).await?;
+            let mut outs = vec![out.stdout_str()];
+            for j in 0..20 {
+                let data = format!("{i}-{j}\n").repeat(1000 * j + 1);
+                let out = t
+                    .exec(&Exec::new("cat").stdin(data.clone()).become_root())
+                    .await?;
+                assert_eq!(out.stdout_str(), data, "task {i} round {j}");
+                outs.push(format!("{j}"));
+            }
+            Ok::<_, TargetError>(outs)
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outs = task.await.expect("task").expect("commands");
+        assert_eq!(outs[0], format!("task{i} root\n"));
+        assert_eq!(outs.len(), 21);
+    }
+    let n = become_shells(&bed);
+    assert!(
+        (1..=image_core::ssh::MAX_SHELLS_PER_USER).contains(&n),
+        "{n} shells"
+    );
+    stop(bed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_become_shell_never_gives_a_wrong_result() {
+    let bed = boot().await;
+    let t = Arc::new(connect(&bed).await);
+    let out = t
+        .exec(&Exec::new("echo first").become_root())
+        .await
+        .expect("exec");
+    assert_eq!(out.stdout_str(), "first\n");
+    assert_eq!(become_shells(&bed), 1);
+    // Killed while idle: the next command runs in a new shell (or, if the
+    // end of the old one had not reached us, fails cleanly).
+    for round in 0..3 {
+        host_sh(&bed, "pkill -KILL -f 'image-cli-become-shel[l]' || true");
+        for _ in 0..100 {
+            if become_shells(&bed) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cmd = Exec::new(format!("echo again{round}")).become_root();
+        match t.exec(&cmd).await {
+            Ok(out) => assert_eq!(out.stdout_str(), format!("again{round}\n")),
+            Err(e) => {
+                assert!(matches!(e, TargetError::Disconnected { .. }), "{e}");
+                let out = t.exec(&cmd).await.expect("after a clean error");
+                assert_eq!(out.stdout_str(), format!("again{round}\n"));
+            }
+        }
+    }
+    // Killed while running a command: that command fails (it may have run
+    // partly), never reports success.
+    let running = {
+        let t = t.clone();
+        tokio::spawn(async move {
+            t.exec(&Exec::new("sleep 20; echo late").become_root())
+                .await
+        })
+    };
+    for _ in 0..200 {
+        let ps = host_sh(&bed, "pgrep -f '^sleep 2[0]' || true");
+        if !ps.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    host_sh(&bed, "pkill -KILL -f 'image-cli-become-shel[l]' || true");
+    // The command's processes hold the channel's output (as under sshd):
+    // the reply ends when they do; the command carries on to `echo late`,
+    // but without the shell's end marker that is no success.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!running.is_finished(), "ended before its output closed");
+    host_sh(&bed, "pkill -f '^sleep 2[0]' || true");
+    let res = tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("the command ends with its processes")
+        .expect("task");
+    let e = res.expect_err("killed mid-command");
+    assert!(matches!(e, TargetError::Disconnected { .. }), "{e}");
+    // And the target is usable again (after a reconnect, as the engine does).
+    t.reconnect().await.expect("reconnect");
+    let out = t
+        .exec(&Exec::new("echo back; id -un").become_root())
+        .await
+        .expect("exec after reconnect");
+    assert_eq!(out.stdout_str(), "back\nroot\n");
+    // A refused sudo is still SudoRefused, also the second time (the user's
+    // shells are off on that session).
+    host_sh(
+        &bed,
+        "useradd --create-home --shell /bin/bash plain && usermod --password '*' plain && \
+         install -d -o plain -g plain -m 0700 /home/plain/.ssh && \
+         install -o plain -g plain -m 0600 /home/builder/.ssh/authorized_keys /home/plain/.ssh/",
+    );
+    let mut cfg = config(&bed, ed25519(&bed));
+    cfg.user = "plain".into();
+    let plain = SshTarget::connect(cfg).await.expect("connect as plain");
+    for _ in 0..2 {
+        let e = plain
+            .exec(&Exec::new("id -u").become_root())
+            .await
+            .expect_err("no sudo rights");
+        assert!(
+            matches!(&e, TargetError::SudoRefused { detail, .. } if detail.starts_with("sudo:")),
+            "{e}"
+        );
+    }
+    stop(bed).await;
+}
+
+/// Not a benchmark, a sanity check printed for the record: a become command
+/// through the shell costs less than one through sudo on its own channel.
+#[tokio::test(flavor = "multi_thread")]
+async fn become_shell_is_cheaper_than_sudo_per_command() {
+    let bed = boot().await;
+    let shelled = connect(&bed).await;
+    let plain = connect_per_command(&bed).await;
+    let cmd = Exec::new("test -d /etc").become_root();
+    let mut mean = Vec::new();
+    for t in [&shelled, &plain] {
+        t.exec(&cmd).await.expect("warm up");
+        let t0 = std::time::Instant::now();
+        for _ in 0..50 {
+            assert!(t.exec(&cmd).await.expect("exec").success());
+        }
+        mean.push(t0.elapsed() / 50);
+    }
+    eprintln!(
+        "become command: {:?} through the shell, {:?} through sudo per command",
+        mean[0], mean[1]
+    );
+    assert!(mean[0] < mean[1], "{mean:?}");
+    stop(bed).await;
+}

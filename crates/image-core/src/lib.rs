@@ -10,11 +10,12 @@
 //! - [`events`]: build events for progress and `--json` output.
 //! - [`builtin`]: the built-in Kubernetes node image definition.
 
+mod become_shell;
 pub mod builtin;
 pub mod diag;
 pub mod events;
-pub mod spec;
 pub mod local;
+pub mod spec;
 pub mod ssh;
 pub mod target;
 pub mod yaml;

@@ -32,6 +32,22 @@
 //! keepalives on, `TCP_USER_TIMEOUT` lets a vanished peer (no FIN) fail the
 //! session within ~30 s.
 //!
+//! Commands with [`Exec::become_`] run, by default
+//! ([`SshConfig::become_shell`]), in a become shell (see
+//! [`crate::become_shell`]): a long-lived `sh` started once through
+//! `sudo -n -H -u USER` on its own channel, which runs each command in a
+//! child `sh` and sends back its status and outputs, framed. That saves the
+//! sudo start (PAM, ~5 ms) and the channel with its login shell (~4 ms) of
+//! every command. Up to [`MAX_SHELLS_PER_USER`] shells per user and session
+//! are started on demand; a command that finds them all busy, or a user for
+//! whom a shell cannot start (sudo refuses: that is then reported exactly as
+//! without shells), takes the per-command path. A command with a timeout runs
+//! in a shell too, its process tree tagged; on timeout it is killed as above
+//! and its shell dropped. A shell that died while idle is replaced
+//! transparently; one that dies while running a command makes that command
+//! fail with [`TargetError::Disconnected`] (it may have run). Shells belong
+//! to their session: a reconnect starts new ones.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), image_core::target::TargetError> {
 //! use image_core::ssh::{SshAuth, SshConfig, SshTarget};
@@ -43,6 +59,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -57,6 +74,7 @@ use base64::Engine as _;
 use ssh2::{BlockDirections, Channel, ErrorCode, HashType, HostKeyType, MethodType, Session};
 use zeroize::Zeroizing;
 
+use crate::become_shell::{self, Ready, Reply, Sink};
 use crate::target::{
     get_exec, put_exec, shell_quote, sudo_refusal, Become, Exec, FileMeta, Output, Target,
     TargetError,
@@ -152,12 +170,16 @@ pub struct SshConfig {
     pub keepalive_interval: Duration,
     /// Timeout of commands whose [`Exec::timeout`] is not set.
     pub command_timeout: Option<Duration>,
+    /// Run commands with [`Exec::become_`] in long-lived become shells
+    /// (one sudo per shell, not per command; see the module docs). Off:
+    /// every such command starts its own `sudo -n` on a new channel.
+    pub become_shell: bool,
 }
 
 impl SshConfig {
     /// A configuration with the defaults: any host key, 10 s per connection
     /// attempt, retrying for 5 minutes (packer's `ssh_timeout`), keepalive
-    /// every 5 s, no command timeout.
+    /// every 5 s, no command timeout, become shells on.
     pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>, auth: SshAuth) -> Self {
         SshConfig {
             host: host.into(),
@@ -169,6 +191,7 @@ impl SshConfig {
             retry_until: Duration::from_secs(300),
             keepalive_interval: Duration::from_secs(5),
             command_timeout: None,
+            become_shell: true,
         }
     }
 
@@ -268,6 +291,14 @@ impl SshTarget {
     /// Runs `cmd` with `stdin` (instead of `cmd.stdin`, saving a copy of
     /// large file contents), mapping transport failures and sudo refusals.
     async fn run(&self, cmd: &Exec, stdin: Option<Vec<u8>>) -> Result<Output, TargetError> {
+        let stdin = Arc::new(stdin);
+        if let (true, Some(b)) = (self.shared.cfg.become_shell, &cmd.become_) {
+            // sudo has let the shell start: its output is the command's own,
+            // never a sudo refusal.
+            if let Some(res) = self.run_in_shell(cmd, &b.user, stdin.clone()).await {
+                return res;
+            }
+        }
         let out = self.run_unchecked(cmd, stdin).await?;
         if cmd.become_.is_some() {
             if let Some(detail) = sudo_refusal(&out) {
@@ -283,7 +314,7 @@ impl SshTarget {
     async fn run_unchecked(
         &self,
         cmd: &Exec,
-        stdin: Option<Vec<u8>>,
+        stdin: Arc<Option<Vec<u8>>>,
     ) -> Result<Output, TargetError> {
         let host = self.shared.name.clone();
         let timeout = cmd.timeout.or(self.shared.cfg.command_timeout);
@@ -297,7 +328,6 @@ impl SshTarget {
         };
         let deadline = timeout.map(|t| Instant::now() + t);
         let line = Arc::new(line);
-        let stdin = Arc::new(stdin);
         let mut retried = false;
         let res = loop {
             let conn = self.conn().await?;
@@ -323,24 +353,76 @@ impl SshTarget {
                 other => break other,
             }
         };
-        match res {
-            Ok(out) => Ok(out),
-            Err(ChanError::Timeout) => Err(TargetError::Timeout {
+        res.map_err(|e| self.chan_error(cmd, timeout, e))
+    }
+
+    /// Runs `cmd` in a become shell of `user`; `None` when it should take
+    /// the per-command path (all shells busy, none can start).
+    async fn run_in_shell(
+        &self,
+        cmd: &Exec,
+        user: &str,
+        stdin: Arc<Option<Vec<u8>>>,
+    ) -> Option<Result<Output, TargetError>> {
+        let timeout = cmd.timeout.or(self.shared.cfg.command_timeout);
+        let tag = timeout.map(|_| exec_tag());
+        let job = Arc::new(ShellJob {
+            user: user.to_string(),
+            script: cmd.script(),
+            stdin,
+            kill: tag.as_ref().map(|t| kill_line(t, cmd.become_.clone())),
+            tag,
+            deadline: timeout.map(|t| Instant::now() + t),
+        });
+        let mut retried = false;
+        let err = loop {
+            let conn = match self.conn().await {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            let job = job.clone();
+            let res = match tokio::task::spawn_blocking(move || shell_exec(&conn, &job)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Some(Err(TargetError::Other {
+                        host: self.shared.name.clone(),
+                        detail: format!("command task failed: {e}"),
+                    }))
+                }
+            };
+            match res {
+                ShellOutcome::Done(out) => return Some(Ok(out)),
+                ShellOutcome::Fallback => return None,
+                // The session died before the command was sent.
+                ShellOutcome::Failed(ChanError::NotStarted(d)) if !retried => {
+                    tracing::debug!(host = %self.shared.name, error = %d, "session lost before the command started; reconnecting");
+                    retried = true;
+                }
+                ShellOutcome::Failed(ChanError::NotStarted(d)) => break ChanError::Lost(d),
+                ShellOutcome::Failed(e) => break e,
+            }
+        };
+        Some(Err(self.chan_error(cmd, timeout, err)))
+    }
+
+    /// The error to report for a command that failed on the transport.
+    fn chan_error(&self, cmd: &Exec, timeout: Option<Duration>, e: ChanError) -> TargetError {
+        let host = self.shared.name.clone();
+        match e {
+            ChanError::Timeout => TargetError::Timeout {
                 host,
                 command: cmd.command.clone(),
                 after: timeout.unwrap_or_default(),
-            }),
-            Err(ChanError::Lost(detail) | ChanError::NotStarted(detail)) => {
-                Err(TargetError::Disconnected {
-                    host,
-                    during: format!("`{}`", short(&cmd.command)),
-                    detail,
-                })
-            }
-            Err(ChanError::Other(detail)) => Err(TargetError::Other {
+            },
+            ChanError::Lost(detail) | ChanError::NotStarted(detail) => TargetError::Disconnected {
+                host,
+                during: format!("`{}`", short(&cmd.command)),
+                detail,
+            },
+            ChanError::Other(detail) => TargetError::Other {
                 host,
                 detail: format!("running `{}`: {detail}", short(&cmd.command)),
-            }),
+            },
         }
     }
 }
@@ -646,6 +728,7 @@ fn attempt(
             broken: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             fingerprint: fp,
+            shells: Mutex::new(HashMap::new()),
         },
         pref,
     ))
@@ -795,11 +878,20 @@ struct Conn {
     active: AtomicUsize,
     /// SHA256 fingerprint of the host key.
     fingerprint: String,
+    /// Become shells by user.
+    shells: Mutex<HashMap<String, UserShells>>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        // The shells end with the session (their servers see EOF); their
+        // channels are freed under the lock like any other.
+        let idle: Vec<Shell> = std::mem::take(&mut *lock(&self.shells))
+            .into_values()
+            .flat_map(|u| u.idle)
+            .collect();
         let _io = lock(&self.io);
+        drop(idle);
         if self.broken.load(Ordering::Acquire) {
             let _ = self.sock.shutdown(std::net::Shutdown::Both);
         } else {
@@ -977,46 +1069,51 @@ impl Chan<'_> {
 
 impl Drop for Chan<'_> {
     fn drop(&mut self) {
-        let Some(mut ch) = self.ch.take() else { return };
-        let conn = self.conn;
-        let grace = Instant::now() + Duration::from_secs(3);
-        // Finish a half-sent packet, else the whole session is stuck.
-        if let Some(buf) = self.write_pending.take() {
-            loop {
-                let outbound = matches!(
-                    conn.sess.block_directions(),
-                    BlockDirections::Outbound | BlockDirections::Both
-                );
-                if !outbound {
-                    break;
-                }
-                let r = {
-                    let _io = conn.io();
-                    ch.write(&buf)
-                };
-                match r {
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    _ => break,
-                }
-                if Instant::now() >= grace {
-                    conn.broken.store(true, Ordering::Release);
-                    break;
-                }
-                conn.wait(Some(grace));
-            }
-        }
-        let closed = conn.retry(Some(grace), || match ch.close() {
-            Ok(()) => Ok(Some(())),
-            Err(e) if would_block(&e) => Ok(None),
-            Err(_) => Ok(Some(())), // the session is gone: nothing to close
-        });
-        if closed.is_err() {
-            // libssh2 would retry the close when freeing, and could not.
-            conn.broken.store(true, Ordering::Release);
-        }
-        let _io = conn.io();
-        drop(ch);
+        let Some(ch) = self.ch.take() else { return };
+        close_channel(self.conn, ch, self.write_pending.take());
     }
+}
+
+/// Closes and frees a channel under the session lock, first finishing a
+/// half-sent packet (`pending`); marks the session broken if it cannot.
+fn close_channel(conn: &Conn, mut ch: Channel, pending: Option<Vec<u8>>) {
+    let grace = Instant::now() + Duration::from_secs(3);
+    // Finish a half-sent packet, else the whole session is stuck.
+    if let Some(buf) = pending {
+        loop {
+            let outbound = matches!(
+                conn.sess.block_directions(),
+                BlockDirections::Outbound | BlockDirections::Both
+            );
+            if !outbound {
+                break;
+            }
+            let r = {
+                let _io = conn.io();
+                ch.write(&buf)
+            };
+            match r {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                _ => break,
+            }
+            if Instant::now() >= grace {
+                conn.broken.store(true, Ordering::Release);
+                break;
+            }
+            conn.wait(Some(grace));
+        }
+    }
+    let closed = conn.retry(Some(grace), || match ch.close() {
+        Ok(()) => Ok(Some(())),
+        Err(e) if would_block(&e) => Ok(None),
+        Err(_) => Ok(Some(())), // the session is gone: nothing to close
+    });
+    if closed.is_err() {
+        // libssh2 would retry the close when freeing, and could not.
+        conn.broken.store(true, Ordering::Release);
+    }
+    let _io = conn.io();
+    drop(ch);
 }
 
 /// Runs one command line on a new channel of `conn`: writes `stdin` (then
@@ -1158,6 +1255,350 @@ fn drive(
         stdout: out,
         stderr: err,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Become shells
+
+/// Become shells started per user on one session, at most.
+pub const MAX_SHELLS_PER_USER: usize = 4;
+
+/// How long a become shell may take to start (sudo, PAM) before the
+/// command takes the per-command path instead.
+const SHELL_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The become shells of one user on one session.
+#[derive(Default)]
+struct UserShells {
+    /// Shells waiting for a command.
+    idle: Vec<Shell>,
+    /// Shells that exist (idle or running a command).
+    live: usize,
+    /// A shell could not start (sudo refused, ...): per-command path only.
+    unavailable: bool,
+}
+
+/// A running become shell: the channel of its server loop.
+struct Shell {
+    ch: Channel,
+    /// See [`Chan::write_pending`].
+    write_pending: Option<Vec<u8>>,
+}
+
+/// A command for a become shell.
+struct ShellJob {
+    user: String,
+    /// [`Exec::script`].
+    script: String,
+    stdin: Arc<Option<Vec<u8>>>,
+    /// The process tag, with a timeout.
+    tag: Option<String>,
+    /// What kills the tagged processes on timeout.
+    kill: Option<String>,
+    deadline: Option<Instant>,
+}
+
+enum ShellOutcome {
+    Done(Output),
+    /// Use the per-command path.
+    Fallback,
+    Failed(ChanError),
+}
+
+/// How a shell exchange failed.
+enum ShellFail {
+    /// Before the whole request was written: the command did not run.
+    NotSent(String),
+    Timeout,
+    /// After: the command may have run.
+    Lost(String),
+}
+
+enum Lease {
+    Idle(Shell),
+    /// Start a new shell (counted as live already).
+    New,
+    /// None free, no more allowed, or shells unavailable.
+    None,
+}
+
+impl Conn {
+    fn lease_shell(&self, user: &str) -> Lease {
+        let mut pools = lock(&self.shells);
+        let u = pools.entry(user.to_string()).or_default();
+        if u.unavailable {
+            return Lease::None;
+        }
+        if let Some(sh) = u.idle.pop() {
+            return Lease::Idle(sh);
+        }
+        if u.live < MAX_SHELLS_PER_USER {
+            u.live += 1;
+            return Lease::New;
+        }
+        Lease::None
+    }
+
+    fn return_shell(&self, user: &str, sh: Shell) {
+        lock(&self.shells)
+            .entry(user.to_string())
+            .or_default()
+            .idle
+            .push(sh);
+    }
+
+    /// Forgets a shell (closing its channel) or a failed start; with
+    /// `disable`, no more shells are started for `user` on this session.
+    fn drop_shell(&self, user: &str, sh: Option<Shell>, disable: bool) {
+        {
+            let mut pools = lock(&self.shells);
+            let u = pools.entry(user.to_string()).or_default();
+            u.live = u.live.saturating_sub(1);
+            u.unavailable |= disable;
+        }
+        if let Some(sh) = sh {
+            close_channel(self, sh.ch, sh.write_pending);
+        }
+    }
+}
+
+/// Runs `job` in a become shell of `conn` (blocking).
+fn shell_exec(conn: &Conn, job: &ShellJob) -> ShellOutcome {
+    let _active = Active::new(conn);
+    let stdin = job.stdin.as_deref().unwrap_or_default();
+    // A shell found dead, or refusing (its directory vanished), did not run
+    // the command: try another, a few times.
+    for _ in 0..3 {
+        let mut sh = match conn.lease_shell(&job.user) {
+            Lease::None => return ShellOutcome::Fallback,
+            Lease::Idle(mut sh) => {
+                if !idle_shell_alive(conn, &mut sh) {
+                    tracing::debug!(user = %job.user, "become shell ended while idle; replacing it");
+                    conn.drop_shell(&job.user, Some(sh), false);
+                    continue;
+                }
+                sh
+            }
+            Lease::New => match start_shell(conn, &job.user, job.deadline) {
+                Ok(sh) => sh,
+                Err(e @ (ChanError::NotStarted(_) | ChanError::Timeout)) => {
+                    conn.drop_shell(&job.user, None, false);
+                    return ShellOutcome::Failed(e);
+                }
+                Err(ChanError::Lost(d) | ChanError::Other(d)) => {
+                    tracing::debug!(user = %job.user, error = %d, "no become shell; running commands through sudo one by one");
+                    conn.drop_shell(&job.user, None, true);
+                    return ShellOutcome::Fallback;
+                }
+            },
+        };
+        let token = become_shell::token();
+        let header =
+            become_shell::request_header(job.script.len(), stdin.len(), &token, job.tag.as_deref());
+        let parts: [&[u8]; 4] = [&header, job.script.as_bytes(), stdin, become_shell::RUN];
+        let mut reply = Reply::new(&token);
+        match shell_drive(conn, &mut sh, &parts, &mut reply, job.deadline) {
+            Ok(()) if reply.refused() => {
+                tracing::debug!(user = %job.user, "become shell refused a request; replacing it");
+                conn.drop_shell(&job.user, Some(sh), false);
+            }
+            Ok(()) => {
+                if reply.stray {
+                    // Output arrived after the reply: a leftover process of
+                    // some command writes to it. Not a shell to reuse.
+                    tracing::warn!(user = %job.user, "a background process still writes to a become shell's output; dropping the shell");
+                    conn.drop_shell(&job.user, Some(sh), false);
+                } else {
+                    conn.return_shell(&job.user, sh);
+                }
+                let status = reply.status();
+                return ShellOutcome::Done(Output {
+                    status,
+                    stdout: reply.out,
+                    stderr: reply.err,
+                });
+            }
+            Err(ShellFail::NotSent(d)) => {
+                conn.drop_shell(&job.user, Some(sh), false);
+                if conn.broken.load(Ordering::Acquire) {
+                    return ShellOutcome::Failed(ChanError::NotStarted(d));
+                }
+                tracing::debug!(user = %job.user, error = %d, "become shell lost before the command was sent; replacing it");
+            }
+            Err(ShellFail::Timeout) => {
+                if let Some(kill) = &job.kill {
+                    // Killed while the shell's channel is open: the server
+                    // then replies at once and ends when its channel closes.
+                    let until = Some(Instant::now() + Duration::from_secs(10));
+                    if run_channel(conn, kill, &[], until, None).is_err() {
+                        tracing::debug!("could not kill a timed-out command");
+                    }
+                }
+                conn.drop_shell(&job.user, Some(sh), false);
+                return ShellOutcome::Failed(ChanError::Timeout);
+            }
+            Err(ShellFail::Lost(d)) => {
+                conn.drop_shell(&job.user, Some(sh), false);
+                return ShellOutcome::Failed(ChanError::Lost(d));
+            }
+        }
+    }
+    ShellOutcome::Fallback
+}
+
+/// Starts a become shell as `user` and waits for its ready line.
+fn start_shell(conn: &Conn, user: &str, deadline: Option<Instant>) -> Result<Shell, ChanError> {
+    let limit = Instant::now() + SHELL_START_TIMEOUT;
+    let until = deadline.map_or(limit, |d| d.min(limit));
+    let mut chan = match conn.start(&become_shell::start_line(user), Some(until)) {
+        Ok(chan) => chan,
+        // No user command was sent: always safe to retry.
+        Err((ChanError::Lost(d), _)) => return Err(ChanError::NotStarted(d)),
+        Err((e, _)) => return Err(e),
+    };
+    let Some(ch) = chan.ch.take() else {
+        return Err(ChanError::Other("become shell channel missing".to_string()));
+    };
+    let mut sh = Shell {
+        ch,
+        write_pending: chan.write_pending.take(),
+    };
+    drop(chan);
+    let mut ready = Ready::default();
+    match shell_drive(conn, &mut sh, &[], &mut ready, Some(until)) {
+        Ok(()) => Ok(sh),
+        Err(f) => {
+            let stderr = String::from_utf8_lossy(&ready.stderr);
+            let why = |d: String| match stderr.trim() {
+                "" => d,
+                e => format!("{d}: {e}"),
+            };
+            close_channel(conn, sh.ch, sh.write_pending);
+            Err(match f {
+                _ if conn.broken.load(Ordering::Acquire) => {
+                    ChanError::NotStarted("session lost while starting a become shell".into())
+                }
+                ShellFail::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    ChanError::Timeout
+                }
+                ShellFail::Timeout => ChanError::Other(format!(
+                    "the become shell did not start within {SHELL_START_TIMEOUT:?}"
+                )),
+                ShellFail::NotSent(d) | ShellFail::Lost(d) => ChanError::Other(why(d)),
+            })
+        }
+    }
+}
+
+/// Whether an idle shell is still there and quiet: reads what arrived for it
+/// (nothing, unless it ended).
+fn idle_shell_alive(conn: &Conn, sh: &mut Shell) -> bool {
+    let _io = conn.io();
+    let mut buf = [0u8; 1024];
+    for stream_id in [0, 1] {
+        match sh.ch.stream(stream_id).read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            // Output between replies (a leftover process of an earlier
+            // command), an end, an error: not a shell to use.
+            _ => return false,
+        }
+    }
+    !sh.ch.eof()
+}
+
+/// The piece of `parts` (concatenated) at `offset`, at most `max` bytes and
+/// within one part; the same for the same offset (retried writes).
+fn piece_at<'a>(parts: &[&'a [u8]], mut offset: usize, max: usize) -> &'a [u8] {
+    for p in parts {
+        if offset < p.len() {
+            return &p[offset..(offset + max).min(p.len())];
+        }
+        offset -= p.len();
+    }
+    &[]
+}
+
+/// Writes `parts` to a shell and feeds its standard output to `sink` until
+/// the sink is done.
+fn shell_drive(
+    conn: &Conn,
+    sh: &mut Shell,
+    parts: &[&[u8]],
+    sink: &mut dyn Sink,
+    deadline: Option<Instant>,
+) -> Result<(), ShellFail> {
+    const CHUNK: usize = 64 * 1024;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut written = 0usize;
+    let mut buf = vec![0u8; CHUNK];
+    let ended = |written: usize, what: String| {
+        let d = format!("become shell: {what}");
+        if written < total {
+            ShellFail::NotSent(d)
+        } else {
+            ShellFail::Lost(d)
+        }
+    };
+    loop {
+        let mut progress = false;
+        let at_eof;
+        {
+            let _io = conn.io();
+            while written < total {
+                let piece = piece_at(parts, written, CHUNK);
+                match sh.ch.write(piece) {
+                    Ok(n) => {
+                        sh.write_pending = None;
+                        written += n;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        sh.write_pending = Some(piece.to_vec());
+                        break;
+                    }
+                    Err(e) => {
+                        sh.write_pending = None;
+                        return Err(ended(written, format!("writing: {e}")));
+                    }
+                }
+            }
+            for stream_id in [0, 1] {
+                let mut s = sh.ch.stream(stream_id);
+                for _ in 0..16 {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            progress = true;
+                            if let Err(e) = sink.feed(stream_id, &buf[..n]) {
+                                return Err(ended(written, e));
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            conn.broken.store(true, Ordering::Release);
+                            return Err(ended(written, format!("reading output: {e}")));
+                        }
+                    }
+                }
+            }
+            at_eof = sh.ch.eof();
+        }
+        if sink.done() {
+            return Ok(());
+        }
+        if at_eof {
+            return Err(ended(written, "ended".to_string()));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ShellFail::Timeout);
+        }
+        if !progress {
+            if written >= total {
+                conn.keepalive(1);
+            }
+            conn.wait(deadline);
+        }
+    }
 }
 
 #[cfg(test)]
