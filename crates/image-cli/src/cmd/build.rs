@@ -155,32 +155,17 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
         if !args.ssh_source_cidrs.is_empty() {
             p.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
         }
-        match BuildRequest::from_plan(p) {
-            Ok(mut r) => {
-                match wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
-                    Ok(w) => r.wait = w,
-                    Err(e) => diags.push(Diagnostic::error(None, e)),
-                }
-                r.run_uuid = Some(run_uuid.clone());
-                r.on_error = match args.on_error {
-                    OnErrorArg::Cleanup => OnError::Cleanup,
-                    OnErrorArg::Abort => OnError::Abort,
-                };
-                reqs.push(r);
+        if let Some(mut r) = super::request_from_plan(p, &mut diags) {
+            match wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
+                Ok(w) => r.wait = w,
+                Err(e) => diags.push(Diagnostic::error(None, e)),
             }
-            Err(e) => {
-                for problem in &e.problems {
-                    let hint = if problem.contains("temporary_security_group_source_cidrs") {
-                        " (or pass --ssh-source-cidr CIDR)"
-                    } else {
-                        ""
-                    };
-                    diags.push(Diagnostic::error(
-                        None,
-                        format!("build `{}`: {problem}{hint}", e.build),
-                    ));
-                }
-            }
+            r.run_uuid = Some(run_uuid.clone());
+            r.on_error = match args.on_error {
+                OnErrorArg::Cleanup => OnError::Cleanup,
+                OnErrorArg::Abort => OnError::Abort,
+            };
+            reqs.push(r);
         }
     }
     if diags.has_errors() {

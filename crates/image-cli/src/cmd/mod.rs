@@ -86,3 +86,28 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
             Exit::Failed
         })
 }
+
+/// The EC2 request of `plan`, or its problems as diagnostics (with the CLI
+/// flag that fixes a missing SSH source CIDR).
+pub(crate) fn request_from_plan(
+    plan: &image_core::spec::Plan,
+    diags: &mut image_core::diag::Diagnostics,
+) -> Option<image_aws::BuildRequest> {
+    match image_aws::BuildRequest::from_plan(plan) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            for problem in &e.problems {
+                let hint = if problem.contains("temporary_security_group_source_cidrs") {
+                    " (or pass --ssh-source-cidr CIDR)"
+                } else {
+                    ""
+                };
+                diags.push(image_core::diag::Diagnostic::error(
+                    None,
+                    format!("build `{}`: {problem}{hint}", e.build),
+                ));
+            }
+            None
+        }
+    }
+}

@@ -162,22 +162,8 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
     if !args.ssh_source_cidrs.is_empty() {
         plan.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
     }
-    let mut req = match BuildRequest::from_plan(&plan) {
-        Ok(r) => r,
-        Err(e) => {
-            for problem in &e.problems {
-                let hint = if problem.contains("temporary_security_group_source_cidrs") {
-                    " (or pass --ssh-source-cidr CIDR)"
-                } else {
-                    ""
-                };
-                diags.push(Diagnostic::error(
-                    None,
-                    format!("build `{}`: {problem}{hint}", e.build),
-                ));
-            }
-            return Err(diags);
-        }
+    let Some(mut req) = super::request_from_plan(&plan, &mut diags) else {
+        return Err(diags);
     };
     let ami = match &args.ami {
         Some(a) if a.starts_with("ami-") => a.clone(),
