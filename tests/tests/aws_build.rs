@@ -116,13 +116,9 @@ async fn builds_an_ami_copies_it_and_cleans_up() {
     // Nothing temporary left: no live instance, no key pair, no extra group.
     let after = env.census().await;
     let new = after.minus(&before);
-    assert!(new.live_instances.is_empty(), "{new:?}");
-    assert!(new.key_pairs.is_empty(), "{new:?}");
-    assert!(new.security_groups.is_empty(), "{new:?}");
+    new.assert_no_temporaries();
     assert_eq!(new.images.len(), 4);
-    let left = cleanup::find_leftovers(&env.direct, &all_regions(), None)
-        .await
-        .unwrap();
+    let left = env.leftovers().await;
     assert!(left.is_empty(), "{left:?}");
 
     // The instance ran with the requested settings and is terminated.
@@ -193,41 +189,23 @@ async fn existing_ami_name_fails_fast_unless_force_deregister() {
     let mut req = request("dup");
     req.ami_regions = vec!["us-west-2".into()];
     let hook = RecordingHook::default();
-    let first = build(
-        &env.ec2,
-        &req,
-        &hook.hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let first = env
+        .build(&req, &hook)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let before = env.census().await;
-    let err = build(
-        &env.ec2,
-        &req,
-        &hook.hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = env.build(&req, &hook).await.unwrap_err();
     assert_eq!(err.step, Step::SourceAmi, "{err}");
     assert!(matches!(err.error, StepError::NameTaken { .. }), "{err}");
     assert!(err.to_string().contains("force_deregister"), "{err}");
     assert_eq!(env.census().await, before, "nothing created");
 
     req.force_deregister = true;
-    let second = build(
-        &env.ec2,
-        &req,
-        &hook.hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let second = env
+        .build(&req, &hook)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     for (region, old) in &first.amis {
         let c = env.direct.client(region);
         let o = c

@@ -19,15 +19,10 @@ async fn throttling_5xx_and_pending_images_are_waited_out() {
     env.proxy.fail("DescribeImages", 2, Fault::Throttle);
     env.proxy.pending_polls(3);
     let req = request("throttled");
-    let res = build(
-        &env.ec2,
-        &req,
-        &RecordingHook::default().hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let res = env
+        .build(&req, &RecordingHook::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(res.amis.len(), 4);
     assert_eq!(env.proxy.injected("CreateImage"), 3);
     assert_eq!(
@@ -70,23 +65,14 @@ async fn a_failing_hook_makes_no_ami_and_leaves_nothing() {
         fail: true,
         ..Default::default()
     };
-    let err = build(
-        &env.ec2,
-        &request("hookfail"),
-        &hook.hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = env.build(&request("hookfail"), &hook).await.unwrap_err();
     assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
     assert_eq!(err.step, Step::Provision, "{err}");
     assert!(err.to_string().contains("install containerd"), "{err}");
     assert!(err.left.is_empty(), "{err}");
     assert_eq!(env.proxy.calls("CreateImage"), 0);
     assert_eq!(env.proxy.calls("CopyImage"), 0);
-    let new = env.census().await.minus(&before);
-    assert!(new.is_empty(), "left behind: {new:?}");
+    env.assert_nothing_new(&before).await;
 }
 
 #[tokio::test]
@@ -97,15 +83,10 @@ async fn a_failed_copy_is_reported_by_region_and_everything_is_deleted() {
     req.copy_concurrency = 1;
     // More 500s than the client's 6 attempts: the first copy fails for good.
     env.proxy.fail("CopyImage", 6, Fault::ServerError);
-    let err = build(
-        &env.ec2,
-        &req,
-        &RecordingHook::default().hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = env
+        .build(&req, &RecordingHook::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.step, Step::Copy, "{err}");
     let StepError::Regions(failed) = &err.error else {
         panic!("{err}");
@@ -120,8 +101,7 @@ async fn a_failed_copy_is_reported_by_region_and_everything_is_deleted() {
         env.proxy.calls("CopyImage")
     );
     assert!(err.left.is_empty(), "{err}");
-    let new = env.census().await.minus(&before);
-    assert!(new.is_empty(), "left behind: {new:?}");
+    env.assert_nothing_new(&before).await;
 }
 
 #[tokio::test]
@@ -132,20 +112,14 @@ async fn an_image_that_never_becomes_available_times_out_and_is_deleted() {
     let mut req = request("slow");
     req.ami_regions.clear();
     req.wait.image_timeout_secs = 1;
-    let err = build(
-        &env.ec2,
-        &req,
-        &RecordingHook::default().hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = env
+        .build(&req, &RecordingHook::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.step, Step::Image, "{err}");
     assert!(matches!(err.error, StepError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("image available"), "{err}");
-    let new = env.census().await.minus(&before);
-    assert!(new.is_empty(), "left behind: {new:?}");
+    env.assert_nothing_new(&before).await;
 }
 
 /// More throttling than the client's 6 attempts per call, twice over: the
@@ -165,15 +139,10 @@ async fn cleanup_outlasts_throttling_and_leaves_nothing() {
     let mut req = request("throttled-cleanup");
     req.ami_regions.clear();
     throttle_cleanup();
-    let res = build(
-        &env.ec2,
-        &req,
-        &RecordingHook::default().hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let res = env
+        .build(&req, &RecordingHook::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         res.cleanup_failures.is_empty(),
         "{:?}",
@@ -188,35 +157,27 @@ async fn cleanup_outlasts_throttling_and_leaves_nothing() {
     assert_eq!(env.proxy.injected("DeleteKeyPair"), 8);
     assert_eq!(env.proxy.injected("DeleteSecurityGroup"), 8);
     let new = env.census().await.minus(&before);
-    assert!(new.live_instances.is_empty(), "{new:?}");
-    assert!(new.key_pairs.is_empty(), "{new:?}");
-    assert!(new.security_groups.is_empty(), "{new:?}");
+    new.assert_no_temporaries();
     assert_eq!(new.images.len(), 1, "the AMI is kept: {new:?}");
-    let left = cleanup::find_leftovers(&env.direct, &all_regions(), None)
-        .await
-        .unwrap();
+    let left = env.leftovers().await;
     assert!(left.is_empty(), "{left:?}");
 
     // A failed build: everything goes.
     let before = env.census().await;
     throttle_cleanup();
-    let err = build(
-        &env.ec2,
-        &request("throttled-cleanup-fail"),
-        &RecordingHook {
-            fail: true,
-            ..Default::default()
-        }
-        .hook(),
-        &CancelOn::never(),
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = env
+        .build(
+            &request("throttled-cleanup-fail"),
+            &RecordingHook {
+                fail: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.step, Step::Provision, "{err}");
     assert!(err.left.is_empty(), "{err}");
     assert!(err.cleanup_failures.is_empty(), "{err}");
     assert_eq!(env.proxy.injected("TerminateInstances"), 28);
-    let new = env.census().await.minus(&before);
-    assert!(new.is_empty(), "left behind: {new:?}");
+    env.assert_nothing_new(&before).await;
 }

@@ -19,22 +19,15 @@ async fn finds_and_deletes_what_an_aborted_build_left() {
     let events = CancelOn::new(cancel.clone(), finished("copy"));
     let mut req = request("leftover");
     req.on_error = OnError::Abort;
-    let err = build(
-        &env.ec2,
-        &req,
-        &RecordingHook::default().hook(),
-        &events,
-        cancel,
-    )
-    .await
-    .unwrap_err();
+    let err = env
+        .build_cancelled_by(&req, &events, cancel)
+        .await
+        .unwrap_err();
     assert!(err.is_cancelled(), "{err}");
     // key pair, group, instance, 4 AMIs
     assert_eq!(err.left.len(), 7, "{err}");
 
-    let found = cleanup::find_leftovers(&env.direct, &all_regions(), None)
-        .await
-        .unwrap();
+    let found = env.leftovers().await;
     let ids = |v: &mut dyn Iterator<Item = &Resource>| -> BTreeSet<(String, String)> {
         v.map(|r| (r.region().to_string(), r.id().to_string()))
             .collect()
@@ -64,15 +57,9 @@ async fn finds_and_deletes_what_an_aborted_build_left() {
         .unwrap();
     assert!(old.is_empty(), "nothing is an hour old: {old:?}");
 
-    let resources: Vec<Resource> = found.into_iter().map(|l| l.resource).collect();
-    let failures = cleanup::delete_leftovers(&env.direct, &resources, &WaitSettings::fast()).await;
-    assert!(failures.is_empty(), "{failures:?}");
-    let new = env.census().await.minus(&before);
-    assert!(new.is_empty(), "{new:?}");
-    assert!(cleanup::find_leftovers(&env.direct, &all_regions(), None)
-        .await
-        .unwrap()
-        .is_empty());
+    env.delete(found).await;
+    env.assert_nothing_new(&before).await;
+    assert!(env.leftovers().await.is_empty());
 }
 
 #[tokio::test]
@@ -86,29 +73,19 @@ async fn an_ami_that_cleanup_could_not_delete_is_tagged_and_found() {
     // One try per deletion: more 500s than the client's 6 attempts fail it.
     req.wait.cleanup_timeout_secs = 0;
     env.proxy.fail("DeregisterImage", 6, Fault::ServerError);
-    let err = build(
-        &env.ec2,
-        &req,
-        &RecordingHook::default().hook(),
-        &events,
-        cancel,
-    )
-    .await
-    .unwrap_err();
+    let err = env
+        .build_cancelled_by(&req, &events, cancel)
+        .await
+        .unwrap_err();
     assert!(err.is_cancelled(), "{err}");
     assert_eq!(err.left.len(), 1, "{err}");
     assert_eq!(err.left[0].kind(), "image", "{err}");
     // The instance (the build's marker) is gone, the AMI is tagged temporary.
-    let found = cleanup::find_leftovers(&env.direct, &all_regions(), None)
-        .await
-        .unwrap();
+    let found = env.leftovers().await;
     let kinds: BTreeSet<&str> = found.iter().map(|l| l.resource.kind()).collect();
     assert!(kinds.contains("image"), "{found:?}");
     assert!(!kinds.contains("instance"), "{found:?}");
     assert!(found.iter().any(|l| l.resource.id() == err.left[0].id()));
-    let resources: Vec<Resource> = found.into_iter().map(|l| l.resource).collect();
-    let failures = cleanup::delete_leftovers(&env.direct, &resources, &WaitSettings::fast()).await;
-    assert!(failures.is_empty(), "{failures:?}");
-    let new = env.census().await.minus(&before);
-    assert!(new.is_empty(), "{new:?}");
+    env.delete(found).await;
+    env.assert_nothing_new(&before).await;
 }

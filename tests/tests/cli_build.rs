@@ -9,60 +9,10 @@ mod cli_support;
 use std::collections::BTreeMap;
 
 use cli_support::*;
-use image_aws::aws_sdk_ec2::types::{Filter, ImageAttributeName};
 use image_aws::cleanup;
 
 fn all_regions() -> Vec<String> {
-    std::iter::once(REGION)
-        .chain(COPY_REGIONS)
-        .map(String::from)
-        .collect()
-}
-
-/// Nothing temporary anywhere, no instance alive, no `image-builder-*` key
-/// pair, no group but the default ones.
-async fn assert_nothing_left(ec2: &image_aws::Ec2Clients) {
-    let left = cleanup::find_leftovers(ec2, &all_regions(), None)
-        .await
-        .expect("find_leftovers");
-    assert!(left.is_empty(), "left behind: {left:?}");
-    for region in all_regions() {
-        let c = ec2.client(&region);
-        let live = c
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("describe_instances");
-        let n: usize = live
-            .reservations()
-            .iter()
-            .map(|r| r.instances().len())
-            .sum();
-        assert_eq!(n, 0, "{region}: instances still alive");
-        let keys = c.describe_key_pairs().send().await.expect("key pairs");
-        assert!(
-            keys.key_pairs().is_empty(),
-            "{region}: key pairs left: {:?}",
-            keys.key_pairs()
-        );
-        let groups = c.describe_security_groups().send().await.expect("groups");
-        let extra: Vec<_> = groups
-            .security_groups()
-            .iter()
-            .filter(|g| g.group_name() != Some("default"))
-            .collect();
-        assert!(extra.is_empty(), "{region}: groups left: {extra:?}");
-    }
+    regions(&COPY_REGIONS)
 }
 
 async fn own_images(ec2: &image_aws::Ec2Clients) -> BTreeMap<String, Vec<String>> {
@@ -89,13 +39,7 @@ async fn own_images(ec2: &image_aws::Ec2Clients) -> BTreeMap<String, Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_provisions_verifies_copies_and_records_the_manifest() {
-    let (moto, target) = tokio::task::spawn_blocking(|| {
-        let moto = start_moto();
-        let target = start_target(&moto, Vec::new());
-        (moto, target)
-    })
-    .await
-    .unwrap();
+    let (moto, target) = start_moto_and_target(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let spec = fixture("cli_build/spec.yaml");
     let port = target.ssh_port().to_string();
@@ -115,19 +59,18 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
     .await;
     assert!(refused.is_err(), "the test bed key still gets in");
 
-    let out = {
-        let (spec, manifest, cwd) = (spec.clone(), manifest.clone(), dir.path().to_path_buf());
-        let m = &moto;
-        let args = [
+    let out = run_cli_in_place(
+        &moto,
+        dir.path(),
+        &[
             "build",
             spec.to_str().unwrap(),
             "--var",
             &format!("ssh_port={port}"),
             "--manifest",
             manifest.to_str().unwrap(),
-        ];
-        tokio::task::block_in_place(|| run_cli(m, &cwd, &args))
-    };
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "image-cli build failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| Region | AMI |"), "{stdout}");
@@ -140,27 +83,8 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
     assert_eq!(builds[0]["name"], "node");
     assert_eq!(builds[0]["builder_type"], "amazon-ebs");
     assert_eq!(m["last_run_uuid"], builds[0]["packer_run_uuid"]);
-    let amis: BTreeMap<String, String> = builds[0]["artifact_id"]
-        .as_str()
-        .unwrap()
-        .split(',')
-        .map(|p| {
-            let (r, a) = p.split_once(':').unwrap();
-            assert!(a.starts_with("ami-"), "{p}");
-            (r.to_string(), a.to_string())
-        })
-        .collect();
-    assert_eq!(amis.keys().cloned().collect::<Vec<_>>(), {
-        let mut r = all_regions();
-        r.sort();
-        r
-    });
-    for (region, ami) in &amis {
-        assert!(
-            stdout.contains(&format!("| {region} | {ami} |")),
-            "{stdout}"
-        );
-    }
+    let amis = artifact_amis(&builds[0]);
+    assert_amis_listed(&amis, &all_regions(), &stdout);
 
     // In moto: each AMI with its tags and launch permissions.
     let ec2 = direct(&moto).await;
@@ -168,16 +92,7 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
         let c = ec2.client(region);
         let imgs = c.describe_images().image_ids(ami).send().await.unwrap();
         let img = &imgs.images()[0];
-        let tags: BTreeMap<_, _> = img
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().unwrap_or("").to_string(),
-                    t.value().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let tags = tags_of(img);
         assert_eq!(
             tags.get("purpose").map(String::as_str),
             Some("cli-build-test"),
@@ -192,25 +107,17 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
             !tags.contains_key(cleanup::TAG_TEMPORARY),
             "{region}: {tags:?}"
         );
-        let perms = c
-            .describe_image_attribute()
-            .image_id(ami)
-            .attribute(ImageAttributeName::LaunchPermission)
-            .send()
-            .await
-            .unwrap();
-        let users: Vec<_> = perms
-            .launch_permissions()
-            .iter()
-            .filter_map(|p| p.user_id())
-            .collect();
-        assert_eq!(users, ["111122223333"], "{region}");
+        assert_eq!(
+            launch_users(&ec2, region, ami).await,
+            ["111122223333"],
+            "{region}"
+        );
     }
     assert_eq!(
         own_images(&ec2).await.values().map(Vec::len).sum::<usize>(),
         4
     );
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &all_regions()).await;
 
     // The step list ran on the target, through the key EC2 handed out.
     let marker = std::fs::read_to_string(target.root_dir().join("etc/built-by-image-cli"))
@@ -218,20 +125,18 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
     assert_eq!(marker, "built-by-image-cli\n");
 
     // The table of the last run, again, from the manifest.
-    let out = tokio::task::block_in_place(|| {
-        run_cli(
-            &moto,
-            dir.path(),
-            &[
-                "manifest",
-                "table",
-                "--manifest",
-                manifest.to_str().unwrap(),
-                "--format",
-                "csv",
-            ],
-        )
-    });
+    let out = run_cli_in_place(
+        &moto,
+        dir.path(),
+        &[
+            "manifest",
+            "table",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let csv = String::from_utf8_lossy(&out.stdout);
     assert_eq!(csv.lines().count(), 5, "{csv}");
@@ -243,30 +148,22 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_verify_makes_no_ami_and_leaves_nothing() {
-    let (moto, target) = tokio::task::spawn_blocking(|| {
-        let moto = start_moto();
-        let target = start_target(&moto, Vec::new());
-        (moto, target)
-    })
-    .await
-    .unwrap();
+    let (moto, target) = start_moto_and_target(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let spec = fixture("cli_build/spec.yaml");
     let port = format!("ssh_port={}", target.ssh_port());
-    let out = tokio::task::block_in_place(|| {
-        run_cli(
-            &moto,
-            dir.path(),
-            &[
-                "build",
-                spec.to_str().unwrap(),
-                "--var",
-                &port,
-                "--var",
-                "expect=something-else",
-            ],
-        )
-    });
+    let out = run_cli_in_place(
+        &moto,
+        dir.path(),
+        &[
+            "build",
+            spec.to_str().unwrap(),
+            "--var",
+            &port,
+            "--var",
+            "expect=something-else",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("goss.yaml"), "{stderr}");
@@ -275,7 +172,7 @@ async fn a_failing_verify_makes_no_ami_and_leaves_nothing() {
     assert!(target.root_dir().join("etc/built-by-image-cli").is_file());
     let ec2 = direct(&moto).await;
     assert!(own_images(&ec2).await.is_empty(), "an AMI was made");
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &all_regions()).await;
     assert!(
         !dir.path().join("manifest.json").exists(),
         "a manifest was written"
@@ -312,7 +209,7 @@ async fn bad_input_exits_2_without_a_single_ec2_call() {
     ];
     for args in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &args));
+        let out = run_cli_in_place(&moto, dir.path(), &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
@@ -329,20 +226,10 @@ fn interrupted_build(
     cwd: &std::path::Path,
     extra: &[&str],
 ) -> std::process::Output {
-    use std::io::Read;
-    let empty = cwd.join(".aws-empty");
-    std::fs::write(&empty, "").unwrap();
     let spec = fixture("cli_build/spec.yaml");
-    let mut child = std::process::Command::new(image_cli())
+    let child = cli_command(moto, cwd)
         .args(["build", spec.to_str().unwrap(), "--var", "ssh_port=1"])
         .args(extra)
-        .current_dir(cwd)
-        .env("AWS_ENDPOINT_URL", moto.url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", &empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -361,30 +248,7 @@ fn interrupted_build(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    eprintln!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    std::process::Output {
-        status,
-        stdout: stdout.into_bytes(),
-        stderr: stderr.into_bytes(),
-    }
+    interrupt(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +262,7 @@ async fn ctrl_c_cancels_cleans_up_and_exits_130() {
     assert!(stderr.contains("cancelled at step"), "{stderr}");
     let ec2 = direct(&moto).await;
     assert!(own_images(&ec2).await.is_empty());
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &all_regions()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +295,7 @@ async fn on_error_abort_lists_what_is_left_and_cleanup_deletes_it() {
         .collect();
     let mut args = vec!["cleanup"];
     args.extend(regions.iter().map(String::as_str));
-    let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &args));
+    let out = run_cli_in_place(&moto, dir.path(), &args);
     assert_eq!(out.status.code(), Some(0));
     let listed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(listed.matches("| us-east-1 |").count(), 3, "{listed}");
@@ -444,12 +308,12 @@ async fn on_error_abort_lists_what_is_left_and_cleanup_deletes_it() {
         "listing deleted something"
     );
     args.push("--yes");
-    let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &args));
+    let out = run_cli_in_place(&moto, dir.path(), &args);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("deleted 3 of 3"));
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &all_regions()).await;
     // Without --region: every enabled region (moto's 30-odd) is searched.
-    let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &["cleanup", "--json"]));
+    let out = run_cli_in_place(&moto, dir.path(), &["cleanup", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["leftovers"].as_array().map(Vec::len), Some(0), "{v}");
@@ -457,29 +321,17 @@ async fn on_error_abort_lists_what_is_left_and_cleanup_deletes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ami_regions_all_copies_to_every_enabled_region() {
-    let (moto, target) = tokio::task::spawn_blocking(|| {
-        let moto = start_moto();
-        let target = start_target(&moto, Vec::new());
-        (moto, target)
-    })
-    .await
-    .unwrap();
+    let (moto, target) = start_moto_and_target(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let spec = fixture("cli_build/all-regions.yaml");
     let port = format!("ssh_port={}", target.ssh_port());
-    let out = tokio::task::block_in_place(|| {
-        run_cli(
-            &moto,
-            dir.path(),
-            &["build", spec.to_str().unwrap(), "--var", &port, "--json"],
-        )
-    });
+    let out = run_cli_in_place(
+        &moto,
+        dir.path(),
+        &["build", spec.to_str().unwrap(), "--var", &port, "--json"],
+    );
     assert_eq!(out.status.code(), Some(0));
-    let result: serde_json::Value = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "build_result")
-        .expect("a build_result line");
+    let result = json_event(&out.stdout, "build_result");
     let amis = result["amis"].as_object().unwrap();
     let ec2 = direct(&moto).await;
     let enabled = image_aws::regions::enabled_regions(&ec2, REGION)

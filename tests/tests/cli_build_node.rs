@@ -22,65 +22,13 @@
 
 mod cli_support;
 
-use std::collections::BTreeMap;
-
 use cli_support::*;
-use image_aws::aws_sdk_ec2::types::{Filter, ImageAttributeName};
 use image_aws::cleanup;
 
 const BUILD_COPY_REGIONS: [&str; 2] = ["us-west-2", "eu-west-1"];
 
-fn regions() -> Vec<String> {
-    std::iter::once(REGION)
-        .chain(BUILD_COPY_REGIONS)
-        .map(String::from)
-        .collect()
-}
-
-/// Nothing temporary anywhere: no instance alive, no key pair, no group but
-/// the default ones, nothing tagged temporary.
-async fn assert_nothing_left(ec2: &image_aws::Ec2Clients) {
-    let left = cleanup::find_leftovers(ec2, &regions(), None)
-        .await
-        .expect("find_leftovers");
-    assert!(left.is_empty(), "left behind: {left:?}");
-    for region in regions() {
-        let c = ec2.client(&region);
-        let live = c
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("describe_instances");
-        let n: usize = live
-            .reservations()
-            .iter()
-            .map(|r| r.instances().len())
-            .sum();
-        assert_eq!(n, 0, "{region}: instances still alive");
-        let keys = c.describe_key_pairs().send().await.expect("key pairs");
-        assert!(
-            keys.key_pairs().is_empty(),
-            "{region}: key pairs left: {:?}",
-            keys.key_pairs()
-        );
-        let groups = c.describe_security_groups().send().await.expect("groups");
-        let extra: Vec<_> = groups
-            .security_groups()
-            .iter()
-            .filter(|g| g.group_name() != Some("default"))
-            .collect();
-        assert!(extra.is_empty(), "{region}: groups left: {extra:?}");
-    }
+fn build_regions() -> Vec<String> {
+    regions(&BUILD_COPY_REGIONS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +74,7 @@ async fn builtin_ubuntu_2404_builds_with_the_node_recipe_on_the_test_bed() {
         manifest.to_str().expect("utf-8 path"),
     ];
     let t0 = std::time::Instant::now();
-    let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &args));
+    let out = run_cli_in_place(&moto, dir.path(), &args);
     let took = t0.elapsed();
     assert_eq!(out.status.code(), Some(0), "image-cli build failed");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -140,25 +88,8 @@ async fn builtin_ubuntu_2404_builds_with_the_node_recipe_on_the_test_bed() {
     assert_eq!(builds.len(), 1, "{m}");
     assert_eq!(builds[0]["name"], "ubuntu-2404");
     assert_eq!(builds[0]["builder_type"], "amazon-ebs");
-    let amis: BTreeMap<String, String> = builds[0]["artifact_id"]
-        .as_str()
-        .expect("artifact_id")
-        .split(',')
-        .map(|p| {
-            let (r, a) = p.split_once(':').expect("region:ami");
-            assert!(a.starts_with("ami-"), "{p}");
-            (r.to_string(), a.to_string())
-        })
-        .collect();
-    let mut want = regions();
-    want.sort();
-    assert_eq!(amis.keys().cloned().collect::<Vec<_>>(), want);
-    for (region, ami) in &amis {
-        assert!(
-            stdout.contains(&format!("| {region} | {ami} |")),
-            "{stdout}"
-        );
-    }
+    let amis = artifact_amis(&builds[0]);
+    assert_amis_listed(&amis, &build_regions(), &stdout);
 
     // In moto: each AMI named and tagged as the built-in definition says.
     let ec2 = direct(&moto).await;
@@ -178,16 +109,7 @@ async fn builtin_ubuntu_2404_builds_with_the_node_recipe_on_the_test_bed() {
             "{region}: {:?}",
             img.name()
         );
-        let tags: BTreeMap<_, _> = img
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().unwrap_or("").to_string(),
-                    t.value().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let tags = tags_of(img);
         for (k, v) in [
             ("kubernetes_version", "v1.31.4"),
             ("kubernetes_series", "v1.31"),
@@ -210,22 +132,13 @@ async fn builtin_ubuntu_2404_builds_with_the_node_recipe_on_the_test_bed() {
             !tags.contains_key(cleanup::TAG_TEMPORARY),
             "{region}: {tags:?}"
         );
-        let perms = ec2
-            .client(region)
-            .describe_image_attribute()
-            .image_id(ami)
-            .attribute(ImageAttributeName::LaunchPermission)
-            .send()
-            .await
-            .expect("describe_image_attribute");
-        let users: Vec<_> = perms
-            .launch_permissions()
-            .iter()
-            .filter_map(|p| p.user_id())
-            .collect();
-        assert_eq!(users, ["111122223333"], "{region}");
+        assert_eq!(
+            launch_users(&ec2, region, ami).await,
+            ["111122223333"],
+            "{region}"
+        );
     }
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &build_regions()).await;
 
     // What the recipe left on the "instance"'s disk.
     let root = target.root_dir().to_path_buf();

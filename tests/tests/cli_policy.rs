@@ -25,13 +25,7 @@ fn policy_actions(out: &std::process::Output) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_covers_every_call_and_names_nothing_unused() {
-    let (moto, target) = tokio::task::spawn_blocking(|| {
-        let moto = start_moto();
-        let target = start_target(&moto, Vec::new());
-        (moto, target)
-    })
-    .await
-    .unwrap();
+    let (moto, target) = start_moto_and_target(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let spec = fixture("cli_build/spec.yaml").display().to_string();
     let port = format!("ssh_port={}", target.ssh_port());
@@ -54,14 +48,12 @@ async fn the_policy_covers_every_call_and_names_nothing_unused() {
 
         let mut policy_args = vec!["policy"];
         policy_args.extend_from_slice(&common);
-        let named = policy_actions(&tokio::task::block_in_place(|| {
-            run_cli(&moto, dir.path(), &policy_args)
-        }));
+        let named = policy_actions(&run_cli_in_place(&moto, dir.path(), &policy_args));
 
         moto.start_recording().unwrap();
         let mut build_args = vec!["build"];
         build_args.extend_from_slice(&common);
-        let out = tokio::task::block_in_place(|| run_cli(&moto, dir.path(), &build_args));
+        let out = run_cli_in_place(&moto, dir.path(), &build_args);
         moto.stop_recording().unwrap();
         assert_eq!(out.status.code(), Some(0), "config {i}: build failed");
         let called: BTreeSet<String> = build_actions(&moto)

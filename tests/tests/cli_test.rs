@@ -18,26 +18,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cli_support::*;
-use image_aws::aws_sdk_ec2::types::{ArchitectureValues, Filter};
-use image_aws::cleanup;
+use image_aws::aws_sdk_ec2::types::ArchitectureValues;
 
 const VERSION: &str = "v1.31.4";
 const VERSION_FILE: &str = "/etc/kubernetes_community_ami_version";
 
 /// Moto and a target whose version file says [`VERSION`].
 async fn bed() -> (image_testbed::Moto, image_testbed::Target) {
-    tokio::task::spawn_blocking(|| {
-        let moto = start_moto();
-        let version = (
-            PathBuf::from(VERSION_FILE),
-            format!("{VERSION}\n").into_bytes(),
-            0o644,
-        );
-        let target = start_target(&moto, vec![version]);
-        (moto, target)
-    })
-    .await
-    .expect("test bed")
+    let version = (
+        PathBuf::from(VERSION_FILE),
+        format!("{VERSION}\n").into_bytes(),
+        0o644,
+    );
+    start_moto_and_target(vec![version]).await
 }
 
 /// An AMI registered in moto, standing for one `image-cli build` made.
@@ -53,51 +46,6 @@ async fn register_ami(ec2: &image_aws::Ec2Clients) -> String {
         .await
         .expect("RegisterImage");
     out.image_id().expect("an image id").to_string()
-}
-
-/// No instance alive, no key pair, no group but the default one, nothing
-/// tagged temporary.
-async fn assert_nothing_left(ec2: &image_aws::Ec2Clients) {
-    let regions = [REGION.to_string()];
-    let left = cleanup::find_leftovers(ec2, &regions, None)
-        .await
-        .expect("find_leftovers");
-    assert!(left.is_empty(), "left behind: {left:?}");
-    let c = ec2.client(REGION);
-    let live = c
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(
-                    ["pending", "running", "stopping", "stopped"]
-                        .map(String::from)
-                        .to_vec(),
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("describe_instances");
-    let n: usize = live
-        .reservations()
-        .iter()
-        .map(|r| r.instances().len())
-        .sum();
-    assert_eq!(n, 0, "instances still alive");
-    let keys = c.describe_key_pairs().send().await.expect("key pairs");
-    assert!(
-        keys.key_pairs().is_empty(),
-        "key pairs left: {:?}",
-        keys.key_pairs()
-    );
-    let groups = c.describe_security_groups().send().await.expect("groups");
-    let extra: Vec<_> = groups
-        .security_groups()
-        .iter()
-        .filter(|g| g.group_name() != Some("default"))
-        .collect();
-    assert!(extra.is_empty(), "groups left: {extra:?}");
 }
 
 /// The image ids of every instance moto knows (terminated ones included).
@@ -132,7 +80,7 @@ fn manifest_with(ami: &str) -> String {
 
 fn cli(moto: &image_testbed::Moto, cwd: &Path, args: &[String]) -> std::process::Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    tokio::task::block_in_place(|| run_cli(moto, cwd, &args))
+    run_cli_in_place(moto, cwd, &args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +122,7 @@ async fn verifies_runs_commands_and_leaves_nothing() {
     }
     assert!(stdout.contains(&ami), "{stdout}");
     assert_eq!(launched_from(&ec2).await, vec![ami.clone()]);
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &[REGION.into()]).await;
 
     // --ami, and a verify file that fails: exit 1, nothing left.
     let out = cli(
@@ -202,7 +150,7 @@ async fn verifies_runs_commands_and_leaves_nothing() {
         "a command ran after a failed verify"
     );
     assert_eq!(launched_from(&ec2).await.len(), 2);
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &[REGION.into()]).await;
 
     // A command that fails: exit 1, its status said.
     let out = cli(
@@ -223,14 +171,14 @@ async fn verifies_runs_commands_and_leaves_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("about-to-fail"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("exited 3"), "{stderr}");
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &[REGION.into()]).await;
 
     // Ctrl-C while a command runs: exit 130, everything deleted.
     let out = tokio::task::block_in_place(|| interrupted(&moto, dir.path(), &target, &spec, &ami));
     assert_eq!(out.status.code(), Some(130));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cancelled at step test"), "{stderr}");
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &[REGION.into()]).await;
 
     // Bad input exits 2 before any EC2 call: no manifest, a bad --ami, two
     // flags that conflict, a bad subnet.
@@ -284,20 +232,11 @@ fn interrupted(
     spec: &str,
     ami: &str,
 ) -> std::process::Output {
-    let empty = cwd.join(".aws-empty");
-    std::fs::write(&empty, "").unwrap();
     let started = target.root_dir().join("var/tmp/cli-test-started");
-    let child = std::process::Command::new(image_cli())
+    let child = cli_command(moto, cwd)
         .args(["test", spec, "--ami", ami, "--var"])
         .arg(format!("ssh_port={}", target.ssh_port()))
         .args(["--command", "touch /var/tmp/cli-test-started; sleep 120"])
-        .current_dir(cwd)
-        .env("AWS_ENDPOINT_URL", moto.url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", &empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -310,16 +249,7 @@ fn interrupted(
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: signalling our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    interrupt(child)
 }
 
 /// Serves `files` (URL path -> body) on 127.0.0.1; records the paths asked.
@@ -533,7 +463,7 @@ async fn conformance_runs_the_node_suite_and_brings_back_its_junit() {
         .collect();
     assert_eq!(copied, ["junit_01.xml"]);
     assert!(local.contains(r#"failures="0""#), "{local}");
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &[REGION.into()]).await;
 
     // A suite that fails: exit 1, its junit in --conformance-dir.
     let results = dir.path().join("failed-run");
@@ -556,11 +486,7 @@ async fn conformance_runs_the_node_suite_and_brings_back_its_junit() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    let result: serde_json::Value = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "test_result")
-        .expect("a test_result line");
+    let result = json_event(&out.stdout, "test_result");
     assert_eq!(result["passed"], false, "{result}");
     assert_eq!(result["step"], "test", "{result}");
     assert_eq!(result["conformance"]["exit_status"], 1, "{result}");
@@ -571,5 +497,5 @@ async fn conformance_runs_the_node_suite_and_brings_back_its_junit() {
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bridge).unwrap()).unwrap();
     assert_eq!(b["ipam"]["subnet"], "10.22.0.0/16", "the default subnet");
-    assert_nothing_left(&ec2).await;
+    assert_nothing_left(&ec2, &[REGION.into()]).await;
 }

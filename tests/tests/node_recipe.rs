@@ -23,107 +23,22 @@
 //! (`tests/fixtures/node/test-vars.yml` switches those off.) Needs
 //! `scripts/testbed/setup.sh` (root), Debian's mirror, dpkg-dev and gnupg.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod bed_support;
+mod cli_support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Instant;
+
+use bed_support::{boot, connect};
+use cli_support::{node, workspace};
 
 use image_core::events::{Outcome, Recorder};
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use image_core::ssh::SshTarget;
 use image_core::target::{Exec, Target};
 use image_provision::{parse, Options, Report};
-use image_testbed::{Target as Bed, TargetOptions};
 use image_verify::VerifyOptions;
 use serde_json::{Map, Value as Json};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// Builds the fixtures for `port` into `out` (`scripts/fixtures/build.sh`).
-fn build_fixtures(port: u16, out: &Path) {
-    let st = std::process::Command::new(repo().join("scripts/fixtures/build.sh"))
-        .arg("--port")
-        .arg(port.to_string())
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run scripts/fixtures/build.sh");
-    assert!(st.success(), "scripts/fixtures/build.sh failed");
-}
-
-/// `%3A` -> `:` (apt escapes some characters of repository paths).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn answer(s: TcpStream, root: &Path) {
-    let mut r = BufReader::new(&s);
-    let mut request = String::new();
-    if r.read_line(&mut request).is_err() {
-        return;
-    }
-    let mut line = String::new();
-    while r.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-        line.clear();
-    }
-    let mut parts = request.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("/");
-    let path = percent_decode(path.split('?').next().unwrap_or("/"));
-    let file = root.join(path.trim_start_matches('/'));
-    let mut w = &s;
-    let body = if path.contains("..") {
-        None
-    } else {
-        std::fs::read(&file).ok()
-    };
-    match body {
-        Some(b) => {
-            let _ = write!(
-                w,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                b.len()
-            );
-            if method != "HEAD" {
-                let _ = w.write_all(&b);
-            }
-        }
-        None => {
-            let _ = write!(
-                w,
-                "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
-    }
-}
-
-/// Serves the files under `root` on `l` (one thread per request).
-fn serve(l: TcpListener, root: PathBuf) {
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let root = root.clone();
-            std::thread::spawn(move || answer(s, &root));
-        }
-    });
-}
 
 fn yaml_vars(p: &Path) -> Map<String, Json> {
     parse::load_vars(p).unwrap_or_else(|d| panic!("{d}"))
@@ -135,8 +50,8 @@ async fn provision(
     tags: &[&str],
     skip: &[&str],
 ) -> Report {
-    let steps =
-        parse::load(&repo().join("images/node/node.yml"), &[]).unwrap_or_else(|d| panic!("{d}"));
+    let steps = parse::load(&workspace().join("images/node/node.yml"), &[])
+        .unwrap_or_else(|d| panic!("{d}"));
     let opts = Options {
         extra_vars: extra.clone(),
         tags: tags.iter().map(|s| s.to_string()).collect(),
@@ -167,7 +82,7 @@ fn changed(r: &Report) -> Vec<String> {
 }
 
 async fn goss(t: &SshTarget, file: &str) -> image_verify::Report {
-    let dir = repo().join("images/node/goss");
+    let dir = workspace().join("images/node/goss");
     let opts = VerifyOptions {
         gossfile: dir.join(file),
         vars_files: vec![dir.join("goss-vars.yaml")],
@@ -205,24 +120,16 @@ async fn node_recipe_converges_reruns_clean_verifies_and_seals() {
     let fixtures = tempfile::tempdir().expect("tempdir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    build_fixtures(port, fixtures.path());
-    serve(listener, fixtures.path().join("www"));
+    node::build_fixtures(port, fixtures.path()).expect("fixtures");
+    node::serve(listener, fixtures.path().join("www"));
 
     let mut extra = yaml_vars(&fixtures.path().join("vars.yml"));
-    extra.extend(yaml_vars(&repo().join("tests/fixtures/node/test-vars.yml")));
+    extra.extend(yaml_vars(
+        &workspace().join("tests/fixtures/node/test-vars.yml"),
+    ));
 
-    let bed = tokio::task::spawn_blocking(|| Bed::start(TargetOptions::default()))
-        .await
-        .expect("boot task")
-        .expect("test bed target (run scripts/testbed/setup.sh)");
-    let mut cfg = SshConfig::new(
-        bed.host(),
-        bed.ssh_port(),
-        bed.user(),
-        SshAuth::key_file(bed.testbed().ed25519_key()),
-    );
-    cfg.retry_until = Duration::from_secs(30);
-    let t = SshTarget::connect(cfg).await.expect("connect");
+    let bed = boot().await;
+    let t = connect(&bed).await;
     let root = bed.root_dir().to_path_buf();
 
     // 1. Converge.

@@ -8,38 +8,22 @@
 //!
 //! Needs `scripts/testbed/setup.sh` (root) and Debian's mirror.
 
+mod bed_support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use bed_support::{boot, connect};
 use image_core::events::Recorder;
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use image_core::ssh::SshTarget;
 use image_core::target::Target;
 use image_provision::{parse, Options, Report};
-use image_testbed::{Target as Bed, TargetOptions, HOST_ADDR_FROM_GUEST};
+use image_testbed::HOST_ADDR_FROM_GUEST;
 use serde_json::json;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/provision/node")
-}
-
-async fn boot() -> Bed {
-    tokio::task::spawn_blocking(|| Bed::start(TargetOptions::default()))
-        .await
-        .expect("boot task")
-        .expect("test bed target (run scripts/testbed/setup.sh)")
-}
-
-async fn connect(bed: &Bed) -> SshTarget {
-    let mut cfg = SshConfig::new(
-        bed.host(),
-        bed.ssh_port(),
-        bed.user(),
-        SshAuth::key_file(bed.testbed().ed25519_key()),
-    );
-    cfg.retry_until = Duration::from_secs(30);
-    SshTarget::connect(cfg).await.expect("connect")
 }
 
 /// Serves `body` for every GET on 127.0.0.1:<free port>; returns the port.

@@ -2,29 +2,20 @@
 //! `cargo nextest run -p tests --test provision_speed --run-ignored all`).
 //! Prints the time per task with and without become, and of one bare exec.
 
-use std::time::{Duration, Instant};
+mod bed_support;
 
+use std::time::Instant;
+
+use bed_support::{boot, connect};
 use image_core::events::NoEvents;
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
 use image_core::target::{Exec, Target};
 use image_provision::{parse, Options};
-use image_testbed::{Target as Bed, TargetOptions};
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "timing, on demand"]
 async fn idempotent_task_overhead() {
-    let bed = tokio::task::spawn_blocking(|| Bed::start(TargetOptions::default()))
-        .await
-        .expect("boot task")
-        .expect("test bed target");
-    let mut cfg = SshConfig::new(
-        bed.host(),
-        bed.ssh_port(),
-        bed.user(),
-        SshAuth::key_file(bed.testbed().ed25519_key()),
-    );
-    cfg.retry_until = Duration::from_secs(30);
-    let t = SshTarget::connect(cfg).await.expect("connect");
+    let bed = boot().await;
+    let t = connect(&bed).await;
     let d = tempfile::tempdir().expect("tempdir");
     let mut steps = String::new();
     for i in 0..100 {

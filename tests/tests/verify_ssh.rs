@@ -6,36 +6,19 @@
 //!
 //! Needs `scripts/testbed/setup.sh` (root).
 
+mod bed_support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use bed_support::{boot, connect};
+use image_core::ssh::SshTarget;
 use image_core::target::Become;
-use image_testbed::{Target as Bed, TargetOptions};
 use image_verify::report::{Report, Status};
 use image_verify::runner::{run, RunOptions};
 use image_verify::suite::load_str;
 use image_verify::template::TemplateData;
 use image_verify::{output, OutputFormat, VerifyOptions};
-
-async fn boot() -> Bed {
-    tokio::task::spawn_blocking(|| Bed::start(TargetOptions::default()))
-        .await
-        .expect("boot task")
-        .expect("test bed target (run scripts/testbed/setup.sh)")
-}
-
-async fn connect(bed: &Bed) -> SshTarget {
-    let mut cfg = SshConfig::new(
-        bed.host(),
-        bed.ssh_port(),
-        bed.user(),
-        SshAuth::key_file(bed.testbed().ed25519_key()),
-    );
-    cfg.retry_until = Duration::from_secs(30);
-    SshTarget::connect(cfg).await.expect("connect as builder")
-}
 
 async fn check(t: &SshTarget, yaml: &str, become_: bool) -> Report {
     let data = TemplateData {

@@ -71,6 +71,60 @@ impl Env {
     pub async fn census(&self) -> Census {
         census(&self.direct, &all_regions()).await
     }
+
+    /// Builds `req` through the fault proxy with `hook`, never cancelled.
+    pub async fn build(
+        &self,
+        req: &BuildRequest,
+        hook: &RecordingHook,
+    ) -> Result<BuildResult, BuildError> {
+        build(
+            &self.ec2,
+            req,
+            &hook.hook(),
+            &CancelOn::never(),
+            CancelToken::new(),
+        )
+        .await
+    }
+
+    /// Builds `req` with a default hook, `events` cancelling `cancel`.
+    pub async fn build_cancelled_by(
+        &self,
+        req: &BuildRequest,
+        events: &CancelOn,
+        cancel: CancelToken,
+    ) -> Result<BuildResult, BuildError> {
+        build(
+            &self.ec2,
+            req,
+            &RecordingHook::default().hook(),
+            events,
+            cancel,
+        )
+        .await
+    }
+
+    /// The leftovers of any age in [`all_regions`].
+    pub async fn leftovers(&self) -> Vec<Leftover> {
+        cleanup::find_leftovers(&self.direct, &all_regions(), None)
+            .await
+            .unwrap()
+    }
+
+    /// Deletes `found`; asserts every deletion succeeded.
+    pub async fn delete(&self, found: Vec<Leftover>) {
+        let resources: Vec<Resource> = found.into_iter().map(|l| l.resource).collect();
+        let failures =
+            cleanup::delete_leftovers(&self.direct, &resources, &WaitSettings::fast()).await;
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    /// Nothing exists that did not exist `before`.
+    pub async fn assert_nothing_new(&self, before: &Census) {
+        let new = self.census().await.minus(before);
+        assert!(new.is_empty(), "left behind: {new:?}");
+    }
 }
 
 /// `tests/fixtures/<rel>` of the workspace.
@@ -232,6 +286,13 @@ impl Census {
 
     pub fn is_empty(&self) -> bool {
         *self == Census::default()
+    }
+
+    /// No live instance, no key pair, no security group.
+    pub fn assert_no_temporaries(&self) {
+        assert!(self.live_instances.is_empty(), "{self:?}");
+        assert!(self.key_pairs.is_empty(), "{self:?}");
+        assert!(self.security_groups.is_empty(), "{self:?}");
     }
 
     /// The census of a list of resources (an abort's `left`).

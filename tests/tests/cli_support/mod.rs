@@ -6,9 +6,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
+
+use image_aws::aws_sdk_ec2::types::{Filter, Image, ImageAttributeName};
 
 pub mod node;
 
@@ -163,15 +166,28 @@ pub fn start_target(
     image_testbed::Target::start(opts).expect("target boots")
 }
 
-/// Runs `image-cli args` in `cwd` against `moto` (the standard AWS chain
+/// Moto, and a target trusting only EC2's key pairs (plus `extra` files),
+/// started off the async runtime.
+pub async fn start_moto_and_target(
+    extra: Vec<(PathBuf, Vec<u8>, u32)>,
+) -> (image_testbed::Moto, image_testbed::Target) {
+    tokio::task::spawn_blocking(move || {
+        let moto = start_moto();
+        let target = start_target(&moto, extra);
+        (moto, target)
+    })
+    .await
+    .expect("test bed")
+}
+
+/// `image-cli` to run in `cwd` against `moto` (the standard AWS chain
 /// pointed at it by environment variables only).
-pub fn run_cli(moto: &image_testbed::Moto, cwd: &Path, args: &[&str]) -> Output {
+pub fn cli_command(moto: &image_testbed::Moto, cwd: &Path) -> Command {
     // No profile or credentials of this machine leak in.
     let empty = cwd.join(".aws-empty");
     std::fs::write(&empty, "").expect("writing an empty AWS config");
-    let out = Command::new(image_cli())
-        .args(args)
-        .current_dir(cwd)
+    let mut cmd = Command::new(image_cli());
+    cmd.current_dir(cwd)
         .env("AWS_ENDPOINT_URL", moto.url())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -180,7 +196,14 @@ pub fn run_cli(moto: &image_testbed::Moto, cwd: &Path, args: &[&str]) -> Output 
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", &empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty);
+    cmd
+}
+
+/// Runs `image-cli args` in `cwd` against `moto` (see [`cli_command`]).
+pub fn run_cli(moto: &image_testbed::Moto, cwd: &Path, args: &[&str]) -> Output {
+    let out = cli_command(moto, cwd)
+        .args(args)
         .output()
         .expect("running image-cli");
     eprintln!(
@@ -191,6 +214,146 @@ pub fn run_cli(moto: &image_testbed::Moto, cwd: &Path, args: &[&str]) -> Output 
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// [`run_cli`] from a multi-threaded tokio test.
+pub fn run_cli_in_place(moto: &image_testbed::Moto, cwd: &Path, args: &[&str]) -> Output {
+    tokio::task::block_in_place(|| run_cli(moto, cwd, args))
+}
+
+/// Sends SIGINT to `child` (spawned with piped output) and returns its output.
+pub fn interrupt(child: Child) -> Output {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("waiting for image-cli");
+    eprintln!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The first JSON line of `stdout` whose `event` is `event`.
+pub fn json_event(stdout: &[u8], event: &str) -> serde_json::Value {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == event)
+        .unwrap_or_else(|| panic!("a {event} line"))
+}
+
+/// [`REGION`] then `copies`.
+pub fn regions(copies: &[&str]) -> Vec<String> {
+    std::iter::once(REGION)
+        .chain(copies.iter().copied())
+        .map(String::from)
+        .collect()
+}
+
+/// The `region:ami-…` pairs of a manifest build's `artifact_id`.
+pub fn artifact_amis(build: &serde_json::Value) -> BTreeMap<String, String> {
+    build["artifact_id"]
+        .as_str()
+        .expect("artifact_id")
+        .split(',')
+        .map(|p| {
+            let (r, a) = p.split_once(':').expect("region:ami");
+            assert!(a.starts_with("ami-"), "{p}");
+            (r.to_string(), a.to_string())
+        })
+        .collect()
+}
+
+/// `amis` are exactly one per region of `regions`, each a row of the
+/// build's table in `stdout`.
+pub fn assert_amis_listed(amis: &BTreeMap<String, String>, regions: &[String], stdout: &str) {
+    let mut want = regions.to_vec();
+    want.sort();
+    assert_eq!(amis.keys().cloned().collect::<Vec<_>>(), want);
+    for (region, ami) in amis {
+        assert!(
+            stdout.contains(&format!("| {region} | {ami} |")),
+            "{stdout}"
+        );
+    }
+}
+
+/// An image's tags, key to value.
+pub fn tags_of(img: &Image) -> BTreeMap<String, String> {
+    img.tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or("").to_string(),
+                t.value().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The account ids `ami` in `region` may be launched by.
+pub async fn launch_users(ec2: &image_aws::Ec2Clients, region: &str, ami: &str) -> Vec<String> {
+    let perms = ec2
+        .client(region)
+        .describe_image_attribute()
+        .image_id(ami)
+        .attribute(ImageAttributeName::LaunchPermission)
+        .send()
+        .await
+        .expect("describe_image_attribute");
+    perms
+        .launch_permissions()
+        .iter()
+        .filter_map(|p| p.user_id().map(str::to_string))
+        .collect()
+}
+
+/// Nothing temporary in `regions`: no instance alive, no key pair, no group
+/// but the default ones, nothing tagged temporary.
+pub async fn assert_nothing_left(ec2: &image_aws::Ec2Clients, regions: &[String]) {
+    let left = image_aws::cleanup::find_leftovers(ec2, regions, None)
+        .await
+        .expect("find_leftovers");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    for region in regions {
+        let c = ec2.client(region);
+        let live = c
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(
+                        ["pending", "running", "stopping", "stopped"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe_instances");
+        let n: usize = live
+            .reservations()
+            .iter()
+            .map(|r| r.instances().len())
+            .sum();
+        assert_eq!(n, 0, "{region}: instances still alive");
+        let keys = c.describe_key_pairs().send().await.expect("key pairs");
+        assert!(
+            keys.key_pairs().is_empty(),
+            "{region}: key pairs left: {:?}",
+            keys.key_pairs()
+        );
+        let groups = c.describe_security_groups().send().await.expect("groups");
+        let extra: Vec<_> = groups
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name() != Some("default"))
+            .collect();
+        assert!(extra.is_empty(), "{region}: groups left: {extra:?}");
+    }
 }
 
 /// The EC2 actions moto recorded, without the target's key lookups.

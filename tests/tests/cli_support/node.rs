@@ -49,16 +49,7 @@ pub struct NodeFixtures {
 pub fn start_node_fixtures(dir: &Path) -> Result<NodeFixtures, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let out = std::process::Command::new(workspace().join("scripts/fixtures/build.sh"))
-        .arg("--port")
-        .arg(port.to_string())
-        .arg(dir)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running scripts/fixtures/build.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("scripts/fixtures/build.sh failed: {}", out.status));
-    }
+    build_fixtures(port, dir)?;
     let fixture_vars =
         std::fs::read_to_string(dir.join("vars.yml")).map_err(|e| format!("vars.yml: {e}"))?;
     let var_file = dir.join("build-vars.yaml");
@@ -66,6 +57,23 @@ pub fn start_node_fixtures(dir: &Path) -> Result<NodeFixtures, String> {
         .map_err(|e| format!("{}: {e}", var_file.display()))?;
     serve(listener, dir.join("www"));
     Ok(NodeFixtures { port, var_file })
+}
+
+/// Builds the fixtures for `port` into `dir` (`scripts/fixtures/build.sh`;
+/// its stderr shown, its stdout dropped).
+pub fn build_fixtures(port: u16, dir: &Path) -> Result<(), String> {
+    let st = std::process::Command::new(workspace().join("scripts/fixtures/build.sh"))
+        .arg("--port")
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .status()
+        .map_err(|e| format!("running scripts/fixtures/build.sh: {e}"))?;
+    if !st.success() {
+        return Err(format!("scripts/fixtures/build.sh failed: {st}"));
+    }
+    Ok(())
 }
 
 /// The fixture vars the built-in definition declares (the others, e.g. the
