@@ -1,6 +1,7 @@
 //! `command`: runs a program with arguments (no shell features), with
 //! `creates` / `removes` / `chdir` / `stdin`. Always "changed" when it runs;
-//! skipped in check mode unless `creates`/`removes` decide it would not run.
+//! in check mode: skipped without `creates`/`removes`; with them, "changed"
+//! when it would run and "ok" when they say it would not (as ansible).
 //! The run code is shared with `shell` and `raw`.
 
 use async_trait::async_trait;
@@ -96,9 +97,9 @@ pub async fn run_command(
         if let Some(l) = text.lines().find(|l| l.starts_with("@@skip")) {
             return Ok(ModuleResult::ok().msg(format!("skipped, since {}", l[6..].trim())));
         }
-        let mut r = ModuleResult::changed(true).msg("command would run if not in check mode");
-        r.skipped = true;
-        return Ok(r);
+        // As ansible: with creates/removes deciding it would run, check
+        // mode reports changed (not skipped).
+        return Ok(ModuleResult::changed(true).msg("Command would have run if not in check mode"));
     }
     if let Some(dir) = args.opt_str("chdir") {
         pre.push_str(&format!("cd {} || exit 1\n", q(&dir)));

@@ -1,0 +1,1243 @@
+//! The step engine's modules one by one against a real booted Debian target
+//! (test bed). For each module that changes something, the cycle is: check
+//! mode on a fresh resource reports `changed` and changes nothing (a probe
+//! of the target's state is identical before and after), the first real run
+//! reports `changed`, the second reports changed=0; then the real outcome is
+//! asserted on the target (its filesystem through `root_dir()`, or a probe
+//! command). Read-only modules (stat, find, wait_for, set_fact, assert,
+//! debug, pause, package_facts, service_facts) must report ok, never changed,
+//! in both modes, with the right return values; `fail` must fail.
+//!
+//! One boot per test function; each groups several modules.
+//!
+//! Skipped in nspawn: loading a kernel module (no modules on the host
+//! kernel: modprobe is covered with `persistent: present` only), actually
+//! mounting (mount is covered with `state: present`, fstab only).
+//!
+//! Needs `scripts/testbed/setup.sh` (root) and Debian's mirror.
+
+mod bed_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bed_support::{boot, connect};
+use image_core::events::{Outcome, Recorder};
+use image_core::ssh::SshTarget;
+use image_core::target::{Exec, Target};
+use image_provision::{parse, Options, Report};
+use image_testbed::{Target as Bed, HOST_ADDR_FROM_GUEST};
+use serde_json::Value as Json;
+
+/// Serves `body` for every GET on 127.0.0.1:<free port>; returns the port.
+fn serve(body: Vec<u8>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(&s);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let mut w = &s;
+            let _ = write!(
+                w,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = w.write_all(&body);
+        }
+    });
+    port
+}
+
+/// A tarball holding `pm/hello.sh` and `pm/data.txt`.
+fn tarball() -> Vec<u8> {
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(d.path().join("pm")).expect("mkdir");
+    std::fs::write(d.path().join("pm/hello.sh"), "#!/bin/sh\necho hello\n").expect("write");
+    std::fs::write(d.path().join("pm/data.txt"), "data\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        d.path().join("pm/hello.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let out = d.path().join("a.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(d.path())
+        .arg("pm")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    std::fs::read(out).expect("read tarball")
+}
+
+/// One booted target, a connection, and a local directory with
+/// `templates/` and `files/` for the step lists.
+struct Ctx {
+    bed: Bed,
+    t: SshTarget,
+    root: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Ctx {
+    async fn new() -> Ctx {
+        let bed = boot().await;
+        let t = connect(&bed).await;
+        let root = bed.root_dir().to_path_buf();
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (p, c) in [
+            (
+                "templates/pm.j2",
+                "name={{ who }}\n{% for p in ports %}port={{ p }}\n{% endfor %}",
+            ),
+            ("files/static.txt", "static\n"),
+        ] {
+            let f = dir.path().join(p);
+            std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+            std::fs::write(f, c).expect("write");
+        }
+        let c = Ctx { bed, t, root, dir };
+        c.sh("mkdir -p /opt/pm").await;
+        c
+    }
+
+    /// Runs `cmd` as root on the target; its stdout. Panics on failure.
+    async fn sh(&self, cmd: &str) -> String {
+        let o = self
+            .t
+            .exec(&Exec::new(cmd).become_root())
+            .await
+            .expect("exec");
+        assert!(o.success(), "`{cmd}`: {}", o.stderr_str());
+        o.stdout_str()
+    }
+
+    /// Writes `data` to `path` on the target (as root).
+    async fn put(&self, path: &str, data: &[u8]) {
+        let o = self
+            .t
+            .exec(&Exec::new(format!("cat > {path}")).stdin(data).become_root())
+            .await
+            .expect("exec");
+        assert!(o.success(), "put {path}: {}", o.stderr_str());
+    }
+
+    fn read(&self, p: &str) -> String {
+        std::fs::read_to_string(self.root.join(p.trim_start_matches('/')))
+            .unwrap_or_else(|e| format!("<{p}: {e}>"))
+    }
+
+    fn exists(&self, p: &str) -> bool {
+        self.root
+            .join(p.trim_start_matches('/'))
+            .symlink_metadata()
+            .is_ok()
+    }
+
+    async fn run(&self, yaml: &str, check: bool) -> Report {
+        let steps = parse::parse_str("steps.yaml", yaml, self.dir.path(), &[])
+            .unwrap_or_else(|d| panic!("{d}"));
+        let opts = Options {
+            check,
+            diff: true,
+            become_: true,
+            ..Default::default()
+        };
+        image_provision::run(&self.t, &steps, &opts, &Recorder::default()).await
+    }
+
+    /// check mode (fresh: reports changed, probe unchanged) → real run
+    /// (changed) → real run (changed=0).
+    async fn cycle(&self, name: &str, yaml: &str, probe: &str) -> Result<(), String> {
+        let probe = format!("{{ {probe} ; }} 2>&1; true");
+        let before = self.sh(&probe).await;
+        let r = self.run(yaml, true).await;
+        if r.recap.failed > 0 {
+            return Err(format!("{name}: check mode failed: {}", failures(&r)));
+        }
+        if r.recap.changed == 0 {
+            return Err(format!("{name}: check mode reports no change: {}", r.recap));
+        }
+        let after = self.sh(&probe).await;
+        if after != before {
+            return Err(format!(
+                "{name}: check mode changed the target:\n--- before\n{before}--- after\n{after}"
+            ));
+        }
+        let r1 = self.run(yaml, false).await;
+        if r1.recap.failed > 0 {
+            return Err(format!("{name}: first run failed: {}", failures(&r1)));
+        }
+        if r1.recap.changed == 0 {
+            return Err(format!("{name}: first run reports no change: {}", r1.recap));
+        }
+        let r2 = self.run(yaml, false).await;
+        if r2.recap.failed > 0 {
+            return Err(format!("{name}: second run failed: {}", failures(&r2)));
+        }
+        if r2.recap.changed != 0 {
+            return Err(format!(
+                "{name}: second run not idempotent: {:?}",
+                changed(&r2)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cycle without its check-mode part: first run changed, second
+    /// run changed=0.
+    async fn apply_twice(&self, name: &str, yaml: &str) -> Result<(), String> {
+        let r1 = self.run(yaml, false).await;
+        if r1.recap.failed > 0 || r1.recap.changed == 0 {
+            return Err(format!("{name}: first run: {} {}", r1.recap, failures(&r1)));
+        }
+        let r2 = self.run(yaml, false).await;
+        if r2.recap.failed > 0 || r2.recap.changed != 0 {
+            return Err(format!(
+                "{name}: second run: {} {} {:?}",
+                r2.recap,
+                failures(&r2),
+                changed(&r2)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A read-only step list: ok (no change, no failure) in check mode and
+    /// for real; the real run's report.
+    async fn read_only(&self, name: &str, yaml: &str) -> Result<Report, String> {
+        for check in [true, false] {
+            let r = self.run(yaml, check).await;
+            if r.recap.failed > 0 {
+                return Err(format!("{name} (check={check}): {}", failures(&r)));
+            }
+            if r.recap.changed != 0 {
+                return Err(format!("{name} (check={check}): changed {:?}", changed(&r)));
+            }
+            if !check {
+                return Ok(r);
+            }
+        }
+        unreachable!()
+    }
+
+    async fn stop(self) {
+        let bed = self.bed;
+        tokio::task::spawn_blocking(move || bed.stop())
+            .await
+            .expect("stop");
+    }
+}
+
+fn failures(r: &Report) -> String {
+    r.results
+        .iter()
+        .filter(|t| t.outcome == Outcome::Failed)
+        .map(|t| format!("[{} @ {}] {}", t.task, t.loc, t.msg))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn changed(r: &Report) -> Vec<String> {
+    r.results
+        .iter()
+        .filter(|t| t.outcome == Outcome::Changed)
+        .map(|t| format!("{} {:?}", t.task, t.item))
+        .collect()
+}
+
+/// Collects failures so one run shows every broken module.
+#[derive(Default)]
+struct Errs(Vec<String>);
+
+impl Errs {
+    fn cycle(&mut self, r: Result<(), String>) -> bool {
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                self.0.push(e);
+                false
+            }
+        }
+    }
+    fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        if got != want {
+            self.0.push(format!("{what}: got {got:?}, want {want:?}"));
+        }
+    }
+    fn check(&mut self, what: &str, ok: bool) {
+        if !ok {
+            self.0.push(format!("{what}: false"));
+        }
+    }
+    fn done(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} failure(s):\n{}",
+            self.0.len(),
+            self.0.join("\n\n")
+        );
+    }
+}
+
+fn result_of<'a>(r: &'a Report, task_prefix: &str) -> &'a Json {
+    &r.results
+        .iter()
+        .find(|t| t.task.starts_with(task_prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no task `{task_prefix}` in {:?}",
+                r.results.iter().map(|t| &t.task).collect::<Vec<_>>()
+            )
+        })
+        .result
+}
+
+// ---------------------------------------------------------------- files --
+
+async fn lineinfile_blockinfile_replace_ini(c: &Ctx, e: &mut Errs) {
+    c.put("/opt/pm/li.conf", b"a=1\n#b=2\n").await;
+    if e.cycle(
+        c.cycle(
+            "lineinfile",
+            r#"
+- lineinfile: {path: /opt/pm/li.conf, regexp: '^#?b=', line: b=3}
+- lineinfile: {path: /opt/pm/li.conf, line: c=4}
+- lineinfile: {path: /opt/pm/li.conf, regexp: '^a=', state: absent}
+- lineinfile: {path: /opt/pm/li-new.conf, line: x=1, create: true, mode: "0640"}
+"#,
+            "cat /opt/pm/li.conf; ls -l /opt/pm/li-new.conf",
+        )
+        .await,
+    ) {
+        e.eq(
+            "lineinfile li.conf",
+            c.read("/opt/pm/li.conf"),
+            "b=3\nc=4\n".into(),
+        );
+        e.eq(
+            "lineinfile li-new.conf",
+            c.read("/opt/pm/li-new.conf"),
+            "x=1\n".into(),
+        );
+        e.eq(
+            "lineinfile mode",
+            c.sh("stat -c %a /opt/pm/li-new.conf").await,
+            "640\n".into(),
+        );
+    }
+
+    c.put("/opt/pm/bi.conf", b"top\n").await;
+    if e.cycle(
+        c.cycle(
+            "blockinfile",
+            r#"
+- blockinfile:
+    path: /opt/pm/bi.conf
+    marker: '# {mark} PM'
+    block: |
+      x
+      y
+- blockinfile:
+    path: /opt/pm/bi-new.conf
+    create: true
+    block: "z"
+"#,
+            "cat /opt/pm/bi.conf /opt/pm/bi-new.conf",
+        )
+        .await,
+    ) {
+        e.eq(
+            "blockinfile bi.conf",
+            c.read("/opt/pm/bi.conf"),
+            "top\n# BEGIN PM\nx\ny\n# END PM\n".into(),
+        );
+        e.eq(
+            "blockinfile bi-new.conf",
+            c.read("/opt/pm/bi-new.conf"),
+            "# BEGIN ANSIBLE MANAGED BLOCK\nz\n# END ANSIBLE MANAGED BLOCK\n".into(),
+        );
+    }
+
+    c.put("/opt/pm/re.conf", b"port=1\nport=2\nhost=a\n").await;
+    if e.cycle(
+        c.cycle(
+            "replace",
+            r#"
+- replace: {path: /opt/pm/re.conf, regexp: '^port=(\d)$', replace: 'port=1\1'}
+"#,
+            "cat /opt/pm/re.conf",
+        )
+        .await,
+    ) {
+        e.eq(
+            "replace re.conf",
+            c.read("/opt/pm/re.conf"),
+            "port=11\nport=12\nhost=a\n".into(),
+        );
+    }
+
+    c.put("/opt/pm/app.ini", b"[main]\nx = 1\n").await;
+    if e.cycle(
+        c.cycle(
+            "ini_file",
+            r#"
+- ini_file: {path: /opt/pm/app.ini, section: main, option: x, value: "2"}
+- ini_file: {path: /opt/pm/app.ini, section: main, option: y, value: "3"}
+- ini_file: {path: /opt/pm/app.ini, section: other, option: z, value: "4"}
+- ini_file: {path: /opt/pm/new.ini, section: s, option: k, value: v, mode: "0600"}
+"#,
+            "cat /opt/pm/app.ini; ls -l /opt/pm/new.ini",
+        )
+        .await,
+    ) {
+        let lines = |s: String| -> Vec<String> {
+            s.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        e.eq(
+            "ini_file app.ini",
+            lines(c.read("/opt/pm/app.ini")),
+            vec!["[main]", "x = 2", "y = 3", "[other]", "z = 4"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        );
+        e.eq(
+            "ini_file new.ini",
+            lines(c.read("/opt/pm/new.ini")),
+            vec!["[s]".to_string(), "k = v".to_string()],
+        );
+    }
+}
+
+async fn copy_template(c: &Ctx, e: &mut Errs) {
+    c.put("/opt/pm/copy.txt", b"old\n").await;
+    if e.cycle(
+        c.cycle(
+            "copy",
+            r#"
+- copy:
+    content: "new\n"
+    dest: /opt/pm/copy.txt
+    backup: true
+    mode: "0640"
+    owner: builder
+    group: builder
+- copy: {src: static.txt, dest: /opt/pm/static.txt, mode: "0644"}
+"#,
+            "ls -la /opt/pm; cat /opt/pm/copy.txt",
+        )
+        .await,
+    ) {
+        e.eq("copy content", c.read("/opt/pm/copy.txt"), "new\n".into());
+        e.eq("copy src", c.read("/opt/pm/static.txt"), "static\n".into());
+        e.eq(
+            "copy mode/owner",
+            c.sh("stat -c '%a %U %G' /opt/pm/copy.txt").await,
+            "640 builder builder\n".into(),
+        );
+        let backups: Vec<String> = std::fs::read_dir(c.root.join("opt/pm"))
+            .expect("readdir")
+            .flatten()
+            .map(|d| d.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("copy.txt.") && n.ends_with('~'))
+            .collect();
+        e.eq("copy backups", backups.len(), 1);
+        if let Some(b) = backups.first() {
+            e.eq(
+                "copy backup content",
+                c.read(&format!("/opt/pm/{b}")),
+                "old\n".into(),
+            );
+        }
+    }
+
+    if e.cycle(
+        c.cycle(
+            "template",
+            r#"
+- template: {src: pm.j2, dest: /opt/pm/tpl.conf, mode: "0600"}
+  vars:
+    who: pm
+    ports: [80, 443]
+"#,
+            "ls -l /opt/pm/tpl.conf; cat /opt/pm/tpl.conf",
+        )
+        .await,
+    ) {
+        e.eq(
+            "template content",
+            c.read("/opt/pm/tpl.conf"),
+            "name=pm\nport=80\nport=443\n".into(),
+        );
+        e.eq(
+            "template mode",
+            c.sh("stat -c %a /opt/pm/tpl.conf").await,
+            "600\n".into(),
+        );
+    }
+}
+
+async fn file_states(c: &Ctx, e: &mut Errs) {
+    c.put("/opt/pm/target.txt", b"target\n").await;
+    c.put("/opt/pm/gone", b"x").await;
+    c.put("/opt/pm/perm.txt", b"p\n").await;
+    if e.cycle(
+        c.cycle(
+            "file",
+            r#"
+- file: {path: /opt/pm/d, state: directory, mode: "0750", owner: builder, group: builder}
+- file: {path: /opt/pm/lnk, src: /opt/pm/target.txt, state: link}
+- file: {path: /opt/pm/hard, src: /opt/pm/target.txt, state: hard}
+- file: {path: /opt/pm/gone, state: absent}
+- file: {path: /opt/pm/touched, state: touch, mode: "0600", modification_time: preserve, access_time: preserve}
+- file: {path: /opt/pm/perm.txt, mode: "0604", owner: builder}
+"#,
+            "ls -la --full-time /opt/pm; stat -c '%a %U %G %h' /opt/pm/target.txt /opt/pm/perm.txt",
+        )
+        .await,
+    ) {
+        e.eq(
+            "file directory",
+            c.sh("stat -c '%F %a %U %G' /opt/pm/d").await,
+            "directory 750 builder builder\n".into(),
+        );
+        e.eq(
+            "file link",
+            std::fs::read_link(c.root.join("opt/pm/lnk")).ok(),
+            Some(PathBuf::from("/opt/pm/target.txt")),
+        );
+        e.eq(
+            "file hard",
+            c.sh("stat -c '%i %h' /opt/pm/hard; stat -c '%i %h' /opt/pm/target.txt")
+                .await
+                .lines()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            1,
+        );
+        e.check("file absent", !c.exists("/opt/pm/gone"));
+        e.eq(
+            "file touch",
+            c.sh("stat -c '%F %a' /opt/pm/touched").await,
+            "regular empty file 600\n".into(),
+        );
+        e.eq(
+            "file mode/owner",
+            c.sh("stat -c '%a %U %G' /opt/pm/perm.txt").await,
+            "604 builder root\n".into(),
+        );
+    }
+}
+
+/// `with_check`: the full cycle (see `command_shell_check_mode`), else
+/// first run changed, second run ok.
+async fn command_shell(c: &Ctx, e: &mut Errs, with_check: bool) {
+    c.sh("mkdir -p /opt/pm/cmd && echo x > /opt/pm/rmme").await;
+    let yaml = r#"
+- command: touch /opt/pm/made
+  args: {creates: /opt/pm/made}
+- command: rm /opt/pm/rmme
+  args: {removes: /opt/pm/rmme}
+- shell: pwd > where.txt
+  args: {chdir: /opt/pm/cmd, creates: /opt/pm/cmd/where.txt}
+- shell: cat > /opt/pm/stdin.txt
+  args: {stdin: hello, creates: /opt/pm/stdin.txt}
+- command:
+    cmd: tee /opt/pm/stdin2.txt
+    stdin: "raw"
+    stdin_add_newline: false
+    creates: /opt/pm/stdin2.txt
+"#;
+    let r = if with_check {
+        c.cycle("command/shell", yaml, "ls -la /opt/pm /opt/pm/cmd")
+            .await
+    } else {
+        c.apply_twice("command/shell", yaml).await
+    };
+    if e.cycle(r) {
+        e.check("command creates", c.exists("/opt/pm/made"));
+        e.check("command removes", !c.exists("/opt/pm/rmme"));
+        e.eq(
+            "shell chdir",
+            c.read("/opt/pm/cmd/where.txt"),
+            "/opt/pm/cmd\n".into(),
+        );
+        e.eq("shell stdin", c.read("/opt/pm/stdin.txt"), "hello\n".into());
+        e.eq(
+            "command stdin raw",
+            c.read("/opt/pm/stdin2.txt"),
+            "raw".into(),
+        );
+    }
+}
+
+async fn stat_find(c: &Ctx, e: &mut Errs) {
+    c.sh("mkdir -p /opt/pm/f/sub && echo a > /opt/pm/f/a.conf && echo b > /opt/pm/f/sub/b.conf && echo c > /opt/pm/f/c.txt")
+        .await;
+    match c
+        .read_only(
+            "stat/find",
+            r#"
+- stat: {path: /opt/pm/f/a.conf, checksum_algorithm: sha256}
+  register: st
+- stat: {path: /opt/pm/nope}
+  register: st2
+- find: {paths: /opt/pm/f, patterns: "*.conf", recurse: true}
+  register: found
+- find: {paths: /opt/pm/f, file_type: directory}
+  register: dirs
+- assert:
+    that:
+      - st.stat.exists
+      - st.stat.isreg
+      - st.stat.size == 2
+      - not st2.stat.exists
+      - found.matched == 2
+      - dirs.matched == 1
+"#,
+        )
+        .await
+    {
+        Err(m) => e.0.push(m),
+        Ok(r) => {
+            let st = result_of(&r, "stat");
+            e.eq(
+                "stat checksum",
+                st["stat"]["checksum"].as_str().map(str::to_string),
+                Some(image_provision::script::sha256_hex(b"a\n")),
+            );
+            let mut paths: Vec<String> = r
+                .results
+                .iter()
+                .find(|t| t.task.starts_with("find"))
+                .map(|t| {
+                    t.result["files"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["path"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            paths.sort();
+            e.eq(
+                "find paths",
+                paths,
+                vec![
+                    "/opt/pm/f/a.conf".to_string(),
+                    "/opt/pm/f/sub/b.conf".to_string(),
+                ],
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_modules_converge() {
+    let t0 = Instant::now();
+    let c = Ctx::new().await;
+    let mut e = Errs::default();
+    lineinfile_blockinfile_replace_ini(&c, &mut e).await;
+    copy_template(&c, &mut e).await;
+    file_states(&c, &mut e).await;
+    command_shell(&c, &mut e, false).await;
+    stat_find(&c, &mut e).await;
+    c.stop().await;
+    eprintln!("file modules: {:?}", t0.elapsed());
+    e.done();
+}
+
+/// command/shell with `creates`/`removes`, check mode on a fresh target:
+/// reported `changed` ("would have run"), as ansible does, and nothing runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn command_shell_check_mode() {
+    let c = Ctx::new().await;
+    let mut e = Errs::default();
+    command_shell(&c, &mut e, true).await;
+    c.stop().await;
+    e.done();
+}
+
+// --------------------------------------------------------------- system --
+
+async fn group_user(c: &Ctx, e: &mut Errs) {
+    if e.cycle(
+        c.cycle(
+            "group",
+            "- group: {name: pmgroup, gid: 2345}\n- group: {name: pmsys, system: true}\n",
+            "getent group pmgroup pmsys",
+        )
+        .await,
+    ) {
+        e.eq(
+            "group pmgroup",
+            c.sh("getent group pmgroup").await,
+            "pmgroup:x:2345:\n".into(),
+        );
+        let gid: u32 = c
+            .sh("getent group pmsys | cut -d: -f3")
+            .await
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        e.check("group system gid < 1000", gid > 0 && gid < 1000);
+    }
+    if e.cycle(
+        c.cycle(
+            "user",
+            r#"
+- user:
+    name: pmuser
+    uid: 2346
+    group: pmgroup
+    groups: [sudo]
+    append: true
+    shell: /bin/bash
+    comment: PM user
+    create_home: true
+"#,
+            "getent passwd pmuser; id pmuser; ls -la /home",
+        )
+        .await,
+    ) {
+        e.eq(
+            "user passwd",
+            c.sh("getent passwd pmuser").await,
+            "pmuser:x:2346:2345:PM user:/home/pmuser:/bin/bash\n".into(),
+        );
+        e.check(
+            "user groups",
+            c.sh("id -nG pmuser")
+                .await
+                .split_whitespace()
+                .any(|g| g == "sudo"),
+        );
+        e.eq(
+            "user home",
+            c.sh("stat -c '%F %U' /home/pmuser").await,
+            "directory pmuser\n".into(),
+        );
+    }
+    c.sh("useradd -m pmgone").await;
+    if e.cycle(
+        c.cycle(
+            "user absent",
+            "- user: {name: pmgone, state: absent, remove: true}\n",
+            "getent passwd pmgone; ls /home",
+        )
+        .await,
+    ) {
+        e.eq(
+            "user absent",
+            c.sh("getent passwd pmgone || true").await,
+            String::new(),
+        );
+        e.check("user absent home", !c.exists("/home/pmgone"));
+    }
+}
+
+async fn hostname(c: &Ctx, e: &mut Errs) {
+    if e.cycle(
+        c.cycle(
+            "hostname",
+            "- hostname: {name: pm-host}\n",
+            "hostname; cat /etc/hostname",
+        )
+        .await,
+    ) {
+        e.eq("hostname live", c.sh("hostname").await, "pm-host\n".into());
+        e.eq("hostname file", c.read("/etc/hostname"), "pm-host\n".into());
+    }
+}
+
+async fn mount_fstab(c: &Ctx, e: &mut Errs) {
+    c.sh("mkdir -p /opt/pm/bindsrc").await;
+    if e.cycle(
+        c.cycle(
+            "mount",
+            "- mount: {path: /mnt/pmbind, src: /opt/pm/bindsrc, fstype: none, opts: bind, state: present}\n",
+            "cat /etc/fstab",
+        )
+        .await,
+    ) {
+        let fstab = c.read("/etc/fstab");
+        e.check(
+            &format!("mount fstab line in {fstab:?}"),
+            fstab.lines().any(|l| {
+                l.split_whitespace().collect::<Vec<_>>()
+                    == ["/opt/pm/bindsrc", "/mnt/pmbind", "none", "bind", "0", "0"]
+            }),
+        );
+        e.eq(
+            "mount not mounted (present only)",
+            c.sh("mountpoint -q /mnt/pmbind && echo mounted || echo no").await,
+            "no\n".into(),
+        );
+    }
+}
+
+async fn systemd_unit(c: &Ctx, e: &mut Errs) {
+    if e.cycle(
+        c.cycle(
+            "unit file (copy)",
+            r#"
+- copy:
+    dest: /etc/systemd/system/pm-demo.service
+    content: |
+      [Unit]
+      Description=pm demo
+      [Service]
+      ExecStart=/bin/sleep infinity
+      [Install]
+      WantedBy=multi-user.target
+"#,
+            "ls -l /etc/systemd/system",
+        )
+        .await,
+    ) {
+        e.check("unit file", c.exists("/etc/systemd/system/pm-demo.service"));
+    }
+    if e.cycle(
+        c.cycle(
+            "systemd",
+            "- systemd: {name: pm-demo, enabled: true, state: started, daemon_reload: true}\n",
+            "systemctl is-enabled pm-demo; systemctl is-active pm-demo",
+        )
+        .await,
+    ) {
+        e.eq(
+            "systemd state",
+            c.sh("systemctl is-enabled pm-demo; systemctl is-active pm-demo")
+                .await,
+            "enabled\nactive\n".into(),
+        );
+    }
+    if e.cycle(
+        c.cycle(
+            "systemd stop/disable",
+            "- systemd: {name: pm-demo, enabled: false, state: stopped}\n",
+            "systemctl is-enabled pm-demo; systemctl is-active pm-demo",
+        )
+        .await,
+    ) {
+        e.eq(
+            "systemd stopped",
+            c.sh("systemctl is-enabled pm-demo; systemctl is-active pm-demo; true")
+                .await,
+            "disabled\ninactive\n".into(),
+        );
+    }
+}
+
+async fn sysctl_modprobe(c: &Ctx, e: &mut Errs) {
+    c.sh("sysctl -qw net.ipv4.ip_forward=0").await;
+    if e.cycle(
+        c.cycle(
+            "sysctl",
+            r#"
+- sysctl: {name: net.ipv4.ip_forward, value: "1", sysctl_file: /etc/sysctl.d/90-pm.conf, reload: true}
+- sysctl: {name: vm.swappiness, value: "10", sysctl_file: /etc/sysctl.d/91-pm.conf, reload: false, sysctl_set: false}
+"#,
+            "cat /proc/sys/net/ipv4/ip_forward /etc/sysctl.d/90-pm.conf /etc/sysctl.d/91-pm.conf",
+        )
+        .await,
+    ) {
+        e.eq(
+            "sysctl live",
+            c.sh("cat /proc/sys/net/ipv4/ip_forward").await,
+            "1\n".into(),
+        );
+        e.eq(
+            "sysctl file",
+            c.read("/etc/sysctl.d/90-pm.conf"),
+            "net.ipv4.ip_forward=1\n".into(),
+        );
+        e.eq(
+            "sysctl file only",
+            c.read("/etc/sysctl.d/91-pm.conf"),
+            "vm.swappiness=10\n".into(),
+        );
+    }
+    if e.cycle(
+        c.cycle(
+            "modprobe (persistent only)",
+            "- modprobe: {name: dummy, state: present, persistent: present, params: numdummies=2}\n",
+            "ls /etc/modules-load.d /etc/modprobe.d; cat /etc/modules-load.d/dummy.conf /etc/modprobe.d/dummy.conf",
+        )
+        .await,
+    ) {
+        e.eq(
+            "modprobe modules-load.d",
+            c.read("/etc/modules-load.d/dummy.conf"),
+            "dummy\n".into(),
+        );
+        e.eq(
+            "modprobe modprobe.d",
+            c.read("/etc/modprobe.d/dummy.conf"),
+            "options dummy numdummies=2\n".into(),
+        );
+    }
+}
+
+async fn control_modules(c: &Ctx, e: &mut Errs) {
+    c.put("/opt/pm/ready", b"state=ready\n").await;
+    if let Err(m) = c
+        .read_only(
+            "wait_for",
+            r#"
+- wait_for: {port: 22, timeout: 10}
+- wait_for: {path: /opt/pm/ready, search_regex: "state=ready", timeout: 10}
+- wait_for: {path: /opt/pm/never, state: absent, timeout: 5}
+"#,
+        )
+        .await
+    {
+        e.0.push(m);
+    }
+    // wait_for on something that never comes must time out and fail.
+    let r = c.run("- wait_for: {port: 1, timeout: 2}\n", false).await;
+    e.eq("wait_for timeout fails", r.recap.failed, 1);
+
+    match c
+        .read_only(
+            "set_fact/assert/debug",
+            r#"
+- set_fact: {x: 42, words: [a, b]}
+- assert:
+    that:
+      - x | int == 42
+      - words | length == 2
+    success_msg: fine
+- debug: {msg: "x={{ x }} {{ words | join(',') }}"}
+- debug: {var: x}
+"#,
+        )
+        .await
+    {
+        Err(m) => e.0.push(m),
+        Ok(r) => {
+            let d = r
+                .results
+                .iter()
+                .find(|t| t.task.starts_with("debug"))
+                .map(|t| t.msg.clone())
+                .unwrap_or_default();
+            e.check(&format!("debug msg {d:?}"), d.contains("x=42 a,b"));
+        }
+    }
+    let r = c
+        .run(
+            r#"
+- set_fact: {x: 1}
+- assert: {that: x | int == 2, fail_msg: "x is not 2"}
+- file: {path: /opt/pm/after-assert, state: touch}
+"#,
+            false,
+        )
+        .await;
+    e.eq("assert false fails", r.recap.failed, 1);
+    e.check("assert fail_msg", failures(&r).contains("x is not 2"));
+    e.check(
+        "nothing runs after a failed assert",
+        !c.exists("/opt/pm/after-assert"),
+    );
+    for check in [true, false] {
+        let r = c
+            .run(
+                r#"
+- fail: {msg: "stop here"}
+- file: {path: /opt/pm/after-fail, state: touch}
+"#,
+                check,
+            )
+            .await;
+        e.eq(&format!("fail fails (check={check})"), r.recap.failed, 1);
+        e.check("fail msg", failures(&r).contains("stop here"));
+        e.check("nothing runs after fail", !c.exists("/opt/pm/after-fail"));
+    }
+    let t0 = Instant::now();
+    if let Err(m) = c
+        .read_only("pause", "- pause: {seconds: 1}\n- pause: {seconds: 0}\n")
+        .await
+    {
+        e.0.push(m);
+    }
+    // check mode and the real run each pause 1 s.
+    e.check("pause waits", t0.elapsed() >= Duration::from_secs(2));
+
+    if let Err(m) = c
+        .read_only(
+            "service_facts",
+            r#"
+- service_facts:
+- assert:
+    that:
+      - ansible_facts.services['ssh.service'].state == 'running'
+      - ansible_facts.services['ssh.service'].source == 'systemd'
+      - ansible_facts.services['pm-demo.service'].state == 'stopped'
+"#,
+        )
+        .await
+    {
+        e.0.push(m);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn system_modules_converge() {
+    let t0 = Instant::now();
+    let c = Ctx::new().await;
+    let mut e = Errs::default();
+    group_user(&c, &mut e).await;
+    hostname(&c, &mut e).await;
+    mount_fstab(&c, &mut e).await;
+    systemd_unit(&c, &mut e).await;
+    sysctl_modprobe(&c, &mut e).await;
+    control_modules(&c, &mut e).await;
+    c.stop().await;
+    eprintln!("system modules: {:?}", t0.elapsed());
+    e.done();
+}
+
+// ------------------------------------------------------ packages, fetch --
+
+async fn apt_dpkg(c: &Ctx, e: &mut Errs) {
+    // The cache is filled outside the engine so check mode can resolve `tree`.
+    c.sh("apt-get update -qq").await;
+    if e.cycle(
+        c.cycle(
+            "apt",
+            "- apt: {name: tree, state: present}\n",
+            "dpkg-query -W -f='${Status}' tree; ls -l /usr/bin/tree",
+        )
+        .await,
+    ) {
+        e.check("apt installed", c.exists("/usr/bin/tree"));
+        e.eq(
+            "apt status",
+            c.sh("dpkg-query -W -f='${Status}' tree").await,
+            "install ok installed".into(),
+        );
+    }
+    if e.cycle(
+        c.cycle(
+            "dpkg_selections hold",
+            "- dpkg_selections: {name: tree, selection: hold}\n",
+            "dpkg --get-selections tree",
+        )
+        .await,
+    ) {
+        e.eq(
+            "dpkg hold",
+            c.sh("dpkg --get-selections tree")
+                .await
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_string),
+            Some("hold".into()),
+        );
+    }
+    if e.cycle(
+        c.cycle(
+            "dpkg_selections unhold",
+            "- dpkg_selections: {name: tree, selection: install}\n",
+            "dpkg --get-selections tree",
+        )
+        .await,
+    ) {
+        e.eq(
+            "dpkg unhold",
+            c.sh("dpkg --get-selections tree")
+                .await
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_string),
+            Some("install".into()),
+        );
+    }
+    if let Err(m) = c
+        .read_only(
+            "package_facts",
+            r#"
+- package_facts: {manager: auto}
+- assert:
+    that:
+      - "'sudo' in ansible_facts.packages"
+      - ansible_facts.packages['tree'][0].name == 'tree'
+      - ansible_facts.packages['tree'][0].source == 'apt'
+      - ansible_facts.packages['tree'][0].version | length > 0
+      - ansible_facts.packages['tree'][0].arch == 'amd64'
+"#,
+        )
+        .await
+    {
+        e.0.push(m);
+    }
+    if e.cycle(
+        c.cycle(
+            "apt absent",
+            "- apt: {name: tree, state: absent}\n",
+            "dpkg-query -W -f='${Status}' tree; ls -l /usr/bin/tree",
+        )
+        .await,
+    ) {
+        e.check("apt removed", !c.exists("/usr/bin/tree"));
+    }
+}
+
+async fn repositories(c: &Ctx, e: &mut Errs) {
+    if e.cycle(
+        c.cycle(
+            "apt_repository",
+            r#"
+- apt_repository:
+    repo: deb http://deb.debian.org/debian bookworm-backports main
+    filename: pm-backports
+    update_cache: false
+"#,
+            "ls -l /etc/apt/sources.list.d; cat /etc/apt/sources.list.d/pm-backports.list",
+        )
+        .await,
+    ) {
+        e.eq(
+            "apt_repository file",
+            c.read("/etc/apt/sources.list.d/pm-backports.list"),
+            "deb http://deb.debian.org/debian bookworm-backports main\n".into(),
+        );
+        e.eq(
+            "apt_repository mode",
+            c.sh("stat -c %a /etc/apt/sources.list.d/pm-backports.list")
+                .await,
+            "644\n".into(),
+        );
+    }
+    if e.cycle(
+        c.cycle(
+            "deb822_repository",
+            r#"
+- deb822_repository:
+    name: pm-extra
+    types: deb
+    uris: http://deb.debian.org/debian
+    suites: bookworm-updates
+    components: [contrib, non-free]
+"#,
+            "ls -l /etc/apt/sources.list.d; cat /etc/apt/sources.list.d/pm-extra.sources",
+        )
+        .await,
+    ) {
+        let f = c.read("/etc/apt/sources.list.d/pm-extra.sources");
+        for l in [
+            "X-Repolib-Name: pm-extra",
+            "Types: deb",
+            "URIs: http://deb.debian.org/debian",
+            "Suites: bookworm-updates",
+            "Components: contrib non-free",
+        ] {
+            e.check(&format!("deb822 `{l}` in {f:?}"), f.lines().any(|x| x == l));
+        }
+        // apt accepts both files.
+        let o =
+            c.t.exec(
+                &Exec::new("apt-get indextargets >/dev/null && apt-cache policy >/dev/null")
+                    .become_root(),
+            )
+            .await
+            .expect("exec");
+        e.check(
+            &format!("apt parses the repos: {}", o.stderr_str()),
+            o.success() && o.stderr_str().is_empty(),
+        );
+    }
+}
+
+async fn get_url_unarchive(c: &Ctx, e: &mut Errs) {
+    let body = b"downloaded by get_url\n".to_vec();
+    let sha = image_provision::script::sha256_hex(&body);
+    let port = serve(body);
+    c.sh("mkdir -p /opt/pm/dl").await;
+    let yaml = format!(
+        r#"
+- get_url:
+    url: http://{HOST_ADDR_FROM_GUEST}:{port}/pm.txt
+    dest: /opt/pm/dl/pm.txt
+    checksum: sha256:{sha}
+    mode: "0640"
+"#
+    );
+    if e.cycle(c.cycle("get_url", &yaml, "ls -la /opt/pm/dl").await) {
+        e.eq(
+            "get_url content",
+            c.read("/opt/pm/dl/pm.txt"),
+            "downloaded by get_url\n".into(),
+        );
+        e.eq(
+            "get_url mode",
+            c.sh("stat -c %a /opt/pm/dl/pm.txt").await,
+            "640\n".into(),
+        );
+    }
+    // A wrong checksum fails and leaves nothing behind.
+    let r = c
+        .run(
+            &format!(
+                "- get_url: {{url: 'http://{HOST_ADDR_FROM_GUEST}:{port}/x', dest: /opt/pm/dl/bad.txt, checksum: 'sha256:{}'}}\n",
+                "0".repeat(64)
+            ),
+            false,
+        )
+        .await;
+    e.eq("get_url bad checksum fails", r.recap.failed, 1);
+    e.check(
+        "get_url bad checksum leaves no file",
+        !c.exists("/opt/pm/dl/bad.txt"),
+    );
+
+    c.put("/opt/pm/a.tar.gz", &tarball()).await;
+    c.sh("mkdir -p /opt/pm/un").await;
+    if e.cycle(
+        c.cycle(
+            "unarchive",
+            "- unarchive: {src: /opt/pm/a.tar.gz, dest: /opt/pm/un, remote_src: true}\n",
+            "ls -laR /opt/pm/un",
+        )
+        .await,
+    ) {
+        e.eq(
+            "unarchive data",
+            c.read("/opt/pm/un/pm/data.txt"),
+            "data\n".into(),
+        );
+        e.eq(
+            "unarchive script",
+            c.sh("/opt/pm/un/pm/hello.sh").await,
+            "hello\n".into(),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn package_and_fetch_modules_converge() {
+    let t0 = Instant::now();
+    let c = Ctx::new().await;
+    let mut e = Errs::default();
+    apt_dpkg(&c, &mut e).await;
+    repositories(&c, &mut e).await;
+    get_url_unarchive(&c, &mut e).await;
+    c.stop().await;
+    eprintln!("package/fetch modules: {:?}", t0.elapsed());
+    e.done();
+}
