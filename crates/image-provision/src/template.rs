@@ -358,8 +358,10 @@ fn regex(pattern: &str, kw: Option<&Kwargs>) -> Result<regex::Regex, Error> {
         .map_err(|e| err(format!("bad regex `{pattern}`: {e}")))
 }
 
-/// Python's `\1` / `\g<name>` replacement syntax to the regex crate's.
-fn py_replacement(r: &str) -> String {
+/// Python's `re.sub` replacement syntax (`\1`, `\g<name>`, `\n`, `\\`) to
+/// the regex crate's, as ansible's `regex_replace`, `replace` and
+/// `lineinfile` backrefs use it.
+pub(crate) fn py_replacement(r: &str) -> String {
     let mut out = String::new();
     let mut chars = r.chars().peekable();
     while let Some(c) = chars.next() {
@@ -376,6 +378,10 @@ fn py_replacement(r: &str) -> String {
                         let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
                         out.push_str(&format!("${{{name}}}"));
                     }
+                }
+                Some('n') => {
+                    chars.next();
+                    out.push('\n');
                 }
                 Some('\\') => {
                     chars.next();
@@ -900,6 +906,13 @@ fn query(state: &State, kind: String, args: Rest<Value>, kw: Kwargs) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_replacements_become_regex_crate_ones() {
+        assert_eq!(py_replacement(r"\1-\g<name>"), "${1}-${name}");
+        assert_eq!(py_replacement(r"a\nb"), "a\nb");
+        assert_eq!(py_replacement(r"c:\\x $5"), r"c:\x $$5");
+    }
     use serde_json::json;
 
     fn ctx(t: &Templater, v: Json) -> Ctx {

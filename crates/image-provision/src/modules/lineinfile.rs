@@ -116,7 +116,7 @@ impl Module for LineInFile {
                             let caps = r.captures(&lines[i]);
                             let mut out = String::new();
                             if let Some(c) = caps {
-                                c.expand(&crate_py_rep(&line), &mut out);
+                                c.expand(&crate::template::py_replacement(&line), &mut out);
                             }
                             out
                         }
@@ -160,25 +160,4 @@ impl Module for LineInFile {
         })
         .await
     }
-}
-
-/// `\1` in a replacement line to the regex crate's `${1}`.
-fn crate_py_rep(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-                chars.next();
-                out.push_str(&format!("${{{d}}}"));
-                continue;
-            }
-        }
-        if c == '$' {
-            out.push_str("$$");
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -45,7 +45,7 @@ impl Module for Replace {
         let pat = args.str("regexp")?;
         let re = Regex::new(&format!("(?m){pat}"))
             .map_err(|e| ModuleError::Arg(format!("bad regexp `{pat}`: {e}")))?;
-        let rep = py_rep(&args.opt_str("replace").unwrap_or_default());
+        let rep = crate::template::py_replacement(&args.opt_str("replace").unwrap_or_default());
         let after = args
             .opt_str("after")
             .map(|a| Regex::new(&format!("(?m){a}")))
@@ -75,39 +75,4 @@ impl Module for Replace {
         })
         .await
     }
-}
-
-fn py_rep(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    chars.next();
-                    out.push_str(&format!("${{{d}}}"));
-                }
-                Some('g') => {
-                    chars.next();
-                    if chars.peek() == Some(&'<') {
-                        chars.next();
-                        let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
-                        out.push_str(&format!("${{{name}}}"));
-                    }
-                }
-                Some('n') => {
-                    chars.next();
-                    out.push('\n');
-                }
-                Some('\\') => {
-                    chars.next();
-                    out.push('\\');
-                }
-                _ => out.push('\\'),
-            },
-            '$' => out.push_str("$$"),
-            c => out.push(c),
-        }
-    }
-    out
 }
