@@ -10,11 +10,9 @@
 
 mod bed_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use bed_support::{boot, connect};
+use bed_support::{boot, connect, serve};
 use image_core::events::Recorder;
 use image_core::ssh::SshTarget;
 use image_core::target::Target;
@@ -24,29 +22,6 @@ use serde_json::json;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/provision/node")
-}
-
-/// Serves `body` for every GET on 127.0.0.1:<free port>; returns the port.
-fn serve(body: Vec<u8>) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let mut r = BufReader::new(&s);
-            let mut line = String::new();
-            while r.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                line.clear();
-            }
-            let mut w = &s;
-            let _ = write!(
-                w,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = w.write_all(&body);
-        }
-    });
-    port
 }
 
 /// A tarball with `crictl` (a shell script printing its version).

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use image_core::ssh::{SshAuth, SshConfig, SshTarget};
@@ -27,4 +29,27 @@ pub async fn connect(bed: &Bed) -> SshTarget {
     );
     cfg.retry_until = Duration::from_secs(30);
     SshTarget::connect(cfg).await.expect("connect")
+}
+
+/// Serves `body` for every GET on 127.0.0.1:<free port>; returns the port.
+pub fn serve(body: Vec<u8>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(&s);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let mut w = &s;
+            let _ = write!(
+                w,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = w.write_all(&body);
+        }
+    });
+    port
 }
