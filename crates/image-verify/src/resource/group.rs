@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{all_failed, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
 
 /// The `group` resource type.
 pub struct Group;
@@ -54,11 +54,7 @@ impl Resource for Group {
         PROPS
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let groups: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(&script(&groups)).await {
-            Ok(out) => parse(&out, &groups),
-            Err(e) => all_failed(specs, &e),
-        }
+        observe_ids(probe, specs, script, parse).await
     }
 }
 

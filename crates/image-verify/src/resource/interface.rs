@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{all_failed, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
 
 /// The `interface` resource type.
 pub struct Interface;
@@ -84,11 +84,7 @@ impl Resource for Interface {
         PROPS
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let ifs: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(&script(&ifs)).await {
-            Ok(out) => parse(&out, &ifs),
-            Err(e) => all_failed(specs, &e),
-        }
+        observe_ids(probe, specs, script, parse).await
     }
 }
 

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{all_failed, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
 
 /// The `kernel-param` resource type.
 pub struct KernelParam;
@@ -73,11 +73,7 @@ impl Resource for KernelParam {
         PROPS
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let keys: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(&script(&keys)).await {
-            Ok(out) => parse(&out, &keys),
-            Err(e) => all_failed(specs, &e),
-        }
+        observe_ids(probe, specs, script, parse).await
     }
 }
 

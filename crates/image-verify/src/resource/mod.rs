@@ -296,6 +296,22 @@ where
         .await
 }
 
+/// Observes resources named by their ids with one remote script:
+/// `script(ids)` builds it, `parse(stdout, ids)` reads one record per id.
+/// If the script cannot run, every spec fails with the same error.
+pub async fn observe_ids(
+    probe: &Probe<'_>,
+    specs: &[&ResourceSpec],
+    script: fn(&[&str]) -> String,
+    parse: fn(&str, &[&str]) -> Vec<Observed>,
+) -> Vec<Observed> {
+    let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    match probe.sh_stdout(&script(&ids)).await {
+        Ok(out) => parse(&out, &ids),
+        Err(e) => all_failed(specs, &e),
+    }
+}
+
 /// The same error for every spec.
 pub fn all_failed(specs: &[&ResourceSpec], error: &str) -> Vec<Observed> {
     specs.iter().map(|_| Observed::failed(error)).collect()

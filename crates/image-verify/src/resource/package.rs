@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{all_failed, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
 
 /// The `package` resource type.
 pub struct Package;
@@ -71,11 +71,7 @@ impl Resource for Package {
         PROPS
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let names: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(&script(&names)).await {
-            Ok(out) => parse(&out, &names),
-            Err(e) => all_failed(specs, &e),
-        }
+        observe_ids(probe, specs, script, parse).await
     }
 }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{all_failed, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
 
 /// The `user` resource type.
 pub struct User;
@@ -81,11 +81,7 @@ impl Resource for User {
         PROPS
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let users: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(&script(&users)).await {
-            Ok(out) => parse(&out, &users),
-            Err(e) => all_failed(specs, &e),
-        }
+        observe_ids(probe, specs, script, parse).await
     }
 }
 
