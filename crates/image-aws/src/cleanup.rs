@@ -13,9 +13,10 @@
 //!
 //! [`find_leftovers`] lists, in any set of regions, what crashed or aborted
 //! builds left: whatever carries the temporary tag, and the AMIs and
-//! snapshots of a build whose temporary instance is still alive (a build
-//! terminates its instance only once its AMIs are complete or deleted).
-//! [`delete_leftovers`] removes them.
+//! snapshots of a build whose temporary instance, security group or key
+//! pair is still there (a build deletes the last of them only once its AMIs
+//! are complete or deleted; the instance may go earlier, see
+//! [`crate::step::terminate`]). [`delete_leftovers`] removes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -39,9 +40,9 @@ pub const TAG_BUILD_ID: &str = "image-builder:build-id";
 /// it only when a failed build could not delete them (and from image-cli
 /// versions that tagged them until the build succeeded).
 pub const TAG_TEMPORARY: &str = "image-builder:temporary";
-/// Tag key (value `true`) on a temporary instance that a *successful* build
-/// could not terminate: its AMIs are complete, [`find_leftovers`] does not
-/// list them with it.
+/// Tag key (value `true`) on a temporary instance, security group or key
+/// pair that a *successful* build could not delete: its AMIs are complete,
+/// [`find_leftovers`] does not list them with it.
 pub const TAG_IMAGES_KEPT: &str = "image-builder:images-kept";
 /// Tag key holding the RFC 3339 creation time (for `older_than`).
 pub const TAG_CREATED: &str = "image-builder:created";
@@ -187,6 +188,11 @@ impl CleanupStack {
         }
     }
 
+    /// Takes `r` off the stack (it was deleted before the build ended).
+    pub(crate) fn remove(&self, r: &Resource) {
+        self.lock().retain(|x| x != r);
+    }
+
     /// Takes everything, in creation order.
     pub(crate) fn take(&self) -> Vec<Resource> {
         std::mem::take(&mut *self.lock())
@@ -216,8 +222,8 @@ impl CleanupStack {
 const DELETE_CONCURRENCY: usize = 8;
 
 /// Deletes `resources`; returns what could not be deleted. AMIs and
-/// snapshots go first (while the instance still marks them as partial for
-/// [`find_leftovers`], should this process die); then instances (awaited
+/// snapshots go first (while the build's temporary resources still mark
+/// them as partial for [`find_leftovers`], should this process die); then instances (awaited
 /// until terminated) and key pairs at once; then security groups, which
 /// instances hold until terminated. Never cancelled: it runs because of a
 /// cancel. Transient failures are retried for `settings.cleanup_timeout_secs`.
@@ -609,8 +615,19 @@ fn ours_filter() -> Filter {
 struct RegionFinds {
     temporary: Vec<Leftover>,
     artifacts: Vec<(Leftover, bool)>,
-    /// Builds with a live temporary instance: their AMIs are partial.
+    /// Builds with a live temporary instance, security group or key pair:
+    /// their AMIs are partial.
     live_builds: BTreeSet<String>,
+}
+
+impl RegionFinds {
+    /// A temporary resource of a build that did not finish (unless a
+    /// successful build marked it [`TAG_IMAGES_KEPT`]).
+    fn note_live(&mut self, tv: &TagView) {
+        if let (Some(b), false) = (&tv.build_id, tv.images_kept) {
+            self.live_builds.insert(b.clone());
+        }
+    }
 }
 
 fn leftover(resource: Resource, tv: &TagView) -> Leftover {
@@ -625,8 +642,8 @@ fn leftover(resource: Resource, tv: &TagView) -> Leftover {
 /// Lists what crashed or aborted builds left in `regions`: everything with
 /// the temporary tag (instances not yet terminated, security groups, key
 /// pairs; AMIs and snapshots a failed build could not delete), and the
-/// account's AMIs and snapshots whose build still has a live temporary
-/// instance anywhere in `regions` (the build died before finishing; give
+/// account's AMIs and snapshots whose build still has a temporary instance,
+/// security group or key pair anywhere in `regions` (the build died before finishing; give
 /// the build region along with the copy regions). With `older_than`, only
 /// resources whose creation tag is older (resources without one are
 /// included).
@@ -700,9 +717,7 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<RegionFinds, A
         for i in o.reservations().iter().flat_map(|r| r.instances()) {
             if let Some(id) = i.instance_id() {
                 let tv = tag_view(i.tags());
-                if let (Some(b), false) = (&tv.build_id, tv.images_kept) {
-                    out.live_builds.insert(b.clone());
-                }
+                out.note_live(&tv);
                 out.temporary.push(leftover(
                     Resource::Instance {
                         region: region_s.clone(),
@@ -774,12 +789,14 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<RegionFinds, A
             .ctx("DescribeSecurityGroups", region, None)?;
         for g in o.security_groups() {
             if let Some(id) = g.group_id() {
+                let tv = tag_view(g.tags());
+                out.note_live(&tv);
                 out.temporary.push(leftover(
                     Resource::SecurityGroup {
                         region: region_s.clone(),
                         id: id.to_string(),
                     },
-                    &tag_view(g.tags()),
+                    &tv,
                 ));
             }
         }
@@ -797,13 +814,15 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<RegionFinds, A
         .ctx("DescribeKeyPairs", region, None)?;
     for k in o.key_pairs() {
         if let Some(name) = k.key_name() {
+            let tv = tag_view(k.tags());
+            out.note_live(&tv);
             out.temporary.push(leftover(
                 Resource::KeyPair {
                     region: region_s.clone(),
                     name: name.to_string(),
                     id: k.key_pair_id().map(str::to_string),
                 },
-                &tag_view(k.tags()),
+                &tv,
             ));
         }
     }

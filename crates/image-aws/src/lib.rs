@@ -3,8 +3,8 @@
 //! [`build`] turns a [`BuildRequest`] into AMIs:
 //!
 //! (source AMI | key pair | security group, concurrently) -> instance ->
-//! SSH connect -> [`ProvisionHook`] -> stop -> image -> copies ->
-//! permissions -> deprecation -> finalize
+//! SSH connect -> [`ProvisionHook`] -> stop -> image ->
+//! (copies | terminate the instance) -> permissions -> deprecation -> finalize
 //!
 //! one module per step under [`step`]. Everything is tagged at creation
 //! ([`cleanup::TAG_BUILD_ID`]; the key pair, group and instance also
@@ -172,13 +172,13 @@ pub async fn build_with(
         Ok(mut res) => {
             let tmp = ctx.stack.take_temporary();
             res.cleanup_failures = run_cleanup(&ctx, tmp).await;
-            // An instance left running would mark the (complete) AMIs as
-            // partial for `find_leftovers`: say they are kept.
+            // A temporary resource left behind would mark the (complete)
+            // AMIs as partial for `find_leftovers`: say they are kept.
             let stuck: Vec<Resource> = res
                 .cleanup_failures
                 .iter()
                 .map(|f| f.resource.clone())
-                .filter(|r| matches!(r, Resource::Instance { .. }))
+                .filter(|r| !r.is_artifact())
                 .collect();
             for (r, e) in cleanup::mark(ec2, &stuck, cleanup::TAG_IMAGES_KEPT, &req.wait).await {
                 ctx.message(format!("could not tag {r} as done: {e}"));
@@ -360,7 +360,12 @@ async fn pipeline(
         })
         .await?;
 
-    let copies = ctx.step(Step::Copy, step::copy::run(ctx, &image)).await?;
+    // The AMI is available: the instance can go while the copies run.
+    let (copies, ()) = tokio::join!(
+        ctx.step(Step::Copy, step::copy::run(ctx, &image)),
+        step::terminate::early(ctx, &inst.id),
+    );
+    let copies = copies?;
     let mut images: BTreeMap<String, ImageInfo> = copies;
     images.insert(image.region.clone(), image);
     let all: Vec<ImageInfo> = images.values().cloned().collect();

@@ -23,6 +23,9 @@ pub enum Fault {
     Throttle,
     /// HTTP 500 with `InternalError`.
     ServerError,
+    /// HTTP 403 with `UnauthorizedOperation` (a policy without the action):
+    /// not retried by anyone.
+    Denied,
 }
 
 #[derive(Default)]
@@ -254,6 +257,20 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
                     &mut w,
                     500,
                     "Internal Server Error",
+                    &[("Content-Type".into(), "text/xml".into())],
+                    b.as_bytes(),
+                )?;
+                continue;
+            }
+            Some(Fault::Denied) => {
+                let b = error_body(
+                    "UnauthorizedOperation",
+                    "You are not authorized to perform this operation.",
+                );
+                write_response(
+                    &mut w,
+                    403,
+                    "Forbidden",
                     &[("Content-Type".into(), "text/xml".into())],
                     b.as_bytes(),
                 )?;

@@ -4,8 +4,8 @@
 //! creation), and snapshot tags for endpoints that did not apply them.
 //!
 //! AMIs and snapshots are never tagged temporary, so a successful build
-//! needs no untagging call: while the build runs, its temporary instance
-//! marks them as partial (see [`crate::cleanup::find_leftovers`]).
+//! needs no untagging call: while the build runs, its temporary resources
+//! mark them as partial (see [`crate::cleanup::find_leftovers`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -23,6 +23,7 @@ pub mod permissions;
 pub mod security_group;
 pub mod source_ami;
 pub mod stop;
+pub mod terminate;
 
 /// Everything a running build shares between its steps.
 pub(crate) struct Ctx<'a> {
@@ -117,7 +118,7 @@ impl Ctx<'_> {
     /// A tag specification for `rt` with our tags plus `user` tags: what
     /// AMIs and snapshots get. They are never tagged temporary (that would
     /// cost a DeleteTags per region when the build succeeds): while the
-    /// build runs, its instance (tagged temporary) marks them as partial
+    /// build runs, its temporary resources mark them as partial
     /// for [`crate::cleanup::find_leftovers`].
     pub fn tag_spec(&self, rt: ResourceType, user: &BTreeMap<String, String>) -> TagSpecification {
         TagSpecification::builder()
@@ -164,5 +165,6 @@ pub(crate) fn all_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
     copy::actions(req, &mut a);
     permissions::actions(req, &mut a);
     deprecate::actions(req, &mut a);
+    terminate::actions(req, &mut a);
     a
 }
