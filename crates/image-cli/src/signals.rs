@@ -53,6 +53,9 @@ pub fn install(cancel: CancelToken, on_error_abort: bool) -> std::io::Result<Int
                         );
                     }
                 }
+                2 if abort => eprintln!(
+                    "\n{name}: still stopping the builds (listing what is left); press again to quit now"
+                ),
                 2 => eprintln!(
                     "\n{name}: still cleaning up; press again to quit now and leave the rest behind (find it later with `image-cli cleanup`)"
                 ),
