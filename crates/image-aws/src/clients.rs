@@ -26,6 +26,11 @@ pub struct ClientOptions {
     /// mode adds a client-side rate limiter that, after throttling, slows
     /// every later call of the client (waits included) for a long time.
     pub standard_retry: bool,
+    /// Where a build learns this machine's public address when its
+    /// temporary security group has no source CIDRs (see
+    /// [`crate::public_ip`]); `None`: <https://checkip.amazonaws.com>.
+    /// `image-cli` sets it from `IMAGE_BUILDER_CHECKIP_URL`.
+    pub checkip_url: Option<String>,
 }
 
 /// Per-region EC2 clients built from one `SdkConfig`.
@@ -34,6 +39,9 @@ pub struct Ec2Clients {
     conf: SdkConfig,
     cache: Mutex<BTreeMap<String, Client>>,
     snapshot_tag_specs: bool,
+    checkip_url: Option<String>,
+    /// This machine's public address, asked once ([`crate::public_ip`]).
+    learned: tokio::sync::OnceCell<Result<std::net::IpAddr, crate::public_ip::PublicIpError>>,
 }
 
 impl Ec2Clients {
@@ -46,7 +54,28 @@ impl Ec2Clients {
             conf,
             cache: Mutex::new(BTreeMap::new()),
             snapshot_tag_specs,
+            checkip_url: None,
+            learned: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Learn this machine's public address from `url` (see
+    /// [`ClientOptions::checkip_url`]).
+    pub fn with_checkip_url(mut self, url: impl Into<String>) -> Self {
+        self.checkip_url = Some(url.into());
+        self
+    }
+
+    /// This machine's public address once learned (or why it could not be).
+    pub(crate) fn learned_address(
+        &self,
+    ) -> &tokio::sync::OnceCell<Result<std::net::IpAddr, crate::public_ip::PublicIpError>> {
+        &self.learned
+    }
+
+    /// The configured public-address URL, if any ([`ClientOptions::checkip_url`]).
+    pub fn checkip_url(&self) -> Option<&str> {
+        self.checkip_url.as_deref()
     }
 
     /// Whether CreateImage tags the new snapshots from a `snapshot` tag
@@ -76,11 +105,11 @@ impl Ec2Clients {
         if let Some(u) = &opts.endpoint_url {
             loader = loader.endpoint_url(u);
         }
-        Self::new(loader.load().await)
+        Self::new(loader.load().await).with_opts(opts)
     }
 
     /// An explicit endpoint with static test credentials (`testing`), for
-    /// moto and other stand-ins. Nothing is read from the environment.
+    /// moto and other stand-ins. The SDK reads nothing from the environment.
     pub async fn for_endpoint(url: &str, region: &str, opts: &ClientOptions) -> Self {
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(url)
@@ -89,7 +118,13 @@ impl Ec2Clients {
             .retry_config(retry_config(opts))
             .load()
             .await;
-        Self::new(conf)
+        Self::new(conf).with_opts(opts)
+    }
+
+    /// What of `opts` is ours rather than the SDK's.
+    fn with_opts(mut self, opts: &ClientOptions) -> Self {
+        self.checkip_url.clone_from(&opts.checkip_url);
+        self
     }
 
     /// The client for `region`.

@@ -239,6 +239,27 @@ pub enum StepError {
         /// EC2's state reason.
         reason: Option<String>,
     },
+    /// A temporary security group without source CIDRs, and this
+    /// machine's public address could not be learned.
+    #[error(
+        "{0}; set `temporary_security_group_source_cidrs` (or `--ssh-source-cidr`) to the CIDRs \
+         allowed to reach SSH"
+    )]
+    PublicAddress(crate::public_ip::PublicIpError),
+    /// `ssh.host_key_from_console`: the console never showed the host keys.
+    #[error(
+        "no SSH host key fingerprints on the console of {instance} in {region} after {after:?}: \
+         cloud-init prints them at first boot; raise ssh_timeout, or set \
+         ssh_host_key_from_console: false for an AMI without cloud-init"
+    )]
+    NoHostKeyOnConsole {
+        /// The region.
+        region: String,
+        /// The instance.
+        instance: String,
+        /// How long the console was polled.
+        after: Duration,
+    },
     /// The instance has no address of the configured kind.
     #[error(
         "instance {instance} in {region} has no {interface} address; set ssh.interface or ssh.host"
@@ -286,7 +307,8 @@ impl StepError {
             | StepError::NameTaken { region, .. }
             | StepError::Timeout { region, .. }
             | StepError::BadState { region, .. }
-            | StepError::NoAddress { region, .. } => Some(region),
+            | StepError::NoAddress { region, .. }
+            | StepError::NoHostKeyOnConsole { region, .. } => Some(region),
             StepError::Regions(v) if v.len() == 1 => Some(&v[0].0),
             _ => None,
         }

@@ -29,11 +29,14 @@ impl fmt::Display for PlanError {
 impl std::error::Error for PlanError {}
 
 impl BuildRequest {
-    /// Maps every field of `plan` onto a request. Errors (all at once):
-    /// no security group and no `temporary_security_group_source_cidrs`
-    /// (0.0.0.0/0 is never assumed), a key pair name without its private key
-    /// file or the reverse, an unreadable `user_data_file`, and whatever
-    /// [`BuildRequest::validate`] finds.
+    /// Maps every field of `plan` onto a request. Neither
+    /// `security_group_ids` nor `temporary_security_group_source_cidrs`
+    /// means a temporary group open to this machine's public address
+    /// (learned when the build starts; 0.0.0.0/0 is never assumed). Errors
+    /// (all at once): a key pair name without its private key file or the
+    /// reverse, an unreadable `user_data_file`, and whatever
+    /// [`BuildRequest::validate`] finds (e.g. no CIDRs with a private
+    /// `ssh_interface`, which a public address cannot reach).
     pub fn from_plan(plan: &Plan) -> Result<BuildRequest, PlanError> {
         let (req, problems) = Self::from_plan_lenient(plan);
         if problems.is_empty() {
@@ -110,21 +113,13 @@ impl BuildRequest {
                 KeyPairSpec::Generate
             }
         };
+        // No CIDRs: this machine's public address, learned at build time;
+        // `validate` below refuses that with a private `ssh_interface`.
         req.security_group = if !plan.security_group_ids.is_empty() {
             SecurityGroupSpec::Ids(plan.security_group_ids.clone())
-        } else if !plan.temporary_security_group_source_cidrs.is_empty() {
+        } else {
             SecurityGroupSpec::Temporary {
                 source_cidrs: plan.temporary_security_group_source_cidrs.clone(),
-            }
-        } else {
-            problems.push(
-                "no security group: set `temporary_security_group_source_cidrs` to the CIDRs \
-                 allowed to reach SSH on the build instance (e.g. your address as x.x.x.x/32; \
-                 0.0.0.0/0 is never assumed), or `security_group_ids` to existing groups"
-                    .to_string(),
-            );
-            SecurityGroupSpec::Temporary {
-                source_cidrs: Vec::new(),
             }
         };
         req.ssh = SshSpec {
@@ -134,6 +129,7 @@ impl BuildRequest {
             port: plan.ssh_port,
             username: plan.ssh_username.clone(),
             timeout_secs: plan.ssh_timeout.as_secs().max(1),
+            host_key_from_console: plan.ssh_host_key_from_console,
         };
         req.ami_description = plan.ami_description.clone();
         match &plan.ami_regions {
@@ -155,11 +151,7 @@ impl BuildRequest {
             ..WaitSettings::default()
         };
         if let Err(errs) = req.validate() {
-            // The missing-CIDR problem is already said above, better.
-            problems.extend(
-                errs.into_iter()
-                    .filter(|e| !e.starts_with("temporary_security_group_source_cidrs")),
-            );
+            problems.extend(errs);
         }
         (req, problems)
     }
@@ -297,10 +289,56 @@ builds:
             }
             other => panic!("{other:?}"),
         }
-        let e = BuildRequest::from_plan(&p[1]).unwrap_err();
-        assert_eq!(e.problems.len(), 1, "{e}");
-        assert!(e
-            .to_string()
-            .contains("`temporary_security_group_source_cidrs`"));
+        // No CIDRs: this machine's public address, learned at build time.
+        let b = BuildRequest::from_plan(&p[1]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.security_group, SecurityGroupSpec::default());
+        assert_eq!(
+            b.security_group,
+            SecurityGroupSpec::Temporary {
+                source_cidrs: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn a_private_interface_without_cidrs_is_a_problem() {
+        let spec = r#"
+defaults:
+  region: us-east-1
+  instance_type: t3.small
+  ssh_username: ubuntu
+  ssh_interface: private_ip
+  source_ami: { owners: ["099720109477"], name: "ubuntu/*noble*", architecture: x86_64 }
+builds:
+  no-cidrs:
+    ami_name: "a-{{ timestamp }}"
+  vpc-cidr:
+    ami_name: "b-{{ timestamp }}"
+    temporary_security_group_source_cidrs: ["10.0.0.0/16"]
+  through-host:
+    ami_name: "c-{{ timestamp }}"
+    ssh_host: bastion.example.com
+  groups:
+    ami_name: "d-{{ timestamp }}"
+    security_group_ids: ["sg-0123456789abcdef0"]
+"#;
+        let p = plans(spec, &[]);
+        assert_eq!(p.len(), 4);
+        for plan in &p {
+            let r = BuildRequest::from_plan(plan);
+            if plan.name != "no-cidrs" {
+                r.unwrap_or_else(|e| panic!("{e}"));
+                continue;
+            }
+            let e = r.unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("ssh_interface is private_ip")
+                    && msg.contains("`temporary_security_group_source_cidrs`")
+                    && msg.contains("VPC's CIDR"),
+                "{msg}"
+            );
+        }
     }
 }

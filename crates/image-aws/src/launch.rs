@@ -150,6 +150,8 @@ pub fn test_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
 /// it created — also when the hook fails or `cancel` fires (`on_error` is
 /// not consulted: a test never leaves anything). No image is made; the
 /// request's image settings (`ami_name`, copies, permissions) are ignored.
+/// Without source CIDRs, this machine's public address is learned first, as
+/// in [`crate::build_with`].
 ///
 /// A failing hook is a [`BuildError`] at [`Step::Test`] with
 /// [`StepError::Test`]; its `left` lists only what could not be deleted.
@@ -161,7 +163,10 @@ pub async fn test_instance(
     events: &dyn EventSink,
     cancel: CancelToken,
 ) -> Result<TestResult, BuildError> {
-    let mut req = req.clone();
+    // Before any EC2 call: no CIDRs = this machine's public address.
+    let mut req = crate::public_ip::fill_source_cidrs(ec2, req, events)
+        .await?
+        .unwrap_or_else(|| req.clone());
     req.run_tags
         .entry("Name".to_string())
         .or_insert_with(|| format!("image-builder test {}", req.name));

@@ -15,6 +15,11 @@
 //! [`WaitSettings::cleanup_timeout_secs`]. [`cleanup::find_leftovers`]
 //! finds what crashed builds left.
 //!
+//! A temporary security group without source CIDRs opens SSH to this
+//! machine's public address only (/32), learned before the first EC2 call
+//! ([`public_ip`]); if it cannot be learned the build fails, asking for
+//! CIDRs. 0.0.0.0/0 is never assumed.
+//!
 //! [`test_instance`] launches an instance from an existing AMI the same way
 //! (key pair, security group, instance, SSH), runs a hook that tests it, and
 //! always deletes everything it made; no image is created.
@@ -47,6 +52,7 @@ mod hook;
 mod launch;
 pub mod manifest;
 pub mod policy;
+pub mod public_ip;
 pub mod regions;
 mod request;
 pub mod step;
@@ -164,6 +170,9 @@ pub async fn build_with(
     events: &dyn EventSink,
     cancel: CancelToken,
 ) -> Result<BuildResult, BuildError> {
+    // Before any EC2 call: no CIDRs = this machine's public address.
+    let learned = public_ip::fill_source_cidrs(ec2, req, events).await?;
+    let req = learned.as_ref().unwrap_or(req);
     let resolved = resolve_regions(ec2, req, events).await?;
     let req = resolved.as_ref().unwrap_or(req);
     let ctx = new_ctx(ec2, req, events, cancel);
@@ -425,6 +434,9 @@ pub struct DryRun {
 /// subnet and the copy regions with read-only calls, and says what a build
 /// would create.
 pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, BuildError> {
+    // Before any EC2 call: no CIDRs = this machine's public address.
+    let learned = public_ip::fill_source_cidrs(ec2, req, &NoEvents).await?;
+    let req = learned.as_ref().unwrap_or(req);
     let resolved = resolve_regions(ec2, req, &NoEvents).await?;
     let req = resolved.as_ref().unwrap_or(req);
     let ctx = new_ctx(ec2, req, &NoEvents, CancelToken::new());
@@ -512,10 +524,15 @@ pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, Bui
     }
     if let SecurityGroupSpec::Temporary { source_cidrs } = &req.security_group {
         would_create.push(format!(
-            "security group {} in {region} allowing port {} from {} (temporary)",
+            "security group {} in {region} allowing port {} from {}{} (temporary)",
             ctx.temp_name(),
             req.ssh.port,
-            source_cidrs.join(", ")
+            source_cidrs.join(", "),
+            if learned.is_some() {
+                " (this machine's public address)"
+            } else {
+                ""
+            }
         ));
     }
     would_create.push(format!(

@@ -261,8 +261,17 @@ impl BuildRequest {
             errs.push("region is empty".to_string());
         }
         if let SecurityGroupSpec::Temporary { source_cidrs } = &self.security_group {
-            if source_cidrs.is_empty() {
-                errs.push("temporary_security_group_source_cidrs is empty: give the CIDRs allowed to reach SSH (0.0.0.0/0 is never assumed)".to_string());
+            // Empty: this machine's public address, which reaches public
+            // addresses only.
+            if source_cidrs.is_empty() && self.ssh.host.is_none() && self.ssh.interface.is_private()
+            {
+                errs.push(format!(
+                    "temporary_security_group_source_cidrs is empty and ssh_interface is {}: \
+                     this machine's public address (the default source) cannot reach a private \
+                     address; set `temporary_security_group_source_cidrs` to the CIDRs allowed \
+                     to reach SSH (e.g. the VPC's CIDR), or `security_group_ids`",
+                    self.ssh.interface.as_str()
+                ));
             }
         }
         if let SecurityGroupSpec::Ids(ids) = &self.security_group {
@@ -394,7 +403,10 @@ pub enum SecurityGroupSpec {
     Ids(Vec<String>),
     /// A temporary group allowing SSH from these CIDRs only.
     Temporary {
-        /// `temporary_security_group_source_cidrs`; never defaults to 0.0.0.0/0.
+        /// `temporary_security_group_source_cidrs` (IPv4 or IPv6). Empty:
+        /// this machine's public address as a /32 (IPv6: /128), learned
+        /// before the build's first EC2 call ([`crate::public_ip`]); the
+        /// build fails if it cannot be learned. Never 0.0.0.0/0 by default.
         source_cidrs: Vec<String>,
     },
 }
@@ -422,6 +434,23 @@ pub enum SshInterface {
     PrivateDns,
 }
 
+impl SshInterface {
+    /// The spec's name (`public_ip`, `private_dns`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SshInterface::PublicIp => "public_ip",
+            SshInterface::PrivateIp => "private_ip",
+            SshInterface::PublicDns => "public_dns",
+            SshInterface::PrivateDns => "private_dns",
+        }
+    }
+
+    /// `private_ip` or `private_dns`: reachable from inside the VPC only.
+    pub fn is_private(self) -> bool {
+        matches!(self, SshInterface::PrivateIp | SshInterface::PrivateDns)
+    }
+}
+
 /// How to reach the instance over SSH.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -439,6 +468,10 @@ pub struct SshSpec {
     pub username: String,
     /// Keep trying to connect for this long.
     pub timeout_secs: u64,
+    /// Pin the host key to the fingerprints cloud-init prints to the
+    /// instance's console at first boot (`GetConsoleOutput`, polled within
+    /// `timeout_secs`). Off: any host key is accepted, as packer does.
+    pub host_key_from_console: bool,
 }
 
 impl Default for SshSpec {
@@ -450,6 +483,7 @@ impl Default for SshSpec {
             port: 22,
             username: "ubuntu".to_string(),
             timeout_secs: 300,
+            host_key_from_console: false,
         }
     }
 }
@@ -595,11 +629,50 @@ mod tests {
             "t3.micro",
             "x!",
         );
+        // By default: this machine's public address, learned at build time.
+        assert_eq!(
+            req.security_group,
+            SecurityGroupSpec::Temporary {
+                source_cidrs: Vec::new()
+            }
+        );
         req.deprecate_at = Some("tomorrow".into());
         let errs = req.validate().unwrap_err();
-        assert_eq!(errs.len(), 4, "{errs:?}");
-        assert!(errs
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(!errs
             .iter()
             .any(|e| e.contains("temporary_security_group_source_cidrs")));
+    }
+
+    #[test]
+    fn a_private_interface_needs_source_cidrs() {
+        let mut req = BuildRequest::new(
+            "b",
+            "us-east-1",
+            SourceAmi::Id("ami-1".into()),
+            "t3.micro",
+            "node-1",
+        );
+        for interface in [SshInterface::PrivateIp, SshInterface::PrivateDns] {
+            req.ssh.interface = interface;
+            let errs = req.validate_launch().unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].contains("`temporary_security_group_source_cidrs`")
+                    && errs[0].contains(interface.as_str()),
+                "{errs:?}"
+            );
+        }
+        // Given CIDRs, an `ssh_host` override or existing groups are fine.
+        req.security_group = SecurityGroupSpec::Temporary {
+            source_cidrs: vec!["10.0.0.0/16".into()],
+        };
+        assert!(req.validate().is_ok());
+        req.security_group = SecurityGroupSpec::default();
+        req.ssh.host = Some("bastion.example.com".into());
+        assert!(req.validate().is_ok());
+        req.ssh.host = None;
+        req.security_group = SecurityGroupSpec::Ids(vec!["sg-1".into()]);
+        assert!(req.validate().is_ok());
     }
 }

@@ -38,6 +38,8 @@ struct State {
     calls: HashMap<String, usize>,
     injected: HashMap<String, usize>,
     rewritten: usize,
+    /// `GetConsoleOutput`: (text, calls answered empty before it shows).
+    console: Option<(String, usize)>,
 }
 
 /// The proxy. Dropping it stops accepting connections.
@@ -104,6 +106,13 @@ impl FaultProxy {
     /// each image id.
     pub fn pending_polls(&self, n: usize) {
         self.state.lock().unwrap().pending_polls = n;
+    }
+
+    /// `GetConsoleOutput` answers `text` (base64, as EC2 does) after
+    /// `empty_first` answers with an empty console (a booting instance),
+    /// like cloud-init's output on a real instance.
+    pub fn console_output(&self, text: &str, empty_first: usize) {
+        self.state.lock().unwrap().console = Some((text.to_string(), empty_first));
     }
 
     /// How many calls of `action` reached the proxy (faulted ones included).
@@ -212,7 +221,7 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
     while let Some(req) = read_request(&mut r)? {
         let body = String::from_utf8_lossy(&req.body).into_owned();
         let action = form_value(&body, "Action").unwrap_or("").to_string();
-        let (delay, fault, pending) = {
+        let (delay, fault, pending, console) = {
             let mut s = st.lock().unwrap();
             *s.calls.entry(action.clone()).or_default() += 1;
             let delay = s.latency + s.action_latency.get(&action).copied().unwrap_or_default();
@@ -234,7 +243,15 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
                     pending = *n <= s.pending_polls;
                 }
             }
-            (delay, fault, pending)
+            let console = match (&mut s.console, action.as_str()) {
+                (Some((_, n)), "GetConsoleOutput") if *n > 0 => {
+                    *n -= 1;
+                    Some(String::new())
+                }
+                (Some((text, _)), "GetConsoleOutput") => Some(text.clone()),
+                _ => None,
+            };
+            (delay, fault, pending, console)
         };
         if !delay.is_zero() {
             thread::sleep(delay);
@@ -291,10 +308,32 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
                 st.lock().unwrap().rewritten += 1;
             }
         }
+        if let Some(text) = console {
+            resp = with_console_output(&resp, &text);
+        }
         write_response(&mut w, status, &reason, &headers, &resp)?;
     }
     let _ = w.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// A `GetConsoleOutput` response with `<output>` replaced by `text`
+/// (base64-encoded; empty text: no output element content).
+fn with_console_output(resp: &[u8], text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let xml = String::from_utf8_lossy(resp);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    match (xml.find("<output>"), xml.find("</output>")) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}<output>{encoded}{}", &xml[..a], &xml[b..]).into_bytes()
+        }
+        _ => xml
+            .replace(
+                "</GetConsoleOutputResponse>",
+                &format!("<output>{encoded}</output></GetConsoleOutputResponse>"),
+            )
+            .into_bytes(),
+    }
 }
 
 type Response = (u16, String, Vec<(String, String)>, Vec<u8>);

@@ -1,4 +1,6 @@
-//! Connecting to the instance over SSH, retrying until `ssh.timeout_secs`.
+//! Connecting to the instance over SSH, retrying until `ssh.timeout_secs`;
+//! with `ssh.host_key_from_console` only to the host key the instance's
+//! console shows ([`super::console`]).
 //!
 //! The SSH client itself is behind [`Connector`] so this crate does not
 //! depend on a particular implementation: the CLI passes one built on
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use image_core::ssh::{HostKeyPolicy, SshAuth, SshConfig, SshTarget};
 use image_core::target::{Target, TargetError};
 use tokio::time::Instant;
 
@@ -40,6 +42,9 @@ pub struct SshSettings {
     /// `ssh.timeout_secs`); the connect step retries too, so a connector
     /// that tries once is fine.
     pub retry_until: Duration,
+    /// Accept only a host key with this SHA256 fingerprint (`SHA256:…`,
+    /// from the console with `ssh.host_key_from_console`); `None`: any.
+    pub host_key: Option<String>,
 }
 
 /// Opens an SSH connection as a [`Target`].
@@ -50,8 +55,8 @@ pub trait Connector: Send + Sync {
 }
 
 /// The connector of [`crate::build`]: `image_core::ssh::SshTarget` (ssh2),
-/// any host key accepted (a fresh instance's key is unknown), the key
-/// held in memory.
+/// the host key pinned when [`SshSettings::host_key`] says so (else any:
+/// a fresh instance's key is unknown), the key held in memory.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SshConnector;
 
@@ -66,6 +71,9 @@ impl Connector for SshConnector {
         );
         cfg.connect_timeout = s.attempt_timeout;
         cfg.retry_until = s.retry_until;
+        if let Some(fp) = &s.host_key {
+            cfg.host_key = HostKeyPolicy::Fingerprint(fp.clone());
+        }
         let t = SshTarget::connect(cfg).await?;
         Ok(Arc::new(t))
     }
@@ -121,6 +129,17 @@ pub(crate) async fn run(
     }
     let host = host_for(req, inst)?;
     let timeout = Duration::from_secs(req.ssh.timeout_secs);
+    let deadline = Instant::now() + timeout;
+    let host_key = if req.ssh.host_key_from_console {
+        let fp = super::console::host_key(ctx, &inst.id, timeout).await?;
+        ctx.message(format!(
+            "pinning the host key of {} to {fp} (from its console)",
+            inst.id
+        ));
+        Some(fp)
+    } else {
+        None
+    };
     let mut settings = SshSettings {
         host,
         port: req.ssh.port,
@@ -128,8 +147,8 @@ pub(crate) async fn run(
         private_key: key.private_key.clone(),
         attempt_timeout: Duration::from_secs(10).min(timeout.max(Duration::from_secs(1))),
         retry_until: timeout,
+        host_key,
     };
-    let deadline = Instant::now() + timeout;
     let mut backoff = Backoff::new(&crate::request::WaitSettings {
         initial_interval_ms: 500,
         max_interval_ms: 5_000,

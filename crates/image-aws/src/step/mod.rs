@@ -14,6 +14,7 @@ use crate::request::BuildRequest;
 use crate::{CancelToken, Ec2Clients};
 
 pub mod connect;
+pub mod console;
 pub mod copy;
 pub mod deprecate;
 pub mod image;
@@ -160,6 +161,7 @@ pub(crate) fn all_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
     security_group::actions(req, &mut a);
     instance::actions(req, &mut a);
     connect::actions(req, &mut a);
+    console::actions(req, &mut a);
     stop::actions(req, &mut a);
     image::actions(req, &mut a);
     copy::actions(req, &mut a);

@@ -1,9 +1,12 @@
 //! The security group: given ids, or a temporary group allowing SSH from
-//! the configured CIDRs only (never 0.0.0.0/0 by default).
+//! the configured CIDRs only (never 0.0.0.0/0 by default). IPv4 CIDRs go
+//! in the rule's `IpRanges`, IPv6 ones in its `Ipv6Ranges`. Empty CIDRs
+//! were replaced by this machine's public address before the build's first
+//! EC2 call ([`crate::public_ip`]).
 
 use std::collections::BTreeSet;
 
-use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType};
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType};
 use aws_sdk_ec2::Client;
 
 use super::Ctx;
@@ -77,22 +80,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepErro
     ctx.message(format!("created security group {id}"));
     ctx.check_cancel()?;
     let port = i32::from(req.ssh.port);
-    let perm = IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(port)
-        .to_port(port)
-        .set_ip_ranges(Some(
-            cidrs
-                .iter()
-                .map(|c| {
-                    IpRange::builder()
-                        .cidr_ip(c)
-                        .description("image-builder SSH")
-                        .build()
-                })
-                .collect(),
-        ))
-        .build();
+    let perm = ingress(port, cidrs);
     c.authorize_security_group_ingress()
         .group_id(&id)
         .ip_permissions(perm)
@@ -106,4 +94,53 @@ pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepErro
             cidrs.join(", ")
         ),
     ))
+}
+
+/// The SSH rule: TCP `port` from `cidrs`, IPv6 ones (with a `:`) as
+/// `Ipv6Ranges`, the others as `IpRanges`.
+fn ingress(port: i32, cidrs: &[String]) -> IpPermission {
+    const WHY: &str = "image-builder SSH";
+    let (v6, v4): (Vec<&String>, Vec<&String>) = cidrs.iter().partition(|c| c.contains(':'));
+    fn some<T>(v: Vec<T>) -> Option<Vec<T>> {
+        (!v.is_empty()).then_some(v)
+    }
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(port)
+        .to_port(port)
+        .set_ip_ranges(some(
+            v4.into_iter()
+                .map(|c| IpRange::builder().cidr_ip(c).description(WHY).build())
+                .collect(),
+        ))
+        .set_ipv6_ranges(some(
+            v6.into_iter()
+                .map(|c| Ipv6Range::builder().cidr_ipv6(c).description(WHY).build())
+                .collect(),
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_cidrs_get_ipv6_ranges() {
+        let p = ingress(22, &["203.0.113.9/32".into()]);
+        assert_eq!(p.from_port(), Some(22));
+        let v4: Vec<_> = p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+        assert_eq!(v4, ["203.0.113.9/32"]);
+        assert!(p.ipv6_ranges().is_empty());
+
+        let p = ingress(2222, &["2001:db8::7/128".into(), "10.0.0.0/8".into()]);
+        let v4: Vec<_> = p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+        let v6: Vec<_> = p
+            .ipv6_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ipv6())
+            .collect();
+        assert_eq!(v4, ["10.0.0.0/8"]);
+        assert_eq!(v6, ["2001:db8::7/128"]);
+    }
 }

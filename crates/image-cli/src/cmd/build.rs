@@ -112,7 +112,12 @@ pub struct Args {
     pub manifest: PathBuf,
     /// Allow SSH into the temporary security group from this CIDR
     /// (repeatable; replaces the definition's
-    /// temporary_security_group_source_cidrs).
+    /// temporary_security_group_source_cidrs). With neither (nor
+    /// security_group_ids), SSH is allowed from this machine's public
+    /// address /32, learned from https://checkip.amazonaws.com (or
+    /// $IMAGE_BUILDER_CHECKIP_URL) before any EC2 call; never from
+    /// 0.0.0.0/0. ssh_interface private_ip/private_dns needs CIDRs (e.g.
+    /// the VPC's).
     #[arg(long = "ssh-source-cidr", value_name = "CIDR")]
     pub ssh_source_cidrs: Vec<String>,
     /// Resolve the source AMIs and check everything with read-only calls;
@@ -203,6 +208,7 @@ pub fn run(args: &Args) -> Exit {
     let exit = rt.block_on(async {
         let opts = ClientOptions {
             region: ready.reqs.first().map(|r| r.region.clone()),
+            checkip_url: std::env::var(image_aws::public_ip::URL_ENV).ok(),
             ..Default::default()
         };
         let ec2 = Ec2Clients::from_env(&opts).await;

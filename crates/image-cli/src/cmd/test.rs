@@ -62,7 +62,12 @@ pub struct Args {
     pub manifest: PathBuf,
     /// Allow SSH into the temporary security group from this CIDR
     /// (repeatable; replaces the definition's
-    /// temporary_security_group_source_cidrs).
+    /// temporary_security_group_source_cidrs). With neither (nor
+    /// security_group_ids), SSH is allowed from this machine's public
+    /// address /32, learned from https://checkip.amazonaws.com (or
+    /// $IMAGE_BUILDER_CHECKIP_URL) before any EC2 call; never from
+    /// 0.0.0.0/0. ssh_interface private_ip/private_dns needs CIDRs (e.g.
+    /// the VPC's).
     #[arg(long = "ssh-source-cidr", value_name = "CIDR")]
     pub ssh_source_cidrs: Vec<String>,
     /// Run this shell command on the instance after the verify files
@@ -501,6 +506,7 @@ pub fn run(args: &Args) -> Exit {
         };
         let opts = ClientOptions {
             region: Some(req.region.clone()),
+            checkip_url: std::env::var(image_aws::public_ip::URL_ENV).ok(),
             ..Default::default()
         };
         let ec2 = Ec2Clients::from_env(&opts).await;

@@ -71,6 +71,12 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         });
     let ssh_host = r.opt_str(m.get("ssh_host"), "ssh_host");
     let ssh_port = r.int(m.get("ssh_port"), "ssh_port", 1, 65535).unwrap_or(22) as u16;
+    let ssh_host_key_from_console = r
+        .opt_bool(
+            m.get("ssh_host_key_from_console"),
+            "ssh_host_key_from_console",
+        )
+        .unwrap_or(false);
     let ssh_timeout = r
         .duration(m.get("ssh_timeout"), "ssh_timeout")
         .unwrap_or(Duration::from_secs(300));
@@ -206,6 +212,7 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         ssh_interface,
         ssh_host,
         ssh_port,
+        ssh_host_key_from_console,
         ssh_timeout,
         ssh_keypair_name,
         ssh_private_key_file,
@@ -255,6 +262,7 @@ pub const KEYS: &[&str] = &[
     "ssh_interface",
     "ssh_host",
     "ssh_port",
+    "ssh_host_key_from_console",
     "ssh_timeout",
     "ssh_keypair_name",
     "ssh_private_key_file",

@@ -37,6 +37,10 @@ pub struct Plan {
     pub ssh_host: Option<String>,
     /// SSH port (22 by default).
     pub ssh_port: u16,
+    /// Pin the instance's SSH host key to the fingerprints cloud-init
+    /// prints to the console at first boot (off by default: any key of the
+    /// fresh instance is accepted).
+    pub ssh_host_key_from_console: bool,
     /// How long to wait for SSH to come up (5m by default).
     #[serde(serialize_with = "ser_secs")]
     pub ssh_timeout: Duration,
@@ -52,8 +56,9 @@ pub struct Plan {
     pub associate_public_ip_address: Option<bool>,
     /// Existing security groups; empty = a temporary one.
     pub security_group_ids: Vec<String>,
-    /// CIDRs allowed to SSH into the temporary security group (empty = the
-    /// caller decides, usually its own address or `0.0.0.0/0`).
+    /// CIDRs allowed to SSH into the temporary security group (empty = this
+    /// machine's public address as a /32, learned when the build starts;
+    /// never `0.0.0.0/0`).
     pub temporary_security_group_source_cidrs: Vec<String>,
     /// Instance profile name for the build instance.
     pub iam_instance_profile: Option<String>,
