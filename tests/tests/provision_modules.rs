@@ -1071,6 +1071,34 @@ async fn apt_dpkg(c: &Ctx, e: &mut Errs) {
     ) {
         e.check("apt removed", !c.exists("/usr/bin/tree"));
     }
+    // update_cache alone: changed only when the package lists changed (as
+    // ansible's apt reports it), so an update right after an update is ok;
+    // check mode says it would update.
+    let update = "- apt: {update_cache: true}\n";
+    let r = c.run(update, true).await;
+    e.check(
+        "apt update_cache in check mode reports a change",
+        r.recap.failed == 0 && r.recap.changed == 1,
+    );
+    let r1 = c.run(update, false).await;
+    let r2 = c.run(update, false).await;
+    e.check(
+        &format!("apt update_cache runs: {} / {}", r1.recap, failures(&r1)),
+        r1.recap.failed == 0,
+    );
+    e.check(
+        &format!(
+            "apt update_cache right after an update is no change: {} {:?}",
+            r2.recap,
+            changed(&r2)
+        ),
+        r2.recap.failed == 0 && r2.recap.changed == 0,
+    );
+    e.eq(
+        "apt update_cache reports cache_updated",
+        result_of(&r2, "apt")["cache_updated"].clone(),
+        Json::Bool(false),
+    );
 }
 
 async fn repositories(c: &Ctx, e: &mut Errs) {

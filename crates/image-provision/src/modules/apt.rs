@@ -1,7 +1,8 @@
 //! `apt`: installs (optionally pinned `name=version`, wildcards allowed),
 //! upgrades to latest, removes packages, installs `.deb` files, updates the
-//! cache (`cache_valid_time`), all in one script that first asks dpkg what
-//! is installed and does nothing when everything is as wanted.
+//! cache (`cache_valid_time`; changed only when the package lists changed,
+//! as ansible reports it), all in one script that first asks dpkg what is
+//! installed and does nothing when everything is as wanted.
 
 use async_trait::async_trait;
 
@@ -112,8 +113,12 @@ apt_run() {{ [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $(printf
 if [ {update} = 1 ]; then
   st=/var/lib/apt/periodic/update-success-stamp; [ -f $st ] || st=/var/cache/apt/pkgcache.bin
   if [ {valid} -gt 0 ] && [ -f $st ] && [ $(( $(date +%s) - $(stat -c %Y $st) )) -lt {valid} ]; then :; else
-    upd=1
-    if [ "$CHECK" != 1 ]; then _o=$(apt-get update -q -o DPkg::Lock::Timeout={lock} 2>&1) || fail "apt-get update: $(printf '%s' "$_o" | tail -n 10)"; mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp; fi
+    if [ "$CHECK" = 1 ]; then upd=1; else
+      l0=$(stat -c %Y.%Z /var/lib/apt/lists 2>/dev/null)
+      _o=$(apt-get update -q -o DPkg::Lock::Timeout={lock} 2>&1) || fail "apt-get update: $(printf '%s' "$_o" | tail -n 10)"
+      mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp
+      [ "$(stat -c %Y.%Z /var/lib/apt/lists 2>/dev/null)" = "$l0" ] || upd=1
+    fi
   fi
 fi
 echo "@@cache_updated=$upd"
