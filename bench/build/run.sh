@@ -15,19 +15,10 @@
 # Needs root and the test bed (scripts/testbed/setup.sh); installs Debian's
 # packer (1.6.6) with apt if it is missing.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 rounds=${1:-3}
 [ $# -gt 0 ] && shift
-cd "$root"
-. scripts/env.sh
-
-scripts/testbed/setup.sh >/dev/null
-if ! command -v packer >/dev/null; then
-    echo "installing packer (Debian's 1.6.6)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q packer >/dev/null
-fi
-packer version >&2
+. "$(dirname "$0")/../lib.sh"
+bench_setup
 
 cargo build -q --locked -p image-cli --bin image-cli
 cargo build -q --locked -p tests --example bench_build

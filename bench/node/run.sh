@@ -24,19 +24,10 @@
 # $IMAGE_TESTBED_DIR/ansible-venv when missing. Each run's template, logs
 # and manifest stay in the printed logs dir (BENCH_LOG_DIR to choose it).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 rounds=${1:-1}
 [ $# -gt 0 ] && shift
-cd "$root"
-. scripts/env.sh
-
-scripts/testbed/setup.sh >/dev/null
-if ! command -v packer >/dev/null; then
-    echo "installing packer (Debian's 1.6.6)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q packer >/dev/null
-fi
-packer version >&2
+. "$(dirname "$0")/../lib.sh"
+bench_setup
 venv=$IMAGE_TESTBED_DIR/ansible-venv
 if [ ! -x "$venv/bin/ansible-playbook" ]; then
     echo "installing ansible in $venv" >&2

@@ -41,16 +41,19 @@ mod faultproxy;
 #[path = "../tests/cli_support/mod.rs"]
 mod cli_support;
 
-use std::collections::BTreeMap;
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use faultproxy::FaultProxy;
+use bench_support::{
+    amazon_ebs, leftovers, median, median_usize, packer_timeline, recorded, step_times,
+    write_packer_steps, Aws, CommonOpts, Run, COPY_REGIONS, REGION,
+};
 
-const REGION: &str = cli_support::REGION;
-const COPY_REGIONS: [&str; 3] = ["us-west-2", "eu-west-1", "ap-southeast-2"];
 /// The build of the built-in definition, and what image-cli passes the
 /// recipe as `image_name` (its `build_name`).
 const BUILD: &str = "ubuntu-2404";
@@ -58,64 +61,36 @@ const BUILD: &str = "ubuntu-2404";
 const AMIS_PER_BUILD: usize = 1 + COPY_REGIONS.len();
 
 struct Opts {
-    image_cli: PathBuf,
-    packer: Option<PathBuf>,
+    common: CommonOpts,
     ansible_playbook: PathBuf,
-    rounds: usize,
-    latency_ms: u64,
-    pending: usize,
-    poll_secs: u64,
     packer_proxy: bool,
-    skip_cli: bool,
     log_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Opts, String> {
     let mut o = Opts {
-        image_cli: PathBuf::new(),
-        packer: Some(PathBuf::from("/usr/bin/packer")),
+        common: CommonOpts::new(1),
         ansible_playbook: PathBuf::new(),
-        rounds: 1,
-        latency_ms: 50,
-        pending: 3,
-        poll_secs: 2,
         packer_proxy: false,
-        skip_cli: false,
         log_dir: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--image-cli" => o.image_cli = PathBuf::from(val()?),
-            "--packer" => o.packer = Some(PathBuf::from(val()?)),
-            "--skip-packer" => o.packer = None,
+    o.common.parse_args(|a, val| {
+        match a {
             "--ansible-playbook" => o.ansible_playbook = PathBuf::from(val()?),
-            "--rounds" => o.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
-            "--latency-ms" => {
-                o.latency_ms = val()?.parse().map_err(|e| format!("--latency-ms: {e}"))?
-            }
-            "--pending" => o.pending = val()?.parse().map_err(|e| format!("--pending: {e}"))?,
-            "--poll-secs" => {
-                o.poll_secs = val()?.parse().map_err(|e| format!("--poll-secs: {e}"))?
-            }
             "--packer-proxy" => o.packer_proxy = true,
-            "--skip-cli" => o.skip_cli = true,
             "--log-dir" => o.log_dir = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other}")),
         }
-    }
-    if o.image_cli.as_os_str().is_empty() {
-        return Err("--image-cli PATH is required".into());
-    }
-    if o.packer.is_some() && !o.ansible_playbook.is_file() {
+        Ok(())
+    })?;
+    if o.common.packer.is_some() && !o.ansible_playbook.is_file() {
         return Err(format!(
             "--ansible-playbook PATH is required for the packer side ({:?} is not a file; \
              bench/node/run.sh installs ansible in $IMAGE_TESTBED_DIR/ansible-venv)",
             o.ansible_playbook
         ));
     }
-    if o.rounds == 0 {
+    if o.common.rounds == 0 {
         return Err("--rounds must be at least 1".into());
     }
     Ok(o)
@@ -125,31 +100,7 @@ fn parse_args() -> Result<Opts, String> {
 /// (image-cli's `image-builder-*` and packer's `packer_*`), and an `ubuntu`
 /// user with passwordless sudo (the built-in `ssh_username`).
 fn target_files(moto_port: u16) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
-    let script = cli_support::ec2_keys_script(moto_port, REGION).replace(
-        "name.startswith(\"image-builder-\")",
-        "name.startswith((\"image-builder-\", \"packer_\"))",
-    );
-    if !script.contains("packer_") {
-        return Err(
-            "cli_support::ec2_keys_script changed shape: cannot trust packer_* keys".into(),
-        );
-    }
-    let mut files = vec![
-        (
-            PathBuf::from("/etc/ssh/sshd_config.d/50-ec2.conf"),
-            b"# Only the key pairs EC2 knows (bench/node)\n\
-AuthorizedKeysFile none\n\
-AuthorizedKeysCommand /usr/local/bin/ec2-keys %u\n\
-AuthorizedKeysCommandUser nobody\n"
-                .to_vec(),
-            0o644,
-        ),
-        (
-            PathBuf::from("/usr/local/bin/ec2-keys"),
-            script.into_bytes(),
-            0o755,
-        ),
-    ];
+    let mut files = bench_support::ec2_keys_files(moto_port, "bench/node", "")?;
     let tb = image_testbed::Testbed::locate()
         .map_err(|e| format!("the test bed (scripts/testbed/setup.sh): {e}"))?;
     files.extend(
@@ -245,32 +196,12 @@ fn packer_json(p: &PackerParams) -> String {
     } else {
         ansible["use_proxy"] = serde_json::Value::Bool(false);
     }
-    let v = serde_json::json!({
-        "builders": [{
-            "type": "amazon-ebs",
-            "region": REGION,
-            "access_key": "testing",
-            "secret_key": "testing",
-            "custom_endpoint_ec2": p.endpoint,
-            "skip_region_validation": true,
-            "skip_credential_validation": true,
-            "source_ami_filter": {
-                "filters": {
-                    "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
-                    "architecture": "x86_64",
-                    "virtualization-type": "hvm",
-                    "root-device-type": "ebs"
-                },
-                "owners": ["099720109477"],
-                "most_recent": true
-            },
-            "instance_type": "t3.small",
-            "communicator": "ssh",
-            "ssh_username": "ubuntu",
-            "ssh_host": "127.0.0.1",
-            "ssh_port": p.ssh_port,
-            "ssh_timeout": "10m",
-            "temporary_security_group_source_cidrs": ["127.0.0.1/32"],
+    let builder = amazon_ebs(
+        &p.endpoint,
+        "ubuntu",
+        p.ssh_port,
+        "10m",
+        serde_json::json!({
             "ami_name": "capa-ami-ubuntu-24.04-1.31.4-{{timestamp}}",
             "ami_description": "Cluster API node image: Ubuntu 24.04, Kubernetes v1.31.4",
             "ami_regions": COPY_REGIONS,
@@ -283,7 +214,10 @@ fn packer_json(p: &PackerParams) -> String {
             }],
             "tags": builtin_tags(),
             "snapshot_tags": builtin_tags()
-        }],
+        }),
+    );
+    let v = serde_json::json!({
+        "builders": [builder],
         "provisioners": [ansible],
         "post-processors": [{"type": "manifest", "output": "packer-manifest.json"}]
     });
@@ -300,15 +234,9 @@ struct PackerParams {
     use_proxy: bool,
 }
 
-/// One run of one tool.
-struct Run {
-    secs: f64,
-    ok: bool,
-    calls: usize,
-    by_action: BTreeMap<String, usize>,
-    max_rss_kb: i64,
-    stdout: String,
-    stderr: String,
+/// One run of one tool, and what was checked after it.
+struct NodeRun {
+    run: Run,
     /// The provisioning recap's `changed=N`.
     changed: Option<u64>,
     /// Seconds spent provisioning (image-cli: its `provision` step, the
@@ -320,99 +248,6 @@ struct Run {
     /// (temporary, instances, key pairs, groups) left after the run.
     left: (usize, usize, usize, usize),
     amis_made: usize,
-}
-
-/// Runs `cmd` with stdout/stderr into `dir/stdout.log`/`dir/stderr.log`,
-/// waiting with wait4 for its peak RSS (the largest process of its tree).
-fn run_measured(mut cmd: Command, dir: &Path) -> Result<(f64, bool, i64, String, String), String> {
-    let out_p = dir.join("stdout.log");
-    let err_p = dir.join("stderr.log");
-    let out_f =
-        std::fs::File::create(&out_p).map_err(|e| format!("creating {}: {e}", out_p.display()))?;
-    let err_f =
-        std::fs::File::create(&err_p).map_err(|e| format!("creating {}: {e}", err_p.display()))?;
-    cmd.stdin(Stdio::null()).stdout(out_f).stderr(err_f);
-    let t0 = Instant::now();
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {:?}: {e}", cmd.get_program()))?;
-    let pid = i32::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
-    let mut status = 0i32;
-    // SAFETY: rusage is plain data; we wait for our own child (and never
-    // call Child::wait on it afterwards).
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let secs = t0.elapsed().as_secs_f64();
-    std::mem::forget(child);
-    if r != pid {
-        return Err(format!(
-            "wait4 for {:?}: {}",
-            cmd.get_program(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    let stdout = std::fs::read_to_string(&out_p).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err_p).unwrap_or_default();
-    Ok((secs, ok, ru.ru_maxrss, stdout, stderr))
-}
-
-fn count(actions: &[String]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for a in actions {
-        *m.entry(a.clone()).or_insert(0) += 1;
-    }
-    m
-}
-
-fn aws_env(cmd: &mut Command, endpoint: &str, empty: &Path) {
-    cmd.env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_REGION", REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env("AWS_CONFIG_FILE", empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty);
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn median_usize(v: &[usize]) -> usize {
-    let mut v = v.to_vec();
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or(0)
-}
-
-/// The JSON event lines of an `image-cli build --json` run.
-fn events(stdout: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-}
-
-/// `(step, elapsed ms, message)` of an `image-cli build --json` run.
-fn step_times(stdout: &str) -> Vec<(String, u64, String)> {
-    events(stdout)
-        .filter(|v| v["event"] == "step_finished")
-        .filter_map(|v| {
-            Some((
-                v["step"].as_str()?.to_string(),
-                v["elapsed_ms"].as_u64()?,
-                v["message"].as_str().unwrap_or("").to_string(),
-            ))
-        })
-        .collect()
 }
 
 /// The number after the last `changed=` in `text` (a recap).
@@ -432,29 +267,6 @@ fn cli_changed(stdout: &str) -> Option<u64> {
         .iter()
         .filter(|(s, _, _)| s.starts_with("provision "))
         .find_map(|(_, _, m)| last_changed(m))
-}
-
-/// Packer's step timeline, from `-machine-readable` `ui` lines with timestamps.
-fn packer_timeline(stdout: &str) -> Vec<(f64, String)> {
-    let mut out = Vec::new();
-    let mut t0 = None;
-    for l in stdout.lines() {
-        let f: Vec<&str> = l.splitn(4, ',').collect();
-        if f.len() < 4 || f[2] != "ui" {
-            continue;
-        }
-        let Ok(ts) = f[0].parse::<f64>() else {
-            continue;
-        };
-        let t0 = *t0.get_or_insert(ts);
-        let msg = f[3]
-            .split_once(',')
-            .map_or("", |(_, m)| m)
-            .replace("%!(PACKER_COMMA)", ",")
-            .replace("\\n", "\n");
-        out.push((ts - t0, msg));
-    }
-    out
 }
 
 /// Seconds of image-cli's `provision` step (the recipe, then verify).
@@ -555,44 +367,6 @@ fn check_target(root: &Path) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-/// What is left in moto: (temporary resources, live instances, key pairs,
-/// non-default security groups, own AMIs) over the build and copy regions.
-async fn leftovers(
-    moto: &image_testbed::Moto,
-) -> Result<(usize, usize, usize, usize, usize), String> {
-    let regions: Vec<String> = std::iter::once(REGION)
-        .chain(COPY_REGIONS)
-        .map(String::from)
-        .collect();
-    let ec2 = cli_support::direct(moto).await;
-    let temp = image_aws::cleanup::find_leftovers(&ec2, &regions, None)
-        .await
-        .map_err(|e| format!("find_leftovers: {e}"))?
-        .len();
-    let q = |r: &str, body: &str| {
-        moto.ec2_query(r, body)
-            .map_err(|e| format!("{r}: {body}: {e}"))
-    };
-    let (mut inst, mut keys, mut groups, mut amis) = (0, 0, 0, 0);
-    for r in &regions {
-        let x = q(
-            r,
-            "Action=DescribeInstances&Filter.1.Name=instance-state-name&Filter.1.Value.1=pending&Filter.1.Value.2=running&Filter.1.Value.3=stopping&Filter.1.Value.4=stopped",
-        )?;
-        inst += x.matches("<instanceId>").count();
-        keys += q(r, "Action=DescribeKeyPairs")?
-            .matches("<keyName>")
-            .count();
-        let x = q(r, "Action=DescribeSecurityGroups")?;
-        groups +=
-            x.matches("<groupName>").count() - x.matches("<groupName>default</groupName>").count();
-        amis += q(r, "Action=DescribeImages&Owner.1=self")?
-            .matches("<imageId>")
-            .count();
-    }
-    Ok((temp, inst, keys, groups, amis))
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Tool {
     Cli,
@@ -611,16 +385,15 @@ impl Tool {
 struct Bench<'a> {
     o: &'a Opts,
     moto: &'a image_testbed::Moto,
-    endpoint: String,
+    aws: Aws,
     var_file: PathBuf,
     logs: PathBuf,
-    empty: PathBuf,
 }
 
 impl Bench<'_> {
     /// One build of `tool` on a fresh target; the target is checked and
     /// stopped afterwards.
-    async fn run(&self, tool: Tool, round: usize) -> Result<Run, String> {
+    async fn run(&self, tool: Tool, round: usize) -> Result<NodeRun, String> {
         let target = boot_target(self.moto.port()).await?;
         let port = target.ssh_port();
         let dir = self.run_dir(tool, round);
@@ -630,37 +403,22 @@ impl Bench<'_> {
             Tool::Packer => self.packer_cmd(&dir, port)?,
         };
         let before = leftovers(self.moto).await?;
-        let moto = self.moto;
-        let measured = tokio::task::block_in_place(|| {
-            moto.start_recording()
-                .map_err(|e| format!("moto recording: {e}"))?;
-            let r = run_measured(cmd, &dir);
-            moto.stop_recording()
-                .map_err(|e| format!("moto recording: {e}"))?;
-            r
-        });
-        let actions = cli_support::build_actions(self.moto);
+        let run = tokio::task::block_in_place(|| recorded(self.moto, cmd, &dir));
         let target_problem = check_target(target.root_dir());
         tokio::task::spawn_blocking(move || target.stop())
             .await
             .map_err(|e| format!("stopping the target: {e}"))?;
-        let (secs, ok, max_rss_kb, stdout, stderr) = measured?;
+        let run = run?;
         let after = leftovers(self.moto).await?;
         let (changed, prov_secs) = match tool {
-            Tool::Cli => (cli_changed(&stdout), cli_prov_secs(&stdout)),
+            Tool::Cli => (cli_changed(&run.stdout), cli_prov_secs(&run.stdout)),
             Tool::Packer => (
-                packer_recap(&stdout).as_deref().and_then(last_changed),
-                packer_prov_secs(&stdout),
+                packer_recap(&run.stdout).as_deref().and_then(last_changed),
+                packer_prov_secs(&run.stdout),
             ),
         };
-        Ok(Run {
-            secs,
-            ok,
-            calls: actions.len(),
-            by_action: count(&actions),
-            max_rss_kb,
-            stdout,
-            stderr,
+        Ok(NodeRun {
+            run,
             changed,
             prov_secs,
             target_problem,
@@ -677,7 +435,7 @@ impl Bench<'_> {
     /// `image-cli build --only ubuntu-2404` of the built-in definition, as
     /// `tests/tests/cli_build_node.rs` and `scripts/demo` run it.
     fn cli_cmd(&self, dir: &Path, port: u16) -> Command {
-        let mut c = Command::new(&self.o.image_cli);
+        let mut c = Command::new(&self.o.common.image_cli);
         c.current_dir(dir)
             .args(["build", "--only", BUILD, "--json"])
             .args(["--var", "ssh_host=127.0.0.1"])
@@ -692,23 +450,21 @@ impl Bench<'_> {
             .arg(&self.var_file)
             .args(["--ssh-source-cidr", "127.0.0.1/32"])
             .arg("--manifest")
-            .arg(dir.join("manifest.json"))
-            // The same fixed poll interval as packer's.
-            .env("AWS_POLL_DELAY_SECONDS", self.o.poll_secs.to_string());
-        aws_env(&mut c, &self.endpoint, &self.empty);
+            .arg(dir.join("manifest.json"));
+        self.aws.env(&mut c);
         c
     }
 
     /// `packer build` of [`packer_json`] for a target on `port`.
     fn packer_cmd(&self, dir: &Path, port: u16) -> Result<Command, String> {
-        let packer = self.o.packer.as_ref().ok_or("packer skipped")?;
+        let packer = self.o.common.packer.as_ref().ok_or("packer skipped")?;
         let home = dir.join("home");
         let control_dir = dir.join("cp");
         for d in [&home, &control_dir] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         let json = packer_json(&PackerParams {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.aws.endpoint.clone(),
             ssh_port: port,
             ansible_playbook: self.o.ansible_playbook.clone(),
             var_file: self.var_file.clone(),
@@ -717,15 +473,8 @@ impl Bench<'_> {
         });
         let tpl = dir.join("packer.json");
         std::fs::write(&tpl, json).map_err(|e| format!("{}: {e}", tpl.display()))?;
-        let mut c = Command::new(packer);
-        c.current_dir(dir)
-            .args(["build", "-machine-readable", "-color=false", "packer.json"])
-            .env("PACKER_CHECKPOINT_DISABLE", "1")
-            .env("AWS_POLL_DELAY_SECONDS", self.o.poll_secs.to_string())
-            .env("HOME", &home)
-            .env("PACKER_CACHE_DIR", home.join("cache"))
-            .env_remove("ANSIBLE_CONFIG");
-        aws_env(&mut c, &self.endpoint, &self.empty);
+        let mut c = self.aws.packer_command(packer, dir, &home);
+        c.env_remove("ANSIBLE_CONFIG");
         Ok(c)
     }
 }
@@ -753,32 +502,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok((moto, fx))
     })
     .await??;
-    let upstream: std::net::SocketAddr = moto
-        .url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()?;
-    let proxy = FaultProxy::start(upstream);
-    proxy.set_latency(Duration::from_millis(o.latency_ms));
-    proxy.pending_polls(o.pending);
-    let empty = work.path().join("aws-empty");
-    std::fs::write(&empty, "")?;
+    let proxy = bench_support::start_proxy(&moto, o.common.latency_ms, o.common.pending)?;
+    let aws = Aws {
+        endpoint: proxy.url(),
+        empty: work.path().join("aws-empty"),
+        poll_secs: o.common.poll_secs,
+    };
+    std::fs::write(&aws.empty, "")?;
     let bench = Bench {
         o: &o,
         moto: &moto,
-        endpoint: proxy.url(),
+        aws,
         var_file: fx.var_file.clone(),
         logs: logs.clone(),
-        empty,
     };
 
     // Warm moto up (its first call per region loads the AMIs): not
     // measured, so neither tool's first run pays for it.
     leftovers(&moto).await?;
     let mut failures = Vec::new();
-    let mut cli_runs: Vec<Run> = Vec::new();
-    let mut packer_runs: Vec<Run> = Vec::new();
-    for round in 1..=o.rounds {
+    let mut cli_runs: Vec<NodeRun> = Vec::new();
+    let mut packer_runs: Vec<NodeRun> = Vec::new();
+    for round in 1..=o.common.rounds {
         // Alternate who goes first.
         let order = if round % 2 == 1 {
             [Tool::Cli, Tool::Packer]
@@ -786,7 +531,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             [Tool::Packer, Tool::Cli]
         };
         for tool in order {
-            if (tool == Tool::Cli && o.skip_cli) || (tool == Tool::Packer && o.packer.is_none()) {
+            if (tool == Tool::Cli && o.common.skip_cli)
+                || (tool == Tool::Packer && o.common.packer.is_none())
+            {
                 continue;
             }
             eprintln!("round {round}: {} on a fresh target", tool.name());
@@ -794,15 +541,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!(
                 "round {round}: {} {:.1} s, ok={}, {} EC2 calls, changed={}, target {}, logs {}",
                 tool.name(),
-                r.secs,
-                r.ok,
-                r.calls,
+                r.run.secs,
+                r.run.ok,
+                r.run.calls,
                 r.changed.map_or("?".into(), |c| c.to_string()),
                 r.target_problem.as_deref().unwrap_or("provisioned"),
                 bench.run_dir(tool, round).display()
             );
             let mut why = Vec::new();
-            if !r.ok {
+            if !r.run.ok {
                 why.push("exit status not 0".to_string());
             }
             if let Some(p) = &r.target_problem {
@@ -814,7 +561,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     r.left
                 ));
             }
-            if r.ok && r.amis_made != AMIS_PER_BUILD {
+            if r.run.ok && r.amis_made != AMIS_PER_BUILD {
                 why.push(format!(
                     "{} AMIs made, expected {AMIS_PER_BUILD}",
                     r.amis_made
@@ -829,8 +576,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "{} round {round}: {}\n--- stdout (last 40 lines)\n{}\n--- stderr (last 40 lines)\n{}",
                     tool.name(),
                     why.join("; "),
-                    tail(&r.stdout),
-                    tail(&r.stderr)
+                    tail(&r.run.stdout),
+                    tail(&r.run.stderr)
                 ));
             }
             match tool {
@@ -862,27 +609,27 @@ ami_users 1; a fresh nspawn target (Debian bookworm standing in for Ubuntu 24.04
 the node recipe's downloads and Kubernetes apt repo from local fixtures, the base packages from \
 the Debian mirror (network: its time varies run to run; more rounds for a stable median); \
 the same var file for both ({}); {} round(s), alternating order\n",
-        o.latency_ms,
-        o.pending,
-        o.poll_secs,
+        o.common.latency_ms,
+        o.common.pending,
+        o.common.poll_secs,
         COPY_REGIONS.join(","),
         fx.var_file.file_name().map_or("".into(), |n| n.to_string_lossy()),
-        o.rounds
+        o.common.rounds
     )?;
     writeln!(t, "| tool | wall time, median (runs) | image-cli / packer+ansible | of which provisioning (+ verify), median | EC2 API calls per build, median (min–max) | provisioning changed | peak RSS | target provisioned, nothing left, {AMIS_PER_BUILD} AMIs | ok |")?;
     writeln!(t, "|---|---|---|---|---|---|---|---|---|")?;
-    let secs = |v: &[Run]| median(&v.iter().map(|r| r.secs).collect::<Vec<_>>());
+    let secs = |v: &[NodeRun]| median(&v.iter().map(|r| r.run.secs).collect::<Vec<_>>());
     let ratio = if !cli_runs.is_empty() && !packer_runs.is_empty() {
         format!("{:.2}x", secs(&cli_runs) / secs(&packer_runs))
     } else {
         "n/a".into()
     };
-    let row = |t: &mut String, name: &str, runs: &[Run], ratio: &str| {
+    let row = |t: &mut String, name: &str, runs: &[NodeRun], ratio: &str| {
         if runs.is_empty() {
             return;
         }
-        let times: Vec<String> = runs.iter().map(|r| format!("{:.1}", r.secs)).collect();
-        let calls: Vec<usize> = runs.iter().map(|r| r.calls).collect();
+        let times: Vec<String> = runs.iter().map(|r| format!("{:.1}", r.run.secs)).collect();
+        let calls: Vec<usize> = runs.iter().map(|r| r.run.calls).collect();
         let changed: Vec<String> = runs
             .iter()
             .map(|r| r.changed.map_or("?".into(), |c| c.to_string()))
@@ -895,7 +642,7 @@ the same var file for both ({}); {} round(s), alternating order\n",
                     && r.amis_made == AMIS_PER_BUILD
             })
             .count();
-        let rss = runs.iter().map(|r| r.max_rss_kb).max().unwrap_or(0);
+        let rss = runs.iter().map(|r| r.run.max_rss_kb).max().unwrap_or(0);
         let prov: Vec<f64> = runs.iter().filter_map(|r| r.prov_secs).collect();
         let prov = if prov.is_empty() {
             "?".to_string()
@@ -913,7 +660,7 @@ the same var file for both ({}); {} round(s), alternating order\n",
             changed.join(", "),
             rss as f64 / 1024.0,
             runs.len(),
-            runs.iter().filter(|r| r.ok).count(),
+            runs.iter().filter(|r| r.run.ok).count(),
             runs.len()
         );
     };
@@ -944,10 +691,10 @@ packer, the largest of packer, ansible-playbook and its workers).",
     )?;
 
     // Where the time goes.
-    if let Some(r) = cli_runs.iter().find(|r| r.ok) {
+    if let Some(r) = cli_runs.iter().find(|r| r.run.ok) {
         writeln!(t, "\nimage-cli steps (first ok run, s):")?;
         let mut line = String::new();
-        for (s, ms, msg) in step_times(&r.stdout) {
+        for (s, ms, msg) in step_times(&r.run.stdout) {
             // Pipeline steps only, not every task.
             let pipeline = !s.contains(' ');
             if !pipeline && !s.starts_with("provision ") && !s.starts_with("verify ") {
@@ -960,30 +707,18 @@ packer, the largest of packer, ansible-playbook and its workers).",
             let _ = write!(line, ";");
         }
         writeln!(t, "{line}")?;
-        writeln!(t, "image-cli calls by action: {:?}", r.by_action)?;
+        writeln!(t, "image-cli calls by action: {:?}", r.run.by_action)?;
     }
-    if let Some(r) = packer_runs.iter().find(|r| r.ok) {
+    if let Some(r) = packer_runs.iter().find(|r| r.run.ok) {
         writeln!(
             t,
             "\npacker timeline (first ok run; packer's timestamps are whole seconds):"
         )?;
-        let mut last = String::new();
-        for (ts, msg) in packer_timeline(&r.stdout) {
-            let msg = msg.lines().next().unwrap_or("").trim().to_string();
-            if !msg.starts_with("==>") || msg == last {
-                continue;
-            }
-            writeln!(
-                t,
-                "  {ts:4.0} {}",
-                msg.chars().take(110).collect::<String>()
-            )?;
-            last = msg;
-        }
-        if let Some(recap) = packer_recap(&r.stdout) {
+        write_packer_steps(&mut t, &r.run.stdout, 110);
+        if let Some(recap) = packer_recap(&r.run.stdout) {
             writeln!(t, "ansible recap: {recap}")?;
         }
-        writeln!(t, "packer calls by action: {:?}", r.by_action)?;
+        writeln!(t, "packer calls by action: {:?}", r.run.by_action)?;
     }
     writeln!(t, "\nlogs: {}", logs.display())?;
     println!("{t}");

@@ -196,26 +196,14 @@ async fn an_unknown_address_fails_before_any_ec2_call() {
     env.moto.start_recording().unwrap();
 
     let events = CancelOn::never();
-    let err = build_with(
-        &ec2,
-        &req,
-        &NoProvisioning,
-        &NoConnector,
-        &events,
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
-    let test_err = test_instance(
-        &ec2,
-        &req,
-        &NoProvisioning,
-        &NoConnector,
-        &events,
-        CancelToken::new(),
-    )
-    .await
-    .unwrap_err();
+    // A build and a test instance, neither provisioning nor connecting.
+    let (hook, conn) = (&NoProvisioning, &NoConnector);
+    let err = build_with(&ec2, &req, hook, conn, &events, CancelToken::new())
+        .await
+        .unwrap_err();
+    let test_err = test_instance(&ec2, &req, hook, conn, &events, CancelToken::new())
+        .await
+        .unwrap_err();
     let dry_err = dry_run(&ec2, &req).await.unwrap_err();
 
     env.moto.stop_recording().unwrap();

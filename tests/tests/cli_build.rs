@@ -6,35 +6,11 @@
 
 mod cli_support;
 
-use std::collections::BTreeMap;
-
 use cli_support::*;
 use image_aws::cleanup;
 
 fn all_regions() -> Vec<String> {
     regions(&COPY_REGIONS)
-}
-
-async fn own_images(ec2: &image_aws::Ec2Clients) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for region in all_regions() {
-        let imgs = ec2
-            .client(&region)
-            .describe_images()
-            .owners("self")
-            .send()
-            .await
-            .expect("describe_images");
-        let ids: Vec<String> = imgs
-            .images()
-            .iter()
-            .filter_map(|i| i.image_id().map(str::to_string))
-            .collect();
-        if !ids.is_empty() {
-            out.insert(region, ids);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +90,11 @@ async fn builds_provisions_verifies_copies_and_records_the_manifest() {
         );
     }
     assert_eq!(
-        own_images(&ec2).await.values().map(Vec::len).sum::<usize>(),
+        own_images(&ec2, &all_regions())
+            .await
+            .values()
+            .map(Vec::len)
+            .sum::<usize>(),
         4
     );
     assert_nothing_left(&ec2, &all_regions()).await;
@@ -171,7 +151,10 @@ async fn a_failing_verify_makes_no_ami_and_leaves_nothing() {
     // Provisioning did run; the verification refused the image.
     assert!(target.root_dir().join("etc/built-by-image-cli").is_file());
     let ec2 = direct(&moto).await;
-    assert!(own_images(&ec2).await.is_empty(), "an AMI was made");
+    assert!(
+        own_images(&ec2, &all_regions()).await.is_empty(),
+        "an AMI was made"
+    );
     assert_nothing_left(&ec2, &all_regions()).await;
     assert!(
         !dir.path().join("manifest.json").exists(),
@@ -261,7 +244,7 @@ async fn ctrl_c_cancels_cleans_up_and_exits_130() {
     assert!(stderr.contains("cancelling the builds"), "{stderr}");
     assert!(stderr.contains("cancelled at step"), "{stderr}");
     let ec2 = direct(&moto).await;
-    assert!(own_images(&ec2).await.is_empty());
+    assert!(own_images(&ec2, &all_regions()).await.is_empty());
     assert_nothing_left(&ec2, &all_regions()).await;
 }
 

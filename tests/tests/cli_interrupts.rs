@@ -12,7 +12,6 @@ mod cli_support;
 #[path = "aws_support/faultproxy.rs"]
 mod faultproxy;
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,28 +53,6 @@ fn region_args() -> Vec<String> {
         .into_iter()
         .flat_map(|r| ["--region".to_string(), r])
         .collect()
-}
-
-async fn own_images(ec2: &image_aws::Ec2Clients) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for region in all_regions() {
-        let imgs = ec2
-            .client(&region)
-            .describe_images()
-            .owners("self")
-            .send()
-            .await
-            .expect("describe_images");
-        let ids: Vec<String> = imgs
-            .images()
-            .iter()
-            .filter_map(|i| i.image_id().map(str::to_string))
-            .collect();
-        if !ids.is_empty() {
-            out.insert(region, ids);
-        }
-    }
-    out
 }
 
 /// Moto, and the fault proxy in front of it.
@@ -296,7 +273,7 @@ async fn second_ctrl_c_is_answered_and_the_cleanup_still_finishes() {
         assert!(proxy.calls(a) > before, "no {a} through the proxy");
     }
     let ec2 = direct(&moto).await;
-    assert!(own_images(&ec2).await.is_empty());
+    assert!(own_images(&ec2, &all_regions()).await.is_empty());
     assert_nothing_left(&ec2, &all_regions()).await;
 }
 
@@ -359,7 +336,7 @@ async fn third_ctrl_c_quits_at_once_and_cleanup_deletes_the_rest() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (deleted, of) = deleted_of(&stdout).unwrap_or_else(|| panic!("{stdout}"));
     assert!(of >= 1 && deleted == of, "{stdout}");
-    assert!(own_images(&ec2).await.is_empty());
+    assert!(own_images(&ec2, &all_regions()).await.is_empty());
     assert_nothing_left(&ec2, &all_regions()).await;
 }
 

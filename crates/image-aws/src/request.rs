@@ -592,7 +592,9 @@ pub enum OnError {
     /// Delete everything the build created (default).
     #[default]
     Cleanup,
-    /// Leave everything for debugging and report what was left.
+    /// Leave everything for debugging and report what was left. (Once the
+    /// AMI is available the instance is terminated as part of the build,
+    /// see [`crate::step::terminate`]; a later failure leaves the rest.)
     Abort,
 }
 

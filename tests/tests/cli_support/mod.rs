@@ -187,17 +187,25 @@ pub fn cli_command(moto: &image_testbed::Moto, cwd: &Path) -> Command {
     let empty = cwd.join(".aws-empty");
     std::fs::write(&empty, "").expect("writing an empty AWS config");
     let mut cmd = Command::new(image_cli());
-    cmd.current_dir(cwd)
-        .env("AWS_ENDPOINT_URL", moto.url())
+    cmd.current_dir(cwd);
+    aws_env(&mut cmd, moto.url(), &empty);
+    cmd
+}
+
+/// Points `cmd`'s standard AWS chain at `endpoint` in [`REGION`] with test
+/// credentials, `empty` as AWS config and credentials file: no profile,
+/// session or credentials of this machine leak in.
+pub fn aws_env(cmd: &mut Command, endpoint: &str, empty: &Path) {
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", REGION)
         .env("AWS_REGION", REGION)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", &empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &empty);
-    cmd
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty);
 }
 
 /// Runs `image-cli args` in `cwd` against `moto` (see [`cli_command`]).
@@ -308,6 +316,33 @@ pub async fn launch_users(ec2: &image_aws::Ec2Clients, region: &str, ami: &str) 
         .iter()
         .filter_map(|p| p.user_id().map(str::to_string))
         .collect()
+}
+
+/// The AMIs this account owns in `regions`, by region (regions without any
+/// left out).
+pub async fn own_images(
+    ec2: &image_aws::Ec2Clients,
+    regions: &[String],
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for region in regions {
+        let imgs = ec2
+            .client(region)
+            .describe_images()
+            .owners("self")
+            .send()
+            .await
+            .expect("describe_images");
+        let ids: Vec<String> = imgs
+            .images()
+            .iter()
+            .filter_map(|i| i.image_id().map(str::to_string))
+            .collect();
+        if !ids.is_empty() {
+            out.insert(region.clone(), ids);
+        }
+    }
+    out
 }
 
 /// Nothing temporary in `regions`: no instance alive, no key pair, no group

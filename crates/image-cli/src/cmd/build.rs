@@ -43,7 +43,8 @@ use crate::report;
 pub enum OnErrorArg {
     /// Delete everything the build created (default).
     Cleanup,
-    /// Leave everything for debugging and list it.
+    /// Leave everything for debugging and list it (the instance is gone
+    /// once the AMI was available: it is terminated while the copies run).
     Abort,
 }
 
