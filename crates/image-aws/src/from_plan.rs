@@ -8,7 +8,7 @@ use image_core::spec::{self, AmiRegions, Plan};
 
 use crate::request::{
     BuildRequest, KeyPairSpec, MetadataOptions, RootDevice, SecurityGroupSpec, SourceAmi,
-    SourceAmiFilter, SshInterface, SshSpec, WaitSettings,
+    SourceAmiFilter, SshSpec, WaitSettings,
 };
 
 /// A plan that cannot become a build request: every problem, for one build.
@@ -124,7 +124,7 @@ impl BuildRequest {
         };
         req.ssh = SshSpec {
             connect: true,
-            interface: ssh_interface(plan.ssh_interface),
+            interface: plan.ssh_interface,
             host: plan.ssh_host.clone(),
             port: plan.ssh_port,
             username: plan.ssh_username.clone(),
@@ -201,15 +201,6 @@ fn root_device(plan: &Plan, problems: &mut Vec<String>) -> RootDevice {
         encrypted: plan.encrypted,
         kms_key_id: plan.kms_key_id.clone(),
         delete_on_termination: d.delete_on_termination,
-    }
-}
-
-fn ssh_interface(i: spec::SshInterface) -> SshInterface {
-    match i {
-        spec::SshInterface::PublicIp => SshInterface::PublicIp,
-        spec::SshInterface::PrivateIp => SshInterface::PrivateIp,
-        spec::SshInterface::PublicDns => SshInterface::PublicDns,
-        spec::SshInterface::PrivateDns => SshInterface::PrivateDns,
     }
 }
 

@@ -419,37 +419,8 @@ impl Default for SecurityGroupSpec {
     }
 }
 
-/// Which address of the instance SSH connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SshInterface {
-    /// The public IP (default).
-    #[default]
-    PublicIp,
-    /// The private IP.
-    PrivateIp,
-    /// The public DNS name.
-    PublicDns,
-    /// The private DNS name.
-    PrivateDns,
-}
-
-impl SshInterface {
-    /// The spec's name (`public_ip`, `private_dns`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SshInterface::PublicIp => "public_ip",
-            SshInterface::PrivateIp => "private_ip",
-            SshInterface::PublicDns => "public_dns",
-            SshInterface::PrivateDns => "private_dns",
-        }
-    }
-
-    /// `private_ip` or `private_dns`: reachable from inside the VPC only.
-    pub fn is_private(self) -> bool {
-        matches!(self, SshInterface::PrivateIp | SshInterface::PrivateDns)
-    }
-}
+/// Which address of the instance SSH connects to (the definition's type).
+pub use image_core::spec::SshInterface;
 
 /// How to reach the instance over SSH.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -99,12 +99,13 @@ pub(crate) fn host_for(req: &BuildRequest, inst: &InstanceInfo) -> Result<String
     if let Some(h) = &req.ssh.host {
         return Ok(h.clone());
     }
-    let (v, name) = match req.ssh.interface {
-        SshInterface::PublicIp => (&inst.public_ip, "public_ip"),
-        SshInterface::PrivateIp => (&inst.private_ip, "private_ip"),
-        SshInterface::PublicDns => (&inst.public_dns, "public_dns"),
-        SshInterface::PrivateDns => (&inst.private_dns, "private_dns"),
+    let v = match req.ssh.interface {
+        SshInterface::PublicIp => &inst.public_ip,
+        SshInterface::PrivateIp => &inst.private_ip,
+        SshInterface::PublicDns => &inst.public_dns,
+        SshInterface::PrivateDns => &inst.private_dns,
     };
+    let name = req.ssh.interface.as_str();
     v.clone().ok_or_else(|| StepError::NoAddress {
         region: req.region.clone(),
         instance: inst.id.clone(),

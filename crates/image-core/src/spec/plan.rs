@@ -205,11 +205,13 @@ impl Architecture {
     }
 }
 
-/// Which address of the instance SSH connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which address of the instance SSH connects to (the EC2 backend's
+/// requests use the same type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SshInterface {
     /// The public IPv4 address (default).
+    #[default]
     PublicIp,
     /// The private IPv4 address.
     PrivateIp,
@@ -228,6 +230,11 @@ impl SshInterface {
             SshInterface::PublicDns => "public_dns",
             SshInterface::PrivateDns => "private_dns",
         }
+    }
+
+    /// `private_ip` or `private_dns`: reachable from inside the VPC only.
+    pub fn is_private(self) -> bool {
+        matches!(self, SshInterface::PrivateIp | SshInterface::PrivateDns)
     }
 }
 
