@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::dups::duplicate_key_warnings;
 use super::template::{is_template, Renderer};
-use super::vars::{convert_node, convert_str, type_mismatch, VarType, Variable};
+use super::vars::{convert_node, type_mismatch, VarType, Variable};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
 use crate::yaml::{self, Node};
 
@@ -172,12 +172,15 @@ pub fn resolve_values(
                 );
                 continue;
             };
-            match convert_node(v, var.ty) {
+            match var.accept_node(v) {
                 Ok(j) => {
                     overrides.insert(&var.name, (j, VarSource::File(file.clone())));
                 }
-                Err(m) => {
-                    diags.push(type_mismatch(Some(v.loc.clone()), &var.name, &m));
+                Err(r) => {
+                    diags.push(with_help(
+                        type_mismatch(Some(v.loc.clone()), &var.name, &r.msg),
+                        r.help,
+                    ));
                     broken.insert(var.name.clone());
                 }
             }
@@ -200,15 +203,18 @@ pub fn resolve_values(
             );
             continue;
         };
-        match convert_str(value, var.ty) {
+        match var.accept_str(value) {
             Ok(j) => {
                 broken.remove(&var.name);
                 overrides.insert(&var.name, (j, VarSource::Cli));
             }
-            Err(m) => {
-                diags.push(Diagnostic::error(
-                    None,
-                    format!("invalid --var `{arg}`: variable `{name}` {m}"),
+            Err(r) => {
+                diags.push(with_help(
+                    Diagnostic::error(
+                        None,
+                        format!("invalid --var `{arg}`: variable `{name}` {}", r.msg),
+                    ),
+                    r.help,
                 ));
                 broken.insert(var.name.clone());
             }
@@ -308,6 +314,11 @@ impl<'a> Resolver<'a, '_> {
         let probe = Renderer::new(self.now, BTreeMap::new());
         let mut refs = HashSet::new();
         collect_refs(default, &probe, &mut refs);
+        // A name in the text may be the variable's own (in a string): only
+        // minijinja's own report makes a self-reference.
+        if !probe_refers_to_self(default, &probe, name) {
+            refs.remove(name);
+        }
         for r in &refs {
             if let Some(dep) = self.vars.iter().find(|v| &v.name == r) {
                 self.resolve(dep);
@@ -329,13 +340,16 @@ impl<'a> Resolver<'a, '_> {
             self.broken.insert(name.to_string());
             return;
         }
-        match convert_node(&rendered, var.ty) {
+        match var.accept_node(&rendered) {
             Ok(v) => self.finish(var, v, VarSource::Default),
-            Err(m) => {
-                self.diags.push(type_mismatch(
-                    Some(default.loc.clone()),
-                    name,
-                    &format!("default {m}"),
+            Err(r) => {
+                self.diags.push(with_help(
+                    type_mismatch(
+                        Some(default.loc.clone()),
+                        name,
+                        &format!("default {}", r.msg),
+                    ),
+                    r.help,
                 ));
                 self.broken.insert(name.to_string());
             }
@@ -348,15 +362,45 @@ impl<'a> Resolver<'a, '_> {
     }
 }
 
+/// The names a template value refers to: what minijinja reports, plus every
+/// identifier in its text (minijinja misses names inside some expressions,
+/// e.g. `(k8s | split('.'))[:2]`); extra names only order the resolution.
 fn collect_refs(node: &Node, r: &Renderer, out: &mut HashSet<String>) {
     match &node.value {
-        crate::yaml::Value::Str(s) if is_template(s) => out.extend(r.referenced(s)),
+        crate::yaml::Value::Str(s) if is_template(s) => {
+            out.extend(r.referenced(s));
+            out.extend(
+                s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+                    .map(str::to_string),
+            );
+        }
         crate::yaml::Value::Seq(items) => items.iter().for_each(|i| collect_refs(i, r, out)),
         crate::yaml::Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
             collect_refs(k, r, out);
             collect_refs(v, r, out);
         }),
         _ => {}
+    }
+}
+
+/// Whether minijinja itself reports `name` in a template value.
+fn probe_refers_to_self(node: &Node, r: &Renderer, name: &str) -> bool {
+    match &node.value {
+        crate::yaml::Value::Str(s) if is_template(s) => r.referenced(s).contains(name),
+        crate::yaml::Value::Seq(items) => items.iter().any(|i| probe_refers_to_self(i, r, name)),
+        crate::yaml::Value::Map(pairs) => pairs
+            .iter()
+            .any(|(k, v)| probe_refers_to_self(k, r, name) || probe_refers_to_self(v, r, name)),
+        _ => false,
+    }
+}
+
+/// `d` with `help` when there is one.
+fn with_help(d: Diagnostic, help: Option<String>) -> Diagnostic {
+    match help {
+        Some(h) => d.with_help(h),
+        None => d,
     }
 }
 
@@ -382,6 +426,22 @@ mod tests {
     }
 
     const DECLS: &str = "k8s: 1.31.4\nseries: \"{{ (k8s | split('.'))[:2] | join('.') }}\"\nregions: []\nsize: 20\nsecret:\n  required: true\n  sensitive: true\n";
+
+    #[test]
+    fn a_value_off_its_pattern_is_one_error_and_breaks_what_derives_from_it() {
+        let src = "k8s:\n  default: 1.31.4\n  pattern: '[0-9]+\\.[0-9]+\\.[0-9]+'\n  description: x.y.z\nseries: \"v{{ (k8s | split('.'))[:2] | join('.') }}\"\n";
+        let vars = decls(src);
+        let inputs = VarInputs {
+            files: Vec::new(),
+            cli: vec!["k8s=v1.31".into()],
+        };
+        let (v, d) = run(&vars, &inputs);
+        assert_eq!(d.0.len(), 1, "{d}");
+        let text = d.to_string();
+        assert!(text.contains("must match"), "{text}");
+        assert!(text.contains("`k8s`: x.y.z"), "{text}");
+        assert!(v.iter().all(|x| x.name != "series"), "{v:?}");
+    }
 
     #[test]
     fn precedence_and_derived_defaults() {

@@ -2,10 +2,12 @@
 //! variable's type.
 //!
 //! A declaration is either a plain default (`kubernetes_version: "1.31.4"`)
-//! or a mapping `{default, description, required, sensitive, type}`. A
-//! mapping always declares: to give a map as the default, write
-//! `default: {...}`. Without `type`, the type is the default's (a string
-//! default that is a template has no fixed type).
+//! or a mapping `{default, description, required, sensitive, type,
+//! pattern}`. A mapping always declares: to give a map as the default,
+//! write `default: {...}`. Without `type`, the type is the default's (a
+//! string default that is a template has no fixed type). `pattern` is a
+//! regular expression the whole value (each item of a list) must match,
+//! whichever source it comes from (`--var`, a var file, the default).
 
 use std::fmt;
 
@@ -93,11 +95,73 @@ pub struct Variable {
     pub sensitive: bool,
     /// Declared or inferred type; `None` = any.
     pub ty: Option<VarType>,
+    /// `pattern`: what the whole value (each item of a list) must match.
+    pub pattern: Option<Pattern>,
     /// Where it is declared.
     pub loc: Location,
 }
 
-const DECL_KEYS: [&str; 5] = ["default", "description", "required", "sensitive", "type"];
+const DECL_KEYS: [&str; 6] = [
+    "default",
+    "description",
+    "required",
+    "sensitive",
+    "type",
+    "pattern",
+];
+
+/// A variable's `pattern`: a regular expression matched against the whole
+/// text of a value.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// As written.
+    pub source: String,
+    re: regex::Regex,
+}
+
+impl Pattern {
+    /// Compiles `source`, anchored at both ends. The error is regex's own
+    /// reason in one line (`unclosed group`).
+    pub fn new(source: &str) -> Result<Pattern, String> {
+        let reason = |e: regex::Error| {
+            let text = e.to_string();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty());
+            last.unwrap_or(&text)
+                .trim()
+                .trim_start_matches("error: ")
+                .to_string()
+        };
+        regex::Regex::new(source).map_err(reason)?;
+        regex::Regex::new(&format!("^(?:{source})$"))
+            .map(|re| Pattern {
+                source: source.to_string(),
+                re,
+            })
+            .map_err(reason)
+    }
+
+    /// `Err(message)` unless `value` (a string or number, or each item of
+    /// a list) matches.
+    pub fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+        use serde_json::Value as J;
+        let items: Vec<&J> = match value {
+            J::Array(a) => a.iter().collect(),
+            v => vec![v],
+        };
+        for item in items {
+            let text = match item {
+                J::String(s) => s.clone(),
+                J::Number(n) => n.to_string(),
+                J::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            if !self.re.is_match(&text) {
+                return Err(format!("must match `{}`, found `{text}`", self.source));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Reads the `variables:` mapping.
 pub fn parse_declarations(node: &Node, diags: &mut Diagnostics) -> Vec<Variable> {
@@ -141,6 +205,7 @@ fn parse_one(name: String, key: &Node, v: &Node, diags: &mut Diagnostics) -> Var
         required: false,
         sensitive: false,
         ty: None,
+        pattern: None,
         loc: key.loc.clone(),
     };
     let Some(pairs) = v.as_map() else {
@@ -163,6 +228,19 @@ fn parse_one(name: String, key: &Node, v: &Node, diags: &mut Diagnostics) -> Var
                 Some(b) => var.sensitive = b,
                 None => diags.push(val.type_error(&key, "a boolean")),
             },
+            "pattern" => match val.as_str().map(Pattern::new) {
+                Some(Ok(p)) => var.pattern = Some(p),
+                Some(Err(e)) => diags.push(
+                    val.error(format!(
+                        "invalid pattern `{}`: {e}",
+                        val.scalar_string().unwrap_or_default()
+                    ))
+                    .with_help(
+                        "a regular expression (Rust regex syntax) the whole value must match",
+                    ),
+                ),
+                None => diags.push(val.type_error("pattern", "a string")),
+            },
             "type" => match val.as_str().and_then(VarType::parse) {
                 Some(t) => var.ty = Some(t),
                 None => diags.push(
@@ -179,7 +257,8 @@ fn parse_one(name: String, key: &Node, v: &Node, diags: &mut Diagnostics) -> Var
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(
                         "a mapping declares the variable (default, description, required, \
-                         sensitive, type); to give a map as the default, write `default: {...}`",
+                         sensitive, type, pattern); to give a map as the default, write \
+                         `default: {...}`",
                     ),
                 });
             }
@@ -263,10 +342,64 @@ pub fn type_mismatch(loc: Option<Location>, name: &str, msg: &str) -> Diagnostic
     Diagnostic::error(loc, format!("variable `{name}` {msg}"))
 }
 
+/// Why a value was refused: the message, and for a pattern mismatch the
+/// variable's description as help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// `must be a number, found …`, `must match …, found …`.
+    pub msg: String,
+    /// What the value should be, in words.
+    pub help: Option<String>,
+}
+
+impl Variable {
+    /// Converts a YAML value to this variable's type and checks its
+    /// pattern.
+    pub fn accept_node(&self, node: &Node) -> Result<serde_json::Value, Rejected> {
+        let v = convert_node(node, self.ty).map_err(|msg| Rejected { msg, help: None })?;
+        self.check_pattern(&v)?;
+        Ok(v)
+    }
+
+    /// Converts text (a `--var` value) to this variable's type and checks
+    /// its pattern.
+    pub fn accept_str(&self, s: &str) -> Result<serde_json::Value, Rejected> {
+        let v = convert_str(s, self.ty).map_err(|msg| Rejected { msg, help: None })?;
+        self.check_pattern(&v)?;
+        Ok(v)
+    }
+
+    fn check_pattern(&self, v: &serde_json::Value) -> Result<(), Rejected> {
+        match &self.pattern {
+            Some(p) => p.check(v).map_err(|msg| Rejected {
+                msg,
+                help: self
+                    .description
+                    .as_ref()
+                    .map(|d| format!("`{}`: {d}", self.name)),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::yaml;
+
+    #[test]
+    fn patterns_match_whole_values_and_list_items() {
+        use serde_json::json;
+        let p = Pattern::new(r"[0-9]+\.[0-9]+").unwrap();
+        assert!(p.check(&json!("1.31")).is_ok());
+        assert!(p.check(&json!("v1.31")).is_err(), "anchored at the start");
+        assert!(p.check(&json!("1.31.4")).is_err(), "anchored at the end");
+        assert!(p.check(&json!(["1.2", "3.4"])).is_ok());
+        let e = p.check(&json!(["1.2", "x"])).unwrap_err();
+        assert!(e.contains("found `x`"), "{e}");
+        assert_eq!(Pattern::new("(a").unwrap_err(), "unclosed group");
+    }
 
     #[test]
     fn declarations_plain_and_full() {
