@@ -21,7 +21,7 @@ mod bed_support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bed_support::{boot, connect, serve};
+use bed_support::{boot, connect, serve, serve_dir};
 use image_core::events::{Outcome, Recorder};
 use image_core::ssh::SshTarget;
 use image_core::target::{Exec, Target};
@@ -1242,5 +1242,291 @@ async fn package_and_fetch_modules_converge() {
     get_url_unarchive(&c, &mut e).await;
     c.stop().await;
     eprintln!("package/fetch modules: {:?}", t0.elapsed());
+    e.done();
+}
+
+// ------------------------------------------------------------------ pip --
+
+/// Writes `tinypkg-V-py3-none-any.whl` into `dir` for each version `V`: a
+/// pure-Python wheel (package `tinypkg` with `__version__`, METADATA,
+/// WHEEL, RECORD with hashes), zipped by the host's python3.
+fn wheels(dir: &std::path::Path, versions: &[&str]) {
+    const BUILD: &str = r#"
+import base64, hashlib, sys, zipfile
+out = sys.argv[1]
+for ver in sys.argv[2:]:
+    di = f"tinypkg-{ver}.dist-info"
+    files = {
+        "tinypkg/__init__.py": f'__version__ = "{ver}"\n',
+        f"{di}/METADATA": f"Metadata-Version: 2.1\nName: tinypkg\nVersion: {ver}\nSummary: pip module test fixture\n",
+        f"{di}/WHEEL": "Wheel-Version: 1.0\nGenerator: image-builder-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    def rec(name, text):
+        h = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        return f"{name},sha256={h},{len(text.encode())}\n"
+    files[f"{di}/RECORD"] = "".join(rec(n, t) for n, t in files.items()) + f"{di}/RECORD,,\n"
+    with zipfile.ZipFile(f"{out}/tinypkg-{ver}-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
+        for n, t in files.items():
+            z.writestr(n, t)
+"#;
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(BUILD)
+        .arg(dir)
+        .args(versions)
+        .output()
+        .expect("python3 on the host");
+    assert!(
+        o.status.success(),
+        "building wheels: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `tinypkg.__version__` as the virtualenv's python imports it, or None.
+async fn tinypkg_version(c: &Ctx) -> Option<String> {
+    let o =
+        c.t.exec(&Exec::new(
+            "/opt/venv/bin/python -c 'import tinypkg; print(tinypkg.__version__)'",
+        ))
+        .await
+        .expect("exec");
+    o.success().then(|| o.stdout_str().trim().to_string())
+}
+
+/// The `tinypkg-*.dist-info` directories in the virtualenv, read from the
+/// target's root.
+fn dist_infos(c: &Ctx) -> Vec<String> {
+    let mut out = Vec::new();
+    let lib = c.root.join("opt/venv/lib");
+    for py in std::fs::read_dir(lib).into_iter().flatten().flatten() {
+        for d in std::fs::read_dir(py.path().join("site-packages"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let n = d.file_name().to_string_lossy().into_owned();
+            if n.starts_with("tinypkg-") && n.ends_with(".dist-info") {
+                out.push(n);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn pip_virtualenv(c: &Ctx, e: &mut Errs) {
+    let r = c
+        .run("- apt: {name: python3-venv, update_cache: true}\n", false)
+        .await;
+    assert_eq!(r.recap.failed, 0, "apt python3-venv: {}", failures(&r));
+
+    let fixtures = tempfile::tempdir().expect("tempdir");
+    wheels(fixtures.path(), &["1.0", "1.1"]);
+    let port = serve_dir(fixtures.path());
+    let index = format!(
+        "--no-index --trusted-host {HOST_ADDR_FROM_GUEST} --find-links http://{HOST_ADDR_FROM_GUEST}:{port}/"
+    );
+    // A pip step into /opt/venv from the fixture index, with `more` lines.
+    let pip = |name: &str, more: &str| {
+        format!(
+            r#"
+- pip:
+    name: "{name}"
+    virtualenv: /opt/venv
+    virtualenv_command: python3 -m venv
+    extra_args: {index}
+{more}"#
+        )
+    };
+    let probe = "/opt/venv/bin/pip freeze; ls /opt/venv";
+    let freeze = "/opt/venv/bin/pip freeze";
+
+    // A pinned version into a virtualenv that does not exist yet: check
+    // mode creates neither.
+    if e.cycle(
+        c.cycle(
+            "pip version (new virtualenv)",
+            &pip("tinypkg", "    version: \"1.0\"\n"),
+            probe,
+        )
+        .await,
+    ) {
+        e.eq(
+            "pip 1.0 imports",
+            tinypkg_version(c).await,
+            Some("1.0".into()),
+        );
+        e.eq(
+            "pip 1.0 freeze",
+            c.sh(freeze).await,
+            "tinypkg==1.0\n".into(),
+        );
+        e.eq(
+            "pip 1.0 dist-info",
+            dist_infos(c),
+            vec!["tinypkg-1.0.dist-info".to_string()],
+        );
+        e.check("pip virtualenv", c.exists("/opt/venv/bin/activate"));
+    }
+
+    // present without a version does not upgrade what is there.
+    if let Err(m) = c
+        .read_only("pip present (installed)", &pip("tinypkg", ""))
+        .await
+    {
+        e.0.push(m);
+    }
+
+    if e.cycle(
+        c.cycle(
+            "pip state=latest",
+            &pip("tinypkg", "    state: latest\n"),
+            probe,
+        )
+        .await,
+    ) {
+        e.eq(
+            "pip latest imports",
+            tinypkg_version(c).await,
+            Some("1.1".into()),
+        );
+        e.eq(
+            "pip latest dist-info",
+            dist_infos(c),
+            vec!["tinypkg-1.1.dist-info".to_string()],
+        );
+    }
+    // Up to date: ok in check mode too (pip --dry-run; ansible's check
+    // mode always says changed for latest).
+    if let Err(m) = c
+        .read_only(
+            "pip state=latest (up to date)",
+            &pip("tinypkg", "    state: latest\n"),
+        )
+        .await
+    {
+        e.0.push(m);
+    }
+
+    // A pin below what is installed goes back to it.
+    if e.cycle(
+        c.cycle(
+            "pip version downgrade",
+            &pip("tinypkg", "    version: \"1.0\"\n"),
+            probe,
+        )
+        .await,
+    ) {
+        e.eq(
+            "pip downgrade imports",
+            tinypkg_version(c).await,
+            Some("1.0".into()),
+        );
+    }
+
+    // A range in the name that 1.0 does not satisfy upgrades; one that
+    // 1.1 satisfies (with a comma, which splits name lists) is ok.
+    if e.cycle(c.cycle("pip range", &pip("tinypkg>=1.1", ""), probe).await) {
+        e.eq(
+            "pip range imports",
+            tinypkg_version(c).await,
+            Some("1.1".into()),
+        );
+    }
+    if let Err(m) = c
+        .read_only("pip range (satisfied)", &pip("tinypkg>=1.0,<2", ""))
+        .await
+    {
+        e.0.push(m);
+    }
+
+    // An unknown version fails with pip's message and changes nothing.
+    let r = c
+        .run(&pip("tinypkg", "    version: \"9.9\"\n"), false)
+        .await;
+    e.eq("pip unknown version fails", r.recap.failed, 1);
+    e.check(
+        &format!("pip failure names the requirement: {}", failures(&r)),
+        failures(&r).contains("tinypkg==9.9"),
+    );
+    e.eq(
+        "pip after failure",
+        c.sh(freeze).await,
+        "tinypkg==1.1\n".into(),
+    );
+    // `version` with two names is ambiguous (as in ansible).
+    let r = c
+        .run(&pip("tinypkg, other", "    version: \"1.0\"\n"), true)
+        .await;
+    e.check(
+        &format!("pip version with two names fails: {}", failures(&r)),
+        r.recap.failed == 1 && failures(&r).contains("ambiguous"),
+    );
+
+    if e.cycle(
+        c.cycle(
+            "pip state=absent",
+            &pip("tinypkg", "    state: absent\n"),
+            probe,
+        )
+        .await,
+    ) {
+        e.eq("pip absent freeze", c.sh(freeze).await, String::new());
+        e.eq("pip absent import", tinypkg_version(c).await, None);
+        e.eq("pip absent dist-info", dist_infos(c), Vec::<String>::new());
+        e.check(
+            "pip absent keeps the virtualenv",
+            c.exists("/opt/venv/bin/pip"),
+        );
+    }
+
+    c.put("/tmp/req.txt", b"tinypkg==1.1\n").await;
+    let req = |more: &str| {
+        format!(
+            r#"
+- pip:
+    requirements: /tmp/req.txt
+    virtualenv: /opt/venv
+    extra_args: {index}
+{more}"#
+        )
+    };
+    if e.cycle(c.cycle("pip requirements", &req(""), probe).await) {
+        e.eq(
+            "pip requirements imports",
+            tinypkg_version(c).await,
+            Some("1.1".into()),
+        );
+        e.eq(
+            "pip requirements freeze",
+            c.sh(freeze).await,
+            "tinypkg==1.1\n".into(),
+        );
+    }
+    if e.cycle(
+        c.cycle(
+            "pip requirements state=absent",
+            &req("    state: absent\n"),
+            probe,
+        )
+        .await,
+    ) {
+        e.eq(
+            "pip requirements absent freeze",
+            c.sh(freeze).await,
+            String::new(),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pip_module_converges() {
+    let t0 = Instant::now();
+    let c = Ctx::new().await;
+    let mut e = Errs::default();
+    pip_virtualenv(&c, &mut e).await;
+    c.stop().await;
+    eprintln!("pip module: {:?}", t0.elapsed());
     e.done();
 }

@@ -53,3 +53,67 @@ pub fn serve(body: Vec<u8>) -> u16 {
     });
     port
 }
+
+/// Serves the files of `dir` on 127.0.0.1:<free port> (`GET /NAME`), and
+/// at `/` an HTML page linking to each of them (what pip's `--find-links`
+/// reads); returns the port.
+pub fn serve_dir(dir: &std::path::Path) -> u16 {
+    let dir = dir.to_path_buf();
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(&s);
+                let mut first = String::new();
+                if r.read_line(&mut first).is_err() {
+                    return;
+                }
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    line.clear();
+                }
+                let mut parts = first.split_whitespace();
+                let head = parts.next() == Some("HEAD");
+                let path = parts.next().unwrap_or("/").trim_start_matches('/');
+                let path = path.split('?').next().unwrap_or("");
+                let (status, kind, body) = if path.is_empty() {
+                    let mut names: Vec<String> = std::fs::read_dir(&dir)
+                        .map(|rd| {
+                            rd.flatten()
+                                .map(|d| d.file_name().to_string_lossy().into_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    names.sort();
+                    let links: String = names
+                        .iter()
+                        .map(|n| format!("<a href=\"{n}\">{n}</a><br>\n"))
+                        .collect();
+                    let page = format!("<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n");
+                    ("200 OK", "text/html", page.into_bytes())
+                } else {
+                    // Only plain names in `dir`: no `..`, no subdirectories.
+                    let file = (!path.contains('/') && !path.starts_with('.'))
+                        .then(|| std::fs::read(dir.join(path)).ok())
+                        .flatten();
+                    match file {
+                        Some(b) => ("200 OK", "application/octet-stream", b),
+                        None => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
+                    }
+                };
+                let mut w = &s;
+                let _ = write!(
+                    w,
+                    "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if !head {
+                    let _ = w.write_all(&body);
+                }
+            });
+        }
+    });
+    port
+}
