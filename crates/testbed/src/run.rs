@@ -5,7 +5,9 @@
 //! * `lock`: `flock`ed by the owning process for its whole life; a run dir
 //!   whose lock can be taken is stale.
 //! * `pids`: lines `<comm> <pid>`; a pid is only killed if its
-//!   `/proc/<pid>/comm` still matches (pid reuse).
+//!   `/proc/<pid>/comm` still matches (pid reuse). A target that boots again
+//!   after its guest rebooted replaces the file (atomically) with its new
+//!   processes, so a reaper never kills a reused pid of an old boot.
 //! * `cgroups`: cgroup directories to kill and remove (deepest first).
 //! * `mounts`: mount points to unmount.
 //!
@@ -92,6 +94,22 @@ impl RunDir {
     pub(crate) fn remove(self) {
         remove_tree(&self.path);
     }
+}
+
+/// Replaces one of the record files of the run dir `dir` with `lines`
+/// (writes a temporary file, then renames it: a reaper reads either the old
+/// or the new list). By path: a target's supervisor thread does not own the
+/// [`RunDir`].
+pub(crate) fn rewrite_record(dir: &Path, file: &str, lines: &[String]) -> Result<()> {
+    let tmp = dir.join(format!(".{file}.new"));
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    fs::write(&tmp, text).ctx(|| format!("writing {}", tmp.display()))?;
+    let dest = dir.join(file);
+    fs::rename(&tmp, &dest).ctx(|| format!("renaming {} to {}", tmp.display(), dest.display()))
 }
 
 /// `rm -rf` that tolerates what it cannot remove (logged to stderr).

@@ -17,8 +17,22 @@
 //! * the SSH banner (`SSH-2.0-...`) on that port means sshd is up (each
 //!   target generates its own host keys at boot).
 //!
-//! Drop: SIGTERM to nspawn (clean poweroff, ~2 s), SIGKILL after a deadline,
-//! then slirp4netns, the overlay mount, cgroups and the run dir go.
+//! A guest that reboots makes `systemd-nspawn` exit with status 133. By
+//! default that is the end of the target. With
+//! [`TargetOptions::survive_reboot`], a supervisor thread watches nspawn and,
+//! on 133, boots the guest again like a machine coming back: the same overlay
+//! (upperdir kept, so files written before the reboot are still there), the
+//! same cgroup dirs (emptied and recreated), a new `slirp4netns` on the new
+//! leader with the same host port forwarded, so SSH clients reconnect to the
+//! same `127.0.0.1:port`. The run dir's `pids` record is replaced with the
+//! new processes, so a reaper finds them. Any other exit ends the target
+//! ([`Target::wait_ssh`] then fails with it). [`Target::boots`] counts boots.
+//!
+//! Drop: the supervisor (if any) is stopped first, so a target being stopped
+//! is never booted again; then SIGTERM to nspawn (clean poweroff, ~2 s),
+//! repeated every second (a guest still starting may miss it), SIGKILL after
+//! a deadline, then slirp4netns, the overlay mount, cgroups and the run dir
+//! go.
 
 use std::ffi::CString;
 use std::fs;
@@ -29,6 +43,9 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::moto::free_port;
@@ -43,6 +60,13 @@ pub const HOST_ADDR_FROM_GUEST: &str = "10.0.2.2";
 
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// `systemd-nspawn`'s exit status when the guest rebooted.
+const REBOOT_EXIT_STATUS: i32 = 133;
+/// How often the supervisor looks at nspawn.
+const SUPERVISE_POLL: Duration = Duration::from_millis(50);
+/// How long a boot may take to show its leader, and its network to come up.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+const SLIRP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of [`Target::start`].
 #[derive(Clone, Debug)]
@@ -55,6 +79,9 @@ pub struct TargetOptions {
     pub host_loopback: bool,
     /// How long [`Target::start`] waits for the SSH banner (default 60 s).
     pub boot_timeout: Duration,
+    /// Boot the guest again when it reboots, on the same overlay and SSH
+    /// port (default false: a reboot ends the target). See the module doc.
+    pub survive_reboot: bool,
 }
 
 impl Default for TargetOptions {
@@ -63,6 +90,7 @@ impl Default for TargetOptions {
             extra_files: Vec::new(),
             host_loopback: true,
             boot_timeout: Duration::from_secs(60),
+            survive_reboot: false,
         }
     }
 }
@@ -85,6 +113,12 @@ impl TargetOptions {
         self.host_loopback = on;
         self
     }
+
+    /// Sets [`TargetOptions::survive_reboot`].
+    pub fn survive_reboot(mut self, on: bool) -> Self {
+        self.survive_reboot = on;
+        self
+    }
 }
 
 /// A booted (or booting) target. Dropping it powers it off and removes
@@ -92,17 +126,52 @@ impl TargetOptions {
 #[derive(Debug)]
 pub struct Target {
     testbed: Testbed,
-    name: String,
+    machine: Arc<Machine>,
     run: Option<RunDir>,
-    merged: PathBuf,
     mounted: bool,
-    cgroups: Vec<PathBuf>,
-    nspawn: Option<Child>,
-    leader: Option<u32>,
-    slirp: Option<Child>,
+    procs: Arc<Mutex<Procs>>,
+    supervisor: Option<Supervisor>,
     ssh_port: u16,
     boot_timeout: Duration,
+}
+
+/// What every boot of a target uses; shared with its supervisor thread.
+#[derive(Debug)]
+struct Machine {
+    name: String,
+    /// The run dir.
+    dir: PathBuf,
+    /// The merged overlay: the guest's root.
+    merged: PathBuf,
+    /// Own cgroup dirs, one per hierarchy (created at each boot).
+    cgroups: Vec<PathBuf>,
+    host_loopback: bool,
+}
+
+/// The processes of the current boot.
+#[derive(Debug)]
+struct Procs {
+    nspawn: Option<Child>,
+    /// The guest's PID 1 as seen from the host; `None` while (re)booting.
+    leader: Option<u32>,
+    slirp: Option<Child>,
+    /// When the current nspawn was started.
     started: Instant,
+    /// How many times nspawn was started.
+    boots: u32,
+    /// Why the supervisor gave up: the target is down for good.
+    failed: Option<String>,
+}
+
+/// The thread that boots the guest again after a reboot.
+#[derive(Debug)]
+struct Supervisor {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+fn lock(m: &Mutex<Procs>) -> MutexGuard<'_, Procs> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The cgroup hierarchies nspawn needs its own directory in.
@@ -265,94 +334,97 @@ fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-impl Target {
-    /// Locates the test bed, boots a target and waits for its SSH banner.
-    pub fn start(opts: TargetOptions) -> Result<Target> {
-        let t = Self::start_without_waiting(opts)?;
-        let timeout = t.boot_timeout;
-        t.wait_ssh(timeout)?;
-        Ok(t)
+/// SIGTERM, up to 2 s, SIGKILL; reaps it.
+fn stop_slirp(slirp: &mut Child) {
+    if slirp.try_wait().ok().flatten().is_none() {
+        run::signal(slirp.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && slirp.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = slirp.kill();
+    }
+    let _ = slirp.wait();
+}
+
+impl Machine {
+    fn log(&self) -> PathBuf {
+        self.dir.join("nspawn.log")
     }
 
-    /// Like [`Target::start`] but returns as soon as the guest is booting and
-    /// its port forwarded: sshd may not answer yet (see [`Target::wait_ssh`]).
-    pub fn start_without_waiting(opts: TargetOptions) -> Result<Target> {
-        Self::start_without_waiting_in(&Testbed::locate()?, opts)
+    fn stopping(stop: &AtomicBool) -> Result<()> {
+        if stop.load(Ordering::Acquire) {
+            return Err(Error::Failed("target is being stopped".into()));
+        }
+        Ok(())
     }
 
-    /// [`Target::start_without_waiting`] in an explicit test bed.
-    pub fn start_without_waiting_in(testbed: &Testbed, opts: TargetOptions) -> Result<Target> {
-        let _ = testbed.reap_stale();
-        let (rundir, name) = RunDir::create(&testbed.run_dir(), "tb")?;
-        let dir = rundir.path().to_path_buf();
-        let mut t = Target {
-            testbed: testbed.clone(),
-            name,
-            merged: dir.join("root"),
-            run: Some(rundir),
-            mounted: false,
-            cgroups: Vec::new(),
-            nspawn: None,
-            leader: None,
-            slirp: None,
-            ssh_port: 0,
-            boot_timeout: opts.boot_timeout,
-            started: Instant::now(),
+    /// One boot: nspawn in the (re)created cgroups, its leader, slirp4netns
+    /// forwarding `port` (a free one if `None`). Every process is in `procs`
+    /// as soon as it is started, so a failed boot is torn down with the
+    /// target. Returns the forwarded port.
+    fn boot(&self, procs: &Mutex<Procs>, port: Option<u16>, stop: &AtomicBool) -> Result<u16> {
+        let nspawn_pid = self.spawn_nspawn(procs)?;
+        let leader = self.find_leader(procs, nspawn_pid, stop)?;
+        self.spawn_slirp(procs, leader, port, stop)
+    }
+
+    /// After a reboot (nspawn exited with 133 and was reaped): the old
+    /// network goes, the cgroups are emptied, and the guest boots again on
+    /// the same overlay with the same port.
+    fn reboot(&self, procs: &Mutex<Procs>, port: u16, stop: &AtomicBool) -> Result<()> {
+        let old = {
+            let mut p = lock(procs);
+            p.leader = None;
+            p.slirp.take()
         };
-        // On error, dropping `t` tears down whatever was set up.
-        t.boot(&opts)?;
-        Ok(t)
+        if let Some(mut slirp) = old {
+            stop_slirp(&mut slirp);
+        }
+        run::kill_and_remove_cgroups(&self.cgroups, Duration::from_secs(5));
+        let sock = self.dir.join("slirp.sock");
+        if let Err(e) = fs::remove_file(&sock) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e).ctx(|| format!("removing {}", sock.display()));
+            }
+        }
+        Self::stopping(stop)?;
+        self.boot(procs, Some(port), stop).map(|_| ())
     }
 
-    fn run(&self) -> &RunDir {
-        self.run
-            .as_ref()
-            .expect("run dir lives as long as the target")
+    /// Records the live processes in the run dir's `pids` (replacing those
+    /// of an earlier boot).
+    fn record_pids(&self, procs: &Mutex<Procs>) -> Result<()> {
+        let lines: Vec<String> = {
+            let p = lock(procs);
+            let nspawn = p
+                .nspawn
+                .as_ref()
+                .map(|c| format!("systemd-nspawn {}", c.id()));
+            let slirp = p.slirp.as_ref().map(|c| format!("slirp4netns {}", c.id()));
+            nspawn.into_iter().chain(slirp).collect()
+        };
+        run::rewrite_record(&self.dir, "pids", &lines)
     }
 
-    fn boot(&mut self, opts: &TargetOptions) -> Result<()> {
-        let dir = self.run().path().to_path_buf();
-        let (upper, work) = (dir.join("upper"), dir.join("work"));
-        for d in [&upper, &work, &self.merged] {
-            fs::create_dir(d).ctx(|| format!("creating {}", d.display()))?;
-        }
-        // The upperdir's root is the merged root's attributes.
-        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
-            .ctx(|| "chmod upper".into())?;
-        let lower = self.testbed.rootfs().to_path_buf();
-        // The machine name as hostname, resolvable without DNS (sudo).
-        let hostname = format!("{}\n", self.name);
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
-            self.name
-        );
-        let own = [
-            (PathBuf::from("/etc/hostname"), hostname.into_bytes(), 0o644),
-            (PathBuf::from("/etc/hosts"), hosts.into_bytes(), 0o644),
-        ];
-        for (path, contents, mode) in own.iter().chain(&opts.extra_files) {
-            write_extra_file(&lower, &upper, path, contents, *mode)?;
-        }
-        self.run()
-            .record("mounts", &self.merged.to_string_lossy())?;
-        mount_overlay(&lower, &upper, &work, &self.merged)?;
-        self.mounted = true;
-
+    /// Creates the cgroup dirs and starts nspawn in them; returns its pid.
+    fn spawn_nspawn(&self, procs: &Mutex<Procs>) -> Result<u32> {
         // Own cgroups, joined by nspawn between fork and exec.
-        let mut procs = Vec::new();
-        for root in cgroup_roots() {
-            let cg = root.join("image-testbed").join(&self.name);
-            self.run().record("cgroups", &cg.to_string_lossy())?;
-            fs::create_dir_all(&cg).ctx(|| format!("creating cgroup {}", cg.display()))?;
-            self.cgroups.push(cg.clone());
-            procs.push(
+        let mut cgroup_procs = Vec::new();
+        for cg in &self.cgroups {
+            fs::create_dir_all(cg).ctx(|| format!("creating cgroup {}", cg.display()))?;
+            cgroup_procs.push(
                 CString::new(cg.join("cgroup.procs").to_string_lossy().as_bytes())
                     .map_err(|_| Error::Failed("NUL in cgroup path".into()))?,
             );
         }
-
-        let log = dir.join("nspawn.log");
-        let out = fs::File::create(&log).ctx(|| format!("creating {}", log.display()))?;
+        // Appended: the log of every boot, in order.
+        let log = self.log();
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .ctx(|| format!("opening {}", log.display()))?;
         let err = out.try_clone().ctx(|| "dup".into())?;
         let mut cmd = Command::new("systemd-nspawn");
         cmd.arg("-b")
@@ -376,7 +448,7 @@ impl Target {
         // fork and exec, on C strings prepared before.
         unsafe {
             cmd.pre_exec(move || {
-                for p in &procs {
+                for p in &cgroup_procs {
                     let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                     if fd < 0 {
                         return Err(std::io::Error::last_os_error());
@@ -391,25 +463,43 @@ impl Target {
                 Ok(())
             });
         }
-        self.started = Instant::now();
+        let started = Instant::now();
         let child = cmd.spawn().ctx(|| "starting systemd-nspawn".into())?;
-        let nspawn_pid = child.id();
-        self.nspawn = Some(child);
-        self.run()
-            .record("pids", &format!("systemd-nspawn {nspawn_pid}"))?;
+        let pid = child.id();
+        {
+            let mut p = lock(procs);
+            p.nspawn = Some(child);
+            p.leader = None;
+            p.started = started;
+            p.boots += 1;
+        }
+        self.record_pids(procs)?;
+        Ok(pid)
+    }
 
-        // The leader: nspawn's child in its own pid and net namespaces.
+    /// Waits for the leader: nspawn's child in its own pid and net
+    /// namespaces.
+    fn find_leader(&self, procs: &Mutex<Procs>, nspawn_pid: u32, stop: &AtomicBool) -> Result<u32> {
         let my_pid_ns = ns_of(std::process::id(), "pid");
         let my_net_ns = ns_of(std::process::id(), "net");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let leader = loop {
-            self.check_nspawn_alive()?;
+        let deadline = Instant::now() + LEADER_TIMEOUT;
+        let log = self.log();
+        loop {
+            Self::stopping(stop)?;
+            if run::live_comm(nspawn_pid).is_none() {
+                return Err(Error::Failed(format!(
+                    "systemd-nspawn exited; log {}:\n{}",
+                    log.display(),
+                    tail(&log, 30)
+                )));
+            }
             let found = children_of(nspawn_pid).into_iter().find(|&c| {
                 let (p, n) = (ns_of(c, "pid"), ns_of(c, "net"));
                 p.is_some() && n.is_some() && p != my_pid_ns && n != my_net_ns
             });
             if let Some(l) = found {
-                break l;
+                lock(procs).leader = Some(l);
+                return Ok(l);
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
@@ -419,19 +509,30 @@ impl Target {
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));
-        };
-        self.leader = Some(leader);
+        }
+    }
 
-        // Network.
-        let sock = dir.join("slirp.sock");
-        let slirp_log = dir.join("slirp4netns.log");
-        let out =
-            fs::File::create(&slirp_log).ctx(|| format!("creating {}", slirp_log.display()))?;
+    /// Starts slirp4netns on the leader's netns and forwards `port` (a free
+    /// one if `None`: then retried with another one if taken meanwhile).
+    fn spawn_slirp(
+        &self,
+        procs: &Mutex<Procs>,
+        leader: u32,
+        port: Option<u16>,
+        stop: &AtomicBool,
+    ) -> Result<u16> {
+        let sock = self.dir.join("slirp.sock");
+        let slirp_log = self.dir.join("slirp4netns.log");
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&slirp_log)
+            .ctx(|| format!("opening {}", slirp_log.display()))?;
         let err = out.try_clone().ctx(|| "dup".into())?;
         let mut cmd = Command::new("slirp4netns");
         cmd.args(["--configure", "--mtu=65520", "--api-socket"])
             .arg(&sock);
-        if !opts.host_loopback {
+        if !self.host_loopback {
             cmd.arg("--disable-host-loopback");
         }
         cmd.arg(leader.to_string())
@@ -440,33 +541,33 @@ impl Target {
             .stdout(out)
             .stderr(err);
         let slirp = cmd.spawn().ctx(|| "starting slirp4netns".into())?;
-        self.run()
-            .record("pids", &format!("slirp4netns {}", slirp.id()))?;
-        self.slirp = Some(slirp);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        lock(procs).slirp = Some(slirp);
+        self.record_pids(procs)?;
+        let deadline = Instant::now() + SLIRP_TIMEOUT;
         let mut last = String::new();
-        for attempt in 0.. {
-            if let Some(st) = self
+        loop {
+            Self::stopping(stop)?;
+            let exited = lock(procs)
                 .slirp
                 .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(st) = exited {
                 return Err(Error::Failed(format!(
                     "slirp4netns exited with {st}: {}",
                     tail(&slirp_log, 20)
                 )));
             }
             if sock.exists() {
-                let port = free_port()?;
-                match add_hostfwd(&sock, port) {
-                    Ok(()) => {
-                        self.ssh_port = port;
-                        break;
-                    }
+                let p = match port {
+                    Some(p) => p,
+                    None => free_port()?,
+                };
+                match add_hostfwd(&sock, p) {
+                    Ok(()) => return Ok(p),
                     Err(e) => last = e.to_string(),
                 }
             }
-            if Instant::now() >= deadline || attempt > 1000 {
+            if Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
                     "slirp4netns port forward not set up: {last}; log: {}",
                     tail(&slirp_log, 20)
@@ -474,15 +575,185 @@ impl Target {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// The supervisor thread of a target that survives reboots: on nspawn's exit
+/// with 133, boots the guest again; on any other exit, or a failed boot,
+/// records why in `procs.failed` and ends. Ends when `stop` is set (the
+/// owner unparks it).
+fn supervise(machine: Arc<Machine>, procs: Arc<Mutex<Procs>>, stop: Arc<AtomicBool>, port: u16) {
+    loop {
+        std::thread::park_timeout(SUPERVISE_POLL);
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        let exited = {
+            let mut p = lock(&procs);
+            match p.nspawn.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => {
+                    p.nspawn = None;
+                    p.leader = None;
+                    Some(status)
+                }
+                _ => None,
+            }
+        };
+        let Some(status) = exited else {
+            continue;
+        };
+        if status.code() != Some(REBOOT_EXIT_STATUS) {
+            let log = machine.log();
+            let why = format!(
+                "systemd-nspawn exited with {status}; log {}:\n{}",
+                log.display(),
+                tail(&log, 30)
+            );
+            eprintln!("image-testbed: {}: {why}", machine.name);
+            lock(&procs).failed = Some(why);
+            return;
+        }
+        let t0 = Instant::now();
+        match machine.reboot(&procs, port, &stop) {
+            Ok(()) => eprintln!(
+                "image-testbed: {} rebooted; booted again (network up in {:?})",
+                machine.name,
+                t0.elapsed()
+            ),
+            Err(_) if stop.load(Ordering::Acquire) => return,
+            Err(e) => {
+                let why = format!("booting again after a reboot: {e}");
+                eprintln!("image-testbed: {}: {why}", machine.name);
+                lock(&procs).failed = Some(why);
+                return;
+            }
+        }
+    }
+}
+
+impl Target {
+    /// Locates the test bed, boots a target and waits for its SSH banner.
+    pub fn start(opts: TargetOptions) -> Result<Target> {
+        let t = Self::start_without_waiting(opts)?;
+        let timeout = t.boot_timeout;
+        t.wait_ssh(timeout)?;
+        Ok(t)
+    }
+
+    /// Like [`Target::start`] but returns as soon as the guest is booting and
+    /// its port forwarded: sshd may not answer yet (see [`Target::wait_ssh`]).
+    pub fn start_without_waiting(opts: TargetOptions) -> Result<Target> {
+        Self::start_without_waiting_in(&Testbed::locate()?, opts)
+    }
+
+    /// [`Target::start_without_waiting`] in an explicit test bed.
+    pub fn start_without_waiting_in(testbed: &Testbed, opts: TargetOptions) -> Result<Target> {
+        let _ = testbed.reap_stale();
+        let (rundir, name) = RunDir::create(&testbed.run_dir(), "tb")?;
+        let dir = rundir.path().to_path_buf();
+        let cgroups = cgroup_roots()
+            .into_iter()
+            .map(|root| root.join("image-testbed").join(&name))
+            .collect();
+        let machine = Machine {
+            merged: dir.join("root"),
+            dir,
+            cgroups,
+            host_loopback: opts.host_loopback,
+            name,
+        };
+        let mut t = Target {
+            testbed: testbed.clone(),
+            machine: Arc::new(machine),
+            run: Some(rundir),
+            mounted: false,
+            procs: Arc::new(Mutex::new(Procs {
+                nspawn: None,
+                leader: None,
+                slirp: None,
+                started: Instant::now(),
+                boots: 0,
+                failed: None,
+            })),
+            supervisor: None,
+            ssh_port: 0,
+            boot_timeout: opts.boot_timeout,
+        };
+        // On error, dropping `t` tears down whatever was set up.
+        t.first_boot(&opts)?;
+        if opts.survive_reboot {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (machine, procs, stop2, port) =
+                (t.machine.clone(), t.procs.clone(), stop.clone(), t.ssh_port);
+            let thread = std::thread::Builder::new()
+                .name(format!("supervise-{}", t.machine.name))
+                .spawn(move || supervise(machine, procs, stop2, port))
+                .ctx(|| "starting the supervisor thread".into())?;
+            t.supervisor = Some(Supervisor { stop, thread });
+        }
+        Ok(t)
+    }
+
+    fn run(&self) -> &RunDir {
+        self.run
+            .as_ref()
+            .expect("run dir lives as long as the target")
+    }
+
+    /// Prepares the overlay (with the extra files) and the records, then
+    /// boots.
+    fn first_boot(&mut self, opts: &TargetOptions) -> Result<()> {
+        let m = self.machine.clone();
+        let (upper, work) = (m.dir.join("upper"), m.dir.join("work"));
+        for d in [&upper, &work, &m.merged] {
+            fs::create_dir(d).ctx(|| format!("creating {}", d.display()))?;
+        }
+        // The upperdir's root is the merged root's attributes.
+        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
+            .ctx(|| "chmod upper".into())?;
+        let lower = self.testbed.rootfs().to_path_buf();
+        // The machine name as hostname, resolvable without DNS (sudo).
+        let hostname = format!("{}\n", m.name);
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n127.0.1.1\t{}\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
+            m.name
+        );
+        let own = [
+            (PathBuf::from("/etc/hostname"), hostname.into_bytes(), 0o644),
+            (PathBuf::from("/etc/hosts"), hosts.into_bytes(), 0o644),
+        ];
+        for (path, contents, mode) in own.iter().chain(&opts.extra_files) {
+            write_extra_file(&lower, &upper, path, contents, *mode)?;
+        }
+        self.run().record("mounts", &m.merged.to_string_lossy())?;
+        mount_overlay(&lower, &upper, &work, &m.merged)?;
+        self.mounted = true;
+        for cg in &m.cgroups {
+            self.run().record("cgroups", &cg.to_string_lossy())?;
+        }
+        self.ssh_port = m.boot(&self.procs, None, &AtomicBool::new(false))?;
         Ok(())
     }
 
+    /// Fails if the target is down for good: nspawn exited (with a
+    /// supervisor: other than for a reboot, or booting again failed).
     fn check_nspawn_alive(&self) -> Result<()> {
-        let Some(child) = &self.nspawn else {
+        let p = lock(&self.procs);
+        if let Some(why) = &p.failed {
+            return Err(Error::Failed(format!(
+                "target {}: {why}",
+                self.machine.name
+            )));
+        }
+        if self.supervisor.is_some() {
+            // Down while rebooting is alive; the supervisor reports the rest.
+            return Ok(());
+        }
+        let Some(child) = &p.nspawn else {
             return Err(Error::Failed("systemd-nspawn is not running".into()));
         };
         if run::live_comm(child.id()).is_none() {
-            let log = self.run().path().join("nspawn.log");
+            let log = self.machine.log();
             return Err(Error::Failed(format!(
                 "systemd-nspawn exited; log {}:\n{}",
                 log.display(),
@@ -493,7 +764,9 @@ impl Target {
     }
 
     /// Waits until the forwarded port answers with an SSH banner; returns it
-    /// (e.g. `SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u6`).
+    /// (e.g. `SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u6`). With
+    /// [`TargetOptions::survive_reboot`], a guest that is rebooting is waited
+    /// for.
     pub fn wait_ssh(&self, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         let mut last;
@@ -506,13 +779,34 @@ impl Target {
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(format!(
                     "no SSH banner from target {} on 127.0.0.1:{} within {timeout:?} (last: {last}); nspawn log:\n{}",
-                    self.name,
+                    self.machine.name,
                     self.ssh_port,
-                    tail(&self.run().path().join("nspawn.log"), 30)
+                    tail(&self.machine.log(), 30)
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits until the guest has been booted `n` times in all (see
+    /// [`Target::boots`]), then for its SSH banner, within `timeout` in all.
+    /// After rebooting a target with [`TargetOptions::survive_reboot`], pass
+    /// [`Target::boots`] + 1 as read before the reboot: unlike
+    /// [`Target::wait_ssh`] this cannot be answered by the old boot's sshd.
+    pub fn wait_boot(&self, n: u32, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        while self.boots() < n {
+            self.check_nspawn_alive()?;
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "target {} not booted {n} times within {timeout:?} (booted {})",
+                    self.machine.name,
+                    self.boots()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_ssh(deadline.saturating_duration_since(Instant::now()))
     }
 
     /// Connects once and reads the SSH identification line. Fails if sshd is
@@ -543,7 +837,8 @@ impl Target {
         }
     }
 
-    /// The port of 127.0.0.1 forwarded to the guest's port 22.
+    /// The port of 127.0.0.1 forwarded to the guest's port 22 (the same
+    /// across reboots).
     pub fn ssh_port(&self) -> u16 {
         self.ssh_port
     }
@@ -560,12 +855,12 @@ impl Target {
 
     /// The machine name (also the guest's hostname).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.machine.name
     }
 
     /// The guest's root as seen from the host (the merged overlay).
     pub fn root_dir(&self) -> &Path {
-        &self.merged
+        &self.machine.merged
     }
 
     /// The test bed this target belongs to (keys etc.).
@@ -573,20 +868,29 @@ impl Target {
         &self.testbed
     }
 
-    /// The guest's PID 1 as seen from the host.
+    /// The guest's PID 1 as seen from the host (`None` while it reboots).
     pub fn leader_pid(&self) -> Option<u32> {
-        self.leader
+        lock(&self.procs).leader
     }
 
-    /// Time since systemd-nspawn was started.
+    /// How many times the guest was booted: 1, plus one per reboot survived
+    /// (see [`TargetOptions::survive_reboot`]).
+    pub fn boots(&self) -> u32 {
+        lock(&self.procs).boots
+    }
+
+    /// Time since systemd-nspawn was (last) started.
     pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+        lock(&self.procs).started.elapsed()
     }
 
     /// The guest's public host key of type `alg` (`ed25519`, `rsa`, `ecdsa`),
     /// as in `/etc/ssh/ssh_host_<alg>_key.pub` (exists once sshd started).
     pub fn host_public_key(&self, alg: &str) -> Result<String> {
-        let p = self.merged.join(format!("etc/ssh/ssh_host_{alg}_key.pub"));
+        let p = self
+            .machine
+            .merged
+            .join(format!("etc/ssh/ssh_host_{alg}_key.pub"));
         Ok(fs::read_to_string(&p)
             .ctx(|| format!("reading {}", p.display()))?
             .trim_end()
@@ -602,7 +906,7 @@ impl Target {
         S: AsRef<std::ffi::OsStr>,
     {
         let leader = self
-            .leader
+            .leader_pid()
             .ok_or_else(|| Error::Failed("target has no leader process".into()))?;
         Command::new("nsenter")
             .args(["-t", &leader.to_string(), "-a", "--"])
@@ -638,13 +942,34 @@ impl Target {
     }
 
     fn teardown(&mut self) {
-        if let Some(mut child) = self.nspawn.take() {
+        // The supervisor first: it must not boot a target being stopped.
+        if let Some(s) = self.supervisor.take() {
+            s.stop.store(true, Ordering::Release);
+            s.thread.thread().unpark();
+            if s.thread.join().is_err() {
+                eprintln!(
+                    "image-testbed: the supervisor of {} panicked",
+                    self.machine.name
+                );
+            }
+        }
+        let (nspawn, leader, slirp) = {
+            let mut p = lock(&self.procs);
+            (p.nspawn.take(), p.leader.take(), p.slirp.take())
+        };
+        if let Some(mut child) = nspawn {
             if child.try_wait().ok().flatten().is_none() {
-                // SIGTERM: nspawn asks the guest's systemd to power off.
-                run::signal(child.id(), libc::SIGTERM);
-                let deadline = Instant::now() + STOP_GRACE;
+                // SIGTERM: nspawn asks the guest's systemd to power off. A
+                // guest still starting (e.g. booting again after a reboot)
+                // may not handle that request yet: ask again every second.
+                let start = Instant::now();
+                let mut asked = 0;
                 let mut exited = false;
-                while Instant::now() < deadline {
+                while start.elapsed() < STOP_GRACE {
+                    if start.elapsed() >= Duration::from_secs(asked) {
+                        run::signal(child.id(), libc::SIGTERM);
+                        asked += 1;
+                    }
                     if child.try_wait().ok().flatten().is_some() {
                         exited = true;
                         break;
@@ -654,9 +979,9 @@ impl Target {
                 if !exited {
                     eprintln!(
                         "image-testbed: {} did not power off in {STOP_GRACE:?}; killing",
-                        self.name
+                        self.machine.name
                     );
-                    if let Some(l) = self.leader {
+                    if let Some(l) = leader {
                         if run::live_comm(l).is_some() {
                             run::signal(l, libc::SIGKILL);
                         }
@@ -667,20 +992,12 @@ impl Target {
             let _ = child.wait();
         }
         // Anything left in the container's cgroups.
-        run::kill_and_remove_cgroups(&self.cgroups, Duration::from_secs(5));
-        if let Some(mut slirp) = self.slirp.take() {
-            if slirp.try_wait().ok().flatten().is_none() {
-                run::signal(slirp.id(), libc::SIGTERM);
-                let deadline = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < deadline && slirp.try_wait().ok().flatten().is_none() {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                let _ = slirp.kill();
-            }
-            let _ = slirp.wait();
+        run::kill_and_remove_cgroups(&self.machine.cgroups, Duration::from_secs(5));
+        if let Some(mut slirp) = slirp {
+            stop_slirp(&mut slirp);
         }
         if self.mounted {
-            run::unmount(&self.merged);
+            run::unmount(&self.machine.merged);
             self.mounted = false;
         }
         if let Some(r) = self.run.take() {
