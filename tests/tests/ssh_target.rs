@@ -4,29 +4,17 @@
 //!
 //! Needs `scripts/testbed/setup.sh` (root).
 
+mod bed_support;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bed_support::{boot, stop};
 use image_core::ssh::{HostKeyPolicy, SshAuth, SshConfig, SshTarget};
 use image_core::target::{Become, Exec, FileMeta, Target, TargetError};
 use image_testbed::{Target as Bed, TargetOptions};
-
-/// Boots a target (off the runtime: the test bed API blocks).
-async fn boot() -> Bed {
-    tokio::task::spawn_blocking(|| Bed::start(TargetOptions::default()))
-        .await
-        .expect("boot task")
-        .expect("test bed target (run scripts/testbed/setup.sh)")
-}
-
-/// Powers a target off without blocking the runtime.
-async fn stop(bed: Bed) {
-    tokio::task::spawn_blocking(move || bed.stop())
-        .await
-        .expect("stop task");
-}
 
 fn config(bed: &Bed, auth: SshAuth) -> SshConfig {
     let mut cfg = SshConfig::new(bed.host(), bed.ssh_port(), bed.user(), auth);

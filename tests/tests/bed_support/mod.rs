@@ -1,6 +1,7 @@
-//! Shared by the tests on a plain booted test-bed target (`node_recipe`,
-//! `provision_node_role`, `provision_speed`, `verify_ssh`): boot it, and
-//! connect with the test bed's key.
+//! Shared by the tests on a booted test-bed target (`node_recipe`,
+//! `provision_node_role`, `provision_speed`, `provision_reboot`,
+//! `verify_ssh`, ...): boot it, connect with the test bed's key, stop it,
+//! serve fixtures.
 
 #![allow(dead_code)]
 
@@ -13,10 +14,22 @@ use image_testbed::{Target as Bed, TargetOptions};
 
 /// A target with the default options, booted off the async runtime.
 pub async fn boot() -> Bed {
-    tokio::task::spawn_blocking(|| Bed::start(TargetOptions::default()))
+    boot_with(TargetOptions::default()).await
+}
+
+/// A target with `opts`, booted off the async runtime.
+pub async fn boot_with(opts: TargetOptions) -> Bed {
+    tokio::task::spawn_blocking(move || Bed::start(opts))
         .await
         .expect("boot task")
         .expect("test bed target (run scripts/testbed/setup.sh)")
+}
+
+/// Stops `bed` off the async runtime.
+pub async fn stop(bed: Bed) {
+    tokio::task::spawn_blocking(move || bed.stop())
+        .await
+        .expect("stop task");
 }
 
 /// SSH to `bed` as its user with the test bed's key, retrying for 30 s.
