@@ -5,10 +5,17 @@ use async_trait::async_trait;
 use super::{file_spec, Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
 
-/// The `yum_repository` module.
-pub struct YumRepository;
-
-const KEYS: &[&str] = &[
+/// The module's parameters: the file's, then the repository keys
+/// ([`KEYS`]), then the file attributes.
+const PARAMS: &[&str] = &[
+    "name",
+    "description",
+    "file",
+    "reposdir",
+    "state",
+    "mode",
+    "owner",
+    "group",
     "baseurl",
     "mirrorlist",
     "metalink",
@@ -30,7 +37,15 @@ const KEYS: &[&str] = &[
     "password",
     "countme",
     "keepcache",
+    "unsafe_writes",
+    "attributes",
 ];
+
+/// The keys written into the section as given (a slice of [`PARAMS`]).
+const KEYS: &[&str] = PARAMS.split_at(8).1.split_at(21).0;
+
+/// The `yum_repository` module.
+pub struct YumRepository;
 
 #[async_trait]
 impl Module for YumRepository {
@@ -38,39 +53,7 @@ impl Module for YumRepository {
         "yum_repository"
     }
     fn params(&self) -> &'static [&'static str] {
-        &[
-            "name",
-            "description",
-            "file",
-            "reposdir",
-            "state",
-            "mode",
-            "owner",
-            "group",
-            "baseurl",
-            "mirrorlist",
-            "metalink",
-            "enabled",
-            "gpgcheck",
-            "gpgkey",
-            "repo_gpgcheck",
-            "exclude",
-            "includepkgs",
-            "priority",
-            "sslverify",
-            "module_hotfixes",
-            "cost",
-            "skip_if_unavailable",
-            "metadata_expire",
-            "proxy",
-            "timeout",
-            "username",
-            "password",
-            "countme",
-            "keepcache",
-            "unsafe_writes",
-            "attributes",
-        ]
+        PARAMS
     }
     fn required(&self) -> &'static [&'static str] {
         &["name"]
@@ -134,5 +117,17 @@ impl Module for YumRepository {
         let mut spec = file_spec(args, dest)?;
         spec.mode = spec.mode.or(Some("644".into()));
         super::write_content(ctx, &spec, content.as_bytes(), None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_repository_options_of_params() {
+        assert_eq!(KEYS.first(), Some(&"baseurl"));
+        assert_eq!(KEYS.last(), Some(&"keepcache"));
+        assert!(!KEYS.contains(&"name") && !KEYS.contains(&"unsafe_writes"));
     }
 }
