@@ -390,20 +390,7 @@ fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrup
             }));
             continue;
         }
-        if e.is_cancelled() {
-            eprintln!("build `{}`: cancelled at step {}", e.build, e.step);
-        } else {
-            eprintln!("error: {e}");
-        }
-        if !e.left.is_empty() {
-            eprintln!(
-                "build `{}` left in AWS (build id {}; delete with `image-cli cleanup --yes`):",
-                e.build, e.build_id
-            );
-            for r in &e.left {
-                eprintln!("  - {r}");
-            }
-        }
+        crate::report::build_error("build", e);
     }
     if !args.json && !built.is_empty() {
         eprintln!("manifest: {}", args.manifest.display());

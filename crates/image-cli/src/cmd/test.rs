@@ -601,20 +601,7 @@ fn summarise(
                 }
             }
             Err(e) => {
-                if e.is_cancelled() {
-                    eprintln!("test of `{}`: cancelled at step {}", e.build, e.step);
-                } else {
-                    eprintln!("error: {e}");
-                }
-                if !e.left.is_empty() {
-                    eprintln!(
-                        "left in AWS (id {}; delete with `image-cli cleanup --yes`):",
-                        e.build_id
-                    );
-                    for l in &e.left {
-                        eprintln!("  - {l}");
-                    }
-                }
+                crate::report::build_error("test of", e);
                 println!("FAILED");
             }
         }
