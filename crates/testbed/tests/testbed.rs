@@ -1,7 +1,9 @@
 //! Tests of the test bed itself: moto answers and resets; targets boot to an
 //! SSH banner, are inspectable from the host, have their own host keys, reach
 //! the host's loopback only when asked, and leave nothing behind (on drop, and
-//! after their test process was killed).
+//! after their test process was killed); with `survive_reboot` a rebooted
+//! guest boots again on the same disk and port, and leaves nothing behind
+//! either (dropped mid-reboot, or its test process killed).
 //!
 //! Needs root and `scripts/testbed/setup.sh`.
 
@@ -395,6 +397,43 @@ fn connect_while_sshd_is_not_up_yet_then_wait() {
     assert!(banner.starts_with("SSH-2.0-"));
 }
 
+/// Runs the ignored test `helper` of this binary in a child process, reads
+/// its `TARGET …` line, then kills it with SIGKILL (no Drop runs) and
+/// returns the line.
+fn helper_target_line(helper: &str) -> String {
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            helper,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("IMAGE_TESTBED_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("helper");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut text = String::new();
+    let mut buf = [0u8; 256];
+    let line = loop {
+        let n = out.read(&mut buf).expect("read helper");
+        if n == 0 {
+            let _ = child.kill();
+            panic!("helper exited: {text}");
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(start) = text.find("TARGET ") {
+            if let Some(len) = text[start..].find('\n') {
+                break text[start..start + len].to_string();
+            }
+        }
+    };
+    child.kill().expect("kill helper");
+    child.wait().expect("wait helper");
+    line
+}
+
 /// Helper run in a child process by `killed_test_process_is_reaped`: boots a
 /// target, prints its name, then waits to be killed.
 #[test]
@@ -417,36 +456,10 @@ fn helper_boot_and_hang() {
 
 #[test]
 fn killed_test_process_is_reaped() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_boot_and_hang",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("IMAGE_TESTBED_HELPER", "1")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut text = String::new();
-    let mut buf = [0u8; 256];
-    let line = loop {
-        let n = out.read(&mut buf).unwrap();
-        assert!(n > 0, "helper exited: {text}");
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(start) = text.find("TARGET ") {
-            if let Some(len) = text[start..].find('\n') {
-                break text[start..start + len].to_string();
-            }
-        }
-    };
+    let line = helper_target_line("helper_boot_and_hang");
     let f: Vec<&str> = line.split_whitespace().collect();
     let (name, leader, moto_pid): (&str, u32, u32) =
         (f[1], f[2].parse().unwrap(), f[4].parse().unwrap());
-    child.kill().unwrap(); // SIGKILL: no Drop runs
-    child.wait().unwrap();
 
     let tb = Testbed::locate().unwrap();
     let run_dir = tb.run_dir().join(name);
@@ -474,4 +487,233 @@ fn killed_test_process_is_reaped() {
     }
     traces.assert_gone();
     assert!(!pid_alive(moto_pid), "moto left");
+}
+
+// ------------------------------------------------------------- reboots --
+
+const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
+
+fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// What a target named `name` with run dir `run_dir` leaves on the host.
+struct RebootTraces {
+    name: String,
+    run_dir: PathBuf,
+    leaders: Vec<u32>,
+}
+
+impl RebootTraces {
+    fn cgroups(&self) -> Vec<PathBuf> {
+        [
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup/systemd",
+            "/sys/fs/cgroup",
+        ]
+        .iter()
+        .map(|r| Path::new(r).join("image-testbed").join(&self.name))
+        .filter(|p| p.exists())
+        .collect()
+    }
+
+    /// What is left, empty when nothing.
+    fn left(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for l in &self.leaders {
+            if pid_alive(*l) {
+                left.push(format!("leader {l}"));
+            }
+        }
+        for p in processes("systemd-nspawn", &self.name) {
+            left.push(format!("systemd-nspawn {p}"));
+        }
+        for p in processes("slirp4netns", &self.run_dir.to_string_lossy()) {
+            left.push(format!("slirp4netns {p}"));
+        }
+        if mounted(&self.run_dir.join("root")) {
+            left.push("overlay mount".into());
+        }
+        for cg in self.cgroups() {
+            left.push(format!("cgroup {}", cg.display()));
+        }
+        if self.run_dir.exists() {
+            left.push(format!("run dir {}", self.run_dir.display()));
+        }
+        left
+    }
+}
+
+/// Reboots the guest from the host side (no SSH).
+fn reboot_guest(bed: &Target) {
+    let out = bed
+        .exec_host_side(["systemctl", "reboot"])
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "systemctl reboot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bed_boots_a_rebooted_guest_again_on_the_same_disk_and_port() {
+    let bed = Target::start(TargetOptions::default().survive_reboot(true)).expect("boot");
+    let run_dir = bed.root_dir().parent().expect("run dir").to_path_buf();
+    let (port, leader) = (bed.ssh_port(), bed.leader_pid().expect("leader"));
+    let boot_id = bed.sh(BOOT_ID).expect("boot id");
+    bed.sh("echo kept > /var/tmp/kept").expect("write");
+    let key = bed.host_public_key("ed25519").expect("host key");
+
+    let t0 = Instant::now();
+    reboot_guest(&bed);
+    let banner = bed
+        .wait_boot(2, Duration::from_secs(90))
+        .expect("booted again");
+    eprintln!("rebooted to an SSH banner in {:?}", t0.elapsed());
+    assert!(banner.starts_with("SSH-2.0-"), "{banner}");
+    assert_eq!(bed.boots(), 2);
+    assert_eq!(bed.ssh_port(), port);
+    let new_leader = bed.leader_pid().expect("new leader");
+    assert_ne!(new_leader, leader);
+    assert!(!pid_alive(leader), "old leader {leader} alive");
+    assert_ne!(bed.sh(BOOT_ID).expect("boot id"), boot_id);
+    assert_eq!(bed.sh("cat /var/tmp/kept").expect("read"), "kept\n");
+    // Same disk, same host keys: clients that pinned it still connect.
+    assert_eq!(bed.host_public_key("ed25519").expect("host key"), key);
+    assert_eq!(
+        bed.sh("systemctl is-active ssh").expect("ssh").trim(),
+        "active"
+    );
+
+    // One nspawn, one slirp4netns, both recorded for a reaper.
+    let nspawns = processes("systemd-nspawn", bed.name());
+    assert_eq!(nspawns.len(), 1, "{nspawns:?}");
+    assert_eq!(ppid(new_leader), Some(nspawns[0]));
+    let slirps = processes("slirp4netns", &run_dir.to_string_lossy());
+    assert_eq!(slirps.len(), 1, "{slirps:?}");
+    let pids = std::fs::read_to_string(run_dir.join("pids")).expect("pids record");
+    assert_eq!(
+        pids,
+        format!("systemd-nspawn {}\nslirp4netns {}\n", nspawns[0], slirps[0])
+    );
+
+    let traces = RebootTraces {
+        name: bed.name().to_string(),
+        run_dir,
+        leaders: vec![leader, new_leader],
+    };
+    drop(bed);
+    assert_eq!(traces.left(), Vec::<String>::new());
+}
+
+/// Reboots a surviving target, waits until `ready` says so, drops it, and
+/// checks that nothing is left.
+fn drop_while_rebooting(what: &str, ready: impl Fn(&Target, u32) -> bool) {
+    let bed = Target::start(TargetOptions::default().survive_reboot(true)).expect("boot");
+    let run_dir = bed.root_dir().parent().expect("run dir").to_path_buf();
+    let leader = bed.leader_pid().expect("leader");
+    reboot_guest(&bed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready(&bed, leader) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(ready(&bed, leader), "{what}: not reached");
+    let mut traces = RebootTraces {
+        name: bed.name().to_string(),
+        run_dir,
+        leaders: vec![leader],
+    };
+    // A leader of the next boot, if it got that far.
+    traces.leaders.extend(bed.leader_pid());
+    let t0 = Instant::now();
+    drop(bed);
+    eprintln!("{what}: dropped in {:?}", t0.elapsed());
+    // A process killed by teardown can take a moment to be gone from /proc
+    // on a loaded machine: a real leak stays.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut left = traces.left();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = traces.left();
+    }
+    assert_eq!(left, Vec::<String>::new(), "{what}");
+}
+
+#[test]
+fn bed_dropped_while_the_guest_reboots_leaves_nothing() {
+    // Going down (nspawn exiting or just exited).
+    drop_while_rebooting("old guest down", |_, leader| !pid_alive(leader));
+    // Coming up: the supervisor has started the next nspawn.
+    drop_while_rebooting("next boot started", |bed, _| bed.boots() == 2);
+}
+
+#[test]
+fn bed_without_survive_reboot_ends_with_the_guest() {
+    let bed = Target::start(TargetOptions::default()).expect("boot");
+    let leader = bed.leader_pid().expect("leader");
+    reboot_guest(&bed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pid_alive(leader) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid_alive(leader), "guest did not go down");
+    let err = bed
+        .wait_ssh(Duration::from_secs(10))
+        .expect_err("a rebooted target is gone by default");
+    assert!(err.to_string().contains("exited"), "{err}");
+    assert_eq!(bed.boots(), 1);
+}
+
+/// Helper run in a child process by
+/// `killed_test_process_after_a_reboot_is_reaped`: boots a target, reboots
+/// it, prints it, then waits to be killed.
+#[test]
+#[ignore = "helper of killed_test_process_after_a_reboot_is_reaped"]
+fn helper_reboot_and_hang() {
+    if std::env::var_os("IMAGE_TESTBED_HELPER").is_none() {
+        return;
+    }
+    let bed = Target::start(TargetOptions::default().survive_reboot(true)).expect("boot");
+    let first = bed.leader_pid().expect("leader");
+    reboot_guest(&bed);
+    bed.wait_boot(2, Duration::from_secs(90))
+        .expect("booted again");
+    println!(
+        "TARGET {} {first} {}",
+        bed.name(),
+        bed.leader_pid().expect("leader")
+    );
+    std::io::stdout().flush().expect("flush");
+    std::thread::sleep(Duration::from_secs(180));
+}
+
+#[test]
+fn killed_test_process_after_a_reboot_is_reaped() {
+    let line = helper_target_line("helper_reboot_and_hang");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let name = f[1].to_string();
+    let leaders: Vec<u32> = f[2..].iter().map(|p| p.parse().expect("pid")).collect();
+
+    let tb = Testbed::locate().expect("test bed");
+    let traces = RebootTraces {
+        run_dir: tb.run_dir().join(&name),
+        name,
+        leaders,
+    };
+    // Any test process starting a target reaps stale run dirs: this one or
+    // another may do it, either way it goes, in a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let _ = tb.reap_stale();
+    while !traces.left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = tb.reap_stale();
+    }
+    assert_eq!(traces.left(), Vec::<String>::new());
 }
