@@ -1530,3 +1530,620 @@ async fn pip_module_converges() {
     eprintln!("pip module: {:?}", t0.elapsed());
     e.done();
 }
+
+// ------------------------------------------- issue 15: modules and facts --
+
+/// find follows Python's `re` (`re.match` on the base name, inline flags)
+/// and `fnmatch`, as image-builder's sysprep role uses it.
+async fn find_python_re(c: &Ctx, e: &mut Errs) {
+    c.sh("mkdir -p /opt/pm/logs/sub && cd /opt/pm/logs && touch Boot.LOG a.log b.log.1 c.gz d.txt .h.log sub/e.log sub/f.2")
+        .await;
+    match c
+        .read_only(
+            "find use_regex",
+            r#"
+- find: {paths: /opt/pm/logs, patterns: '(?i).*\.log$', recurse: true, use_regex: true, hidden: true}
+  register: logs
+- find: {paths: /opt/pm/logs, patterns: '.*[0-9z]$', recurse: true, use_regex: true}
+  register: rotated
+- find: {paths: /opt/pm/logs, patterns: 'b', use_regex: true}
+  register: anchored
+- find: {paths: /opt/pm/logs, patterns: '*.log', excludes: 'a*'}
+  register: globbed
+"#,
+        )
+        .await
+    {
+        Err(m) => e.0.push(m),
+        Ok(r) => {
+            let paths = |task: usize| -> Vec<String> {
+                let mut v: Vec<String> = r.results[task].result["files"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["path"].as_str().map(|p| p.replace("/opt/pm/logs/", "")))
+                    .collect();
+                v.sort();
+                v
+            };
+            e.eq("find (?i).*\\.log$", paths(0), vec![".h.log".into(), "Boot.LOG".into(), "a.log".into(), "sub/e.log".into()]);
+            e.eq("find .*[0-9z]$", paths(1), vec!["b.log.1".into(), "c.gz".into(), "sub/f.2".into()]);
+            e.eq("find re.match anchors at the start", paths(2), vec!["b.log.1".into()]);
+            e.eq("find glob with excludes", paths(3), Vec::<String>::new());
+            e.eq("find matched", r.results[0].result["matched"].clone(), serde_json::json!(4));
+            e.check("find returns stat keys", r.results[0].result["files"][0]["pw_name"] == "root");
+        }
+    }
+}
+
+/// slurp, getent, tempfile, uri (python3 on the target), and a refused
+/// parameter.
+async fn new_modules(c: &Ctx, e: &mut Errs) {
+    c.put("/opt/pm/slurp.txt", b"slurp me\n").await;
+    let port = serve(b"{\"hello\": \"world\"}".to_vec());
+    match c
+        .read_only(
+            "slurp/getent/uri",
+            r#"
+- slurp: {src: /opt/pm/slurp.txt}
+  register: s
+- getent: {database: passwd, key: nobody-here, fail_key: false}
+- assert:
+    that: ansible_facts.getent_passwd["nobody-here"] is none
+- getent: {database: passwd, key: root}
+- assert:
+    that:
+      - s.content | b64decode == "slurp me\n"
+      - s.encoding == "base64"
+      - ansible_facts.getent_passwd.root[4] == "/root"
+"#,
+        )
+        .await
+    {
+        Err(m) => e.0.push(m),
+        Ok(r) => e.eq(
+            "slurp content",
+            r.results[0].result["content"].as_str().map(str::to_string),
+            Some("c2x1cnAgbWUK".to_string()),
+        ),
+    }
+    // uri is skipped in check mode (as ansible: no check-mode support).
+    let uri = format!(
+        "- uri: {{url: 'http://{HOST_ADDR_FROM_GUEST}:{port}/j', return_content: true}}\n  register: u\n- assert:\n    that: [u.status == 200, u.content is defined]\n"
+    );
+    let r = c.run(&uri, false).await;
+    e.eq("uri ok", (r.recap.failed, r.recap.changed), (0, 0));
+    if let Some(t) = r.results.first() {
+        e.eq(
+            "uri status",
+            t.result["status"].clone(),
+            serde_json::json!(200),
+        );
+        e.eq(
+            "uri content",
+            t.result["content"].clone(),
+            serde_json::json!("{\"hello\": \"world\"}"),
+        );
+        e.check(
+            "uri headers as keys",
+            t.result.get("content_length").is_some(),
+        );
+    }
+    let r = c
+        .run(
+            &format!(
+                "- uri: {{url: 'http://{HOST_ADDR_FROM_GUEST}:{port}/j', status_code: 201}}\n"
+            ),
+            false,
+        )
+        .await;
+    e.eq("uri wrong status fails", r.recap.failed, 1);
+    e.check(
+        "uri wrong status message",
+        r.results
+            .first()
+            .is_some_and(|t| t.msg.contains("Status code was 200 and not [201]")),
+    );
+    let r = c
+        .run(
+            "- tempfile: {state: directory, suffix: pm}\n  register: t\n",
+            true,
+        )
+        .await;
+    e.eq("tempfile check mode skipped", r.recap.skipped, 1);
+    let r = c
+        .run("- tempfile: {state: directory, suffix: pm}\n", false)
+        .await;
+    e.eq("tempfile changed", r.recap.changed, 1);
+    if let Some(p) = r.results.first().and_then(|t| t.result["path"].as_str()) {
+        e.check(
+            "tempfile suffix",
+            p.starts_with("/tmp/ansible.") && p.ends_with("pm"),
+        );
+        e.eq(
+            "tempfile is a 700 directory",
+            c.sh(&format!("stat -c %F:%a {p}")).await,
+            "directory:700\n".into(),
+        );
+    } else {
+        e.0.push("tempfile returned no path".into());
+    }
+    // A parameter we do not implement is refused, not ignored.
+    let r = c
+        .run(
+            "- lineinfile: {path: /opt/pm/slurp.txt, line: x, attributes: '+i'}\n",
+            false,
+        )
+        .await;
+    e.eq("refused attributes fails", r.recap.failed, 1);
+    e.check(
+        "refused attributes says why",
+        r.results
+            .first()
+            .is_some_and(|t| t.msg.contains("attributes")),
+    );
+    e.eq(
+        "refused attributes changes nothing",
+        c.read("/opt/pm/slurp.txt"),
+        "slurp me\n".into(),
+    );
+}
+
+/// `unsafe_writes`: a bind-mounted file (as /etc/resolv.conf in a
+/// container) cannot be replaced by a rename; ansible then writes it in
+/// place, and fails without `unsafe_writes`.
+async fn unsafe_writes(c: &Ctx, e: &mut Errs) {
+    c.sh("echo a > /opt/pm/bm.src && touch /opt/pm/bm.txt && mount --bind /opt/pm/bm.src /opt/pm/bm.txt")
+        .await;
+    let r = c
+        .run("- lineinfile: {path: /opt/pm/bm.txt, line: b}\n", false)
+        .await;
+    e.eq("rename onto a bind mount fails", r.recap.failed, 1);
+    if e.cycle(
+        c.apply_twice(
+            "unsafe_writes",
+            "- lineinfile: {path: /opt/pm/bm.txt, line: b, unsafe_writes: true}\n",
+        )
+        .await,
+    ) {
+        e.eq(
+            "unsafe_writes wrote in place",
+            c.sh("cat /opt/pm/bm.src").await,
+            "a\nb\n".into(),
+        );
+    }
+    c.sh("umount /opt/pm/bm.txt").await;
+}
+
+/// sysctl keeps ansible's order: the live value first; when setting it
+/// fails (vm.* is read-only in the container), the file is not written.
+async fn sysctl_order(c: &Ctx, e: &mut Errs) {
+    let r = c
+        .run(
+            "- sysctl: {name: vm.swappiness, value: '13', sysctl_set: true, sysctl_file: /etc/sysctl.d/92-pm.conf}\n",
+            false,
+        )
+        .await;
+    e.eq("sysctl_set on a read-only key fails", r.recap.failed, 1);
+    e.check(
+        "sysctl message",
+        r.results
+            .first()
+            .is_some_and(|t| t.msg.contains("setting vm.swappiness failed")),
+    );
+    e.check(
+        "sysctl file not written after a failed set",
+        !c.exists("/etc/sysctl.d/92-pm.conf"),
+    );
+    c.sh("sysctl -qw net.ipv4.ip_forward=0").await;
+    if e.cycle(
+        c.cycle(
+            "sysctl set live then file",
+            "- sysctl: {name: net.ipv4.ip_forward, value: 1, sysctl_set: true, reload: false, sysctl_file: /etc/sysctl.d/93-pm.conf}\n",
+            "cat /proc/sys/net/ipv4/ip_forward /etc/sysctl.d/93-pm.conf",
+        )
+        .await,
+    ) {
+        e.eq("sysctl live value", c.sh("cat /proc/sys/net/ipv4/ip_forward").await, "1\n".into());
+        e.eq("sysctl file", c.read("/etc/sysctl.d/93-pm.conf"), "net.ipv4.ip_forward=1\n".into());
+    }
+}
+
+/// get_url, uri and deb822_repository's key on a host with neither curl,
+/// wget nor python3: the controller fetches and uploads. The URL names
+/// 127.0.0.1, which only the controller can reach, so a pass proves the
+/// controller did the transfer.
+async fn downloads_without_a_downloader(c: &Ctx, e: &mut Errs) {
+    c.sh(
+        "for b in curl wget python3; do p=$(command -v $b) && mv \"$p\" \"$p.pm-off\"; done; true",
+    )
+    .await;
+    let body = b"fetched by the controller\n".to_vec();
+    let sha = image_provision::script::sha256_hex(&body);
+    let port = serve(body);
+    let yaml = format!(
+        "- get_url: {{url: 'http://127.0.0.1:{port}/c.txt', dest: /opt/pm/ctl.txt, checksum: 'sha256:{sha}', mode: '0600'}}\n"
+    );
+    if e.cycle(
+        c.cycle(
+            "get_url from the controller",
+            &yaml,
+            "ls -la /opt/pm; ls /tmp",
+        )
+        .await,
+    ) {
+        e.eq(
+            "get_url controller content",
+            c.read("/opt/pm/ctl.txt"),
+            "fetched by the controller\n".into(),
+        );
+        e.eq(
+            "no upload left behind",
+            c.sh("ls /tmp | grep -c image-cli-dl; true").await,
+            "0\n".into(),
+        );
+    }
+    let r = c
+        .run(
+            &format!("- uri: {{url: 'http://127.0.0.1:{port}/c.txt', return_content: true}}\n"),
+            false,
+        )
+        .await;
+    e.eq("uri from the controller", r.recap.failed, 0);
+    e.check(
+        "uri controller content",
+        r.results
+            .first()
+            .is_some_and(|t| t.result["content"] == "fetched by the controller\n"),
+    );
+    c.sh("for p in /usr/bin/*.pm-off /usr/local/bin/*.pm-off; do [ -e \"$p\" ] && mv \"$p\" \"${p%.pm-off}\"; done; true").await;
+}
+
+/// iptables and iptables_state on the target (iptables installed with
+/// apt's `force`), apt `autoclean`, and file `follow` on a link.
+async fn iptables_apt_file_extras(c: &Ctx, e: &mut Errs) {
+    let r = c
+        .run(
+            "- apt: {name: iptables, update_cache: true, force: true}\n",
+            false,
+        )
+        .await;
+    if r.recap.failed > 0 {
+        e.0.push(format!("apt install iptables: {}", failures(&r)));
+        return;
+    }
+    if e.cycle(
+        c.cycle(
+            "iptables",
+            r#"
+- iptables: {chain: INPUT, protocol: tcp, destination_port: "6443", ctstate: [NEW], jump: ACCEPT, comment: api}
+- iptables: {chain: PMCHAIN, chain_management: true}
+- iptables: {chain: FORWARD, policy: DROP}
+"#,
+            "iptables -S",
+        )
+        .await,
+    ) {
+        let rules = c.sh("iptables -S").await;
+        e.check("iptables rule", rules.contains("-A INPUT -p tcp -m tcp --dport 6443 -m conntrack --ctstate NEW -m comment --comment api -j ACCEPT"));
+        e.check("iptables chain", rules.contains("-N PMCHAIN"));
+        e.check("iptables policy", rules.contains("-P FORWARD DROP"));
+    }
+    let r = c
+        .run("- iptables: {chain: INPUT, protocol: tcp, destination_port: '6443', ctstate: [NEW], jump: ACCEPT, comment: api, state: absent}\n", false)
+        .await;
+    e.eq(
+        "iptables absent changed",
+        (r.recap.changed, r.recap.failed),
+        (1, 0),
+    );
+    if let Some(t) = r.results.first() {
+        e.eq(
+            "iptables returns ansible's rule text",
+            t.result["rule"].clone(),
+            serde_json::json!("-p tcp -j ACCEPT --destination-port 6443 -m conntrack --ctstate NEW -m comment --comment api"),
+        );
+    }
+    if e.cycle(
+        c.apply_twice(
+            "iptables_state saved",
+            "- iptables_state: {state: saved, path: /opt/pm/rules.v4}\n",
+        )
+        .await,
+    ) {
+        e.check(
+            "iptables_state file",
+            c.read("/opt/pm/rules.v4").contains(":PMCHAIN"),
+        );
+    }
+    c.sh("iptables -X PMCHAIN").await;
+    let r = c
+        .run(
+            "- iptables_state: {state: restored, path: /opt/pm/rules.v4}\n",
+            false,
+        )
+        .await;
+    e.eq(
+        "iptables_state restored changed",
+        (r.recap.changed, r.recap.failed),
+        (1, 0),
+    );
+    e.check(
+        "iptables_state restored the chain",
+        c.sh("iptables -S").await.contains("-N PMCHAIN"),
+    );
+    let r = c
+        .run(
+            "- apt: {autoclean: true, autoremove: true, force_apt_get: true}\n",
+            false,
+        )
+        .await;
+    e.eq("apt autoclean", r.recap.failed, 0);
+    c.sh("touch /opt/pm/tgt && chmod 644 /opt/pm/tgt").await;
+    if e.cycle(
+        c.apply_twice(
+            "file link follow",
+            "- file: {src: /opt/pm/tgt, dest: /opt/pm/lnk, state: link, mode: '0755'}\n",
+        )
+        .await,
+    ) {
+        e.eq(
+            "follow: mode goes to the target",
+            c.sh("stat -c %a /opt/pm/tgt").await,
+            "755\n".into(),
+        );
+    }
+    c.sh("touch /opt/pm/tgt2 && chmod 644 /opt/pm/tgt2").await;
+    let r = c
+        .run("- file: {src: /opt/pm/tgt2, dest: /opt/pm/lnk2, state: link, mode: '0755', follow: false}\n", false)
+        .await;
+    e.eq("follow false ok", r.recap.failed, 0);
+    e.eq(
+        "follow: false leaves the target's mode",
+        c.sh("stat -c %a /opt/pm/tgt2").await,
+        "644\n".into(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue15_modules_converge() {
+    let c = Ctx::new().await;
+    let mut e = Errs::default();
+    find_python_re(&c, &mut e).await;
+    new_modules(&c, &mut e).await;
+    sysctl_order(&c, &mut e).await;
+    unsafe_writes(&c, &mut e).await;
+    downloads_without_a_downloader(&c, &mut e).await;
+    iptables_apt_file_extras(&c, &mut e).await;
+    c.stop().await;
+    e.done();
+}
+
+/// image-cli's facts against `ansible -m setup` (become, as plays run) on
+/// the same target, key by key. Keys that change between two calls
+/// (clock, load, free memory) are compared by presence.
+#[tokio::test(flavor = "multi_thread")]
+async fn facts_match_ansible_setup() {
+    let c = Ctx::new().await;
+    let ours = image_provision::facts::gather_as(&c.t, Some(image_core::target::Become::default()))
+        .await
+        .expect("gather");
+    let venv = c.bed.testbed().dir().join("ansible-core-venv/bin/ansible");
+    assert!(
+        venv.exists(),
+        "{} missing: run scripts/testbed/install.sh",
+        venv.display()
+    );
+    let out = std::process::Command::new(&venv)
+        .args([
+            "all",
+            "-i",
+            "127.0.0.1,",
+            "-b",
+            "-m",
+            "setup",
+            "-u",
+            c.bed.user(),
+        ])
+        .arg("-e")
+        .arg(format!("ansible_port={}", c.bed.ssh_port()))
+        .arg("--private-key")
+        .arg(c.bed.testbed().ed25519_key())
+        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+        .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+        .output()
+        .expect("ansible");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json_start = text
+        .find('{')
+        .unwrap_or_else(|| panic!("ansible: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let theirs: Json = serde_json::from_str(&text[json_start..]).expect("ansible json");
+    let theirs = &theirs["ansible_facts"];
+    c.stop().await;
+    let mut e = Errs::default();
+    let exact = [
+        "distribution",
+        "distribution_version",
+        "distribution_major_version",
+        "distribution_minor_version",
+        "distribution_release",
+        "distribution_file_path",
+        "distribution_file_variety",
+        "os_family",
+        "architecture",
+        "machine",
+        "kernel",
+        "kernel_version",
+        "hostname",
+        "nodename",
+        "fqdn",
+        "domain",
+        "system",
+        "pkg_mgr",
+        "service_mgr",
+        "user_id",
+        "user_uid",
+        "user_gid",
+        "user_dir",
+        "user_shell",
+        "user_gecos",
+        "effective_user_id",
+        "effective_group_id",
+        "real_user_id",
+        "real_group_id",
+        "memtotal_mb",
+        "swaptotal_mb",
+        "processor",
+        "processor_count",
+        "processor_cores",
+        "processor_threads_per_core",
+        "processor_vcpus",
+        "processor_nproc",
+        "virtualization_type",
+        "virtualization_role",
+        "default_ipv4",
+        "default_ipv6",
+        "all_ipv4_addresses",
+        "all_ipv6_addresses",
+        "lsb",
+        "machine_id",
+        "selinux",
+        "selinux_python_present",
+        "apparmor",
+        "cmdline",
+        "proc_cmdline",
+        "dns",
+        "product_name",
+        "product_version",
+        "product_serial",
+        "product_uuid",
+        "system_vendor",
+        "bios_vendor",
+        "bios_version",
+        "bios_date",
+        "board_name",
+        "chassis_vendor",
+        "form_factor",
+        "fips",
+        "userspace_bits",
+        "userspace_architecture",
+        "is_chroot",
+        "python_version",
+    ];
+    for k in exact {
+        e.eq(
+            &format!("ansible_{k}"),
+            ours.get(k).cloned(),
+            theirs.get(format!("ansible_{k}")).cloned(),
+        );
+    }
+    let sorted = |v: Option<&Json>| {
+        let mut a: Vec<String> = v
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .map(|x| x.to_string())
+            .collect();
+        a.sort();
+        a
+    };
+    // Python sets and os.listdir: their order means nothing.
+    for k in [
+        "interfaces",
+        "virtualization_tech_guest",
+        "virtualization_tech_host",
+    ] {
+        e.eq(
+            &format!("ansible_{k}"),
+            sorted(ours.get(k)),
+            sorted(theirs.get(format!("ansible_{k}").as_str())),
+        );
+    }
+    for i in ours
+        .get("interfaces")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let k = i.as_str().unwrap_or("").replace('-', "_");
+        let mut a = ours.get(&k).cloned().unwrap_or(Json::Null);
+        let mut b = theirs
+            .get(format!("ansible_{k}"))
+            .cloned()
+            .unwrap_or(Json::Null);
+        for x in [&mut a, &mut b] {
+            if let Json::Object(m) = x {
+                m.remove("features");
+                m.remove("timestamping");
+                m.remove("hw_timestamp_filters");
+                m.remove("pciid");
+                m.remove("module");
+            }
+        }
+        e.eq(&format!("ansible_{k}"), a, b);
+    }
+    e.eq(
+        "memory_mb.swap.total",
+        ours["memory_mb"]["swap"]["total"].clone(),
+        theirs["ansible_memory_mb"]["swap"]["total"].clone(),
+    );
+    e.eq(
+        "memory_mb.real.total",
+        ours["memory_mb"]["real"]["total"].clone(),
+        theirs["ansible_memory_mb"]["real"]["total"].clone(),
+    );
+    let keys = |v: &Json| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        k.sort();
+        k
+    };
+    e.eq(
+        "date_time keys",
+        keys(&ours["date_time"]),
+        keys(&theirs["ansible_date_time"]),
+    );
+    e.eq(
+        "date_time tz",
+        ours["date_time"]["tz"].clone(),
+        theirs["ansible_date_time"]["tz"].clone(),
+    );
+    let mounts = |v: &Json| -> Vec<String> {
+        let mut m: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    m["mount"], m["device"], m["fstype"], m["options"], m["block_size"], m["uuid"]
+                )
+            })
+            .collect();
+        m.sort();
+        m
+    };
+    e.eq(
+        "mounts",
+        mounts(&ours["mounts"]),
+        mounts(&theirs["ansible_mounts"]),
+    );
+    for k in [
+        "uptime_seconds",
+        "loadavg",
+        "memfree_mb",
+        "memory_mb",
+        "env",
+        "python",
+        "date_time",
+    ] {
+        e.check(
+            &format!("ansible_{k} present"),
+            ours.get(k).is_some() == theirs.get(format!("ansible_{k}")).is_some(),
+        );
+    }
+    e.done();
+}

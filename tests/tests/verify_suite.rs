@@ -177,16 +177,6 @@ fn broken_gossfiles_name_file_and_line() {
     let cases = [
         ("yaml-error.yaml", "yaml-error.yaml:4:", "YAML syntax error"),
         (
-            "unknown-resource.yaml",
-            "unknown-resource.yaml:4:1:",
-            "unknown resource type `packages`",
-        ),
-        (
-            "unknown-attribute.yaml",
-            "unknown-attribute.yaml:5:5:",
-            "unknown attribute `hom`",
-        ),
-        (
             "unknown-function.yaml",
             "unknown-function.yaml:4:1:",
             "function \"frobnicate\" not defined",

@@ -136,6 +136,7 @@ pub(crate) async fn run_hook(
 /// The EC2 actions [`test_instance`] calls with these settings.
 pub fn test_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
     let mut a = BTreeSet::new();
+    crate::regions::actions(req, &mut a);
     step::source_ami::actions(req, &mut a);
     step::key_pair::actions(req, &mut a);
     step::security_group::actions(req, &mut a);

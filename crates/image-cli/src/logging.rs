@@ -1,6 +1,9 @@
 //! Logging to stderr with tracing-subscriber; `-v` flags pick the level.
-//! `RUST_LOG` (an env-filter directive) overrides them.
+//! `RUST_LOG` (an env-filter directive) overrides them. Every line goes
+//! through [`image_core::redact::global`], so a sensitive value a task
+//! printed is masked in the log too.
 
+use image_core::redact::{self, RedactingWriter};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber: 0 = warn, 1 = info, 2 = debug, more = trace.
@@ -15,7 +18,7 @@ pub fn init(verbose: u8) {
     // A second init (tests embedding main) is harmless: keep the first.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingWriter::new(std::io::stderr(), redact::global().clone()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();

@@ -86,6 +86,7 @@ struct Prepared {
 pub struct PlanHook {
     builds: HashMap<String, Prepared>,
     events: Arc<dyn EventSink>,
+    warnings: Diagnostics,
 }
 
 impl PlanHook {
@@ -102,7 +103,10 @@ impl PlanHook {
             };
             for f in &p.provision {
                 match parse::load(&f.path, &[]) {
-                    Ok(steps) => prepared.provision.push((f.path.clone(), Arc::new(steps))),
+                    Ok(steps) => {
+                        diags.extend(Diagnostics(steps.warnings.clone()));
+                        prepared.provision.push((f.path.clone(), Arc::new(steps)))
+                    }
                     Err(d) => diags.extend(d),
                 }
             }
@@ -112,7 +116,17 @@ impl PlanHook {
         if diags.has_errors() {
             return Err(diags);
         }
-        Ok(PlanHook { builds, events })
+        Ok(PlanHook {
+            builds,
+            events,
+            warnings: diags,
+        })
+    }
+
+    /// The warnings of the step lists and gossfiles (a file reached only
+    /// through `include_*` that has a problem, a key given twice...).
+    pub fn warnings(&self) -> &Diagnostics {
+        &self.warnings
     }
 
     /// Step lists and gossfiles per build: `(build, provision, verify)`.

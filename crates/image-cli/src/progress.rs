@@ -5,6 +5,10 @@
 //!
 //! Without a terminal on stderr the bars are hidden and [`Progress`] prints
 //! plain lines, so logs of CI runs stay readable.
+//!
+//! Both write through [`image_core::redact::global`]: every line and JSON
+//! object they print has the definition's sensitive values masked, whatever
+//! event or result it came from.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,6 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use image_core::events::{Event, EventSink, Outcome};
+use image_core::redact;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Per-build progress lines on stderr.
@@ -58,6 +63,7 @@ impl Progress {
     }
 
     fn line(&self, text: String) {
+        let text = redact::global().redact_string(&text);
         if self.tty {
             let _ = self.multi.println(text);
         } else {
@@ -73,7 +79,7 @@ impl Progress {
             .unwrap_or_else(|e| e.into_inner())
             .remove(build);
         if let Some(b) = bar {
-            b.finish_with_message(text.to_string());
+            b.finish_with_message(redact::global().redact_string(text));
         }
     }
 
@@ -125,7 +131,8 @@ impl EventSink for Progress {
     fn emit(&self, event: &Event) {
         match event {
             Event::StepStarted { build, step } => {
-                self.bar(build).set_message(step.clone());
+                self.bar(build)
+                    .set_message(redact::global().redact_string(step));
             }
             Event::StepFinished {
                 build,
@@ -156,8 +163,10 @@ impl EventSink for Progress {
 pub struct JsonLines;
 
 impl JsonLines {
-    /// Prints any serialisable value as one line.
+    /// Prints any JSON value as one line, sensitive values masked.
     pub fn print(value: &serde_json::Value) {
+        let mut value = value.clone();
+        redact::global().redact_json(&mut value);
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{value}");
         let _ = out.flush();

@@ -8,6 +8,7 @@
 //! - [`target`]: the [`target::Target`] trait (run, put, get, sudo) with its
 //!   [`ssh`] (ssh2) and [`local`] implementations.
 //! - [`events`]: build events for progress and `--json` output.
+//! - [`redact`]: the one layer sensitive values pass through on the way out.
 //! - [`builtin`]: the built-in Kubernetes node image definition.
 
 mod become_shell;
@@ -15,6 +16,7 @@ pub mod builtin;
 pub mod diag;
 pub mod events;
 pub mod local;
+pub mod redact;
 pub mod spec;
 pub mod ssh;
 pub mod target;

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
@@ -235,16 +235,18 @@ impl Node {
         }
     }
 
-    /// Pairs of (first, second) key nodes given twice in this mapping.
+    /// Pairs of (earlier, later) key nodes given twice in this mapping
+    /// (a key given three times makes two pairs). Linear in the keys.
     pub fn duplicate_keys(&self) -> Vec<(&Node, &Node)> {
         let mut out = Vec::new();
         if let Value::Map(pairs) = &self.value {
-            for (i, (k, _)) in pairs.iter().enumerate() {
-                if let Some((k2, _)) = pairs[i + 1..]
-                    .iter()
-                    .find(|(k2, _)| k2.as_key() == k.as_key())
-                {
-                    out.push((k, k2));
+            let mut last: std::collections::HashMap<String, &Node> = Default::default();
+            for (k, _) in pairs {
+                let Some(key) = k.as_key() else {
+                    continue;
+                };
+                if let Some(prev) = last.insert(key, k) {
+                    out.push((prev, k));
                 }
             }
         }
@@ -252,11 +254,72 @@ impl Node {
     }
 }
 
-/// Parses the first document of `src`. `file` is the name used in
+/// Limits every YAML file is read under, so that a small crafted file can
+/// neither exhaust the stack nor the memory: the file's size, how deep
+/// collections nest, and how many nodes the aliases of one document may copy
+/// (an "alias bomb" of a few hundred bytes otherwise expands to billions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest file, in bytes.
+    pub max_bytes: usize,
+    /// The deepest nesting of sequences and mappings.
+    pub max_depth: usize,
+    /// The most nodes the aliases of one document may copy in total.
+    pub max_alias_nodes: usize,
+}
+
+/// The largest YAML file read: 4 MiB (the built-in definition, roles and
+/// goss files are a few KiB each).
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+/// The deepest nesting of sequences and mappings.
+pub const MAX_DEPTH: usize = 200;
+/// The most nodes the aliases of one document may copy.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: MAX_FILE_BYTES,
+            max_depth: MAX_DEPTH,
+            max_alias_nodes: MAX_ALIAS_NODES,
+        }
+    }
+}
+
+/// Reads a file that will be parsed as YAML (or JSON), refusing one larger
+/// than [`MAX_FILE_BYTES`] before reading it all. The error is an
+/// `io::Error` whose text says the size and the limit.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let limit = MAX_FILE_BYTES as u64;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the file is larger than {} MiB, the limit for YAML and JSON input",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        )
+    })
+}
+
+/// Parses the only document of `src`. `file` is the name used in
 /// locations. An empty document is `Null`. A syntax error is one diagnostic
-/// at the place the parser stopped.
+/// at the place the parser stopped; so is a second document (`---`), a file
+/// over [`MAX_FILE_BYTES`], nesting deeper than [`MAX_DEPTH`] and aliases
+/// copying more than [`MAX_ALIAS_NODES`] nodes. A UTF-8 byte order mark is
+/// skipped.
 pub fn parse(file: &str, src: &str) -> Result<Node, Diagnostic> {
-    let mut docs = parse_all(file, src)?;
+    let mut docs = parse_docs(file, src, Limits::default(), true)?;
     if docs.is_empty() {
         Ok(Node {
             value: Value::Null,
@@ -267,37 +330,144 @@ pub fn parse(file: &str, src: &str) -> Result<Node, Diagnostic> {
     }
 }
 
-/// Parses every document of `src`.
+/// Parses every document of `src`, under the default [`Limits`] (the alias
+/// budget is per document).
 pub fn parse_all(file: &str, src: &str) -> Result<Vec<Node>, Diagnostic> {
+    parse_docs(file, src, Limits::default(), false)
+}
+
+/// [`parse`] under other [`Limits`].
+pub fn parse_with_limits(file: &str, src: &str, limits: Limits) -> Result<Node, Diagnostic> {
+    let mut docs = parse_docs(file, src, limits, true)?;
+    if docs.is_empty() {
+        Ok(Node {
+            value: Value::Null,
+            loc: Location::new(file, 1, 1),
+        })
+    } else {
+        Ok(docs.swap_remove(0))
+    }
+}
+
+fn parse_docs(
+    file: &str,
+    src: &str,
+    limits: Limits,
+    single: bool,
+) -> Result<Vec<Node>, Diagnostic> {
     let file: Arc<str> = file.into();
+    if src.len() > limits.max_bytes {
+        return Err(Diagnostic::error(
+            Location::new(file, 1, 1),
+            format!(
+                "file too large: {} bytes, the limit is {} bytes",
+                src.len(),
+                limits.max_bytes
+            ),
+        )
+        .with_help(
+            "split it into smaller files (step lists can `include_tasks`, goss files `gossfile`)",
+        ));
+    }
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let mut builder = Builder {
         file: file.clone(),
         stack: Vec::new(),
         anchors: Default::default(),
         docs: Vec::new(),
+        limits,
+        alias_nodes: 0,
+        single,
     };
     let mut parser = Parser::new_from_str(src);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let m = e.marker();
-        return Err(Diagnostic::error(
-            Location::new(file, m.line(), m.col() + 1),
-            format!("YAML syntax error: {}", e.info()),
-        )
-        .with_help("fix the YAML syntax (indentation, quoting, a missing `:`)"));
+    // Event by event, not `Parser::load`, which recurses once per level and
+    // cannot be stopped by the receiver.
+    loop {
+        let (ev, mark) = parser
+            .next_token()
+            .map_err(|e| syntax_error(&file, src, &e, limits))?;
+        if ev == Event::StreamEnd {
+            break;
+        }
+        builder.event(ev, mark)?;
     }
     Ok(builder.docs)
 }
 
+/// The parser's error as a diagnostic. A tab is reported where it is (the
+/// scanner marks the token before it, often on the line above); the
+/// scanner's own flow-nesting limit is reported as the depth limit.
+fn syntax_error(
+    file: &Arc<str>,
+    src: &str,
+    e: &yaml_rust2::ScanError,
+    limits: Limits,
+) -> Diagnostic {
+    let m = e.marker();
+    let (mut line, mut col) = (m.line(), m.col() + 1);
+    if e.info() == "recursion limit exceeded" {
+        return depth_error(Location::new(file.clone(), line, col), limits);
+    }
+    let tab = e.info().contains("tab");
+    if tab {
+        if let Some((l, c)) = first_tab_from(src, m.index()) {
+            (line, col) = (l, c);
+        }
+    }
+    let help = if tab {
+        "indent with spaces: YAML does not allow tabs in indentation"
+    } else {
+        "fix the YAML syntax (indentation, quoting, a missing `:`)"
+    };
+    Diagnostic::error(
+        Location::new(file.clone(), line, col),
+        format!("YAML syntax error: {}", e.info()),
+    )
+    .with_help(help)
+}
+
+/// The 1-based line and column of the first tab at or after character
+/// `from`.
+fn first_tab_from(src: &str, from: usize) -> Option<(usize, usize)> {
+    let (mut line, mut col) = (1, 1);
+    for (i, c) in src.chars().enumerate() {
+        if c == '\t' && i >= from {
+            return Some((line, col));
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
+fn depth_error(loc: Location, limits: Limits) -> Diagnostic {
+    Diagnostic::error(
+        loc,
+        format!("YAML nests deeper than {} levels", limits.max_depth),
+    )
+    .with_help("flatten the structure; no definition, step list or goss file needs this depth")
+}
+
 enum Frame {
-    Seq(Location, usize, Vec<Node>),
-    Map(Location, usize, Vec<(Node, Node)>, Option<Node>),
+    Seq(Location, usize, Vec<Node>, usize),
+    Map(Location, usize, Vec<(Node, Node)>, Option<Node>, usize),
 }
 
 struct Builder {
     file: Arc<str>,
     stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, Node>,
+    /// Anchored nodes with their node counts.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
     docs: Vec<Node>,
+    limits: Limits,
+    /// Nodes copied by aliases in the current document.
+    alias_nodes: usize,
+    /// Refuse a second document.
+    single: bool,
 }
 
 impl Builder {
@@ -305,21 +475,35 @@ impl Builder {
         Location::new(self.file.clone(), m.line(), m.col() + 1)
     }
 
-    fn finish(&mut self, node: Node, anchor: usize) {
+    /// Adds a finished node of `count` nodes to its parent.
+    fn finish(&mut self, node: Node, anchor: usize, count: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), count));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, pairs, pending)) => match pending.take() {
-                None => *pending = Some(node),
-                Some(key) => pairs.push((key, node)),
-            },
+            Some(Frame::Seq(_, _, items, n)) => {
+                items.push(node);
+                *n = n.saturating_add(count);
+            }
+            Some(Frame::Map(_, _, pairs, pending, n)) => {
+                *n = n.saturating_add(count);
+                match pending.take() {
+                    None => *pending = Some(node),
+                    Some(key) => pairs.push((key, node)),
+                }
+            }
         }
     }
-}
 
+    fn open(&mut self, frame: Frame, mark: Marker) -> Result<(), Diagnostic> {
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(depth_error(self.loc(mark), self.limits));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+}
 /// Applies `<<` merge keys: the merged mappings' keys come first, then this
 /// mapping's own keys, which win over merged ones.
 fn apply_merge_keys(pairs: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
@@ -329,13 +513,13 @@ fn apply_merge_keys(pairs: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
     let (merges, own): (Vec<_>, Vec<_>) = pairs
         .into_iter()
         .partition(|(k, _)| k.as_str() == Some("<<"));
+    let mut seen: std::collections::HashSet<Option<String>> =
+        own.iter().map(|(k, _)| k.as_key()).collect();
     let mut out: Vec<(Node, Node)> = Vec::new();
-    let add = |src: &Node, out: &mut Vec<(Node, Node)>| {
+    let mut add = |src: &Node, out: &mut Vec<(Node, Node)>| {
         if let Value::Map(ps) = &src.value {
             for (k, v) in ps {
-                if !own.iter().any(|(ok, _)| ok.as_key() == k.as_key())
-                    && !out.iter().any(|(ok, _)| ok.as_key() == k.as_key())
-                {
+                if seen.insert(k.as_key()) {
                     out.push((k.clone(), v.clone()));
                 }
             }
@@ -351,8 +535,8 @@ fn apply_merge_keys(pairs: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
     out
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+impl Builder {
+    fn event(&mut self, ev: Event, mark: Marker) -> Result<(), Diagnostic> {
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let value = match style {
@@ -363,36 +547,53 @@ impl MarkedEventReceiver for Builder {
                     value,
                     loc: self.loc(mark),
                 };
-                self.finish(node, anchor);
+                self.finish(node, anchor, 1);
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    value: Value::Null,
-                    loc: self.loc(mark),
-                });
-                self.finish(node, 0);
+                let (node, count) = self.anchors.get(&id).cloned().unwrap_or((
+                    Node {
+                        value: Value::Null,
+                        loc: self.loc(mark),
+                    },
+                    1,
+                ));
+                self.alias_nodes = self.alias_nodes.saturating_add(count);
+                if self.alias_nodes > self.limits.max_alias_nodes {
+                    return Err(Diagnostic::error(
+                        self.loc(mark),
+                        format!(
+                            "YAML aliases expand to more than {} nodes in this document",
+                            self.limits.max_alias_nodes
+                        ),
+                    )
+                    .with_help(
+                        "use fewer or smaller `*alias` references (is this an alias bomb?)",
+                    ));
+                }
+                self.finish(node, 0, count);
             }
             Event::SequenceStart(anchor, _) => {
                 let loc = self.loc(mark);
-                self.stack.push(Frame::Seq(loc, anchor, Vec::new()));
+                self.open(Frame::Seq(loc, anchor, Vec::new(), 1), mark)?;
             }
             Event::MappingStart(anchor, _) => {
                 let loc = self.loc(mark);
-                self.stack.push(Frame::Map(loc, anchor, Vec::new(), None));
+                self.open(Frame::Map(loc, anchor, Vec::new(), None, 1), mark)?;
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq(loc, anchor, items)) = self.stack.pop() {
+                if let Some(Frame::Seq(loc, anchor, items, count)) = self.stack.pop() {
                     self.finish(
                         Node {
                             value: Value::Seq(items),
                             loc,
                         },
                         anchor,
+                        count,
                     );
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(mut loc, anchor, pairs, _)) = self.stack.pop() {
+                if let Some(Frame::Map(mut loc, anchor, pairs, _, count)) = self.stack.pop() {
                     // yaml-rust2 marks a block mapping at its first key's `:`;
                     // the mapping starts at the first key.
                     if let Some((k, _)) = pairs.first() {
@@ -406,15 +607,24 @@ impl MarkedEventReceiver for Builder {
                             loc,
                         },
                         anchor,
+                        count,
                     );
                 }
             }
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                if self.single && !self.docs.is_empty() {
+                    return Err(Diagnostic::error(
+                        self.loc(mark),
+                        "a second YAML document: this file is read as one document",
+                    )
+                    .with_help("remove this `---` and what follows it, or merge it into the first document"));
+                }
+                self.anchors.clear();
+                self.alias_nodes = 0;
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
+        Ok(())
     }
 }
 
@@ -547,5 +757,79 @@ mod tests {
         let d = doc.duplicate_keys();
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].0.loc.line, d[0].1.loc.line), (1, 3));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for src in [
+            "[".repeat(5000),
+            format!("{}x\n", "- ".repeat(3000)),
+            (0..1000)
+                .map(|i| format!("{}k:\n", " ".repeat(i)))
+                .collect(),
+        ] {
+            let e = parse("deep.yaml", &src).unwrap_err();
+            assert!(e.message.contains("deeper than 200 levels"), "{e}");
+            assert_eq!(&*e.location.unwrap().file, "deep.yaml");
+        }
+        // 150 levels are fine.
+        let ok = format!("{}{}", "[".repeat(150), "]".repeat(150));
+        assert!(parse("ok.yaml", &ok).is_ok());
+    }
+
+    #[test]
+    fn an_alias_bomb_fails_fast() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(src.len() < 600, "{}", src.len());
+        let t0 = std::time::Instant::now();
+        let e = parse("bomb.yaml", &src).unwrap_err();
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+        assert!(e.message.contains("aliases expand to more than"), "{e}");
+        assert!(e.help.unwrap().contains("alias bomb"));
+        // Ordinary anchors still work.
+        assert!(parse("f", "a: &x {k: v}\nb: *x\nc: *x\n").is_ok());
+    }
+
+    #[test]
+    fn a_second_document_is_an_error_at_its_start() {
+        let e = parse("two.yaml", "a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(e.message.contains("second YAML document"), "{e}");
+        assert_eq!(e.location.unwrap().line, 2);
+        assert!(parse("one.yaml", "---\na: 1\n...\n").is_ok());
+        assert_eq!(parse_all("two.yaml", "a: 1\n---\nb: 2\n").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let doc = parse("bom.yaml", "\u{feff}name: x\n").unwrap();
+        assert_eq!(doc.get("name").unwrap().as_str(), Some("x"));
+    }
+
+    #[test]
+    fn a_large_file_is_refused_with_its_size() {
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        let e = parse_with_limits("big.yaml", "a: 12345678901\n", limits).unwrap_err();
+        assert!(e.message.contains("file too large: 15 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_tab_is_reported_on_its_own_line() {
+        let e = parse("tab.yaml", "a:\n  b: 1\n\tc: 2\n").unwrap_err();
+        assert_eq!(e.location.as_ref().unwrap().line, 3, "{e}");
+        assert!(e.help.unwrap().contains("tab"), "{}", e.message);
     }
 }

@@ -7,7 +7,8 @@
 //! generated `sh` script. Templates are rendered locally with minijinja.
 //!
 //! - [`parse`]: YAML -> typed [`task::Steps`], all errors with `file:line:col`
-//!   before anything runs.
+//!   before anything runs; files reached through `include_*` are loaded
+//!   when a run reaches them, as ansible does.
 //! - [`engine`]: runs the steps, emits [`image_core::events::Event`]s,
 //!   returns a [`Report`].
 //! - [`modules`]: one file per ansible module behind [`modules::Module`].
@@ -32,6 +33,7 @@ pub mod parse;
 pub mod script;
 pub mod task;
 pub mod template;
+pub mod when;
 
 use std::fmt;
 use std::time::Duration;

@@ -43,6 +43,84 @@ attrs() {
 }
 "#;
 
+/// `dl URL FILE`: downloads on the target with curl, else wget, else
+/// python3 (ansible itself needs none of them; python3 is what ansible's
+/// own modules use). Options come from `DL_TIMEOUT` (seconds),
+/// `DL_INSECURE=1`, `DL_HEADERS` (`Name: value` lines), `DL_USER`,
+/// `DL_PASS`. A URL listed in `DL_CACHE` (`URL<TAB>PATH` lines: fetched by
+/// the controller and uploaded, see `ModuleCtx::run_script_dl`) is copied
+/// from there. With no downloader at all it prints `@@nodl=URL` and exits
+/// 3, so the controller can fetch it and run the script again.
+pub const DL: &str = r#"dl() {
+  _u=$1; _out=$2
+  if [ -n "$DL_CACHE" ]; then
+    _c=$(printf '%s\n' "$DL_CACHE" | awk -F'\t' -v u="$_u" '$1==u {print $2; exit}')
+    if [ -n "$_c" ]; then cp "$_c" "$_out"; return; fi
+  fi
+  if command -v curl >/dev/null 2>&1; then
+    set -- -fsSL --retry 3 --max-time "$(( ${DL_TIMEOUT:-10} * 6 ))" -o "$_out"
+    [ "$DL_INSECURE" = 1 ] && set -- "$@" -k
+    [ -n "$DL_USER" ] && set -- "$@" -u "$DL_USER:$DL_PASS"
+    while IFS= read -r _h; do [ -n "$_h" ] && set -- "$@" -H "$_h"; done <<DLEOF
+$DL_HEADERS
+DLEOF
+    curl "$@" "$_u"
+  elif command -v wget >/dev/null 2>&1; then
+    set -- -q --tries=3 "--timeout=${DL_TIMEOUT:-10}" -O "$_out"
+    [ "$DL_INSECURE" = 1 ] && set -- "$@" --no-check-certificate
+    [ -n "$DL_USER" ] && set -- "$@" "--user=$DL_USER" "--password=$DL_PASS"
+    while IFS= read -r _h; do [ -n "$_h" ] && set -- "$@" "--header=$_h"; done <<DLEOF
+$DL_HEADERS
+DLEOF
+    wget "$@" "$_u"
+  elif command -v python3 >/dev/null 2>&1; then
+    DL_URL=$_u DL_OUT=$_out python3 -c '
+import base64, os, ssl, sys, urllib.request
+e = os.environ
+r = urllib.request.Request(e["DL_URL"])
+for h in e.get("DL_HEADERS", "").splitlines():
+    if ":" in h:
+        k, v = h.split(":", 1)
+        r.add_header(k.strip(), v.strip())
+if e.get("DL_USER"):
+    r.add_header("Authorization", "Basic " + base64.b64encode((e["DL_USER"] + ":" + e.get("DL_PASS", "")).encode()).decode())
+c = ssl._create_unverified_context() if e.get("DL_INSECURE") == "1" else None
+try:
+    with urllib.request.urlopen(r, timeout=float(e.get("DL_TIMEOUT") or 10), context=c) as f, open(e["DL_OUT"], "wb") as w:
+        while True:
+            b = f.read(1 << 16)
+            if not b:
+                break
+            w.write(b)
+except Exception as x:
+    sys.stderr.write(str(x) + "\n")
+    sys.exit(1)
+'
+  else
+    echo "@@nodl=$_u"; exit 3
+  fi
+}
+"#;
+
+/// Shell assignments for [`DL`]'s options.
+pub fn dl_env(
+    timeout: i64,
+    insecure: bool,
+    headers: &[(String, String)],
+    user: Option<&str>,
+    pass: Option<&str>,
+) -> String {
+    let h: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!(
+        "DL_TIMEOUT={}; DL_INSECURE={}; DL_HEADERS={}; DL_USER={}; DL_PASS={}\n",
+        timeout.max(1),
+        u8::from(insecure),
+        q(&h.join("\n")),
+        q(user.unwrap_or("")),
+        q(pass.unwrap_or(""))
+    )
+}
+
 /// The full script: prelude, the body as a function, the result line.
 pub fn wrap(body: &str, check: bool, diff: bool) -> String {
     format!(
@@ -150,6 +228,10 @@ pub struct FileSpec {
     pub force: bool,
     /// A command checking the new file; `%s` is its path.
     pub validate: Option<String>,
+    /// When the atomic rename fails (a bind-mounted file such as
+    /// `/etc/resolv.conf`), write the file in place instead (ansible's
+    /// `unsafe_writes`).
+    pub unsafe_writes: bool,
 }
 
 /// The sha256 of some bytes, as hex.
@@ -188,7 +270,7 @@ if [ "$cur" != "$want" ] && {{ [ -z "$cur" ] || [ {force} = 1 ]; }}; then
       [ {backup} = 1 ] && cp -p "$d" "$d.$(date +%Y-%m-%d@%H:%M:%S)~"
     else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi
     {validate}
-    mv -f "$t" "$d" || {{ rm -f "$t"; fail "renaming to $d failed"; }}
+    mv -f "$t" "$d" 2>/dev/null || {{ if [ {unsafe} = 1 ] && cat "$t" > "$d"; then rm -f "$t"; else rm -f "$t"; fail "renaming to $d failed"; fi; }}
   fi
 else cat >/dev/null; fi
 [ -e "$d" ] && attrs "$d" {mode} {owner} {group}
@@ -201,6 +283,7 @@ else cat >/dev/null; fi
             .unwrap_or_default(),
         force = u8::from(spec.force),
         backup = u8::from(spec.backup),
+        unsafe = u8::from(spec.unsafe_writes),
         mode = q(spec.mode.as_deref().unwrap_or("")),
         owner = q(spec.owner.as_deref().unwrap_or("")),
         group = q(spec.group.as_deref().unwrap_or("")),

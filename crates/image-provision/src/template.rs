@@ -1,15 +1,60 @@
-//! Jinja2 templates with minijinja, made to behave like ansible's: the
-//! filters, tests and lookups step lists use, lazily templated variables
-//! (a variable may refer to others), and native values for a string that
-//! is one expression (`"{{ packages }}"` is a list, not its text).
+//! Jinja2 templates with minijinja, made to behave like ansible-core 2.19's:
+//! Python methods on strings, dicts and lists, ansible's filters, tests and
+//! lookups, lazily templated variables (a variable may refer to others),
+//! chainable undefined values (`a.b.c | default(x)` and `a.b.c is defined`
+//! work when `a.b` is missing; printing an undefined value fails), Python's
+//! `str()` of values in text, and native values for a string that is one
+//! expression (`"{{ packages }}"` is a list, not its text).
+//!
+//! The pieces, one concern per file under `template/`:
+//! - [`vars`](self::vars): the lazy variable object (`hostvars`, `vars`,
+//!   `ansible_facts` kept consistent with `ansible_*`).
+//! - `syntax`: ansible's backslash handling of templates from YAML, and
+//!   where an expression ends.
+//! - `pycompat`: Python methods (minijinja-contrib's, plus the ones it
+//!   lacks), Python's `str()`/`repr()` of printed values, native results.
+//! - `jinja_filters`: Jinja2's own filters where minijinja's differ.
+//! - `filters`, `collections`, `formats`, `pyyaml`, `pyregex`, `pyrandom`,
+//!   `crypt`, `version`: ansible's filters.
+//! - `jinja_tests`: ansible's tests (`is failed`, `is version` ...).
+//! - `lookups`, `lookup_tables`: `lookup()`/`query()` on the controller.
+//! - `globals`: `now()`, `undef()`, `dict()`, `strftime`.
+//! - `aliases`: `ansible.builtin.*` names.
+//! - `ansible_cases` (tests): templates checked against ansible-core's
+//!   own results.
+//!
+//! Conditions (`when:`) must give a boolean, as in ansible-core 2.19.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+mod aliases;
+mod collections;
+mod crypt;
+mod filters;
+mod formats;
+mod globals;
+mod jinja_filters;
+mod jinja_tests;
+mod lazy;
+mod lookup_tables;
+mod lookups;
+mod pycompat;
+mod pyrandom;
+mod pyregex;
+mod pyyaml;
+mod syntax;
+pub mod vars;
+mod version;
 
-use base64::Engine as _;
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest};
-use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+#[cfg(test)]
+mod ansible_cases;
+
+use std::sync::Arc;
+
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use serde_json::{Map, Value as Json};
+
+pub use pyregex::py_replacement;
+pub use vars::Vars;
+pub use version::version_test;
 
 /// The placeholder `omit` renders to; arguments equal to it are dropped.
 pub const OMIT: &str = "__omit_place_holder__image_cli__";
@@ -23,86 +68,6 @@ pub struct Templater {
 impl Default for Templater {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Variables of one task, templated on first use.
-pub struct Vars {
-    env: Arc<Environment<'static>>,
-    raw: Map<String, Json>,
-    cache: Mutex<HashMap<String, Value>>,
-    busy: Mutex<HashSet<String>>,
-    errors: Mutex<Vec<String>>,
-}
-
-impl std::fmt::Debug for Vars {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<vars>")
-    }
-}
-
-impl Object for Vars {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let k = key.as_str()?;
-        match k {
-            "hostvars" => {
-                let host = self.get_value(&Value::from("inventory_hostname"))?;
-                let mut m = BTreeMap::new();
-                m.insert(host.to_string(), Value::from_dyn_object(self.clone()));
-                return Some(Value::from(m));
-            }
-            "vars" | "__vars" => return Some(Value::from_dyn_object(self.clone())),
-            _ => {}
-        }
-        if let Some(v) = self.cache.lock().ok()?.get(k) {
-            return Some(v.clone());
-        }
-        let raw = self.raw.get(k)?;
-        if !has_template(raw) {
-            let v = Value::from_serialize(raw);
-            if let Ok(mut c) = self.cache.lock() {
-                c.insert(k.to_string(), v.clone());
-            }
-            return Some(v);
-        }
-        {
-            let mut busy = self.busy.lock().ok()?;
-            if !busy.insert(k.to_string()) {
-                if let Ok(mut e) = self.errors.lock() {
-                    e.push(format!("variable `{k}` refers to itself"));
-                }
-                return None;
-            }
-        }
-        let ctx = Value::from_dyn_object(self.clone());
-        let out = render_json(&self.env, raw, &ctx);
-        if let Ok(mut busy) = self.busy.lock() {
-            busy.remove(k);
-        }
-        match out {
-            Ok(j) => {
-                let v = Value::from_serialize(&j);
-                if let Ok(mut c) = self.cache.lock() {
-                    c.insert(k.to_string(), v.clone());
-                }
-                Some(v)
-            }
-            Err(e) => {
-                if let Ok(mut errs) = self.errors.lock() {
-                    errs.push(format!("in variable `{k}`: {}", describe(&e)));
-                }
-                None
-            }
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let keys: Vec<Value> = self.raw.keys().map(|k| Value::from(k.as_str())).collect();
-        Enumerator::Values(keys)
     }
 }
 
@@ -121,19 +86,36 @@ impl Ctx {
 
     /// A variable, templated.
     pub fn get(&self, k: &str) -> Option<Json> {
-        self.vars
-            .get_value(&Value::from(k))
-            .and_then(|v| serde_json::to_value(&v).ok())
+        self.vars.lookup(k).and_then(|v| to_json(&v).ok())
     }
 
     fn explain(&self, e: Error) -> String {
         let mut msg = describe(&e);
-        if let Ok(errs) = self.vars.errors.lock() {
-            if let Some(last) = errs.last() {
-                msg.push_str(&format!(" ({last})"));
-            }
+        if e.kind() == ErrorKind::UndefinedError {
+            msg = name_undefined(msg, &self.vars.missed());
+        }
+        if let Some(last) = self.vars.last_error() {
+            msg.push_str(&format!(" ({last})"));
         }
         msg
+    }
+}
+
+/// Names the variables that were looked up and not found in an
+/// undefined-value error (`'system' is undefined in ...`).
+pub(crate) fn name_undefined(msg: String, missed: &[String]) -> String {
+    if missed.is_empty() {
+        return msg;
+    }
+    let names: Vec<String> = missed.iter().map(|m| format!("'{m}'")).collect();
+    let what = format!(
+        "{} {} undefined",
+        names.join(", "),
+        if names.len() == 1 { "is" } else { "are" }
+    );
+    match msg.strip_prefix("undefined variable: an undefined value was printed") {
+        Some(rest) => format!("{what}{rest}"),
+        None => format!("{msg} ({what})"),
     }
 }
 
@@ -142,7 +124,7 @@ impl Ctx {
 #[error("{0}")]
 pub struct TemplateError(pub String);
 
-fn describe(e: &Error) -> String {
+pub(crate) fn describe(e: &Error) -> String {
     let mut s = match e.kind() {
         ErrorKind::UndefinedError => match e.detail() {
             Some(d) => format!("undefined variable: {d}"),
@@ -180,24 +162,76 @@ pub fn has_template(v: &Json) -> bool {
 fn single_expression(s: &str) -> Option<&str> {
     // Surrounding whitespace (a trailing newline) is part of the text.
     let t = s.trim_matches(' ');
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+    let body = t.strip_prefix("{{")?;
+    let end = syntax::expr_end(body)?;
+    if end + 2 != body.len() {
         return None;
     }
-    Some(
-        inner
-            .trim()
-            .trim_start_matches('-')
-            .trim_end_matches('-')
-            .trim(),
-    )
+    // `{{-` and `-}}` are whitespace control (only right at the braces:
+    // `{{ -7 }}` is minus seven).
+    let inner = &body[..end];
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    Some(inner.trim())
 }
 
-fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json, Error> {
+/// An expression from YAML as minijinja reads it (ansible's backslash
+/// handling, Python's `%` formatting).
+fn yaml_expr(expr: &str) -> String {
+    syntax::percent_format(&syntax::escape_expr(expr)).into_owned()
+}
+
+/// A template from YAML as minijinja reads it.
+fn yaml_template(s: &str) -> std::borrow::Cow<'_, str> {
+    match syntax::escape_template(s) {
+        std::borrow::Cow::Borrowed(b) => syntax::percent_format_template(b),
+        std::borrow::Cow::Owned(o) => {
+            std::borrow::Cow::Owned(syntax::percent_format_template(&o).into_owned())
+        }
+    }
+}
+
+/// A template value as JSON, every lazy item rendered: an undefined value
+/// inside a result (a broken item of a lazy dict, `[missing_var]`) is an
+/// error, as in ansible-core.
+pub(crate) fn to_json(v: &Value) -> Result<Json, Error> {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::Undefined => Err(Error::new(
+            ErrorKind::UndefinedError,
+            "a value in the result is undefined",
+        )),
+        ValueKind::Seq | ValueKind::Iterable => Ok(Json::Array(
+            v.try_iter()?
+                .map(|x| to_json(&x))
+                .collect::<Result<_, _>>()?,
+        )),
+        ValueKind::Map => {
+            let mut out = Map::new();
+            for k in v.try_iter()? {
+                let x = v.get_item(&k)?;
+                let key = match k.as_str() {
+                    Some(s) => s.to_string(),
+                    None => pycompat::py_str(&k),
+                };
+                out.insert(key, to_json(&x)?);
+            }
+            Ok(Json::Object(out))
+        }
+        _ => serde_json::to_value(v).map_err(|e| err(format!("cannot represent {v}: {e}"))),
+    }
+}
+
+pub(crate) fn render_json(
+    env: &Environment<'static>,
+    v: &Json,
+    ctx: &Value,
+) -> Result<Json, Error> {
     Ok(match v {
         Json::String(s) if s.contains("{{") || s.contains("{%") => {
             if let Some(expr) = single_expression(s) {
-                let e = env.compile_expression(expr)?;
+                let src = yaml_expr(expr);
+                let e = env.compile_expression(&src)?;
                 let val = e.eval(ctx)?;
                 if val.is_undefined() {
                     return Err(Error::new(
@@ -205,9 +239,19 @@ fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json
                         format!("`{expr}` is undefined"),
                     ));
                 }
-                serde_json::to_value(&val).unwrap_or(Json::Null)
+                to_json(&val)?
             } else {
-                Json::String(env.render_str(s, ctx)?)
+                let src = yaml_template(s);
+                let (text, first, printed) = pycompat::capture(|| env.render_str(&src, ctx));
+                let text = text?;
+                match (first, printed) {
+                    // Nothing at all: none, as Jinja's native rendering.
+                    (_, 0) if text.is_empty() => Json::Null,
+                    // The output is exactly one value: keep its type.
+                    (Some(v), 1) if v.as_str() == Some(OMIT) && text.is_empty() => Json::from(OMIT),
+                    (Some(v), 1) if !v.is_none() && pycompat::py_str(&v) == text => to_json(&v)?,
+                    _ => Json::String(text),
+                }
             }
         }
         Json::Array(a) => Json::Array(
@@ -219,7 +263,7 @@ fn render_json(env: &Environment<'static>, v: &Json, ctx: &Value) -> Result<Json
             let mut out = Map::new();
             for (k, x) in m {
                 let k2 = if k.contains("{{") {
-                    env.render_str(k, ctx)?
+                    env.render_str(&yaml_template(k), ctx)?
                 } else {
                     k.clone()
                 };
@@ -235,30 +279,32 @@ impl Templater {
     /// The engine with ansible's filters, tests and lookups.
     pub fn new() -> Self {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        // Chainable: `a.missing.deeper` is undefined, not an error, so that
+        // `default` and `is defined` see it, as ansible's undefined does;
+        // printing an undefined value still fails (the formatter).
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_keep_trailing_newline(true);
         env.set_trim_blocks(true);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        add_filters(&mut env);
-        add_tests(&mut env);
-        env.add_function("lookup", lookup);
-        env.add_function("query", query);
-        env.add_function("q", query);
+        env.set_formatter(pycompat::format_value);
+        env.set_unknown_method_callback(pycompat::call_method);
+        filters::register(&mut env);
+        jinja_filters::register(&mut env);
+        collections::register(&mut env);
+        formats::register(&mut env);
+        pyregex::register(&mut env);
+        version::register(&mut env);
+        jinja_tests::register(&mut env);
+        lookups::register(&mut env);
+        globals::register(&mut env);
+        aliases::register(&mut env);
         env.add_global("omit", Value::from(OMIT));
-        env.add_global("True", Value::from(true));
-        env.add_global("False", Value::from(false));
         Templater { env: Arc::new(env) }
     }
 
     /// Variables for one task (merged layers, lowest first already applied).
     pub fn context(&self, raw: Map<String, Json>) -> Ctx {
-        let vars = Arc::new(Vars {
-            env: self.env.clone(),
-            raw,
-            cache: Mutex::new(HashMap::new()),
-            busy: Mutex::new(HashSet::new()),
-            errors: Mutex::new(Vec::new()),
-        });
+        let vars = Arc::new(Vars::new(self.env.clone(), raw));
         Ctx {
             value: Value::from_dyn_object(vars.clone()),
             vars,
@@ -273,10 +319,11 @@ impl Templater {
             .map_err(|e| e.to_string())
     }
 
-    /// Syntax check of a template.
+    /// Syntax check of a template taken from YAML (backslashes in its
+    /// expressions' strings are literal, as when it is rendered).
     pub fn check_template(&self, s: &str) -> Result<(), String> {
         self.env
-            .template_from_str(s)
+            .template_from_str(&yaml_template(s))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -287,7 +334,11 @@ impl Templater {
         if !has_template(v) {
             return Ok(v.clone());
         }
-        render_json(&self.env, v, &ctx.value).map_err(|e| TemplateError(ctx.explain(e)))
+        ctx.vars.begin();
+        let mut out =
+            render_json(&self.env, v, &ctx.value).map_err(|e| TemplateError(ctx.explain(e)))?;
+        drop_omitted(&mut out);
+        Ok(out)
     }
 
     /// Renders a template to text.
@@ -295,39 +346,117 @@ impl Templater {
         if !s.contains("{{") && !s.contains("{%") && !s.contains("{#") {
             return Ok(s.to_string());
         }
+        ctx.vars.begin();
         self.env
-            .render_str(s, &ctx.value)
+            .render_str(&yaml_template(s), &ctx.value)
             .map_err(|e| TemplateError(ctx.explain(e)))
     }
 
-    /// Renders with a plain minijinja value as context.
+    /// Renders a template file's text with a plain minijinja value as
+    /// context (the `template` module, the `template` lookup). A first
+    /// line `#jinja2: trim_blocks: False, lstrip_blocks: True` sets those
+    /// options for this file, as ansible's template module reads it.
     pub fn render_with(&self, s: &str, ctx: &Value) -> Result<String, TemplateError> {
+        // The task's variables, when the context holds them, to name the
+        // undefined ones in errors.
+        let vars = ctx
+            .get_attr("__vars")
+            .ok()
+            .and_then(|v| v.downcast_object::<Vars>());
+        if let Some(v) = &vars {
+            v.begin();
+        }
+        let explain = |e: Error| {
+            let msg = describe(&e);
+            TemplateError(match (&vars, e.kind()) {
+                (Some(v), ErrorKind::UndefinedError) => name_undefined(msg, &v.missed()),
+                _ => msg,
+            })
+        };
+        if let Some(rest) = s.strip_prefix("#jinja2:") {
+            let (header, body) = rest.split_once('\n').unwrap_or((rest, ""));
+            let mut env = (*self.env).clone();
+            for opt in header.split(',') {
+                let Some((k, v)) = opt.split_once(':') else {
+                    continue;
+                };
+                let on = matches!(v.trim(), "True" | "true" | "yes");
+                match k.trim() {
+                    "trim_blocks" => env.set_trim_blocks(on),
+                    "lstrip_blocks" => env.set_lstrip_blocks(on),
+                    "keep_trailing_newline" => env.set_keep_trailing_newline(on),
+                    other => {
+                        return Err(TemplateError(format!(
+                            "#jinja2: option `{other}` is not supported (trim_blocks, lstrip_blocks, keep_trailing_newline)"
+                        )))
+                    }
+                }
+            }
+            return env
+                .render_str(&syntax::percent_format_template(body), ctx)
+                .map_err(explain);
+        }
         self.env
-            .render_str(s, ctx)
-            .map_err(|e| TemplateError(describe(&e)))
+            .render_str(&syntax::percent_format_template(s), ctx)
+            .map_err(explain)
     }
 
     /// Evaluates an expression.
     pub fn eval(&self, expr: &str, ctx: &Ctx) -> Result<Value, TemplateError> {
+        let src = syntax::percent_format(expr);
         let e = self
             .env
-            .compile_expression(expr)
+            .compile_expression(&src)
             .map_err(|e| TemplateError(describe(&e)))?;
+        ctx.vars.begin();
         e.eval(&ctx.value)
             .map_err(|e| TemplateError(ctx.explain(e)))
     }
 
-    /// Evaluates a condition (`when:`): a bare expression, ansible truth.
+    /// Evaluates a condition (`when:`, `failed_when:`, `that:`...) as
+    /// ansible-core 2.19 does: a bare expression (backslashes in its strings
+    /// are escapes), or a template (`"{{ x == 1 }}"`, native result); the
+    /// result must be a boolean — any other type is an error, as
+    /// ansible-core's "Conditionals must have a boolean result".
     pub fn cond(&self, expr: &str, ctx: &Ctx) -> Result<bool, TemplateError> {
-        let v = self.eval(expr, ctx)?;
+        let v = if expr.contains("{{") || expr.contains("{%") {
+            let j = self.render(&Json::String(expr.to_string()), ctx)?;
+            Value::from_serialize(&j)
+        } else {
+            self.eval(expr, ctx)?
+        };
         if v.is_undefined() {
             return Err(TemplateError(format!("`{expr}` is undefined")));
         }
-        Ok(truthy(&v))
+        if v.kind() != minijinja::value::ValueKind::Bool {
+            return Err(TemplateError(format!(
+                "Conditional result ({}) was derived from value of type '{}' (`{expr}`). Conditionals must have a boolean result.",
+                if v.is_true() { "True" } else { "False" },
+                filters::type_name(&v),
+            )));
+        }
+        Ok(v.is_true())
     }
 }
 
-/// Ansible truth of a value (strings `"false"`, `"no"` are false).
+/// Removes `omit` from the lists and dicts inside a value, as ansible-core
+/// 2.19 does (`[1, omit]` is `[1]`); `omit` itself is left to the caller
+/// (a task argument that is `omit` is dropped).
+fn drop_omitted(v: &mut Json) {
+    match v {
+        Json::Array(a) => {
+            a.retain(|x| x.as_str() != Some(OMIT));
+            a.iter_mut().for_each(drop_omitted);
+        }
+        Json::Object(m) => {
+            m.retain(|_, x| x.as_str() != Some(OMIT));
+            m.values_mut().for_each(drop_omitted);
+        }
+        _ => {}
+    }
+}
+
+/// Ansible truth of a condition's value (strings `"false"`, `"no"` are false).
 pub fn truthy(v: &Value) -> bool {
     if let Some(s) = v.as_str() {
         return !matches!(
@@ -338,581 +467,33 @@ pub fn truthy(v: &Value) -> bool {
     v.is_true()
 }
 
-fn to_json(v: &Value) -> Json {
-    serde_json::to_value(v).unwrap_or(Json::Null)
-}
-
-fn err(msg: impl Into<String>) -> Error {
+/// An `InvalidOperation` error with a message.
+pub(crate) fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-fn regex(pattern: &str, kw: Option<&Kwargs>) -> Result<regex::Regex, Error> {
-    let mut b = regex::RegexBuilder::new(pattern);
-    if let Some(kw) = kw {
-        let ic: Option<bool> = kw.get("ignorecase")?;
-        let ml: Option<bool> = kw.get("multiline")?;
-        b.case_insensitive(ic.unwrap_or(false));
-        b.multi_line(ml.unwrap_or(false));
-    }
-    b.build()
-        .map_err(|e| err(format!("bad regex `{pattern}`: {e}")))
-}
-
-/// Python's `re.sub` replacement syntax (`\1`, `\g<name>`, `\n`, `\\`) to
-/// the regex crate's, as ansible's `regex_replace`, `replace` and
-/// `lineinfile` backrefs use it.
-pub(crate) fn py_replacement(r: &str) -> String {
-    let mut out = String::new();
-    let mut chars = r.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    chars.next();
-                    out.push_str(&format!("${{{d}}}"));
-                }
-                Some('g') => {
-                    chars.next();
-                    if chars.peek() == Some(&'<') {
-                        chars.next();
-                        let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
-                        out.push_str(&format!("${{{name}}}"));
-                    }
-                }
-                Some('n') => {
-                    chars.next();
-                    out.push('\n');
-                }
-                Some('\\') => {
-                    chars.next();
-                    out.push('\\');
-                }
-                _ => out.push('\\'),
-            },
-            '$' => out.push_str("$$"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn list_of(v: &Value) -> Result<Vec<Value>, Error> {
+/// The items of a list-like value (undefined and none are empty).
+pub(crate) fn list_of(v: &Value) -> Result<Vec<Value>, Error> {
     if v.is_undefined() || v.is_none() {
         return Ok(Vec::new());
     }
     Ok(v.try_iter()?.collect())
 }
 
-fn add_filters(env: &mut Environment<'static>) {
-    env.add_filter("bool", |v: Value| -> bool {
-        if let Some(s) = v.as_str() {
-            matches!(
-                s.trim().to_ascii_lowercase().as_str(),
-                "yes" | "y" | "on" | "true" | "1" | "t"
-            )
-        } else {
-            v.is_true()
-        }
-    });
-    env.add_filter("basename", |s: String| -> String {
-        s.rsplit('/').next().unwrap_or("").to_string()
-    });
-    env.add_filter("dirname", |s: String| -> String {
-        match s.rfind('/') {
-            Some(0) => "/".into(),
-            Some(i) => s[..i].to_string(),
-            None => String::new(),
-        }
-    });
-    env.add_filter(
-        "regex_replace",
-        |s: String, pat: String, rep: Option<String>, kw: Kwargs| -> Result<String, Error> {
-            let re = regex(&pat, Some(&kw))?;
-            kw.assert_all_used()?;
-            Ok(re
-                .replace_all(&s, py_replacement(rep.as_deref().unwrap_or("")).as_str())
-                .into_owned())
-        },
-    );
-    env.add_filter(
-        "regex_search",
-        |s: String, pat: String, groups: Rest<String>, kw: Kwargs| -> Result<Value, Error> {
-            let re = regex(&pat, Some(&kw))?;
-            kw.assert_all_used()?;
-            let Some(c) = re.captures(&s) else {
-                return Ok(Value::from(()));
-            };
-            if groups.is_empty() {
-                return Ok(Value::from(c.get(0).map(|m| m.as_str()).unwrap_or("")));
-            }
-            let mut out = Vec::new();
-            for g in groups.iter() {
-                let g = g.trim_start_matches('\\');
-                let m = match g.parse::<usize>() {
-                    Ok(i) => c.get(i),
-                    Err(_) => c.name(g.trim_start_matches("g<").trim_end_matches('>')),
-                };
-                out.push(Value::from(m.map(|m| m.as_str()).unwrap_or("")));
-            }
-            Ok(Value::from(out))
-        },
-    );
-    env.add_filter(
-        "regex_findall",
-        |s: String, pat: String, kw: Kwargs| -> Result<Value, Error> {
-            let re = regex(&pat, Some(&kw))?;
-            kw.assert_all_used()?;
-            Ok(Value::from(
-                re.find_iter(&s)
-                    .map(|m| m.as_str().to_string())
-                    .collect::<Vec<_>>(),
-            ))
-        },
-    );
-    env.add_filter("regex_escape", |s: String| regex::escape(&s));
-    env.add_filter(
-        "to_json",
-        |v: Value, _kw: Kwargs| -> Result<String, Error> {
-            serde_json::to_string(&v).map_err(|e| err(e.to_string()))
-        },
-    );
-    env.add_filter(
-        "to_nice_json",
-        |v: Value, _kw: Kwargs| -> Result<String, Error> {
-            serde_json::to_string_pretty(&v).map_err(|e| err(e.to_string()))
-        },
-    );
-    env.add_filter("from_json", |s: String| -> Result<Value, Error> {
-        let j: Json = serde_json::from_str(&s).map_err(|e| err(format!("from_json: {e}")))?;
-        Ok(Value::from_serialize(&j))
-    });
-    env.add_filter(
-        "to_yaml",
-        |v: Value, _kw: Kwargs| -> Result<String, Error> {
-            serde_yaml::to_string(&to_json(&v)).map_err(|e| err(e.to_string()))
-        },
-    );
-    env.add_filter(
-        "to_nice_yaml",
-        |v: Value, _kw: Kwargs| -> Result<String, Error> {
-            serde_yaml::to_string(&to_json(&v)).map_err(|e| err(e.to_string()))
-        },
-    );
-    env.add_filter("from_yaml", |s: String| -> Result<Value, Error> {
-        let j: Json = serde_yaml::from_str(&s).map_err(|e| err(format!("from_yaml: {e}")))?;
-        Ok(Value::from_serialize(&j))
-    });
-    env.add_filter("b64encode", |s: String| {
-        base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
-    });
-    env.add_filter("b64decode", |s: String| -> Result<String, Error> {
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|e| err(format!("b64decode: {e}")))?;
-        Ok(String::from_utf8_lossy(&b).into_owned())
-    });
-    env.add_filter("union", |a: Value, b: Value| -> Result<Value, Error> {
-        let mut out = list_of(&a)?;
-        for x in list_of(&b)? {
-            if !out.contains(&x) {
-                out.push(x);
-            }
-        }
-        let mut dedup: Vec<Value> = Vec::new();
-        for x in out {
-            if !dedup.contains(&x) {
-                dedup.push(x);
-            }
-        }
-        Ok(Value::from(dedup))
-    });
-    env.add_filter("difference", |a: Value, b: Value| -> Result<Value, Error> {
-        let b = list_of(&b)?;
-        let mut out: Vec<Value> = Vec::new();
-        for x in list_of(&a)? {
-            if !b.contains(&x) && !out.contains(&x) {
-                out.push(x);
-            }
-        }
-        Ok(Value::from(out))
-    });
-    env.add_filter("intersect", |a: Value, b: Value| -> Result<Value, Error> {
-        let b = list_of(&b)?;
-        let mut out: Vec<Value> = Vec::new();
-        for x in list_of(&a)? {
-            if b.contains(&x) && !out.contains(&x) {
-                out.push(x);
-            }
-        }
-        Ok(Value::from(out))
-    });
-    env.add_filter(
-        "flatten",
-        |a: Value, levels: Option<usize>| -> Result<Value, Error> {
-            fn go(v: Vec<Value>, depth: Option<usize>, out: &mut Vec<Value>) -> Result<(), Error> {
-                for x in v {
-                    let is_list = matches!(x.kind(), minijinja::value::ValueKind::Seq);
-                    if is_list && depth != Some(0) {
-                        go(list_of(&x)?, depth.map(|d| d - 1), out)?;
-                    } else {
-                        out.push(x);
-                    }
-                }
-                Ok(())
-            }
-            let mut out = Vec::new();
-            go(list_of(&a)?, levels, &mut out)?;
-            Ok(Value::from(out))
-        },
-    );
-    env.add_filter(
-        "combine",
-        |a: Value, rest: Rest<Value>, kw: Kwargs| -> Result<Value, Error> {
-            let recursive: Option<bool> = kw.get("recursive")?;
-            let _: Option<String> = kw.get("list_merge")?;
-            kw.assert_all_used()?;
-            let mut base = to_json(&a);
-            for other in rest.iter() {
-                let items: Vec<Json> = match to_json(other) {
-                    Json::Array(v) => v,
-                    j => vec![j],
-                };
-                for o in items {
-                    merge(&mut base, o, recursive.unwrap_or(false));
-                }
-            }
-            Ok(Value::from_serialize(&base))
-        },
-    );
-    env.add_filter(
-        "dict2items",
-        |a: Value, kw: Kwargs| -> Result<Value, Error> {
-            let kn: Option<String> = kw.get("key_name")?;
-            let vn: Option<String> = kw.get("value_name")?;
-            kw.assert_all_used()?;
-            let (kn, vn) = (kn.unwrap_or("key".into()), vn.unwrap_or("value".into()));
-            let Json::Object(m) = to_json(&a) else {
-                return Err(err("dict2items expects a mapping"));
-            };
-            let out: Vec<Json> = m
-                .into_iter()
-                .map(|(k, v)| {
-                    let mut o = Map::new();
-                    o.insert(kn.clone(), Json::String(k));
-                    o.insert(vn.clone(), v);
-                    Json::Object(o)
-                })
-                .collect();
-            Ok(Value::from_serialize(&out))
-        },
-    );
-    env.add_filter(
-        "items2dict",
-        |a: Value, kw: Kwargs| -> Result<Value, Error> {
-            let kn: Option<String> = kw.get("key_name")?;
-            let vn: Option<String> = kw.get("value_name")?;
-            kw.assert_all_used()?;
-            let (kn, vn) = (kn.unwrap_or("key".into()), vn.unwrap_or("value".into()));
-            let mut out = Map::new();
-            if let Json::Array(items) = to_json(&a) {
-                for it in items {
-                    let k = it
-                        .get(&kn)
-                        .map(crate::modules::json_to_string)
-                        .unwrap_or_default();
-                    out.insert(k, it.get(&vn).cloned().unwrap_or(Json::Null));
-                }
-            }
-            Ok(Value::from_serialize(&out))
-        },
-    );
-    env.add_filter("quote", |s: String| image_core::target::shell_quote(&s));
-    env.add_filter(
-        "mandatory",
-        |v: Value, msg: Option<String>| -> Result<Value, Error> {
-            if v.is_undefined() {
-                Err(Error::new(
-                    ErrorKind::UndefinedError,
-                    msg.unwrap_or_else(|| "mandatory variable not defined".into()),
-                ))
-            } else {
-                Ok(v)
-            }
-        },
-    );
-    env.add_filter("ternary", |v: Value, a: Value, b: Value| -> Value {
-        if truthy(&v) {
-            a
-        } else {
-            b
-        }
-    });
-    env.add_filter(
-        "version_compare",
-        |a: String, b: String, op: Option<String>| -> Result<bool, Error> {
-            version_test(&a, &b, op.as_deref().unwrap_or("eq"))
-        },
-    );
-    env.add_filter(
-        "hash",
-        |s: String, alg: Option<String>| -> Result<String, Error> {
-            match alg.as_deref().unwrap_or("sha1") {
-                "sha256" => Ok(crate::script::sha256_hex(s.as_bytes())),
-                other => Err(err(format!("hash: only sha256 is supported, not {other}"))),
-            }
-        },
-    );
-    env.add_filter("splitlines", |s: String| -> Vec<String> {
-        s.lines().map(str::to_string).collect()
-    });
-}
-
-fn merge(base: &mut Json, other: Json, recursive: bool) {
-    match (base, other) {
-        (Json::Object(b), Json::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(bv) if recursive && bv.is_object() && v.is_object() => merge(bv, v, true),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
+/// Fails with ansible's message when a filter's input is undefined.
+pub(crate) fn defined(v: &Value, what: &str) -> Result<(), Error> {
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("{what}: the input is undefined"),
+        ));
     }
-}
-
-/// Compares versions the way ansible's `version` test does (loose: numbers
-/// compare as numbers, other parts as text).
-pub fn version_test(a: &str, b: &str, op: &str) -> Result<bool, Error> {
-    fn parts(s: &str) -> Vec<Result<u64, String>> {
-        let re = regex::Regex::new(r"\d+|[a-zA-Z]+").ok();
-        re.map(|re| {
-            re.find_iter(s)
-                .map(|m| {
-                    m.as_str()
-                        .parse::<u64>()
-                        .map_err(|_| m.as_str().to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-    }
-    let (pa, pb) = (parts(a), parts(b));
-    let mut ord = std::cmp::Ordering::Equal;
-    for i in 0..pa.len().max(pb.len()) {
-        let o = match (pa.get(i), pb.get(i)) {
-            (Some(Ok(x)), Some(Ok(y))) => x.cmp(y),
-            (Some(Err(x)), Some(Err(y))) => x.cmp(y),
-            (Some(Ok(_)), Some(Err(_))) => std::cmp::Ordering::Greater,
-            (Some(Err(_)), Some(Ok(_))) => std::cmp::Ordering::Less,
-            (Some(_), None) => std::cmp::Ordering::Greater,
-            (None, Some(_)) => std::cmp::Ordering::Less,
-            (None, None) => std::cmp::Ordering::Equal,
-        };
-        if o != std::cmp::Ordering::Equal {
-            ord = o;
-            break;
-        }
-    }
-    use std::cmp::Ordering::*;
-    Ok(match op {
-        "<" | "lt" => ord == Less,
-        "<=" | "le" => ord != Greater,
-        ">" | "gt" => ord == Greater,
-        ">=" | "ge" => ord != Less,
-        "==" | "=" | "eq" => ord == Equal,
-        "!=" | "<>" | "ne" => ord != Equal,
-        other => return Err(err(format!("unknown version operator `{other}`"))),
-    })
-}
-
-fn result_flag(v: &Value, key: &str) -> bool {
-    v.get_attr(key).map(|x| x.is_true()).unwrap_or(false)
-}
-
-fn add_tests(env: &mut Environment<'static>) {
-    env.add_test("undefined", |v: Value| v.is_undefined());
-    env.add_test("defined", |v: Value| !v.is_undefined());
-    env.add_test(
-        "version",
-        |a: String, b: String, op: Option<String>, kw: Kwargs| -> Result<bool, Error> {
-            let _: Option<bool> = kw.get("strict")?;
-            let _: Option<String> = kw.get("version_type")?;
-            version_test(&a, &b, op.as_deref().unwrap_or("eq"))
-        },
-    );
-    env.add_test(
-        "version_compare",
-        |a: String, b: String, op: Option<String>| -> Result<bool, Error> {
-            version_test(&a, &b, op.as_deref().unwrap_or("eq"))
-        },
-    );
-    env.add_test(
-        "search",
-        |s: String, pat: String, kw: Kwargs| -> Result<bool, Error> {
-            let re = regex(&pat, Some(&kw))?;
-            Ok(re.is_match(&s))
-        },
-    );
-    env.add_test(
-        "regex",
-        |s: String, pat: String, kw: Kwargs| -> Result<bool, Error> {
-            let re = regex(&pat, Some(&kw))?;
-            Ok(re.is_match(&s))
-        },
-    );
-    env.add_test(
-        "match",
-        |s: String, pat: String, kw: Kwargs| -> Result<bool, Error> {
-            let re = regex(&format!("^(?:{pat})"), Some(&kw))?;
-            Ok(re.is_match(&s))
-        },
-    );
-    for name in ["succeeded", "success", "successful"] {
-        env.add_test(name, |v: Value| !result_flag(&v, "failed"));
-    }
-    for name in ["failed", "failure"] {
-        env.add_test(name, |v: Value| result_flag(&v, "failed"));
-    }
-    for name in ["changed", "change"] {
-        env.add_test(name, |v: Value| result_flag(&v, "changed"));
-    }
-    for name in ["skipped", "skip"] {
-        env.add_test(name, |v: Value| result_flag(&v, "skipped"));
-    }
-    env.add_test("contains", |v: Value, x: Value| -> Result<bool, Error> {
-        Ok(list_of(&v)?.contains(&x))
-    });
-    env.add_test("subset", |a: Value, b: Value| -> Result<bool, Error> {
-        let b = list_of(&b)?;
-        Ok(list_of(&a)?.iter().all(|x| b.contains(x)))
-    });
-    env.add_test("superset", |a: Value, b: Value| -> Result<bool, Error> {
-        let a = list_of(&a)?;
-        Ok(list_of(&b)?.iter().all(|x| a.contains(x)))
-    });
-    env.add_test("truthy", |v: Value| truthy(&v));
-    env.add_test("falsy", |v: Value| !truthy(&v));
-}
-
-fn search_dirs(state: &State) -> Vec<std::path::PathBuf> {
-    state
-        .lookup("__search_dirs")
-        .and_then(|v| {
-            v.try_iter()
-                .ok()
-                .map(|it| it.map(|x| x.to_string().into()).collect())
-        })
-        .unwrap_or_default()
-}
-
-fn find_file(state: &State, name: &str, sub: &str) -> std::path::PathBuf {
-    let p = std::path::PathBuf::from(name);
-    if p.is_absolute() {
-        return p;
-    }
-    for d in search_dirs(state) {
-        for c in [d.join(sub).join(name), d.join(name)] {
-            if c.exists() {
-                return c;
-            }
-        }
-    }
-    p
-}
-
-fn lookup_values(
-    state: &State,
-    kind: &str,
-    args: &[Value],
-    kw: &Kwargs,
-) -> Result<Vec<Value>, Error> {
-    let default: Option<Value> = kw.get("default")?;
-    let mut out = Vec::new();
-    for a in args {
-        let term = a
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| a.to_string());
-        let v = match kind {
-            "env" => match std::env::var(&term) {
-                Ok(v) => Value::from(v),
-                Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
-            },
-            "file" => {
-                let p = find_file(state, &term, "files");
-                let s = std::fs::read_to_string(&p)
-                    .map_err(|e| err(format!("lookup('file', '{term}'): {}: {e}", p.display())))?;
-                Value::from(s.trim_end_matches('\n').to_string())
-            }
-            "vars" => match state.lookup(&term) {
-                Some(v) if !v.is_undefined() => v,
-                _ => match &default {
-                    Some(d) => d.clone(),
-                    None => {
-                        return Err(Error::new(
-                            ErrorKind::UndefinedError,
-                            format!("lookup('vars', '{term}'): no such variable"),
-                        ))
-                    }
-                },
-            },
-            "template" => {
-                let p = find_file(state, &term, "templates");
-                let s = std::fs::read_to_string(&p).map_err(|e| {
-                    err(format!(
-                        "lookup('template', '{term}'): {}: {e}",
-                        p.display()
-                    ))
-                })?;
-                let ctx = state.lookup("__vars").unwrap_or_default();
-                Value::from(state.env().render_str(&s, ctx)?)
-            }
-            other => {
-                return Err(err(format!(
-                    "lookup `{other}` is not supported (env, file, vars, template)"
-                )))
-            }
-        };
-        out.push(v);
-    }
-    Ok(out)
-}
-
-fn lookup(state: &State, kind: String, args: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
-    let wantlist: Option<bool> = kw.get("wantlist")?;
-    let _: Option<Value> = kw.get("errors")?;
-    let vals = lookup_values(state, &kind, &args, &kw)?;
-    if wantlist.unwrap_or(false) {
-        return Ok(Value::from(vals));
-    }
-    Ok(match vals.len() {
-        1 => vals.into_iter().next().unwrap_or_default(),
-        _ => Value::from(
-            vals.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    })
-}
-
-fn query(state: &State, kind: String, args: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
-    Ok(Value::from(lookup_values(state, &kind, &args, &kw)?))
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
-
-    #[test]
-    fn python_replacements_become_regex_crate_ones() {
-        assert_eq!(py_replacement(r"\1-\g<name>"), "${1}-${name}");
-        assert_eq!(py_replacement(r"a\nb"), "a\nb");
-        assert_eq!(py_replacement(r"c:\\x $5"), r"c:\x $$5");
-    }
     use serde_json::json;
 
     fn ctx(t: &Templater, v: Json) -> Ctx {
@@ -920,39 +501,146 @@ mod tests {
     }
 
     #[test]
-    fn lazy_vars_and_native_values() {
+    fn lazy_vars_native_values_and_text() {
         let t = Templater::new();
         let c = ctx(
             &t,
-            json!({"a": "{{ b }}-x", "b": "{{ c | upper }}", "c": "hi", "l": [1, 2], "m": "{{ l }}"}),
+            json!({"a": "{{ b }}-x", "b": "{{ c | upper }}", "c": "hi", "l": [1, 2], "m": "{{ l }}",
+                   "one": "{% if c %}{{ l }}{% endif %}", "two": "{{ l }}\n"}),
         );
         assert_eq!(t.render_str("{{ a }}", &c).unwrap(), "HI-x");
         assert_eq!(t.render(&json!("{{ m }}"), &c).unwrap(), json!([1, 2]));
+        assert_eq!(t.render(&json!("{{- m -}}"), &c).unwrap(), json!([1, 2]));
+        assert_eq!(t.render(&json!("{{ -7 + 1 }}"), &c).unwrap(), json!(-6));
+        // One printed value keeps its type (Jinja's native types), text
+        // around it makes a string.
+        assert_eq!(c.get("one"), Some(json!([1, 2])));
+        assert_eq!(c.get("two"), Some(json!("[1, 2]\n")));
+        assert_eq!(
+            t.render_str("{{ [c, none, true] }}", &c).unwrap(),
+            "['hi', None, True]"
+        );
     }
 
     #[test]
-    fn ansible_filters() {
+    fn template_files_honour_a_jinja2_header() {
         let t = Templater::new();
-        let c = ctx(&t, json!({"p": "/etc/x.conf", "d": {"a": 1}, "s": "yes"}));
-        let r = |s: &str| t.render_str(s, &c).unwrap();
-        assert_eq!(r("{{ p | basename }}"), "x.conf");
-        assert_eq!(r("{{ p | dirname }}"), "/etc");
-        assert_eq!(
-            r("{{ p | regex_replace('x\\\\.(\\\\w+)', 'y.\\\\1') }}"),
-            "/etc/y.conf"
+        let ctx = Value::from_serialize(json!({"x": 1}));
+        let body = "{% if x %}\n  a\n{% endif %}\n";
+        assert_eq!(t.render_with(body, &ctx).unwrap(), "  a\n");
+        let hdr = format!("#jinja2: trim_blocks: False, lstrip_blocks: True\n{body}");
+        assert_eq!(t.render_with(&hdr, &ctx).unwrap(), "\n  a\n\n");
+        // With a task's variables as context, an error names the missing one.
+        let c = t.context(json!({"x": 1}).as_object().cloned().unwrap_or_default());
+        let merged = minijinja::context! { extra => 2, ..c.value().clone() };
+        let e = t
+            .render_with("{{ x }} {{ extra }} {{ y }}", &merged)
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("'y' is undefined"), "{e}");
+    }
+
+    #[test]
+    fn containers_are_rendered_item_by_item() {
+        let t = Templater::new();
+        let c = ctx(
+            &t,
+            json!({"cfg": {"port": "{{ base + 1 }}", "url": "{{ missing_host }}/x"}, "base": 8000}),
         );
-        assert_eq!(r("{{ s | bool }}"), "True");
+        assert!(t.cond("cfg.port == 8001", &c).unwrap());
         assert_eq!(
-            r("{{ d | combine({'b': 2}) | dict2items | map(attribute='key') | join(',') }}"),
-            "a,b"
+            t.render(&json!("{{ cfg.url | default('none') }}"), &c)
+                .unwrap(),
+            json!("none")
         );
-        assert_eq!(r("{{ [1,2] | union([2,3]) | list }}"), "[1, 2, 3]");
-        assert_eq!(r("{{ 'abc' | b64encode | b64decode }}"), "abc");
-        assert_eq!(r("{{ undefined_x | default('d') }}"), "d");
-        assert!(t.cond("'1.30.2' is version('1.29', '>=')", &c).unwrap());
-        assert!(t.cond("p is search('x\\\\.conf')", &c).unwrap());
-        assert!(t.cond("nope is undefined", &c).unwrap());
-        assert!(t.render_str("{{ nope }}", &c).is_err());
-        assert_eq!(r("{{ lookup('vars', 'p') }}"), "/etc/x.conf");
+        let e = t.render(&json!("{{ cfg }}"), &c).unwrap_err().0;
+        assert!(e.contains("'missing_host' is undefined"), "{e}");
+        assert_eq!(c.get("cfg"), None);
+    }
+
+    #[test]
+    fn a_variable_that_refers_to_itself_is_an_error_naming_it() {
+        let t = Templater::new();
+        let c = ctx(&t, json!({"x": "{{ y }}", "y": "{{ x }}"}));
+        let e = t.render_str("{{ x }}", &c).unwrap_err().0;
+        assert!(e.contains("refers to itself"), "{e}");
+    }
+
+    #[test]
+    fn facts_answer_under_both_names() {
+        let t = Templater::new();
+        let c = ctx(
+            &t,
+            json!({"ansible_facts": {"os_family": "Debian", "memory_mb": {"swap": {"total": 0}},
+                   "packages": {"curl": []}}, "ansible_os_family": "Debian",
+                   "inventory_hostname": "target"}),
+        );
+        assert!(t
+            .cond("ansible_facts['memory_mb'].swap.total == 0", &c)
+            .unwrap());
+        assert_eq!(
+            t.render_str("{{ ansible_packages.keys() | join(' ') }}", &c)
+                .unwrap(),
+            "curl"
+        );
+        assert_eq!(
+            t.render_str("{{ hostvars[inventory_hostname].ansible_os_family }}", &c)
+                .unwrap(),
+            "Debian"
+        );
+        let only_prefixed = ctx(&t, json!({"ansible_distribution": "Ubuntu"}));
+        assert!(t
+            .cond("ansible_facts.distribution == 'Ubuntu'", &only_prefixed)
+            .unwrap());
+    }
+
+    #[test]
+    fn conditions_and_undefined_values() {
+        let t = Templater::new();
+        let c = ctx(
+            &t,
+            json!({"r": {"changed": false, "skipped": true}, "s": "a b"}),
+        );
+        assert!(t
+            .cond("r.stat.exists | default(false) == false", &c)
+            .unwrap());
+        assert!(t.cond("r.stat.exists is not defined", &c).unwrap());
+        assert!(t.cond("r is skipped and 'b' in s.split()", &c).unwrap());
+        assert!(t.cond("nope", &c).is_err());
+        // ansible-core 2.19: a condition must be a boolean.
+        assert!(t.cond("s", &c).is_err());
+        assert!(t.cond("r.changed", &c).is_ok_and(|b| !b));
+        assert!(t.cond("{{ s == 'a b' }}", &c).unwrap());
+        assert!(t.cond("s | length", &c).is_err());
+        assert!(t.render(&json!("{{ r.stat.exists }}"), &c).is_err());
+        assert!(t.render_str("x {{ nope.a }}", &c).is_err());
+        let e = t
+            .render(&json!("a {{ s }} {{ nope_var }}"), &c)
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("'nope_var' is undefined"), "{e}");
+        // `omit` is the placeholder the engine drops arguments for; inside
+        // lists and dicts it is removed, and it prints as nothing.
+        assert_eq!(
+            t.render(&json!("{{ nope | default(omit) }}"), &c).unwrap(),
+            json!(OMIT)
+        );
+        assert_eq!(
+            t.render(
+                &json!({"a": ["x", "{{ omit }}"], "b": {"c": "{{ omit }}", "d": 1}}),
+                &c
+            )
+            .unwrap(),
+            json!({"a": ["x"], "b": {"d": 1}})
+        );
+        assert_eq!(t.render(&json!("{{ [1, omit] }}"), &c).unwrap(), json!([1]));
+        assert_eq!(t.render(&json!("x{{ omit }}"), &c).unwrap(), json!("x"));
+        // Conditions read backslashes as escapes, task arguments from YAML
+        // take them literally (ansible's escape_backslashes).
+        assert!(t.cond("'a\\tb' | length == 3", &c).unwrap());
+        assert_eq!(
+            t.render(&json!("{{ 'a\\tb' | length }}"), &c).unwrap(),
+            json!(4)
+        );
     }
 }

@@ -408,8 +408,11 @@ async fn broken_step_lists_name_file_line_col() {
         .err()
         .unwrap()
         .to_string();
+    // Misspelt modules (and parameters one edit away) are refused up
+    // front; another unknown parameter is a warning and fails the task
+    // when a run reaches it, as ansible's argument check.
     assert!(
-        e.contains("bad.yaml:6:5: error: unknown parameter `lnie` for module `lineinfile`"),
+        e.contains("bad.yaml:6:5: warning: unknown parameter `lnie` for module `lineinfile`"),
         "{e}"
     );
     assert!(e.contains("help: `lineinfile` takes: path"), "{e}");
@@ -427,9 +430,34 @@ async fn broken_step_lists_name_file_line_col() {
         .unwrap()
         .to_string();
     assert!(e.contains("inc.yaml:1:17: error: cannot read"), "{e}");
+    // include_role is dynamic: a warning now, a failure when reached.
     assert!(
-        e.contains("inc.yaml:2:17: error: role `nope` not found"),
+        e.contains("inc.yaml:2:17: warning: role `nope` not found"),
         "{e}"
+    );
+    write(
+        dir,
+        "dyn.yaml",
+        "- include_role: {name: nope}\n  when: false\n- include_role: {name: nope}\n",
+    );
+    let s = image_provision::parse::load(&dir.join("dyn.yaml"), &[]).unwrap();
+    let rec = image_core::events::Recorder::default();
+    let r = image_provision::run(&image_core::local::LocalTarget::new(), &s, &opts(), &rec).await;
+    assert_eq!(
+        (r.recap.skipped, r.recap.failed),
+        (1, 1),
+        "{:#?}",
+        r.results
+    );
+    let f = r
+        .results
+        .iter()
+        .find(|t| t.outcome == Outcome::Failed)
+        .unwrap();
+    assert!(
+        f.msg.contains("role `nope` not found") && f.msg.contains("dyn.yaml:3:3"),
+        "{}",
+        f.msg
     );
 }
 

@@ -150,3 +150,88 @@ async fn diff_shows_changed_lines() {
     let text = common::events_text(&ev);
     assert!(text.contains("-two") && text.contains("+TWO"), "{text}");
 }
+
+/// Issue 15's modules on this machine: find with Python's `re`, slurp,
+/// tempfile, getent, sysctl's plan order is unit-tested in the crate.
+#[tokio::test]
+async fn find_slurp_tempfile_getent() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    for f in [
+        "logs/Boot.LOG",
+        "logs/a.log",
+        "logs/b.log.1",
+        "logs/c.gz",
+        "logs/sub/e.log",
+        "slurp.txt",
+    ] {
+        write(dir, f, "x\n");
+    }
+    let s = steps(
+        dir,
+        r#"
+- find: {paths: "@D@/logs", patterns: '(?i).*\.log$', recurse: true, use_regex: true}
+  register: logs
+- find: {paths: "@D@/logs", patterns: '.*[0-9z]$', use_regex: true}
+  register: rot
+- slurp: {path: "@D@/slurp.txt"}
+  register: s
+- tempfile: {path: "@D@", prefix: pm., suffix: .tmp}
+  register: t
+- getent: {database: passwd, key: root}
+- assert:
+    that:
+      - logs.matched == 3
+      - rot.files | map(attribute='path') | map('basename') | sort | list == ['b.log.1', 'c.gz']
+      - s.content == 'eAo='
+      - t.path is match('.*/pm\..*\.tmp$')
+      - ansible_facts.getent_passwd.root[0] == 'x'
+"#,
+    );
+    let (r, _) = run_in(dir, &s, &Options::default()).await;
+    assert_eq!(r.recap.failed, 0, "{:#?}", r.results);
+    let t = r
+        .results
+        .iter()
+        .find(|t| t.task.starts_with("tempfile"))
+        .unwrap();
+    let p = t.result["path"].as_str().unwrap();
+    assert!(std::path::Path::new(p).is_file(), "{p}");
+}
+
+/// Parameters that would change the module's behaviour and are not
+/// implemented are refused at run time, naming the parameter; modules
+/// recognised but not implemented fail with their name.
+#[tokio::test]
+async fn refused_parameters_and_modules() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "f.txt", "a\n");
+    for (yaml, want) in [
+        (
+            "- lineinfile: {path: '@D@/f.txt', line: b, attributes: '+i'}\n",
+            "attributes",
+        ),
+        (
+            "- copy: {content: b, dest: '@D@/f.txt', directory_mode: '0700'}\n",
+            "directory_mode",
+        ),
+        (
+            "- amazon.aws.s3_object: {bucket: b, object: o, dest: /tmp/x, mode: get}\n",
+            "s3_object",
+        ),
+        (
+            "- community.general.redhat_subscription: {state: present}\n",
+            "redhat_subscription",
+        ),
+    ] {
+        let (r, _) = run_in(dir, &steps(dir, yaml), &Options::default()).await;
+        assert_eq!(r.recap.failed, 1, "{yaml}: {:#?}", r.results);
+        assert!(
+            r.results[0].msg.contains(want),
+            "{yaml}: {}",
+            r.results[0].msg
+        );
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("f.txt")).unwrap(), "a\n");
+}

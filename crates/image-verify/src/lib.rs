@@ -7,7 +7,8 @@
 //! - [`template`]: the Go `text/template` engine (lexer, parser, evaluator).
 //! - [`suite`]: loading a gossfile and its includes into resources, with
 //!   `file:line` diagnostics.
-//! - [`matcher`]: goss matchers, line patterns and type conversions.
+//! - [`matcher`]: goss matchers, line patterns and type conversions;
+//!   [`re2`]: Go's RE2 regular-expression syntax on the `regex` crate.
 //! - [`resource`]: one file per resource type behind one trait, each
 //!   observing all its resources in one round trip.
 //! - [`runner`]: concurrency, retries; [`report`]: results and exit codes.
@@ -28,9 +29,11 @@
 //! # }
 //! ```
 
+pub mod dnswire;
 pub mod matcher;
 pub mod options;
 pub mod output;
+pub mod re2;
 pub mod report;
 pub mod resource;
 pub mod runner;

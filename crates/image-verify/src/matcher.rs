@@ -6,8 +6,9 @@
 //!   `uid: "0"`), booleans and strings compare as text.
 //! - A list means "contains these elements" (each element a value or a
 //!   matcher).
-//! - On text properties (`contents`, `stdout`, `stderr`, `body`), strings are
-//!   line patterns: `text` (some line contains it), `!text` (no line does),
+//! - On text properties (`contents`, `stdout`, `stderr`, `body`), a single
+//!   string is compared with the whole text (goss: `stderr: ""` asserts an
+//!   empty stderr), and the strings of a list are line patterns: `text` (some line contains it), `!text` (no line does),
 //!   `/re/`, `!/re/`, and `\!text` for a literal `!`.
 //! - A single-key mapping is an advanced matcher: `equal`, `have-prefix`,
 //!   `have-suffix`, `match-regexp`, `contain-substring`, `contain-element`,
@@ -86,9 +87,7 @@ impl Pattern {
         };
         let kind = if body.len() >= 2 && body.starts_with('/') && body.ends_with('/') {
             let re = &body[1..body.len() - 1];
-            PatternKind::Regex(
-                regex::Regex::new(re).map_err(|e| format!("bad regular expression /{re}/: {e}"))?,
-            )
+            PatternKind::Regex(crate::re2::compile(re)?)
         } else {
             PatternKind::Literal(body.to_string())
         };
@@ -138,8 +137,8 @@ pub enum Matcher {
     HavePrefix(String),
     /// `have-suffix`
     HaveSuffix(String),
-    /// `match-regexp`
-    MatchRegexp(regex::Regex),
+    /// `match-regexp` (as written, compiled with RE2's syntax)
+    MatchRegexp(String, regex::Regex),
     /// `contain-substring`
     ContainSubstring(String),
     /// `contain-element`
@@ -202,9 +201,6 @@ impl Matcher {
                 }
                 Ok(Matcher::Patterns(pats))
             }
-            Y::Str(s) if text => Ok(Matcher::Patterns(vec![
-                Pattern::parse(s).map_err(|e| node.error(e))?
-            ])),
             Y::Seq(items) => Ok(Matcher::ContainElements(
                 items
                     .iter()
@@ -253,10 +249,8 @@ impl Matcher {
             "contain-substring" => Matcher::ContainSubstring(string(v)?),
             "match-regexp" => {
                 let s = string(v)?;
-                Matcher::MatchRegexp(
-                    regex::Regex::new(&s)
-                        .map_err(|e| v.error(format!("bad regular expression {s:?}: {e}")))?,
-                )
+                let re = crate::re2::compile(&s).map_err(|e| v.error(e))?;
+                Matcher::MatchRegexp(s, re)
             }
             "contain-element" => Matcher::ContainElement(Box::new(Matcher::from_node(v, false)?)),
             "contain-elements" => Matcher::ContainElements(list(v)?),
@@ -322,7 +316,7 @@ impl Matcher {
             Matcher::HavePrefix(p) => Outcome::yes(as_text(found).starts_with(p.as_str())),
             Matcher::HaveSuffix(p) => Outcome::yes(as_text(found).ends_with(p.as_str())),
             Matcher::ContainSubstring(p) => Outcome::yes(as_text(found).contains(p.as_str())),
-            Matcher::MatchRegexp(r) => Outcome::yes(r.is_match(&as_text(found))),
+            Matcher::MatchRegexp(_, r) => Outcome::yes(r.is_match(&as_text(found))),
             Matcher::ContainElement(m) => match found {
                 Value::Array(items) => Outcome::yes(items.iter().any(|i| m.check(i).ok)),
                 other => Outcome::err(format!("contain-element needs a list, found {other}")),
@@ -417,7 +411,7 @@ impl Matcher {
             Matcher::HavePrefix(s) => named("have-prefix", s.clone().into()),
             Matcher::HaveSuffix(s) => named("have-suffix", s.clone().into()),
             Matcher::ContainSubstring(s) => named("contain-substring", s.clone().into()),
-            Matcher::MatchRegexp(r) => named("match-regexp", r.as_str().into()),
+            Matcher::MatchRegexp(s, _) => named("match-regexp", s.clone().into()),
             Matcher::ContainElement(m) => named("contain-element", m.to_json()),
             Matcher::ContainElements(ms) => list(ms),
             Matcher::ConsistOf(ms) => named("consist-of", list(ms)),
@@ -452,7 +446,7 @@ impl Matcher {
             Matcher::HavePrefix(_) => "to have prefix",
             Matcher::HaveSuffix(_) => "to have suffix",
             Matcher::ContainSubstring(_) => "to contain substring",
-            Matcher::MatchRegexp(_) => "to match regular expression",
+            Matcher::MatchRegexp(..) => "to match regular expression",
             Matcher::ContainElement(_) => "to contain element matching",
             Matcher::ContainElements(_) => "to contain elements",
             Matcher::ConsistOf(_) => "to consist of",

@@ -15,6 +15,8 @@ pub enum ExitCode {
     Passed = 0,
     /// 1: a check failed.
     Failed = 1,
+    /// 2: a check failed, in the `nagios` format (Nagios's CRITICAL).
+    Critical = 2,
     /// 3: checks still failed when `--retry-timeout` ran out.
     RetryTimeout = 3,
     /// 78: the gossfile, vars or options are invalid.

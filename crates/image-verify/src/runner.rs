@@ -118,10 +118,12 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
     }
     let mut out = Vec::new();
     for (i, spec) in suite.resources.iter().enumerate() {
-        for check in &spec.checks {
+        let gate = crate::resource::gate_property(spec.kind.key());
+        let mut gate_closed = false;
+        for (n, check) in spec.checks.iter().enumerate() {
             let mut r = TestResult {
                 resource_type: spec.kind.type_name().to_string(),
-                resource_id: spec.id.clone(),
+                resource_id: spec.report_id(),
                 property: check.property.to_string(),
                 title: spec.title.clone(),
                 meta: spec.meta.clone(),
@@ -133,7 +135,7 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
                 location: check.loc.to_string(),
                 verb: check.matcher.verb().to_string(),
             };
-            if spec.skip {
+            if spec.skip || gate_closed {
                 out.push(r);
                 continue;
             }
@@ -160,6 +162,12 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
                         .unwrap_or_else(|| format!("{} not found", check.property)),
                 );
             }
+            // goss's shouldSkip: when the gate property (`exists`,
+            // `installed`...) fails or finds false, the rest is skipped.
+            if n == 0 && gate == Some(check.property) {
+                gate_closed =
+                    r.status != Status::Passed || r.found == Some(serde_json::Value::Bool(false));
+            }
             out.push(r);
         }
     }
@@ -178,5 +186,45 @@ mod send_tests {
     ) {
         fn assert_send<T: Send>(_: T) {}
         assert_send(super::run(suite, target, opts));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use image_core::local::LocalTarget;
+
+    use crate::report::Status;
+    use crate::suite::load_str;
+    use crate::template::TemplateData;
+
+    #[tokio::test]
+    async fn a_failed_or_false_gate_skips_the_other_properties() {
+        let src = "file:\n  /no/such/file:\n    mode: \"0644\"\n    exists: true\n  /no/such/either:\n    exists: false\n    owner: root\n\
+                   package:\n  k:\n    name: no-such-package-xyz\n    installed: true\n    versions: [\"1.0\"]\n";
+        let data = TemplateData {
+            vars: serde_json::json!({}),
+            env: Default::default(),
+        };
+        let suite = load_str("g.yaml", src, Path::new("."), &data).unwrap();
+        let report = super::run(&suite, &LocalTarget::new(), &Default::default()).await;
+        let got: Vec<(String, &str, Status)> = report
+            .results
+            .iter()
+            .map(|r| (r.resource_id.clone(), r.property.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/no/such/file".into(), "exists", Status::Failed),
+                ("/no/such/file".into(), "mode", Status::Skipped),
+                // `exists: false` passes, but the found `false` still skips.
+                ("/no/such/either".into(), "exists", Status::Passed),
+                ("/no/such/either".into(), "owner", Status::Skipped),
+                ("k: no-such-package-xyz".into(), "installed", Status::Failed),
+                ("k: no-such-package-xyz".into(), "versions", Status::Skipped),
+            ]
+        );
     }
 }

@@ -1,12 +1,17 @@
-//! Loading a gossfile into a [`Suite`]: render the Go template with the
-//! vars, parse the YAML with positions, map every position back to the
-//! template's lines, read each resource into a [`ResourceSpec`] (unknown
-//! resource types and attributes are errors with a "did you mean"), expand
-//! `gossfile` includes (paths and globs, recursively, with the same vars),
-//! and warn about keys given twice in one file, naming both lines.
+//! Loading a gossfile into a [`Suite`], with goss's semantics: render the
+//! Go template with the vars, parse the YAML (anchors and merge keys) with
+//! positions, map every position back to the template's lines, read each
+//! resource into a [`ResourceSpec`], expand `gossfile` includes, and warn
+//! about keys given twice in one file, naming both lines.
 //!
-//! Later definitions of the same resource (in a later include) replace
-//! earlier ones, as in goss.
+//! As goss: top-level keys that are not resource types are ignored (a
+//! near miss of a type name gets a warning), unknown attributes are ignored
+//! with a warning, an empty list of patterns checks nothing (with goss's
+//! warning). Includes (`gossfile:`, key or `file:` a path or a glob,
+//! relative to the including file) are read in key order after the file's
+//! own resources, with the same vars; `skip: true` leaves an include unread;
+//! a glob matching nothing is an error; nesting stops at 50. Later
+//! definitions of the same resource replace earlier ones, with a warning.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,9 @@ use serde_json::Value;
 use crate::matcher::Matcher;
 use crate::resource::{self, gossfile, Check, ResourceSpec};
 use crate::template::{self, Rendered, TemplateData};
+
+/// goss stops at 50 nested gossfiles.
+const MAX_INCLUDE_DEPTH: usize = 50;
 
 /// A loaded gossfile with its includes.
 #[derive(Debug, Clone, Default)]
@@ -50,7 +58,7 @@ impl Suite {
             by_type
                 .entry(r.kind.key())
                 .or_default()
-                .insert(r.id.clone(), raw);
+                .insert(r.key.clone(), raw);
         }
         serde_yaml::to_string(&by_type).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
@@ -110,23 +118,36 @@ fn finish(l: Loader<'_>) -> Result<Suite, Diagnostics> {
     Ok(suite)
 }
 
-/// Reads vars files and inline JSON/YAML (in that order) into one map;
-/// later sources replace top-level keys of earlier ones, as goss.
+/// Reads vars files and inline JSON/YAML (in that order) into one map, as
+/// goss: each vars file is deep-merged over the previous ones (nested maps
+/// merge; a later non-empty value replaces, an empty one — `""`, `0`,
+/// `false`, `[]`, `{}`, null — does not replace an existing key), then the
+/// inline vars replace whole top-level keys.
 pub fn load_vars(files: &[PathBuf], inline: &[String]) -> Result<Value, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut vars = serde_json::Map::new();
-    let mut merge = |name: &str, src: &str, diags: &mut Diagnostics| match yaml::parse(name, src) {
+    let parse = |name: &str, src: &str, diags: &mut Diagnostics| match yaml::parse(name, src) {
         Ok(node) => match node.to_json() {
-            Value::Object(m) => vars.extend(m),
-            Value::Null => {}
-            _ => diags.push(node.type_error("vars", "a mapping")),
+            Value::Object(m) => Some(m),
+            Value::Null => None,
+            _ => {
+                diags.push(node.type_error("vars", "a mapping"));
+                None
+            }
         },
-        Err(d) => diags.push(d),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
     };
     for f in files {
         let name = f.display().to_string();
         match std::fs::read_to_string(f) {
-            Ok(src) => merge(&name, &src, &mut diags),
+            Ok(src) => {
+                if let Some(m) = parse(&name, &src, &mut diags) {
+                    deep_merge(&mut vars, m);
+                }
+            }
             Err(e) => diags.error(None, format!("cannot read vars file {name}: {e}")),
         }
     }
@@ -136,9 +157,34 @@ pub fn load_vars(files: &[PathBuf], inline: &[String]) -> Result<Value, Diagnost
         } else {
             "<--vars-inline>".to_string()
         };
-        merge(&name, s, &mut diags);
+        if let Some(m) = parse(&name, s, &mut diags) {
+            vars.extend(m);
+        }
     }
     diags.into_result(Value::Object(vars))
+}
+
+/// goss's `mergo.Merge(dst, src, WithOverride)` on vars maps.
+fn deep_merge(dst: &mut serde_json::Map<String, Value>, src: serde_json::Map<String, Value>) {
+    fn empty(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+        }
+    }
+    for (k, v) in src {
+        match (dst.get_mut(&k), v) {
+            (Some(Value::Object(d)), Value::Object(s)) => deep_merge(d, s),
+            (Some(_), v) if empty(&v) => {}
+            (_, v) => {
+                dst.insert(k, v);
+            }
+        }
+    }
 }
 
 struct Loader<'a> {
@@ -253,24 +299,29 @@ impl Loader<'_> {
                 .push(node.type_error("a gossfile", "a mapping of resource types"));
         }
         let mut warnings = Diagnostics::default();
+        // goss merges a file's own resources first, then its includes (which
+        // replace resources of the same key).
+        let mut includes = None;
         for (k, v) in dedup(&node, "resource type", &mut warnings) {
             let key = k.as_key().unwrap_or_default();
             if key == "gossfile" {
-                self.includes(v, base_dir, skip, &mut warnings);
+                includes = Some(v);
                 continue;
             }
             let Some(kind) = resource::by_key(&key) else {
-                let mut d = k.error(format!("unknown resource type `{key}`"));
-                let keys: Vec<&str> = resource::all()
-                    .iter()
-                    .map(|r| r.key())
-                    .chain(["gossfile"])
-                    .collect();
-                d = match did_you_mean(&key, keys.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("resource types: {}", keys.join(", "))),
-                };
-                self.diags.push(d);
+                // goss ignores top-level keys that are not resource types
+                // (image-builder keeps YAML anchors under such keys); a
+                // near miss of a type name is most likely a typo.
+                let keys = resource::all().iter().map(|r| r.key()).chain(["gossfile"]);
+                if let Some(s) = did_you_mean(&key, keys) {
+                    warnings.push(
+                        Diagnostic::warning(
+                            k.loc.clone(),
+                            format!("`{key}` is not a resource type; it is ignored (as goss does)"),
+                        )
+                        .with_help(format!("did you mean `{s}`?")),
+                    );
+                }
                 continue;
             };
             if !v.is_null() && v.as_map().is_none() {
@@ -288,13 +339,28 @@ impl Loader<'_> {
                         .suite
                         .resources
                         .iter()
-                        .position(|r| r.kind.key() == spec.kind.key() && r.id == spec.id)
+                        .position(|r| r.kind.key() == spec.kind.key() && r.key == spec.key)
                     {
-                        Some(i) => self.suite.resources[i] = spec,
+                        Some(i) => {
+                            let old = &self.suite.resources[i].loc;
+                            if old.file != spec.loc.file {
+                                warnings.push(Diagnostic::warning(
+                                    spec.loc.clone(),
+                                    format!(
+                                        "`{key}: {}` is also defined at {old}; this later-loaded one replaces it (as goss)",
+                                        spec.key
+                                    ),
+                                ));
+                            }
+                            self.suite.resources[i] = spec;
+                        }
                         None => self.suite.resources.push(spec),
                     }
                 }
             }
+        }
+        if let Some(v) = includes {
+            self.includes(v, base_dir, skip, &mut warnings);
         }
         self.suite.warnings.extend(warnings);
     }
@@ -305,17 +371,33 @@ impl Loader<'_> {
                 .diags
                 .push(v.type_error("`gossfile`", "a mapping of paths"));
         }
-        for (k, attrs) in dedup(v, "gossfile", warnings) {
-            let pattern = k.as_key().unwrap_or_default();
-            let mut inc_skip = skip;
+        if self.stack.len() >= MAX_INCLUDE_DEPTH {
+            return self.diags.push(v.error(format!(
+                "gossfiles are nested {MAX_INCLUDE_DEPTH} deep; goss stops there (an include loop?)"
+            )));
+        }
+        // goss reads includes sorted by key.
+        let mut entries = dedup(v, "gossfile", warnings);
+        entries.sort_by_key(|(k, _)| k.as_key().unwrap_or_default());
+        for (k, attrs) in entries {
+            let mut pattern = k.as_key().unwrap_or_default();
+            let mut inc_skip = false;
             if let Some(pairs) = attrs.as_map() {
                 for (ak, av) in pairs {
                     match ak.as_key().as_deref() {
-                        Some("skip") => inc_skip |= av.as_bool_loose().unwrap_or(false),
+                        Some("skip") => inc_skip = av.as_bool_loose().unwrap_or(false),
+                        Some("file") => {
+                            if let Some(f) = av.scalar_string().filter(|f| !f.is_empty()) {
+                                pattern = f;
+                            }
+                        }
                         Some("title") | Some("meta") => {}
-                        Some(other) => self.diags.push(
-                            ak.error(format!("unknown key `{other}` in gossfile include"))
-                                .with_help("known keys: skip, title, meta"),
+                        Some(other) => warnings.push(
+                            Diagnostic::warning(
+                                ak.loc.clone(),
+                                format!("unknown key `{other}` in gossfile include is ignored (as goss does)"),
+                            )
+                            .with_help("known keys: file, skip, title, meta"),
                         ),
                         None => {}
                     }
@@ -323,11 +405,16 @@ impl Loader<'_> {
             } else if !attrs.is_null() {
                 self.diags
                     .push(attrs.type_error("a gossfile include", "a mapping"));
+                continue;
+            }
+            // goss: a skipped include is not read at all, as if omitted.
+            if inc_skip {
+                continue;
             }
             match gossfile::resolve(base_dir, &pattern) {
                 Ok(paths) => {
                     for p in paths {
-                        self.file(&p, inc_skip, Some(&k.loc));
+                        self.file(&p, skip, Some(&k.loc));
                     }
                 }
                 Err(e) => self.diags.push(k.error(e)),
@@ -347,6 +434,7 @@ impl Loader<'_> {
         let mut spec = ResourceSpec {
             kind,
             id: id_text.clone(),
+            key: id_text.clone(),
             title: String::new(),
             meta: Value::Null,
             skip,
@@ -366,6 +454,7 @@ impl Loader<'_> {
             return None;
         }
         let what = format!("attribute of {} `{id_text}`", kind.key());
+        let name_attr = resource::name_attribute(kind.key());
         let mut ok = true;
         for (k, v) in dedup(attrs, &what, warnings) {
             let key = k.as_key().unwrap_or_default();
@@ -380,6 +469,17 @@ impl Loader<'_> {
                     format!("`{key}` is deprecated, use `{prop_name}`"),
                 ));
             }
+            if name_attr == Some(key.as_str()) {
+                match v.scalar_string().filter(|s| !v.is_null() && !s.is_empty()) {
+                    Some(name) => spec.id = name,
+                    None if v.is_null() => {}
+                    None => {
+                        self.diags.push(v.type_error(&key, "a string"));
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             match key.as_str() {
                 "title" => spec.title = v.scalar_string().unwrap_or_default(),
                 "meta" => spec.meta = v.to_json(),
@@ -390,8 +490,31 @@ impl Loader<'_> {
                         ok = false;
                     }
                 },
+                "retry_count" | "retry_delay" => {
+                    spec.settings.insert(key.clone(), v.to_json());
+                }
                 _ => {
                     if let Some(prop) = kind.properties().iter().find(|p| p.name == prop_name) {
+                        if prop.text && v.as_seq().is_some_and(|s| s.is_empty()) {
+                            // goss: an empty list of patterns is zero
+                            // conditions; the property is not checked.
+                            warnings.push(
+                                Diagnostic::warning(
+                                    k.loc.clone(),
+                                    format!(
+                                        "{}: {}.{key} is an empty list, which asserts nothing and always passes",
+                                        spec.key,
+                                        kind.key()
+                                    ),
+                                )
+                                .with_help("use \"\" to assert empty content, or remove it"),
+                            );
+                            continue;
+                        }
+                        if v.is_null() {
+                            // goss: an attribute without a value is unset.
+                            continue;
+                        }
                         match Matcher::from_node(v, prop.text) {
                             Ok(m) => spec.checks.push(Check {
                                 property: prop.name,
@@ -406,17 +529,23 @@ impl Loader<'_> {
                     } else if kind.settings().contains(&key.as_str()) {
                         spec.settings.insert(key.clone(), v.to_json());
                     } else {
+                        // goss ignores attributes it does not know; say so,
+                        // since it is most often a typo.
                         let known: Vec<&str> = kind
                             .properties()
                             .iter()
                             .map(|p| p.name)
                             .chain(kind.settings().iter().copied())
-                            .chain(["title", "meta", "skip"])
+                            .chain(name_attr)
+                            .chain(["title", "meta", "skip", "retry_count", "retry_delay"])
                             .collect();
-                        let mut d = k.error(format!(
-                            "unknown attribute `{key}` for {} `{id_text}`",
-                            kind.key()
-                        ));
+                        let mut d = Diagnostic::warning(
+                            k.loc.clone(),
+                            format!(
+                                "unknown attribute `{key}` for {} `{id_text}` is ignored (as goss does)",
+                                kind.key()
+                            ),
+                        );
                         d = match did_you_mean(&key, known.iter().copied()) {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
                             None => d.with_help(format!(
@@ -425,10 +554,17 @@ impl Loader<'_> {
                                 known.join(", ")
                             )),
                         };
-                        self.diags.push(d);
-                        ok = false;
+                        warnings.push(d);
                     }
                 }
+            }
+        }
+        // goss checks the gate property (`exists`, `installed`...) first and
+        // skips the others when it fails.
+        if let Some(gate) = resource::gate_property(kind.key()) {
+            if let Some(i) = spec.checks.iter().position(|c| c.property == gate) {
+                let c = spec.checks.remove(i);
+                spec.checks.insert(0, c);
             }
         }
         ok.then_some(spec)

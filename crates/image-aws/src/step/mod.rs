@@ -156,6 +156,7 @@ pub(crate) fn tag(k: &str, v: &str) -> Tag {
 /// The EC2 actions every step of a build with these settings calls.
 pub(crate) fn all_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
     let mut a = BTreeSet::new();
+    crate::regions::actions(req, &mut a);
     source_ami::actions(req, &mut a);
     key_pair::actions(req, &mut a);
     security_group::actions(req, &mut a);

@@ -137,6 +137,9 @@ pub struct Args {
 struct Ready {
     reqs: Vec<BuildRequest>,
     hook: Option<PlanHook>,
+    region_locs: super::RegionLocs,
+    /// Printed once the regions are checked.
+    warnings: Diagnostics,
 }
 
 fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics> {
@@ -181,10 +184,16 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
     let hook = if args.dry_run {
         None
     } else {
-        Some(PlanHook::prepare(&plans, events)?)
+        let hook = PlanHook::prepare(&plans, events)?;
+        diags.extend(hook.warnings().clone());
+        Some(hook)
     };
-    report::diagnostics(&diags);
-    Ok(Ready { reqs, hook })
+    Ok(Ready {
+        reqs,
+        hook,
+        region_locs: super::region_locs(&plans),
+        warnings: diags,
+    })
 }
 
 /// Runs `build`.
@@ -213,6 +222,23 @@ pub fn run(args: &Args) -> Exit {
             ..Default::default()
         };
         let ec2 = Ec2Clients::from_env(&opts).await;
+        // Before the first mutating call: a region that does not exist or
+        // is not enabled is bad input.
+        if let Err(mut diags) = super::check_regions(&ec2, &ready.reqs, &ready.region_locs).await {
+            // The offline "unknown region" warning says less than the error.
+            let at: Vec<_> = diags.0.iter().map(|d| d.location.clone()).collect();
+            diags.0.extend(
+                ready
+                    .warnings
+                    .0
+                    .iter()
+                    .filter(|w| !at.contains(&w.location))
+                    .cloned(),
+            );
+            report::diagnostics(&diags);
+            return Exit::BadInput;
+        }
+        report::diagnostics(&ready.warnings);
         if args.dry_run {
             dry_run(&ec2, &ready.reqs, args.json).await
         } else {
@@ -245,32 +271,35 @@ async fn dry_run(ec2: &Ec2Clients, reqs: &[BuildRequest], json_out: bool) -> Exi
                     JsonLines::print(&json!({"event": "dry_run", "plan": d}));
                     continue;
                 }
-                println!("build {}:", d.build);
-                println!(
+                crate::report::out_line(&format!("build {}:", d.build));
+                crate::report::out_line(&format!(
                     "  source AMI: {} ({})",
                     d.source.image_id,
                     d.source.name.as_deref().unwrap_or("unnamed")
-                );
-                println!(
+                ));
+                crate::report::out_line(&format!(
                     "  root device: {} {} GiB",
                     d.root_device_name,
                     d.root_volume_size_gib
                         .map_or("(source size)".to_string(), |s| s.to_string())
-                );
+                ));
                 for (region, ids) in &d.would_deregister {
-                    println!("  would deregister in {region}: {}", ids.join(", "));
+                    crate::report::out_line(&format!(
+                        "  would deregister in {region}: {}",
+                        ids.join(", ")
+                    ));
                 }
-                println!("  would create:");
+                crate::report::out_line("  would create:");
                 for c in &d.would_create {
-                    println!("    - {c}");
+                    crate::report::out_line(&format!("    - {c}"));
                 }
-                println!(
+                crate::report::out_line(&format!(
                     "  EC2 actions: {}",
                     d.actions.iter().copied().collect::<Vec<_>>().join(", ")
-                );
+                ));
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::report::err_line(&format!("error: {e}"));
                 exit = Exit::Failed;
             }
         }
@@ -291,7 +320,7 @@ async fn builds(
         match image_cli::signals::install(cancel.clone(), args.on_error == OnErrorArg::Abort) {
             Ok(i) => Some(i),
             Err(e) => {
-                eprintln!("warning: cannot watch for Ctrl-C: {e}");
+                crate::report::err_line(&format!("warning: cannot watch for Ctrl-C: {e}"));
                 None
             }
         };
@@ -318,7 +347,7 @@ async fn builds(
                     p.finish(&req.name, &format!("built {} AMI(s)", res.amis.len()));
                 }
                 if let Err(e) = append_manifest(&args.manifest, &res).await {
-                    eprintln!("error: build `{}`: {e}", res.build);
+                    crate::report::err_line(&format!("error: build `{}`: {e}", res.build));
                 }
                 built.push(res);
             }
@@ -340,7 +369,12 @@ async fn builds(
 
 async fn append_manifest(path: &std::path::Path, res: &BuildResult) -> Result<(), String> {
     let path = path.to_path_buf();
-    let entry = ManifestBuild::from_result(res);
+    let mut entry = ManifestBuild::from_result(res);
+    // The manifest is output too: no sensitive value in it.
+    let redactor = image_core::redact::global();
+    for v in entry.custom_data.iter_mut().flat_map(|m| m.values_mut()) {
+        *v = redactor.redact_string(v);
+    }
     tokio::task::spawn_blocking(move || {
         manifest::append(&path, entry)
             .map(|_| ())
@@ -368,12 +402,18 @@ fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrup
             }));
             continue;
         }
-        println!("{}", manifest::markdown_table(res));
+        crate::report::out_line(&manifest::markdown_table(res));
         for (region, why) in &res.failed_regions {
-            eprintln!("error: build `{}`: no AMI in {region}: {why}", res.build);
+            crate::report::err_line(&format!(
+                "error: build `{}`: no AMI in {region}: {why}",
+                res.build
+            ));
         }
         for f in &res.cleanup_failures {
-            eprintln!("warning: build `{}`: could not delete {f}", res.build);
+            crate::report::err_line(&format!(
+                "warning: build `{}`: could not delete {f}",
+                res.build
+            ));
         }
     }
     for e in failed {
@@ -393,7 +433,7 @@ fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrup
         crate::report::build_error("build", e);
     }
     if !args.json && !built.is_empty() {
-        eprintln!("manifest: {}", args.manifest.display());
+        crate::report::err_line(&format!("manifest: {}", args.manifest.display()));
     }
     if interrupted {
         Exit::Interrupted

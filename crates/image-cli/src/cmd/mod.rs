@@ -111,3 +111,54 @@ pub(crate) fn request_from_plan(
         }
     }
 }
+
+/// Where each build names each region: build name -> region -> location.
+pub(crate) type RegionLocs = std::collections::BTreeMap<
+    String,
+    std::collections::BTreeMap<String, image_core::diag::Location>,
+>;
+
+/// The regions of `plans` by build, for [`check_regions`].
+pub(crate) fn region_locs(plans: &[image_core::spec::Plan]) -> RegionLocs {
+    plans
+        .iter()
+        .map(|p| (p.name.clone(), p.region_locs.clone()))
+        .collect()
+}
+
+/// Checks every region `reqs` name with one `DescribeRegions`, before
+/// anything is created: a region that does not exist or is not enabled is
+/// an error at the place the definition names it. When the regions cannot
+/// be asked (no permission), a warning, and the build goes on as before.
+pub(crate) async fn check_regions(
+    ec2: &image_aws::Ec2Clients,
+    reqs: &[image_aws::BuildRequest],
+    locs: &RegionLocs,
+) -> Result<(), image_core::diag::Diagnostics> {
+    use image_core::diag::{did_you_mean, Diagnostic, Diagnostics};
+    let bad = match image_aws::regions::check(ec2, reqs).await {
+        Ok(bad) => bad,
+        Err(e) => {
+            crate::report::err_line(&format!(
+                "warning: could not check the regions with DescribeRegions: {e}"
+            ));
+            return Ok(());
+        }
+    };
+    let mut diags = Diagnostics::default();
+    for b in bad {
+        let loc = locs.get(&b.build).and_then(|l| l.get(&b.region)).cloned();
+        let help = match did_you_mean(&b.region, b.enabled.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the account's regions: {}", b.enabled.join(", ")),
+        };
+        diags.push(
+            Diagnostic::error(
+                loc,
+                format!("build `{}`: region `{}` {}", b.build, b.region, b.why),
+            )
+            .with_help(help),
+        );
+    }
+    diags.into_result(())
+}

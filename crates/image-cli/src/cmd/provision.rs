@@ -6,7 +6,7 @@
 //! image-cli provision (--host [user@]HOST[:PORT] --identity KEY | --local) [--become]
 //!                     [-e k=v | -e @vars.yml | -e '{"json": 1}']... [--check] [--diff]
 //!                     [--tags T,..] [--skip-tags T,..] [--start-at-task NAME]
-//!                     [--roles-path DIR]... STEPS.yaml
+//!                     [--roles-path DIR]... [--syntax-check] STEPS.yaml
 //! ```
 //!
 //! Output: one line per task (ok / changed / skipping / failed, with the
@@ -45,7 +45,7 @@ pub struct Args {
         long,
         value_name = "[USER@]HOST[:PORT]",
         conflicts_with = "local",
-        required_unless_present = "local"
+        required_unless_present_any = ["local", "syntax_check"]
     )]
     pub host: Option<String>,
     /// Private key for --host.
@@ -84,6 +84,10 @@ pub struct Args {
     /// Print one JSON event per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Only read and check the step list (and list the warnings of files
+    /// reached through `include_*`); run nothing.
+    #[arg(long)]
+    pub syntax_check: bool,
     /// The step list (a list of tasks or of plays).
     pub steps: PathBuf,
 }
@@ -205,6 +209,20 @@ pub fn run(args: &Args) -> Exit {
             return Exit::BadInput;
         }
     };
+    if args.syntax_check {
+        for w in &steps.warnings {
+            eprintln!("{w}");
+        }
+        println!("playbook: {}", args.steps.display());
+        return Exit::Ok;
+    }
+    if !steps.warnings.is_empty() {
+        eprintln!(
+            "note: {} warning(s) about modules or parameters image-cli lacks, or files reached through include_*; \
+             a task fails if a run reaches one (see `--syntax-check`)",
+            steps.warnings.len()
+        );
+    }
     let opts = Options {
         extra_vars: extra,
         check: args.check,

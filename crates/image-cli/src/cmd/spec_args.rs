@@ -66,6 +66,9 @@ impl SpecArgs {
             "loading image definition"
         );
         let loaded = load::load(&req, now)?;
+        // From here on every output of the process masks the definition's
+        // sensitive values (logs, events, reports, JSON lines).
+        image_core::redact::global().absorb(&loaded.resolved.redactor);
         for p in &loaded.resolved.plans {
             tracing::debug!(build = %p.name, ami_name = %loaded.resolved.mask(&p.ami_name), "resolved");
         }

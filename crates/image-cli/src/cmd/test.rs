@@ -101,6 +101,7 @@ struct Ready {
     ami: String,
     verify: Vec<VerifyFile>,
     conformance: Option<conformance::Options>,
+    region_locs: super::RegionLocs,
 }
 
 /// The AMI of `build` in `region` from the manifest's last run.
@@ -207,6 +208,7 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
         ami,
         verify,
         conformance,
+        region_locs: super::region_locs(std::slice::from_ref(&plan)),
     })
 }
 
@@ -250,7 +252,7 @@ impl OutputSink {
                 "event": "output", "build": self.build, "source": source, "line": text,
             }));
         } else {
-            println!("{text}");
+            crate::report::out_line(text);
         }
     }
 }
@@ -486,6 +488,7 @@ pub fn run(args: &Args) -> Exit {
         ami,
         verify,
         conformance,
+        region_locs,
     } = ready;
     let hook = TestHook {
         verify,
@@ -500,7 +503,7 @@ pub fn run(args: &Args) -> Exit {
         let interrupts = match image_cli::signals::install(cancel.clone(), false) {
             Ok(i) => Some(i),
             Err(e) => {
-                eprintln!("warning: cannot watch for Ctrl-C: {e}");
+                crate::report::err_line(&format!("warning: cannot watch for Ctrl-C: {e}"));
                 None
             }
         };
@@ -510,6 +513,14 @@ pub fn run(args: &Args) -> Exit {
             ..Default::default()
         };
         let ec2 = Ec2Clients::from_env(&opts).await;
+        // Only the build region matters to a test instance.
+        let mut launch = req.clone();
+        launch.ami_regions.clear();
+        launch.region_kms_key_ids.clear();
+        if let Err(diags) = super::check_regions(&ec2, &[launch], &region_locs).await {
+            report::diagnostics(&diags);
+            return Exit::BadInput;
+        }
         let r = image_aws::test_instance(&ec2, &req, &hook, &SshConnector, events.as_ref(), cancel)
             .await;
         if let Some(p) = &progress {
@@ -565,24 +576,31 @@ fn summarise(
         }
         JsonLines::print(&v);
     } else {
-        println!("test of build `{}`: {ami} in {}", req.name, req.region);
+        crate::report::out_line(&format!(
+            "test of build `{}`: {ami} in {}",
+            req.name, req.region
+        ));
         for f in &record.verify {
-            println!(
+            crate::report::out_line(&format!(
                 "  verify {}: {} ({})",
                 file_name(&f.file),
                 if f.passed { "passed" } else { "FAILED" },
                 f.summary
-            );
+            ));
         }
         for c in &record.commands {
             match (c.exit_status, &c.error) {
-                (Some(s), _) => println!("  command `{}`: exit {s}", c.command),
-                (None, Some(e)) => println!("  command `{}`: {e}", c.command),
+                (Some(s), _) => {
+                    crate::report::out_line(&format!("  command `{}`: exit {s}", c.command))
+                }
+                (None, Some(e)) => {
+                    crate::report::out_line(&format!("  command `{}`: {e}", c.command))
+                }
                 (None, None) => {}
             }
         }
         if let Some(c) = &record.conformance {
-            println!(
+            crate::report::out_line(&format!(
                 "  conformance Kubernetes {} ({}): {} (ginkgo exit {}, {} test(s), {} failure(s)); results: {}",
                 c.version,
                 c.arch,
@@ -591,18 +609,21 @@ fn summarise(
                 c.junit.tests,
                 c.junit.failures,
                 c.results_dir.display()
-            );
+            ));
         }
         match &r {
             Ok(res) => {
-                println!("PASSED (instance {} terminated)", res.instance.id);
+                crate::report::out_line(&format!(
+                    "PASSED (instance {} terminated)",
+                    res.instance.id
+                ));
                 for f in &res.cleanup_failures {
-                    eprintln!("warning: could not delete {f}");
+                    crate::report::err_line(&format!("warning: could not delete {f}"));
                 }
             }
             Err(e) => {
                 crate::report::build_error("test of", e);
-                println!("FAILED");
+                crate::report::out_line("FAILED");
             }
         }
     }

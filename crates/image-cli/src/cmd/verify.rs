@@ -3,13 +3,15 @@
 //! ```text
 //! image-cli verify [--host [user@]HOST[:PORT] --identity KEY [--become] | --local]
 //!                  [--vars FILE]... [--vars-inline JSON]...
-//!                  [--format documentation|rspecish|json|junit|tap|silent]
+//!                  [--format documentation|rspecish|json|junit|nagios|prometheus|structured|tap|silent]
+//!                  [--format-options perfdata,verbose,pretty,sort,exclude_raw]
 //!                  [--retry-timeout DURATION --sleep DURATION] [--max-concurrent N] GOSSFILE
 //! image-cli verify render [--vars FILE]... [--vars-inline JSON]... GOSSFILE
 //! ```
 //!
 //! Everything but flag parsing lives in `image-verify`. Exit codes are
-//! goss's: 0 passed, 1 a check failed, 3 retries timed out, 78 bad spec.
+//! goss's: 0 passed, 1 a check failed (2 with `--format nagios`, 0 with
+//! `structured`), 3 retries timed out, 78 bad spec (also: no tests).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +33,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes (as goss):
   0    every check passed
   1    a check failed (or the target could not be reached)
+  2    a check failed, with --format nagios (CRITICAL); structured always exits 0
   3    checks still failed when --retry-timeout ran out
   78   bad gossfile, vars or options";
 
@@ -94,6 +97,9 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, short = 'f', default_value = "rspecish", value_parser = parse_format)]
     pub format: OutputFormat,
+    /// Options of the format: perfdata, verbose (nagios, prometheus), pretty (structured), sort, exclude_raw; repeatable or comma-separated.
+    #[arg(long = "format-options", short = 'o', value_name = "OPTION")]
+    pub format_options: Vec<String>,
     /// Retry failing checks until this much time has passed (e.g. 30s, 2m).
     #[arg(long, short = 'r', value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
     pub retry_timeout: Duration,
@@ -116,6 +122,8 @@ fn exit(code: VerifyExit) -> Exit {
     match code {
         VerifyExit::Passed => Exit::Ok,
         VerifyExit::Failed => Exit::Failed,
+        // nagios's CRITICAL is 2, the code of BadInput.
+        VerifyExit::Critical => Exit::BadInput,
         VerifyExit::RetryTimeout => Exit::RetryTimeout,
         VerifyExit::BadSpec => Exit::BadGossfile,
     }
@@ -209,6 +217,14 @@ fn validate(args: &RunArgs) -> Exit {
             return exit(VerifyExit::BadSpec);
         }
     };
+    let format_options =
+        match output::FormatOptions::parse(args.format_options.iter().map(String::as_str)) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit(VerifyExit::BadSpec);
+            }
+        };
     // Load (and report bad specs) before connecting anywhere.
     let suite = match opts.load() {
         Ok(s) => s,
@@ -218,6 +234,14 @@ fn validate(args: &RunArgs) -> Exit {
         }
     };
     report::diagnostics(&suite.warnings);
+    if suite.resources.is_empty() {
+        // goss: "found 0 tests", exit 78.
+        eprintln!(
+            "error: found 0 tests in {} (and its includes)",
+            opts.gossfile.display()
+        );
+        return exit(VerifyExit::BadSpec);
+    }
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(exit) => return exit,
@@ -245,8 +269,11 @@ fn validate(args: &RunArgs) -> Exit {
     drop(rt);
     match outcome {
         Ok(report) => {
-            print!("{}", output::render(&report, opts.format));
-            exit(report.exit_code())
+            print!(
+                "{}",
+                output::render_with(&report, opts.format, &format_options)
+            );
+            exit(output::exit_code(&report, opts.format))
         }
         Err(e) => {
             eprintln!("error: {e}");

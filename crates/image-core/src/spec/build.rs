@@ -35,6 +35,7 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         cx,
         node,
         diags: Diagnostics::default(),
+        region_locs: BTreeMap::new(),
     };
     let what = format!("build `{}`", cx.name);
     let mut m = MapReader::new(node, &what, &mut r.diags)?;
@@ -208,6 +209,7 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         source_ami: source_ami?,
         instance_type: instance_type?,
         region: region?,
+        region_locs: r.region_locs,
         ssh_username: ssh_username?,
         ssh_interface,
         ssh_host,
@@ -309,6 +311,8 @@ struct Reader<'a> {
     cx: &'a BuildContext<'a>,
     node: &'a Node,
     diags: Diagnostics,
+    /// Where each region is first named.
+    region_locs: BTreeMap<String, Location>,
 }
 
 impl Reader<'_> {
@@ -323,14 +327,18 @@ impl Reader<'_> {
         self.diags.push(d);
     }
 
+    /// True when a key of the build is an unknown key close to `key`.
+    fn typo_of(&self, key: &str) -> bool {
+        self.node.as_map().unwrap_or_default().iter().any(|(k, _)| {
+            k.as_key()
+                .is_some_and(|k| !KEYS.contains(&k.as_str()) && did_you_mean(&k, [key]).is_some())
+        })
+    }
+
     fn missing(&mut self, key: &str) {
         // `instnce_type: x` already says "unknown key, did you mean
         // `instance_type`?"; saying it is missing too would be noise.
-        let typo = self.node.as_map().unwrap_or_default().iter().any(|(k, _)| {
-            k.as_key()
-                .is_some_and(|k| !KEYS.contains(&k.as_str()) && did_you_mean(&k, [key]).is_some())
-        });
-        if typo {
+        if self.typo_of(key) {
             return;
         }
         self.diags.push(
@@ -362,7 +370,14 @@ impl Reader<'_> {
             if node.is_some_and(|n| self.cx.failed.contains(&n.loc)) {
                 return None;
             }
-            self.missing(key);
+            match node {
+                // Given but empty: say so where it is given.
+                Some(n) if !self.typo_of(key) => self.err(
+                    n.error(format!("`{key}` is empty in build `{}`", self.cx.name))
+                        .with_help(format!("give `{key}` a value")),
+                ),
+                _ => self.missing(key),
+            }
         }
         v
     }
@@ -448,6 +463,19 @@ impl Reader<'_> {
 
     fn check_region(&mut self, n: &Node, s: &str, key: &str) -> bool {
         if check::is_region(s) {
+            if !check::is_known_region(s) && !self.region_locs.contains_key(s) {
+                let help = match did_you_mean(s, check::KNOWN_REGIONS.iter().copied()) {
+                    Some(k) => format!("did you mean `{k}`? (`build` checks the account's regions with DescribeRegions)"),
+                    None => "`build` checks the account's regions with DescribeRegions before creating anything".to_string(),
+                };
+                self.diags.push(
+                    Diagnostic::warning(n.loc.clone(), format!("unknown region `{s}` in {key}"))
+                        .with_help(help),
+                );
+            }
+            self.region_locs
+                .entry(s.to_string())
+                .or_insert_with(|| n.loc.clone());
             return true;
         }
         self.err(

@@ -21,6 +21,56 @@ pub fn is_resource_id(s: &str, prefix: &str) -> bool {
         })
 }
 
+/// The regions of the AWS partitions (aws, aws-us-gov, aws-cn) this
+/// version knows. A region name that is well formed but not listed is a
+/// warning offline; `build` asks the account (DescribeRegions) before it
+/// creates anything.
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// True for a region in [`KNOWN_REGIONS`].
+pub fn is_known_region(s: &str) -> bool {
+    KNOWN_REGIONS.contains(&s)
+}
+
 /// An AWS region name: `[a-z]{2}(-gov)?-[a-z]+-\d+` (`us-east-1`,
 /// `us-gov-west-1`, `ap-southeast-2`).
 pub fn is_region(s: &str) -> bool {

@@ -53,7 +53,7 @@ pub fn load(req: &Request, now: i64) -> Result<Loaded, Diagnostics> {
     };
     let mut files = Vec::new();
     for path in &req.var_files {
-        match std::fs::read_to_string(path) {
+        match crate::yaml::read_file(path) {
             Ok(src) => files.push((path.display().to_string(), src)),
             Err(e) => diags.push(read_error("var file", path, &e)),
         }
@@ -127,7 +127,7 @@ pub fn check_files(plans: &[Plan]) -> Diagnostics {
 }
 
 fn read_spec(path: &Path) -> Result<Spec, Diagnostics> {
-    let src = std::fs::read_to_string(path)
+    let src = crate::yaml::read_file(path)
         .map_err(|e| Diagnostics::from(read_error("image definition", path, &e)))?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().unwrap_or(Path::new("")).to_path_buf();

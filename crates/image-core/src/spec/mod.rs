@@ -35,6 +35,7 @@
 //! [`load::check_files`]); everything else here is pure: the caller passes
 //! the sources and the time.
 
+pub mod bounded;
 pub mod build;
 pub mod check;
 mod dups;
@@ -50,6 +51,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
+use crate::redact::Redactor;
 use crate::yaml::{self, MapReader, Node, Value};
 
 pub use plan::{
@@ -90,6 +92,10 @@ pub struct Resolved {
     pub variables: Vec<VarValue>,
     /// Warnings (sorted); show them even though resolution succeeded.
     pub warnings: Diagnostics,
+    /// Masks the sensitive variables' values (as given and as resolved);
+    /// [`Resolved::mask`] uses it, and outputs should go through it (see
+    /// [`crate::redact`]).
+    pub redactor: Redactor,
 }
 
 impl Resolved {
@@ -107,34 +113,10 @@ impl Resolved {
     }
 
     /// `s` with the text of every sensitive variable's value (non-empty
-    /// strings, numbers, and list items) replaced by `<sensitive>`.
+    /// strings, numbers, and list items; also as given on the command line
+    /// or in a var file) replaced by `<sensitive>`.
     pub fn mask(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for secret in self.secrets() {
-            if out.contains(&secret) {
-                out = out.replace(&secret, "<sensitive>");
-            }
-        }
-        out
-    }
-
-    fn secrets(&self) -> Vec<String> {
-        fn texts(v: &serde_json::Value, out: &mut Vec<String>) {
-            match v {
-                serde_json::Value::String(s) if !s.is_empty() => out.push(s.clone()),
-                serde_json::Value::Number(n) => out.push(n.to_string()),
-                serde_json::Value::Array(items) => items.iter().for_each(|i| texts(i, out)),
-                serde_json::Value::Object(m) => m.values().for_each(|i| texts(i, out)),
-                _ => {}
-            }
-        }
-        let mut out = Vec::new();
-        for v in self.variables.iter().filter(|v| v.sensitive) {
-            texts(&v.value, &mut out);
-        }
-        // Longest first, so a secret containing another is masked whole.
-        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        out
+        self.redactor.redact_string(s)
     }
 }
 
@@ -233,6 +215,17 @@ impl Spec {
             None => {}
         }
         top.finish(&mut diags);
+        // An error at a key (a build defined twice) replaces the warning
+        // about the same key.
+        let errors_at: Vec<Option<Location>> = diags
+            .0
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.location.clone())
+            .collect();
+        diags
+            .0
+            .retain(|d| d.is_error() || !errors_at.contains(&d.location));
         spec.diags = diags;
         Ok(spec)
     }
@@ -316,7 +309,10 @@ impl Spec {
                 plans.push(p);
             }
         }
-        let diags = tidy(diags);
+        // Every message about this definition leaves here redacted: a
+        // refused sensitive value is quoted in its error.
+        let redactor = Redactor::new(values::sensitive_texts(&self.variables, inputs, &variables));
+        let diags = redactor.redact_diagnostics(tidy(diags));
         if diags.has_errors() {
             return Err(diags);
         }
@@ -324,6 +320,7 @@ impl Spec {
             plans,
             variables,
             warnings: diags,
+            redactor,
         })
     }
 }
@@ -357,7 +354,16 @@ fn parse_builds(node: &Node, diags: &mut Diagnostics) -> Vec<BuildDecl> {
             diags.push(v.type_error(&format!("build `{name}`"), "a mapping of settings"));
             continue;
         }
-        out.retain(|b| b.name != name);
+        if let Some(first) = out.iter().find(|b| b.name == name) {
+            diags.push(
+                k.error(format!("build `{name}` is defined twice"))
+                    .with_help(format!(
+                        "first defined at line {}: rename or remove one of them",
+                        first.loc.line
+                    )),
+            );
+            continue;
+        }
         out.push(BuildDecl {
             name,
             loc: k.loc.clone(),

@@ -28,6 +28,11 @@ pub struct Plan {
     pub instance_type: String,
     /// The build region.
     pub region: String,
+    /// Where each region the build names (build region, `ami_regions`,
+    /// `region_kms_key_ids`) is first written, for errors found later (a
+    /// region the account does not have).
+    #[serde(skip)]
+    pub region_locs: BTreeMap<String, Location>,
     /// User to SSH in as.
     pub ssh_username: String,
     /// Which address of the instance to connect to.

@@ -13,6 +13,10 @@
 //! - the filter `clean_ami_name`: replaces characters an AMI name may not
 //!   contain with `-`.
 //!
+//! Templates run with fuel and bounded `format`/`indent` sizes (see
+//! [`super::bounded`]): a template that loops too long or asks for a huge
+//! width is an error at its `file:line:col`.
+//!
 //! A string that is a single expression (`"{{ regions }}"`) keeps the
 //! expression's type, so a list variable stays a list; any other template
 //! renders to a string.
@@ -171,6 +175,7 @@ impl Renderer {
 
     fn env(&self) -> Environment<'static> {
         let mut env = Environment::new();
+        super::bounded::harden(&mut env);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         let now = self.now;
@@ -213,11 +218,19 @@ impl Renderer {
             ErrorKind::SyntaxError => {
                 Some("check the `{{ ... }}` / `{% ... %}` delimiters and quotes".to_string())
             }
+            ErrorKind::OutOfFuel => Some(
+                "the template does too much work: loop over fewer items or compute the value outside"
+                    .to_string(),
+            ),
             ErrorKind::UnknownFilter | ErrorKind::UnknownFunction => Some(
                 "see the minijinja built-in filters, plus `isotime` and `clean_ami_name`"
                     .to_string(),
             ),
-            _ => None,
+            ErrorKind::InvalidOperation => Some(
+                "check the filter's or function's arguments (sizes are limited to 4096)"
+                    .to_string(),
+            ),
+            _ => Some("see the minijinja template syntax and built-in filters".to_string()),
         };
         TemplateError {
             message,

@@ -157,3 +157,74 @@ fn duplicate_keys_warn_and_strict_parse_fails_on_errors() {
     assert_eq!(r.warnings.0.len(), 1);
     assert_eq!(r.plans[0].ami_name, "abcd");
 }
+
+#[test]
+fn sensitive_values_never_appear_in_errors() {
+    let src = "\
+variables:
+  pw: {sensitive: true, type: number}
+  tok: {sensitive: true, default: hunter2-token}
+defaults:
+  source_ami: ami-0123456789abcdef0
+  instance_type: t3.small
+  region: us-east-1
+  ssh_username: ubuntu
+  ami_name: x
+  image_wait_timeout: \"{{ tok }}\"
+  root_volume_size: \"{{ tok }}\"
+builds:
+  x: {}
+";
+    let e = resolve(src, &["pw=s3cr3t-pw,x"]).unwrap_err().to_string();
+    assert!(e.contains("<sensitive>"), "{e}");
+    for secret in ["s3cr3t-pw", "hunter2-token"] {
+        assert!(!e.contains(secret), "{secret} printed:\n{e}");
+    }
+    let spec = Spec::parse_lenient("d/spec.yaml", src, Path::new("/base")).unwrap();
+    let inputs = VarInputs {
+        files: vec![("v.yaml".into(), "pw: not-a-number-secret\n".into())],
+        cli: Vec::new(),
+    };
+    let e = spec
+        .resolve(&inputs, &Selection::all(), 0)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("not-a-number-secret"), "{e}");
+}
+
+#[test]
+fn a_build_defined_twice_is_an_error() {
+    let src = BASE.replace("  y:\n", "  x:\n    ami_name: other\n  y:\n");
+    let e = resolve(&src, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "d/spec.yaml:19:3: error: build `x` is defined twice\n  help: first defined at line 16"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("warning"), "{e}");
+}
+
+#[test]
+fn an_empty_setting_is_reported_at_its_value_and_unknown_regions_warn() {
+    let src = BASE.replace(
+        "    ssh_host: ''\n",
+        "    ssh_host: ''\n    instance_type: ''\n",
+    );
+    let e = resolve(&src, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains("d/spec.yaml:21:20: error: `instance_type` is empty in build `y`"),
+        "{e}"
+    );
+    let src = BASE.replace("region: us-east-1", "region: us-east-9");
+    let r = resolve(&src, &[]).unwrap();
+    let w = r.warnings.to_string();
+    assert!(
+        w.contains("d/spec.yaml:8:11: warning: unknown region `us-east-9` in region"),
+        "{w}"
+    );
+    assert_eq!(
+        r.plans[0].region_locs["us-east-9"].to_string(),
+        "d/spec.yaml:8:11"
+    );
+}

@@ -396,6 +396,62 @@ fn probe_refers_to_self(node: &Node, r: &Renderer, name: &str) -> bool {
     }
 }
 
+/// The texts of every value given to a sensitive variable, as written —
+/// its default (when not a template), each var file's value, each `--var`
+/// value and its comma-separated items — and as resolved: what a
+/// [`crate::redact::Redactor`] must mask, even when a value was refused.
+pub fn sensitive_texts(vars: &[Variable], inputs: &VarInputs, values: &[VarValue]) -> Vec<String> {
+    fn scalars(node: &Node, out: &mut Vec<String>) {
+        match &node.value {
+            crate::yaml::Value::Seq(items) => items.iter().for_each(|i| scalars(i, out)),
+            crate::yaml::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| scalars(v, out)),
+            crate::yaml::Value::Null | crate::yaml::Value::Bool(_) => {}
+            crate::yaml::Value::Str(s) if is_template(s) => {}
+            _ => out.extend(node.scalar_string()),
+        }
+    }
+    fn json_texts(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Number(n) => out.push(n.to_string()),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| json_texts(i, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|i| json_texts(i, out)),
+            serde_json::Value::Null | serde_json::Value::Bool(_) => {}
+        }
+    }
+    let sensitive = |name: &str| vars.iter().any(|v| v.sensitive && v.name == name);
+    let mut out = Vec::new();
+    for v in vars.iter().filter(|v| v.sensitive) {
+        if let Some(d) = &v.default {
+            scalars(d, &mut out);
+        }
+    }
+    for (_, src) in &inputs.files {
+        let Ok(doc) = yaml::parse("", src) else {
+            continue;
+        };
+        for (k, v) in doc.as_map().unwrap_or_default() {
+            if k.as_key().is_some_and(|k| sensitive(&k)) {
+                scalars(v, &mut out);
+            }
+        }
+    }
+    for arg in &inputs.cli {
+        if let Some((name, value)) = arg.split_once('=') {
+            if sensitive(name.trim()) {
+                out.push(value.to_string());
+                out.push(value.trim().to_string());
+                out.extend(value.split(',').map(|i| i.trim().to_string()));
+            }
+        }
+    }
+    for v in values.iter().filter(|v| v.sensitive) {
+        json_texts(&v.value, &mut out);
+    }
+    out.retain(|s| !s.trim().is_empty());
+    out
+}
+
 /// `d` with `help` when there is one.
 fn with_help(d: Diagnostic, help: Option<String>) -> Diagnostic {
     match help {

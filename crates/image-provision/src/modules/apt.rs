@@ -53,6 +53,7 @@ impl Module for Apt {
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let names = args.list_any(&["name", "pkg", "package"]);
         let state = args.choice(
             "state",
@@ -95,6 +96,17 @@ impl Module for Apt {
         if downgrade {
             flags.push_str(" --allow-downgrades");
         }
+        // `force`: apt-get's --force-yes (ansible: "implies
+        // allow_unauthenticated and allow_downgrade", which --force-yes does).
+        if args.bool_or("force", false)? {
+            flags.push_str(" --force-yes");
+        }
+        if args.bool_or("only_upgrade", false)? {
+            flags.push_str(" --only-upgrade");
+        }
+        if args.bool_or("fail_on_autoremove", false)? {
+            flags.push_str(" --no-remove");
+        }
         if args.bool_or("allow_unauthenticated", false)? {
             flags.push_str(" --allow-unauthenticated");
         }
@@ -105,11 +117,19 @@ impl Module for Apt {
             flags.push_str(&format!(" -t {}", q(r)));
         }
         let specs = names.iter().map(|n| q(n)).collect::<Vec<_>>().join(" ");
+        // `clean`: `apt-get clean` first; alone it is always a change.
+        let clean = args.bool_or("clean", false)?;
         let mut body = format!(
             r#"export DEBIAN_FRONTEND=noninteractive
 F="{flags}"
 upd=0
-apt_run() {{ [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $(printf '%s' "$_o" | tail -n 15)"; echo "$_o" | tail -n 3 | sed 's/^/@@out=/'; }}
+prc={prc}
+apt_run() {{ [ "$CHECK" = 1 ] && return 0
+  if [ -n "$prc" ]; then pb=""; if [ -e /usr/sbin/policy-rc.d ]; then pb=$(mktemp -d) && mv /usr/sbin/policy-rc.d "$pb/" || fail "Fail to move /usr/sbin/policy-rc.d to $pb"; fi
+    printf '#!/bin/sh\nexit %d\n' "$prc" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d || fail "Failed to create or chmod /usr/sbin/policy-rc.d"; fi
+  _o=$("$@" 2>&1); _rc=$?
+  if [ -n "$prc" ]; then rm -f /usr/sbin/policy-rc.d; if [ -n "$pb" ]; then mv "$pb/policy-rc.d" /usr/sbin/policy-rc.d && rmdir "$pb" || fail "Fail to move back $pb/policy-rc.d to /usr/sbin/policy-rc.d"; fi; fi
+  [ $_rc = 0 ] || fail "$*: $(printf '%s' "$_o" | tail -n 15)"; echo "$_o" | tail -n 3 | sed 's/^/@@out=/'; }}
 if [ {update} = 1 ]; then
   st=/var/lib/apt/periodic/update-success-stamp; [ -f $st ] || st=/var/cache/apt/pkgcache.bin
   if [ {valid} -gt 0 ] && [ -f $st ] && [ $(( $(date +%s) - $(stat -c %Y $st) )) -lt {valid} ]; then :; else
@@ -124,11 +144,21 @@ fi
 echo "@@cache_updated=$upd"
 "#,
             update = u8::from(update),
+            prc = match args.opt_i64("policy_rc_d")? {
+                Some(n) => n.to_string(),
+                None => String::new(),
+            },
         );
+        if clean {
+            body.push_str("[ \"$CHECK\" = 1 ] || { _o=$(apt-get clean 2>&1) || fail \"apt-get clean failed: $_o\"; }\n");
+            if names.is_empty() && deb.is_none() && upgrade == "no" {
+                body.push_str("C=1\n");
+            }
+        }
         if let Some(deb) = &deb {
             body.push_str(&format!(
                 r#"f={}
-case $f in http://*|https://*) t=/var/tmp/image-cli-$(basename "$f"); [ -f "$t" ] || {{ curl -fsSL -o "$t" "$f" || wget -q -O "$t" "$f" || fail "download of $f failed"; }}; f=$t;; esac
+case $f in http://*|https://*) t=/var/tmp/image-cli-$(basename "$f"); [ -f "$t" ] || {{ dl "$f" "$t" 2>"$t.err" || {{ e=$(cat "$t.err"); rm -f "$t" "$t.err"; fail "download of $f failed: $e"; }}; rm -f "$t.err"; }}; f=$t;; esac
 [ -f "$f" ] || fail "deb $f not found"
 p=$(dpkg-deb -f "$f" Package); v=$(dpkg-deb -f "$f" Version)
 iv=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' "$p" 2>/dev/null)
@@ -178,16 +208,35 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get remove $F {pu
                 "plan=$(apt-get -s {cmd} $F 2>&1); if printf '%s\\n' \"$plan\" | grep -q '^Inst '; then C=1; apt_run apt-get {cmd} $F; fi\n"
             ));
         }
+        let autoclean = args.bool_or("autoclean", false)?;
+        // As ansible: with no packages, autoclean runs alone (its cleanup
+        // ends the module, so a requested autoremove does not run);
+        // changed when apt-get deleted something ("Del ").
+        let autoremove = if autoclean && names.is_empty() && deb.is_none() {
+            body.push_str(&format!(
+                "_s=''; [ \"$CHECK\" = 1 ] && _s=--simulate; _o=$(apt-get -y $F {} autoclean $_s 2>&1) || fail \"'apt-get autoclean' failed: $_o\"; case $_o in *'Del '*) C=1;; esac\n",
+                if purge { "--purge" } else { "" }
+            ));
+            false
+        } else {
+            autoremove
+        };
         if autoremove {
             body.push_str(&format!(
                 "plan=$(apt-get -s autoremove $F 2>&1); if printf '%s\\n' \"$plan\" | grep -q '^Remv '; then C=1; apt_run apt-get autoremove $F {}; fi\n",
                 if purge { "--purge" } else { "" }
             ));
         }
-        if names.is_empty() && deb.is_none() && upgrade == "no" && !autoremove {
+        if names.is_empty() && deb.is_none() && upgrade == "no" && !autoremove && !autoclean {
             body.push_str("[ $upd = 1 ] && C=1\n");
         }
-        let out = ctx.run_script(&body, None).await?;
+        let out = ctx
+            .run_script_dl(
+                &body,
+                None,
+                &super::http::Request::get(deb.as_deref().unwrap_or("")),
+            )
+            .await?;
         let mut r = ModuleResult::from_script(&out, "apt");
         r.data.insert(
             "cache_updated".into(),

@@ -29,6 +29,7 @@ impl Module for AptKey {
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let state = args.choice("state", &["present", "absent"], "present")?;
         let keyring = args.opt_str("keyring");
         let id = args.opt_str("id").unwrap_or_default();
@@ -37,11 +38,17 @@ impl Module for AptKey {
                 Some(k) => format!("rmf {}", q(k)),
                 None => format!("i={}; [ -n \"$i\" ] || fail 'state=absent needs id or keyring'; if apt-key export \"$i\" 2>/dev/null | grep -q BEGIN; then C=1; do_ apt-key del \"$i\"; fi", q(&id)),
             };
-            let out = ctx.run_script(&body, None).await?;
+            let out = ctx
+                .run_script_dl(
+                    &body,
+                    None,
+                    &super::http::Request::get(&args.opt_str("url").unwrap_or_default()),
+                )
+                .await?;
             return Ok(ModuleResult::from_script(&out, "apt_key"));
         }
         let fetch = if let Some(u) = args.opt_str("url") {
-            format!("curl -fsSL {u} 2>/dev/null > \"$t\" || wget -q -O \"$t\" {u} || fail \"downloading {raw} failed\"", u = q(&u), raw = u.replace('"', ""))
+            format!("dl {u} \"$t\" 2>\"$t.err\" || {{ e=$(cat \"$t.err\"); rm -f \"$t.err\"; fail \"Failed to download key at {raw}: $e\"; }}; rm -f \"$t.err\"", u = q(&u), raw = u.replace('"', ""))
         } else if let Some(d) = args.opt_str("data") {
             format!("printf '%s\\n' {} > \"$t\"", q(&d))
         } else if let Some(f) = args.opt_str("file") {
@@ -64,7 +71,13 @@ impl Module for AptKey {
                 q(&id)
             ),
         };
-        let out = ctx.run_script(&body, None).await?;
+        let out = ctx
+            .run_script_dl(
+                &body,
+                None,
+                &super::http::Request::get(&args.opt_str("url").unwrap_or_default()),
+            )
+            .await?;
         Ok(ModuleResult::from_script(&out, "apt_key"))
     }
 }

@@ -34,6 +34,7 @@ impl Module for AptRepository {
         &["repo"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let repo = args
             .str("repo")?
             .split_whitespace()

@@ -19,13 +19,14 @@ impl Module for Assert {
         &["that"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let that: Vec<String> = match args.get("that") {
             Some(serde_json::Value::Array(a)) => a.iter().map(super::json_to_string).collect(),
             Some(v) => vec![super::json_to_string(v)],
             None => Vec::new(),
         };
         for expr in &that {
-            let e = crate::parse::strip_braces(expr);
+            let e = crate::when::strip_braces(expr);
             let ok = match ctx.templates.cond(&e, ctx.vars) {
                 Ok(b) => b,
                 Err(err) => {

@@ -30,6 +30,9 @@ impl Module for Command {
             "strip_empty_ends",
             "expand_argument_vars",
             "warn",
+            // Accepted and not used, as ansible-core does (it warns that
+            // `executable` has no effect on `command` since 2.4).
+            "executable",
         ]
     }
     fn free_form(&self) -> FreeForm {
@@ -39,6 +42,7 @@ impl Module for Command {
         &["cmd|argv|_raw_params"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let line = if let Some(Json::Array(argv)) = args.get("argv") {
             argv.iter()
                 .map(|a| q(&super::json_to_string(a)))

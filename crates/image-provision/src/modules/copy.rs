@@ -45,6 +45,7 @@ impl Module for Copy {
         &["dest"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let dest = args.str("dest")?;
         let mut spec = file_spec(args, dest.clone())?;
         if args.bool_or("remote_src", false)? {

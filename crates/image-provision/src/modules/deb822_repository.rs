@@ -48,6 +48,7 @@ impl Module for Deb822Repository {
         &["name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
         let fname = name.replace(' ', "-").to_lowercase();
         let dest = format!("/etc/apt/sources.list.d/{fname}.sources");
@@ -90,14 +91,17 @@ C=1
 if [ "$CHECK" = 1 ]; then echo "@@key=$b.asc"; return 0; fi
 mkdir -p /etc/apt/keyrings
 t=$(mktemp) || fail "mktemp failed"
-{{ curl -fsSL -o "$t" "$u" 2>/dev/null || wget -q -O "$t" "$u"; }} || {{ rm -f "$t"; fail "downloading $u failed"; }}
+dl "$u" "$t" 2>"$t.err" || {{ e=$(cat "$t.err"); rm -f "$t" "$t.err"; fail "Request failed: $e ($u)"; }}
+rm -f "$t.err"
 if grep -q -- '-----BEGIN PGP' "$t"; then k="$b.asc"; else k="$b.gpg"; fi
 mv "$t" "$k" && chmod 644 "$k" || fail "writing $k failed"
 echo "@@key=$k""#,
                     url = q(&sb),
                     f = fname
                 );
-                let out = ctx.run_script(&script, None).await?;
+                let out = ctx
+                    .run_script_dl(&script, None, &super::http::Request::get(&sb))
+                    .await?;
                 if let Some(f) = out.failed {
                     return Ok(ModuleResult::fail(f));
                 }

@@ -17,6 +17,7 @@ impl Module for Debug {
         &["msg", "var", "verbosity"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         if args.opt_i64("verbosity")?.unwrap_or(0) > 0 {
             let mut r = ModuleResult::ok();
             r.skipped = true;
@@ -25,7 +26,7 @@ impl Module for Debug {
         if let Some(var) = args.opt_str("var") {
             let v = match ctx
                 .templates
-                .eval(&crate::parse::strip_braces(&var), ctx.vars)
+                .eval(&crate::when::strip_braces(&var), ctx.vars)
             {
                 Ok(v) if v.is_undefined() => Json::String("VARIABLE IS NOT DEFINED!".into()),
                 Ok(v) => serde_json::to_value(&v).unwrap_or(Json::Null),

@@ -20,6 +20,7 @@ impl Module for DpkgSelections {
         &["name", "selection"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
         let sel = args.choice(
             "selection",

@@ -16,6 +16,7 @@ impl Module for Fail {
         &["msg"]
     }
     async fn run(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         Ok(ModuleResult::fail(
             args.opt_str("msg")
                 .unwrap_or_else(|| "Failed as requested from task".into()),

@@ -44,6 +44,7 @@ impl Module for File {
         &["path|dest|name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "name"])?;
         let state = args.opt_str("state").unwrap_or_default();
         let mode = args.mode("mode")?.unwrap_or_default();
@@ -51,6 +52,7 @@ impl Module for File {
         let group = args.opt_str("group").unwrap_or_default();
         let recurse = args.bool_or("recurse", false)?;
         let force = args.bool_or("force", false)?;
+        let follow = args.bool_or("follow", true)?;
         let src = args.opt_str("src");
         let attrs = |r: bool| {
             format!(
@@ -90,13 +92,22 @@ impl Module for File {
                 };
                 let ln = if state == "link" { "ln -sfn" } else { "ln -f" };
                 format!(
-                    "s={}\nif ! {{ {same}; }}; then\n  case $cur in directory) [ {f} = 1 ] || fail \"$p is a directory; use force: true to replace it\"; C=1; do_ rm -rf \"$p\";; file) [ {f} = 1 ] || [ {hard} = 1 ] || fail \"$p exists as a file; use force: true to replace it\";; esac\n  {chk}C=1; do_ {ln} \"$s\" \"$p\"; [ \"$CHECK\" = 1 ] && return 0\nfi\n[ -e \"$p\" ] || [ -L \"$p\" ] && attrs \"$p\" '' {} {}",
+                    "s={}\nif ! {{ {same}; }}; then\n  case $cur in directory) [ {f} = 1 ] || fail \"$p is a directory; use force: true to replace it\"; C=1; do_ rm -rf \"$p\";; file) [ {f} = 1 ] || [ {hard} = 1 ] || fail \"$p exists as a file; use force: true to replace it\";; esac\n  {chk}C=1; do_ {ln} \"$s\" \"$p\"; [ \"$CHECK\" = 1 ] && return 0\nfi\n[ -e \"$p\" ] || [ -L \"$p\" ] && attrs \"$p\" '' {} {}\n{follow_mode}",
                     q(&src),
                     q(&owner),
                     q(&group),
                     f = u8::from(force),
                     hard = u8::from(state == "hard"),
                     chk = if state == "hard" { "[ -e \"$s\" ] || fail \"src $s does not exist\"; " } else { "" },
+                    // follow (the default): the mode goes to what the link
+                    // points at, as chmod through a symlink does; with
+                    // `follow: false` a symlink's mode is left alone (Linux
+                    // has no lchmod), as ansible.
+                    follow_mode = if follow && !mode.is_empty() {
+                        format!("if [ -e \"$p\" ]; then _m={m}; case $_m in *[!0-7]*) _b=$(stat -L -c %a \"$p\"); do_ chmod \"$_m\" \"$p\"; [ \"$(stat -L -c %a \"$p\")\" != \"$_b\" ] && C=1;; *) [ \"$(stat -L -c %a \"$p\")\" != \"$_m\" ] && {{ C=1; do_ chmod \"$_m\" \"$p\"; }};; esac; fi", m = q(&mode))
+                    } else {
+                        String::new()
+                    },
                 )
             }
             other => {

@@ -1,15 +1,40 @@
-//! `get_url`: downloads a URL ON THE TARGET (curl, else wget) to `dest`,
-//! verified against `checksum` (`sha256:<hex>` or `sha256:<url of a sums
-//! file>`). Skips the download when `dest` exists and matches the checksum
-//! (or exists and `force` is false), so a re-run costs one round trip.
+//! `get_url`: downloads a URL to `dest` ON THE TARGET with curl, wget or
+//! python3 (`script::DL`); on a host with none of them the controller
+//! fetches it and uploads it (`ModuleCtx::run_script_dl`). Verified against
+//! `checksum` (`<algo>:<hex>` or `<algo>:<url of a sums file>`). When `dest`
+//! exists and matches the checksum (or exists and `force` is false) nothing
+//! is downloaded, so a re-run costs one round trip. Returns ansible's keys:
+//! `dest`, `url`, `msg`, `status_code`, `checksum_src`/`checksum_dest`
+//! (sha1), `md5sum`, `backup_file`, `elapsed`, and the file's `owner`,
+//! `group`, `uid`, `gid`, `mode`, `size`, `state`.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::{json, Value as Json};
 
-use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
-use crate::script::q;
+use super::{http, Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::script::{self, q};
 
 /// The `get_url` module.
 pub struct GetUrl;
+
+/// Parameters set to a value other than their default that image-cli does
+/// not implement: refused with this message instead of being ignored.
+const REFUSED: &[(&str, &str)] = &[
+    ("client_cert", "client certificates are not supported"),
+    ("client_key", "client certificates are not supported"),
+    ("ciphers", "choosing TLS ciphers is not supported"),
+    ("use_gssapi", "GSSAPI authentication is not supported"),
+    (
+        "tmp_dest",
+        "`tmp_dest` is not supported (the file is staged next to `dest`)",
+    ),
+    (
+        "unredirected_headers",
+        "`unredirected_headers` is not supported",
+    ),
+];
 
 #[async_trait]
 impl Module for GetUrl {
@@ -45,6 +70,7 @@ impl Module for GetUrl {
             "use_gssapi",
             "use_netrc",
             "attributes",
+            "attr",
             "unsafe_writes",
             "sha256sum",
         ]
@@ -53,6 +79,26 @@ impl Module for GetUrl {
         &["url", "dest"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
+        for (k, why) in REFUSED {
+            let set = match args.get(k) {
+                None => false,
+                Some(Json::Bool(b)) => *b,
+                Some(Json::Array(a)) => !a.is_empty(),
+                Some(Json::String(s)) => {
+                    !s.is_empty() && super::json_bool(&json!(s)) != Some(false)
+                }
+                Some(_) => true,
+            };
+            if set {
+                return Err(ModuleError::Arg(format!("get_url: {why}")));
+            }
+        }
+        if !args.bool_or("use_proxy", true)? {
+            return Err(ModuleError::Arg(
+                "get_url: `use_proxy: false` is not supported (the target's proxy environment is used as it is)".into(),
+            ));
+        }
         let url = args.str("url")?;
         let dest = args.str("dest")?;
         let force = args.bool_or("force", false)?;
@@ -68,9 +114,9 @@ impl Module for GetUrl {
             Some((a, w)) => (a.to_lowercase(), w.to_string()),
             None if checksum.is_empty() => (String::new(), String::new()),
             None => {
-                return Err(ModuleError::Arg(format!(
-                    "checksum must be `algorithm:value`, got `{checksum}`"
-                )))
+                return Ok(ModuleResult::fail(
+                    "The checksum parameter has to be in format <algorithm>:<checksum>",
+                ))
             }
         };
         let sum_cmd = match algo.as_str() {
@@ -82,82 +128,156 @@ impl Module for GetUrl {
             "sha224" => "sha224sum",
             "md5" => "md5sum",
             other => {
-                return Err(ModuleError::Arg(format!(
-                    "unknown checksum algorithm `{other}`"
+                return Ok(ModuleResult::fail(format!(
+                    "Could not hash file with algorithm '{other}'. Available algorithms: md5, sha1, sha224, sha256, sha384, sha512"
                 )))
             }
         };
-        let mut curl = format!(
-            "curl -fsSL --retry 3 --max-time {} -o \"$1\"",
-            timeout.max(1) * 6
-        );
-        let mut wget = format!("wget -q --tries=3 --timeout={timeout} -O \"$1\"");
-        if insecure {
-            curl.push_str(" -k");
-            wget.push_str(" --no-check-certificate");
-        }
-        if let Some(serde_json::Value::Object(h)) = args.get("headers") {
-            for (k, v) in h {
-                let hv = q(&format!("{k}: {}", super::json_to_string(v)));
-                curl.push_str(&format!(" -H {hv}"));
-                wget.push_str(&format!(" --header={hv}"));
-            }
-        }
-        if let Some(u) = args.opt_str_any(&["url_username", "username"]) {
-            let p = args
-                .opt_str_any(&["url_password", "password"])
-                .unwrap_or_default();
-            curl.push_str(&format!(" -u {}", q(&format!("{u}:{p}"))));
-            wget.push_str(&format!(" --user={} --password={}", q(&u), q(&p)));
-        }
+        let headers = headers(args, "get_url")?;
+        let user = args.opt_str_any(&["url_username", "username"]);
+        let pass = args.opt_str_any(&["url_password", "password"]);
         let body = format!(
-            r#"u={url}; d={dest}; algo={sum_cmd}; want={want}
-fetch() {{ if command -v curl >/dev/null 2>&1; then {curl} "$2"; elif command -v wget >/dev/null 2>&1; then {wget} "$2"; else echo "neither curl nor wget on the target" >&2; return 1; fi; }}
-[ -d "$d" ] && d="$d/$(basename "${{u%%\?*}}")"
+            r#"{env}u={url}; d={dest}; algo={sum_cmd}; want={want}
+[ -d "$d" ] && d="${{d%/}}/$(basename "${{u%%\?*}}")"
 echo "@@dest=$d"
-case $want in http://*|https://*|file://*)
+case $want in http://*|https://*|ftp://*|file://*)
   s=$(mktemp) || fail "mktemp failed"
-  fetch "$s" "$want" 2>/tmp/.image-cli-err.$$ || {{ e=$(cat /tmp/.image-cli-err.$$); rm -f "$s" /tmp/.image-cli-err.$$; fail "downloading checksum file $want failed: $e"; }}
-  rm -f /tmp/.image-cli-err.$$
+  dl "$want" "$s" 2>"$s.err" || {{ e=$(cat "$s.err"); rm -f "$s" "$s.err"; fail "Request failed: $e ($want)"; }}
+  rm -f "$s.err"
   f=$(basename "${{u%%\?*}}")
   w=$(awk -v f="$f" '{{n=$2; sub(/^\*/,"",n); sub(/^\.\//,"",n); if (n==f) {{print $1; exit}}}}' "$s")
-  [ -z "$w" ] && [ "$(wc -l < "$s")" -le 1 ] && w=$(awk '{{print $1; exit}}' "$s")
+  [ -z "$w" ] && [ "$(grep -c . "$s")" -le 1 ] && [ "$(awk '{{print NF; exit}}' "$s")" = 1 ] && w=$(awk '{{print $1; exit}}' "$s")
   rm -f "$s"
-  [ -n "$w" ] || fail "no checksum for $f in $want"
+  [ -n "$w" ] || fail "Unable to find a checksum for file '$f' in '$want'"
   want=$w;;
 esac
-want=$(printf '%s' "$want" | tr 'A-F' 'a-f')
-if [ -f "$d" ]; then
+want=$(printf '%s' "$want" | tr -cd '[:alnum:]_' | tr 'A-F' 'a-f')
+if [ -n "$algo" ]; then case $want in ''|*[!0-9a-f]*) fail "The checksum format is invalid";; esac; fi
+info() {{ stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; [ -f "$d" ] && echo "@@sha1_dest=$(sha1sum "$d" | cut -d' ' -f1)" && echo "@@md5=$(md5sum "$d" | cut -d' ' -f1)"; }}
+if [ -f "$d" ] && [ {force} = 0 ]; then
   if [ -n "$algo" ]; then
-    [ "$($algo "$d" | cut -d' ' -f1)" = "$want" ] && {{ attrs "$d" {mode} {owner} {group}; return 0; }}
-  elif [ {force} = 0 ]; then attrs "$d" {mode} {owner} {group}; return 0; fi
+    if [ "$($algo "$d" | cut -d' ' -f1)" = "$want" ]; then attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
+  else attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
 fi
+[ -d "$(dirname "$d")" ] || fail "Destination $(dirname "$d") does not exist"
 C=1
-[ "$CHECK" = 1 ] && return 0
-[ -d "$(dirname "$d")" ] || fail "destination directory $(dirname "$d") does not exist"
-t=$(mktemp "$(dirname "$d")/.image-cli.XXXXXX") || fail "cannot create a file in $(dirname "$d")"
-if ! e=$(fetch "$t" "$u" 2>&1); then rm -f "$t"; fail "downloading $u failed: $e"; fi
-if [ -n "$algo" ]; then got=$($algo "$t" | cut -d' ' -f1); [ "$got" = "$want" ] || {{ rm -f "$t"; fail "checksum mismatch for $u: expected $want, got $got"; }}; fi
+if [ "$CHECK" = 1 ]; then info; return 0; fi
+t=$(mktemp "$(dirname "$d")/.image-cli.XXXXXX") || fail "Destination $(dirname "$d") is not writable"
+dl "$u" "$t" 2>"$t.err" || {{ e=$(cat "$t.err"); rm -f "$t" "$t.err"; fail "Request failed: $e"; }}
+rm -f "$t.err"
+echo "@@sha1_src=$(sha1sum "$t" | cut -d' ' -f1)"
+echo "@@msg=OK ($(wc -c < "$t") bytes)"
+if [ -n "$algo" ]; then got=$($algo "$t" | cut -d' ' -f1); [ "$got" = "$want" ] || {{ rm -f "$t"; fail "The checksum for $t did not match $want; it was $got."; }}; fi
 if [ -f "$d" ] && cmp -s "$t" "$d"; then rm -f "$t"; C=0; else
-  [ {backup} = 1 ] && [ -f "$d" ] && cp -p "$d" "$d.$(date +%Y-%m-%d@%H:%M:%S)~"
-  chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; mv -f "$t" "$d" || fail "renaming to $d failed"
+  if [ {backup} = 1 ] && [ -f "$d" ]; then b="$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~"; cp -p "$d" "$b" && echo "@@backup_file=$b"; fi
+  if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null; else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi
+  if ! mv -f "$t" "$d" 2>/dev/null; then
+    if [ {unsafe} = 1 ] && cat "$t" > "$d"; then rm -f "$t"; else rm -f "$t"; fail "failed to copy $t to $d"; fi
+  fi
 fi
 attrs "$d" {mode} {owner} {group}
+info
 "#,
+            env = script::dl_env(timeout, insecure, &headers, user.as_deref(), pass.as_deref()),
             url = q(&url),
             dest = q(&dest),
             want = q(&want),
             force = u8::from(force),
             backup = u8::from(args.bool_or("backup", false)?),
+            unsafe = u8::from(args.bool_or("unsafe_writes", false)?),
             mode = q(args.mode("mode")?.as_deref().unwrap_or("")),
             owner = q(args.opt_str("owner").as_deref().unwrap_or("")),
             group = q(args.opt_str("group").as_deref().unwrap_or("")),
         );
-        let out = ctx.run_script(&body, None).await?;
-        let mut r = ModuleResult::from_script(&out, &dest);
-        r.data
-            .insert("dest".into(), out.get("dest").unwrap_or(&dest).into());
+        let started = std::time::Instant::now();
+        let req = http::Request {
+            method: "GET".into(),
+            url: url.clone(),
+            headers: auth_headers(&headers, user.as_deref(), pass.as_deref()),
+            body: None,
+            timeout: Duration::from_secs(timeout.max(1) as u64 * 6),
+            validate_certs: !insecure,
+            redirects: http::Redirects::All,
+        };
+        let out = ctx.run_script_dl(&body, None, &req).await?;
+        let d = out.get("dest").unwrap_or(&dest).to_string();
+        let mut r = ModuleResult::from_script(&out, &d);
+        r.data.insert("dest".into(), d.into());
         r.data.insert("url".into(), url.into());
+        r.data
+            .insert("elapsed".into(), json!(started.elapsed().as_secs()));
+        r.data.insert(
+            "checksum_src".into(),
+            out.get("sha1_src").map_or(Json::Null, |s| json!(s)),
+        );
+        r.data.insert(
+            "checksum_dest".into(),
+            out.get("sha1_dest").map_or(Json::Null, |s| json!(s)),
+        );
+        if let Some(m) = out.get("md5") {
+            r.data.insert("md5sum".into(), json!(m));
+        }
+        if let Some(b) = out.get("backup_file") {
+            r.data.insert("backup_file".into(), json!(b));
+        }
+        if out.failed.is_none() {
+            if let Some(m) = out.get("msg") {
+                r.msg = Some(m.to_string());
+            }
+            if out.get("sha1_src").is_some() {
+                r.data.insert("status_code".into(), json!(200));
+            }
+        }
+        if let Some(st) = out.get("fst") {
+            add_file_info(&mut r, st);
+        }
         Ok(r)
     }
+}
+
+/// `headers:` as (name, value) pairs (a dict; ansible also takes a
+/// `key=value,...` string, deprecated, refused here).
+pub fn headers(args: &Args, module: &str) -> Result<Vec<(String, String)>, ModuleError> {
+    match args.get("headers") {
+        None => Ok(Vec::new()),
+        Some(Json::Object(h)) => Ok(h
+            .iter()
+            .map(|(k, v)| (k.clone(), super::json_to_string(v)))
+            .collect()),
+        Some(v) => Err(ModuleError::Arg(format!(
+            "{module}: `headers` must be a dictionary, got {v}"
+        ))),
+    }
+}
+
+/// The headers with basic authentication added (controller-side requests).
+pub fn auth_headers(
+    headers: &[(String, String)],
+    user: Option<&str>,
+    pass: Option<&str>,
+) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let mut h = headers.to_vec();
+    if let Some(u) = user {
+        let tok =
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", pass.unwrap_or("")));
+        h.push(("Authorization".into(), format!("Basic {tok}")));
+    }
+    h
+}
+
+/// ansible's path info (`add_path_info`) from `@@fst=UID GID USER GROUP MODE SIZE`.
+pub fn add_file_info(r: &mut ModuleResult, st: &str) {
+    let f: Vec<&str> = st.split_whitespace().collect();
+    if f.len() < 6 {
+        return;
+    }
+    let num = |s: &str| s.parse::<u64>().map_or(Json::Null, |n| json!(n));
+    r.data.insert("uid".into(), num(f[0]));
+    r.data.insert("gid".into(), num(f[1]));
+    r.data.insert("owner".into(), json!(f[2]));
+    r.data.insert("group".into(), json!(f[3]));
+    r.data.insert("mode".into(), json!(format!("{:0>4}", f[4])));
+    r.data.insert("size".into(), num(f[5]));
+    r.data.insert("state".into(), json!("file"));
 }

@@ -28,6 +28,7 @@ impl Module for Group {
         &["name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
         let state = args.choice("state", &["present", "absent"], "present")?;
         let gid = args.opt_str("gid").unwrap_or_default();

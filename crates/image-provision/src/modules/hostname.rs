@@ -21,6 +21,7 @@ impl Module for Hostname {
         &["name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
         let body = format!(
             "n={}\ncur=$(hostname 2>/dev/null); f=$(cat /etc/hostname 2>/dev/null)\nif [ \"$cur\" != \"$n\" ] || [ \"$f\" != \"$n\" ]; then C=1; if [ \"$CHECK\" != 1 ]; then hostnamectl set-hostname \"$n\" 2>/dev/null || {{ printf '%s\\n' \"$n\" > /etc/hostname && {{ hostname \"$n\" 2>/dev/null || true; }}; }} || fail \"setting the hostname failed\"; fi; fi",

@@ -32,6 +32,7 @@ impl Module for IncludeVars {
         FreeForm::Command
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let mut files = Vec::new();
         if let Some(d) = args.opt_str("dir") {
             let dir = ctx.find_local(&d, "vars")?;

@@ -41,6 +41,7 @@ impl Module for IniFile {
         &["path|dest"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest"])?;
         let spec = file_spec(args, path.clone())?;
         let section = args.opt_str("section").filter(|s| !s.is_empty());

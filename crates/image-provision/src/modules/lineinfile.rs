@@ -47,6 +47,7 @@ impl Module for LineInFile {
         &["path|dest|destfile|name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "destfile", "name"])?;
         let spec = file_spec(args, path.clone())?;
         let state = args.choice("state", &["present", "absent"], "present")?;

@@ -31,10 +31,14 @@ pub mod fail;
 pub mod file;
 pub mod find;
 pub mod get_url;
+pub mod getent;
 pub mod group;
 pub mod hostname;
+pub mod http;
 pub mod include_vars;
 pub mod ini_file;
+pub mod iptables;
+pub mod iptables_state;
 pub mod lineinfile;
 pub mod modprobe;
 pub mod mount;
@@ -44,16 +48,21 @@ pub mod pause;
 pub mod pip;
 pub mod raw;
 pub mod reboot;
+pub mod refuse;
 pub mod replace;
 pub mod rpm_key;
 pub mod service_facts;
 pub mod set_fact;
 pub mod shell;
+pub mod slurp;
 pub mod stat;
 pub mod sysctl;
 pub mod systemd;
+pub mod tempfile;
 pub mod template;
 pub mod unarchive;
+pub mod unsupported;
+pub mod uri;
 pub mod user;
 pub mod wait_for;
 pub mod yum_repository;
@@ -106,6 +115,7 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         .or_else(|| name.strip_prefix("ansible.posix."))
         .or_else(|| name.strip_prefix("community.general."))
         .or_else(|| name.strip_prefix("ansible.legacy."))
+        .or_else(|| name.strip_prefix("amazon.aws."))
         .unwrap_or(name);
     let m: &'static dyn Module = match short {
         "apt" => &apt::Apt,
@@ -123,10 +133,13 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "file" => &file::File,
         "find" => &find::Find,
         "get_url" => &get_url::GetUrl,
+        "getent" => &getent::Getent,
         "group" => &group::Group,
         "hostname" => &hostname::Hostname,
         "include_vars" => &include_vars::IncludeVars,
         "ini_file" => &ini_file::IniFile,
+        "iptables" => &iptables::Iptables,
+        "iptables_state" => &iptables_state::IptablesState,
         "lineinfile" => &lineinfile::LineInFile,
         "modprobe" => &modprobe::Modprobe,
         "mount" => &mount::Mount,
@@ -141,11 +154,16 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "service_facts" => &service_facts::ServiceFacts,
         "set_fact" => &set_fact::SetFact,
         "shell" => &shell::Shell,
+        "slurp" => &slurp::Slurp,
         "stat" => &stat::Stat,
         "sysctl" => &sysctl::Sysctl,
         "systemd" | "systemd_service" | "service" => &systemd::Systemd,
         "template" => &template::Template,
+        "tempfile" => &tempfile::Tempfile,
         "unarchive" => &unarchive::Unarchive,
+        "uri" => &uri::Uri,
+        "redhat_subscription" => &unsupported::REDHAT_SUBSCRIPTION,
+        "rhsm_repository" => &unsupported::RHSM_REPOSITORY,
         "user" => &user::User,
         "wait_for" => &wait_for::WaitFor,
         "yum_repository" => &yum_repository::YumRepository,
@@ -172,10 +190,13 @@ pub const NAMES: &[&str] = &[
     "file",
     "find",
     "get_url",
+    "getent",
     "group",
     "hostname",
     "include_vars",
     "ini_file",
+    "iptables",
+    "iptables_state",
     "lineinfile",
     "modprobe",
     "mount",
@@ -190,13 +211,18 @@ pub const NAMES: &[&str] = &[
     "service_facts",
     "set_fact",
     "shell",
+    "slurp",
     "stat",
     "sysctl",
     "systemd",
     "systemd_service",
     "service",
     "template",
+    "tempfile",
     "unarchive",
+    "uri",
+    "redhat_subscription",
+    "rhsm_repository",
     "user",
     "wait_for",
     "yum_repository",
@@ -244,6 +270,81 @@ impl ModuleCtx<'_> {
         let s = script::wrap(body, self.check, self.diff);
         let out = self.sh(&s, stdin).await?;
         Ok(ScriptOut::parse(&out))
+    }
+
+    /// Runs a script that downloads with [`script::DL`]'s `dl`. When the
+    /// target has no downloader (`@@nodl=URL`), the controller fetches the
+    /// URL ([`http`]), uploads it to a temporary file on the target and
+    /// runs the script again with it in `DL_CACHE` (at most 4 URLs); the
+    /// temporary files are removed afterwards. `stdin` is sent on every run.
+    pub async fn run_script_dl(
+        &self,
+        body: &str,
+        stdin: Option<Vec<u8>>,
+        req: &http::Request,
+    ) -> Result<ScriptOut, ModuleError> {
+        let mut cache: Vec<(String, String)> = Vec::new();
+        let result = async {
+            for _ in 0..5 {
+                let lines: Vec<String> =
+                    cache.iter().map(|(u, p)| format!("{u}\t{p}")).collect();
+                let full = format!(
+                    "{}DL_CACHE={}\n{body}",
+                    script::DL,
+                    script::q(&lines.join("\n"))
+                );
+                let out = self.run_script(&full, stdin.clone()).await?;
+                let Some(url) = out.get("nodl").map(str::to_string) else {
+                    return Ok(out);
+                };
+                if cache.iter().any(|(u, _)| *u == url) || cache.len() >= 4 {
+                    return Ok(out);
+                }
+                let r = http::send(&http::Request {
+                    url: url.clone(),
+                    ..req.clone()
+                })
+                .await;
+                let resp = match r {
+                    Ok(resp) if (200..300).contains(&resp.status) => resp,
+                    Ok(resp) => {
+                        let mut o = out.clone();
+                        o.failed = Some(format!(
+                            "Request failed (from the controller: the target has no curl, wget or python3): HTTP Error {}: {} ({url})",
+                            resp.status, resp.reason
+                        ));
+                        return Ok(o);
+                    }
+                    Err(e) => {
+                        let mut o = out.clone();
+                        o.failed = Some(format!(
+                            "{e} (from the controller: the target has no curl, wget or python3) ({url})"
+                        ));
+                        return Ok(o);
+                    }
+                };
+                let up = self
+                    .sh(
+                        "t=$(mktemp /tmp/.image-cli-dl.XXXXXX) && cat > \"$t\" && echo \"$t\"",
+                        Some(resp.body),
+                    )
+                    .await?;
+                if !up.success() {
+                    return Err(ModuleError::Arg(format!(
+                        "uploading {url} to the target failed: {}",
+                        up.stderr_str().trim()
+                    )));
+                }
+                cache.push((url, up.stdout_str().trim().to_string()));
+            }
+            Err(ModuleError::Arg("too many downloads".into()))
+        }
+        .await;
+        if !cache.is_empty() {
+            let files: Vec<String> = cache.iter().map(|(_, p)| script::q(p)).collect();
+            let _ = self.sh(&format!("rm -f {}", files.join(" ")), None).await;
+        }
+        result
     }
 
     /// Finds `src` in the search path (absolute paths as they are).
@@ -577,5 +678,6 @@ pub fn file_spec(args: &Args, dest: String) -> Result<script::FileSpec, ModuleEr
         backup: args.bool_or("backup", false)?,
         force: args.bool_or("force", true)?,
         validate: args.opt_str("validate"),
+        unsafe_writes: args.bool_or("unsafe_writes", false)?,
     })
 }

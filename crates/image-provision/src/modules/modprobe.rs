@@ -25,6 +25,7 @@ impl Module for Modprobe {
         &["name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
         let state = args.choice("state", &["present", "absent"], "present")?;
         let params = args.opt_str("params").unwrap_or_default();

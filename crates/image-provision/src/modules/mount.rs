@@ -25,6 +25,7 @@ impl Module for Mount {
         &["path|name", "state"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "name"])?;
         let state = args.choice(
             "state",

@@ -16,22 +16,43 @@ impl Module for Package {
     fn params(&self) -> &'static [&'static str] {
         &["name", "state", "use"]
     }
+    /// As ansible's package action: other parameters go to the backend
+    /// module, which checks them when the task runs.
+    fn any_params(&self) -> bool {
+        true
+    }
     fn required(&self) -> &'static [&'static str] {
         &["name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let mut a = args.clone();
         a.0.remove("use");
         let mgr = args
             .opt_str("use")
             .filter(|u| u != "auto")
             .unwrap_or_else(|| ctx.fact("pkg_mgr").to_string());
-        match mgr.as_str() {
-            "apt" => super::apt::Apt.run(ctx, &a).await,
-            "dnf" | "yum" | "dnf5" => super::dnf::Dnf.run(ctx, &a).await,
-            other => Err(ModuleError::Arg(format!(
-                "package: package manager `{other}` is not supported (apt, dnf, yum)"
-            ))),
+        let backend: &dyn Module = match mgr.as_str() {
+            "apt" => &super::apt::Apt,
+            "dnf" | "yum" | "dnf5" => &super::dnf::Dnf,
+            other => {
+                return Err(ModuleError::Arg(format!(
+                    "package: package manager `{other}` is not supported (apt, dnf, yum)"
+                )))
+            }
+        };
+        let unknown: Vec<&str> =
+            a.0.keys()
+                .map(String::as_str)
+                .filter(|k| !backend.params().contains(k))
+                .collect();
+        if !unknown.is_empty() {
+            return Err(ModuleError::Arg(format!(
+                "Unsupported parameters for ({}) module: {}",
+                backend.name(),
+                unknown.join(", ")
+            )));
         }
+        backend.run(ctx, &a).await
     }
 }

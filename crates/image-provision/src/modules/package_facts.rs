@@ -17,7 +17,8 @@ impl Module for PackageFacts {
     fn params(&self) -> &'static [&'static str] {
         &["manager", "strategy"]
     }
-    async fn run(&self, ctx: &ModuleCtx<'_>, _args: &Args) -> Result<ModuleResult, ModuleError> {
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let out = ctx
             .sh(
                 "if command -v dpkg-query >/dev/null; then dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' | awk -F'\\t' '$1 ~ /^[ih]i/ {print \"apt\\t\" $2 \"\\t\" $3 \"\\t\" $4}'; elif command -v rpm >/dev/null; then rpm -qa --qf 'rpm\\t%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'; fi",

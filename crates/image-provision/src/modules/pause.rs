@@ -18,6 +18,7 @@ impl Module for Pause {
         &["seconds", "minutes", "prompt", "echo"]
     }
     async fn run(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let secs =
             args.opt_i64("seconds")?.unwrap_or(0) + 60 * args.opt_i64("minutes")?.unwrap_or(0);
         if secs == 0 && args.get("prompt").is_some() {

@@ -60,6 +60,7 @@ impl Module for Pip {
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let names = names(args);
         let requirements = args.opt_str("requirements");
         if names.is_empty() && requirements.is_none() {

@@ -90,6 +90,7 @@ impl Module for Reboot {
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let timeout = Duration::from_secs(secs(args, "reboot_timeout", 600)?.max(1));
         let probe_limit = Duration::from_secs(secs(args, "connect_timeout", 10)?.max(1));
         let pre = secs(args, "pre_reboot_delay", 0)?;

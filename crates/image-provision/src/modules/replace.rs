@@ -40,6 +40,7 @@ impl Module for Replace {
         &["path|dest|destfile|name", "regexp"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "destfile", "name"])?;
         let spec = file_spec(args, path.clone())?;
         let pat = args.str("regexp")?;

@@ -21,6 +21,7 @@ impl Module for RpmKey {
         &["key"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let key = args.str("key")?;
         let body = if args.opt_str("state").as_deref() == Some("absent") {
             let id = key.to_lowercase();
@@ -28,11 +29,17 @@ impl Module for RpmKey {
             format!("if rpm -q gpg-pubkey-{id} >/dev/null 2>&1; then C=1; do_ rpm -e gpg-pubkey-{id}; fi")
         } else {
             format!(
-                "k={}\nb=$(rpm -q gpg-pubkey 2>/dev/null | grep -c gpg-pubkey)\ncase $k in http*) t=$(mktemp); curl -fsSL -o \"$t\" \"$k\" 2>/dev/null || wget -q -O \"$t\" \"$k\" || fail \"downloading $k failed\"; k=$t;; esac\nif [ \"$CHECK\" = 1 ]; then tmpdb=$(mktemp -d); rpm --dbpath \"$tmpdb\" --import \"$k\" >/dev/null 2>&1; for id in $(rpm --dbpath \"$tmpdb\" -q gpg-pubkey 2>/dev/null); do rpm -q \"$id\" >/dev/null 2>&1 || C=1; done; rm -rf \"$tmpdb\"; return 0; fi\n_o=$(rpm --import \"$k\" 2>&1) || fail \"rpm --import failed: $_o\"\na=$(rpm -q gpg-pubkey 2>/dev/null | grep -c gpg-pubkey)\n[ \"$a\" -gt \"$b\" ] && C=1; true",
+                "k={}\nb=$(rpm -q gpg-pubkey 2>/dev/null | grep -c gpg-pubkey)\ncase $k in http*) t=$(mktemp); dl \"$k\" \"$t\" 2>\"$t.err\" || fail \"downloading $k failed: $(cat \"$t.err\")\"; k=$t;; esac\nif [ \"$CHECK\" = 1 ]; then tmpdb=$(mktemp -d); rpm --dbpath \"$tmpdb\" --import \"$k\" >/dev/null 2>&1; for id in $(rpm --dbpath \"$tmpdb\" -q gpg-pubkey 2>/dev/null); do rpm -q \"$id\" >/dev/null 2>&1 || C=1; done; rm -rf \"$tmpdb\"; return 0; fi\n_o=$(rpm --import \"$k\" 2>&1) || fail \"rpm --import failed: $_o\"\na=$(rpm -q gpg-pubkey 2>/dev/null | grep -c gpg-pubkey)\n[ \"$a\" -gt \"$b\" ] && C=1; true",
                 q(&key)
             )
         };
-        let out = ctx.run_script(&body, None).await?;
+        let out = ctx
+            .run_script_dl(
+                &body,
+                None,
+                &super::http::Request::get(&args.opt_str("key").unwrap_or_default()),
+            )
+            .await?;
         Ok(ModuleResult::from_script(&out, "rpm_key"))
     }
 }

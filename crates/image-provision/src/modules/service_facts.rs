@@ -17,7 +17,8 @@ impl Module for ServiceFacts {
     fn params(&self) -> &'static [&'static str] {
         &[]
     }
-    async fn run(&self, ctx: &ModuleCtx<'_>, _args: &Args) -> Result<ModuleResult, ModuleError> {
+    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let out = ctx
             .sh(
                 "systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null | awk '{print \"u \" $1 \" \" $4}'; systemctl list-unit-files --type=service --no-legend --no-pager 2>/dev/null | awk '{print \"f \" $1 \" \" $2}'",

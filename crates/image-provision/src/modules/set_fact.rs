@@ -19,6 +19,7 @@ impl Module for SetFact {
         true
     }
     async fn run(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let mut facts = args.0.clone();
         facts.remove("cacheable");
         let mut r = ModuleResult::ok();

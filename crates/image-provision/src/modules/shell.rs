@@ -34,6 +34,7 @@ impl Module for Shell {
         &["cmd|_raw_params"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let line = args.str_any(&["cmd", "_raw_params"])?;
         let runner = match args.opt_str("executable") {
             Some(e) => Runner::Executable(e),

@@ -35,6 +35,7 @@ impl Module for Stat {
         &["path|dest|name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "name"])?;
         let follow = args.bool_or("follow", false)?;
         let sum = args.bool_or("get_checksum", true)?;

@@ -39,6 +39,7 @@ impl Module for Systemd {
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.opt_str_any(&["name", "unit", "service"]);
         let state = args.opt_str("state");
         if let Some(s) = &state {

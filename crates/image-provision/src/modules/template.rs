@@ -47,6 +47,7 @@ impl Module for Template {
         &["src", "dest"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let src = args.str("src")?;
         let dest = args.str("dest")?;
         let path = ctx.find_local(&src, "templates")?;

@@ -45,6 +45,7 @@ impl Module for Unarchive {
         &["src", "dest"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let src = args.str("src")?;
         let dest = args.str("dest")?;
         let remote = args.bool_or("remote_src", false)? || !args.bool_or("copy", true)?;
@@ -90,7 +91,7 @@ impl Module for Unarchive {
 c={creates}
 if [ -n "$c" ] && [ -e "$c" ]; then return 0; fi
 if [ ! -f "$s" ]; then
-  case $u in http://*|https://*) if [ "$CHECK" = 1 ]; then C=1; return 0; fi; curl -fsSL -o "$s" "$u" 2>/dev/null || wget -q -O "$s" "$u" || fail "downloading $u failed";;
+  case $u in http://*|https://*) if [ "$CHECK" = 1 ]; then C=1; return 0; fi; dl "$u" "$s" 2>"$s.err" || {{ e=$(cat "$s.err"); rm -f "$s" "$s.err"; fail "Failure downloading $u, $e"; }}; rm -f "$s.err";;
   *) if [ {local} = 1 ]; then echo @@need_upload=1; return 0; fi; if [ "$CHECK" = 1 ]; then C=1; return 0; fi; fail "src $s does not exist on the target";; esac
 fi
 [ -d "$d" ] || {{ [ "$CHECK" = 1 ] && {{ C=1; return 0; }}; fail "dest $d is not a directory"; }}
@@ -125,7 +126,9 @@ true
             group = q(args.opt_str("group").as_deref().unwrap_or("")),
             mode = q(args.mode("mode")?.as_deref().unwrap_or("")),
         );
-        let mut out = ctx.run_script(&body, None).await?;
+        let mut out = ctx
+            .run_script_dl(&body, None, &super::http::Request::get(&src))
+            .await?;
         if out.get("need_upload") == Some("1") {
             if let Some((path, data)) = &upload {
                 if ctx.check {
@@ -144,7 +147,9 @@ true
                         ctx.become_.as_ref(),
                     )
                     .await?;
-                out = ctx.run_script(&body, None).await?;
+                out = ctx
+                    .run_script_dl(&body, None, &super::http::Request::get(&src))
+                    .await?;
             }
         }
         let mut r = ModuleResult::from_script(&out, &dest);

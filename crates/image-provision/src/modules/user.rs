@@ -52,6 +52,7 @@ impl Module for User {
         &["name|user"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str_any(&["name", "user"])?;
         let state = args.choice("state", &["present", "absent"], "present")?;
         let o = |k: &str| q(args.opt_str(k).as_deref().unwrap_or(""));
@@ -90,7 +91,12 @@ else
   C=1; set -- {sys} {mk}; [ -n "$uid" ] && set -- "$@" -u "$uid"; [ -n "$grp" ] && set -- "$@" -g "$grp"; [ -n "$groups" ] && set -- "$@" -G "$groups"
   [ -n "$sh" ] && set -- "$@" -s "$sh"; [ -n "$home" ] && set -- "$@" -d "$home"; [ -n "$cm" ] && set -- "$@" -c "$cm"; [ -n "$pw" ] && set -- "$@" -p "$pw"
   do_ useradd "$@" "$n"
-fi"#,
+fi
+# password_lock: usermod -L / -U, decided by the shadow hash's leading `!`.
+case '{lock}' in
+  1) if [ "$CHECK" = 1 ] && ! getent passwd "$n" >/dev/null; then C=1; else case $(getent shadow "$n" | cut -d: -f2) in '!'*) ;; *) C=1; do_ usermod -L "$n";; esac; fi;;
+  0) case $(getent shadow "$n" | cut -d: -f2) in '!'*) C=1; do_ usermod -U "$n";; esac;;
+esac"#,
                 name = q(&name),
                 uid = o("uid"),
                 group = o("group"),
@@ -115,6 +121,11 @@ fi"#,
                     ""
                 },
                 mk = if create_home { "-m" } else { "-M" },
+                lock = match args.get("password_lock").and_then(super::json_bool) {
+                    Some(true) => "1",
+                    Some(false) => "0",
+                    None => "",
+                },
             )
         };
         let out = ctx.run_script(&body, None).await?;

@@ -32,6 +32,7 @@ impl Module for WaitFor {
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let state = args.choice(
             "state",
             &["started", "stopped", "present", "absent", "drained"],

@@ -59,6 +59,7 @@ impl Module for YumRepository {
         &["name"]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
         let file = args.opt_str("file").unwrap_or_else(|| name.clone());
         let dir = args

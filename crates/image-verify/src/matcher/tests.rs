@@ -148,8 +148,11 @@ fn line_patterns() {
         o.detail.as_deref(),
         Some("patterns not found: [nothere, !found]")
     );
-    // A single string is one pattern; advanced matchers work on the whole text.
-    assert!(m("found", true).check(&text).ok);
+    // goss: a single string equals the whole text; advanced matchers work
+    // on the whole text.
+    assert!(!m("found", true).check(&text).ok);
+    assert!(m("\"\"", true).check(&json!("")).ok);
+    assert!(!m("\"\"", true).check(&json!("err\n")).ok);
     assert!(m("{contain-substring: \"22\\n\"}", true).check(&text).ok);
     assert!(m("{have-patterns: [found]}", true).check(&text).ok);
     assert!(m("{not: {contain-substring: xyz}}", true).check(&text).ok);

@@ -176,3 +176,63 @@ fn exit_codes() {
     assert_eq!(r.exit_code().code(), 0);
     assert_eq!(crate::report::ExitCode::BadSpec.code(), 78);
 }
+
+/// Golden outputs, written from goss's `outputs/nagios.go`,
+/// `prometheus.go` (client_golang's text encoder) and `structured.go`.
+fn golden(name: &str) -> String {
+    let path = format!("{}/src/output/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn nagios_golden_and_exit_code() {
+    let r = report();
+    assert_eq!(render(&r, OutputFormat::Nagios), golden("nagios.txt"));
+    let o = FormatOptions::parse(["perfdata,verbose"]).unwrap();
+    assert_eq!(
+        render_with(&r, OutputFormat::Nagios, &o),
+        golden("nagios-perfdata-verbose.txt")
+    );
+    assert_eq!(exit_code(&r, OutputFormat::Nagios).code(), 2);
+    let mut ok = report();
+    ok.results.retain(|x| x.status != Status::Failed);
+    assert_eq!(
+        render_with(&ok, OutputFormat::Nagios, &o),
+        "GOSS OK - Count: 2, Failed: 0, Skipped: 1, Duration: 0.012s|total=2 failed=0 skipped=1 duration=0.012s\n"
+    );
+    assert_eq!(exit_code(&ok, OutputFormat::Nagios).code(), 0);
+    assert!(FormatOptions::parse(["colour"]).is_err());
+}
+
+#[test]
+fn prometheus_golden() {
+    let r = report();
+    assert_eq!(
+        render(&r, OutputFormat::Prometheus),
+        golden("prometheus.txt")
+    );
+    let o = FormatOptions::parse(["verbose"]).unwrap();
+    let v = render_with(&r, OutputFormat::Prometheus, &o);
+    assert!(
+        v.contains("goss_tests_outcomes_total{outcome=\"fail\",resource_id=\"/etc/<x> & \\\"y\\\"\",type=\"file\"} 2\n"),
+        "{v}"
+    );
+    assert_eq!(exit_code(&r, OutputFormat::Prometheus).code(), 1);
+    assert_eq!(prometheus::go_float(12.0), "12");
+    assert_eq!(prometheus::go_float(1_234_567.0), "1.234567e+06");
+    assert_eq!(prometheus::go_float(0.5), "0.5");
+}
+
+#[test]
+fn structured_golden_and_exit_code() {
+    let r = report();
+    let s = render(&r, OutputFormat::Structured);
+    assert_eq!(s.lines().count(), 1, "compact by default");
+    let o = FormatOptions::parse(["pretty"]).unwrap();
+    assert_eq!(
+        render_with(&r, OutputFormat::Structured, &o),
+        golden("structured-pretty.json")
+    );
+    // goss's structured output exits 0 even with failures.
+    assert_eq!(exit_code(&r, OutputFormat::Structured).code(), 0);
+}

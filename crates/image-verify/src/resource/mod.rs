@@ -118,8 +118,12 @@ pub struct Check {
 pub struct ResourceSpec {
     /// Its type.
     pub kind: &'static dyn Resource,
-    /// Its id (the key: a path, a package name, a command line).
+    /// What is observed: the key (a path, a package name, a command line),
+    /// or the attribute that overrides it (`path`, `name`, ... see
+    /// [`name_attribute`]).
     pub id: String,
+    /// The key as written in the gossfile.
+    pub key: String,
     /// `title`.
     pub title: String,
     /// `meta`.
@@ -149,6 +153,16 @@ impl fmt::Debug for ResourceSpec {
 }
 
 impl ResourceSpec {
+    /// The id goss reports: the key, or `key: name` when a name attribute
+    /// overrides it.
+    pub fn report_id(&self) -> String {
+        if self.id == self.key {
+            self.key.clone()
+        } else {
+            format!("{}: {}", self.key, self.id)
+        }
+    }
+
     /// A setting as a string.
     pub fn setting_str(&self, key: &str) -> Option<String> {
         self.settings.get(key).map(crate::matcher::as_text)
@@ -163,14 +177,15 @@ impl ResourceSpec {
         }
     }
 
-    /// A `timeout` setting in milliseconds, or `default_ms`.
+    /// A `timeout` setting in milliseconds, or `default_ms`. As in goss, a
+    /// timeout of 0 (or none) means the default.
     pub fn timeout(&self, default_ms: u64) -> Duration {
         let ms = match self.settings.get("timeout") {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
-        Duration::from_millis(ms.unwrap_or(default_ms))
+        Duration::from_millis(ms.filter(|m| *m > 0).unwrap_or(default_ms))
     }
 
     /// True when the resource checks `prop`.
@@ -268,6 +283,38 @@ pub fn all() -> &'static [&'static dyn Resource] {
         &service::Service,
         &user::User,
     ]
+}
+
+/// The attribute that names what a resource observes instead of its key
+/// (goss's `path`, `name`, `username`...); goss then reports `key: name`.
+pub fn name_attribute(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "addr" => "address",
+        "dns" => "resolve",
+        "file" => "path",
+        "group" => "groupname",
+        "http" => "url",
+        "interface" | "kernel-param" | "package" | "service" => "name",
+        "mount" => "mountpoint",
+        "port" => "port",
+        "process" => "comm",
+        "user" => "username",
+        _ => return None,
+    })
+}
+
+/// The property goss checks first for a type: when it fails (or finds
+/// `false`), the resource's other properties are skipped (goss's
+/// `shouldSkip`).
+pub fn gate_property(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "dns" => "resolvable",
+        "file" | "group" | "interface" | "mount" | "user" => "exists",
+        "http" => "status",
+        "package" => "installed",
+        "port" => "listening",
+        _ => return None,
+    })
 }
 
 /// The resource type for a gossfile key.

@@ -51,24 +51,69 @@ fn reads_resources_checks_and_settings() {
 }
 
 #[test]
-fn unknown_types_and_attributes_are_errors_with_hints() {
+fn unknown_types_and_attributes_are_ignored_as_goss_with_warnings() {
+    // goss ignores top-level keys that are not resource types (image-builder
+    // keeps YAML anchors there) and unknown attributes; a near miss warns.
+    let src = "anchors: &v\n  versions: [\"1.0\"]\npackages:\n  curl: {installed: true}\n\
+               package:\n  jq:\n    installed: true\n    <<: *v\nuser:\n  root:\n    exists: true\n    hom: /root\n";
+    let s = load_str("g.yaml", src, Path::new("."), &data(json!({}))).unwrap();
+    let ids: Vec<String> = s
+        .resources
+        .iter()
+        .map(|r| format!("{}:{}", r.kind.key(), r.id))
+        .collect();
+    assert_eq!(ids, vec!["package:jq", "user:root"]);
+    assert_eq!(
+        s.resources[0].checks.len(),
+        2,
+        "the merged anchor is a check"
+    );
+    let w = s.warnings.to_string();
+    assert!(!w.contains("anchors"), "{w}");
+    assert!(
+        w.contains("g.yaml:3:1: warning: `packages` is not a resource type; it is ignored"),
+        "{w}"
+    );
+    assert!(w.contains("did you mean `package`?"), "{w}");
+    assert!(
+        w.contains("g.yaml:12:5: warning: unknown attribute `hom` for user `root` is ignored"),
+        "{w}"
+    );
+    assert!(w.contains("did you mean `home`?"), "{w}");
     let e = errors(load_str(
         "g.yaml",
-        "packages:\n  curl: {installed: true}\nuser:\n  root:\n    exists: true\n    hom: /root\nport:\n  sctp:9: {listening: true}\n",
+        "port:\n  sctp:9: {listening: true}\n",
         Path::new("."),
         &data(json!({})),
     ));
-    assert!(
-        e.contains("g.yaml:1:1: error: unknown resource type `packages`"),
-        "{e}"
+    assert!(e.contains("g.yaml:2:3: error: bad port `sctp:9`"), "{e}");
+}
+
+#[test]
+fn empty_pattern_lists_check_nothing_and_name_attributes_override_the_key() {
+    let src =
+        "command:\n  true:\n    exit-status: 0\n    stdout: []\n    stderr: \"\"\n    timeout: 0\n\
+               package:\n  k8s:\n    name: kubeadm\n    versions: null\n    installed: true\n\
+               file:\n  f:\n    mode: \"0644\"\n    exists: true\n";
+    let s = load_str("g.yaml", src, Path::new("."), &data(json!({}))).unwrap();
+    let c = &s.resources[0];
+    let props: Vec<&str> = c.checks.iter().map(|c| c.property).collect();
+    assert_eq!(props, vec!["exit-status", "stderr"]);
+    assert!(s.warnings.to_string().contains(
+        "g.yaml:4:5: warning: true: command.stdout is an empty list, which asserts nothing"
+    ));
+    // goss: a timeout of 0 is the default (10 s for commands).
+    assert_eq!(c.timeout(10_000).as_millis(), 10_000);
+    let p = &s.resources[1];
+    assert_eq!(
+        (p.id.as_str(), p.report_id()),
+        ("kubeadm", "k8s: kubeadm".to_string())
     );
-    assert!(e.contains("did you mean `package`?"), "{e}");
-    assert!(
-        e.contains("g.yaml:6:5: error: unknown attribute `hom` for user `root`"),
-        "{e}"
-    );
-    assert!(e.contains("did you mean `home`?"), "{e}");
-    assert!(e.contains("g.yaml:8:3: error: bad port `sctp:9`"), "{e}");
+    assert_eq!(p.checks.len(), 1, "versions: null is unset");
+    // The gate property (`exists`) comes first: the runner skips the rest
+    // when it fails.
+    let f = &s.resources[2];
+    assert_eq!(f.checks[0].property, "exists");
 }
 
 #[test]
@@ -135,7 +180,7 @@ fn template_errors_name_the_file_and_line() {
 #[test]
 fn includes_globs_skip_and_cycles() {
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "main.yaml", "gossfile:\n  parts/*.yaml: {}\n  skipped.yaml: {skip: true}\nfile:\n  /etc/passwd: {exists: true}\n");
+    write(d.path(), "main.yaml", "gossfile:\n  skipped.yaml: {skip: true}\n  parts/*.yaml: {}\n  other:\n    file: extra.yaml\nfile:\n  /etc/passwd: {exists: true}\n");
     write(
         d.path(),
         "parts/a.yaml",
@@ -151,6 +196,11 @@ fn includes_globs_skip_and_cycles() {
         "nested/c.yaml",
         "group:\n  root: {exists: true}\n",
     );
+    write(
+        d.path(),
+        "extra.yaml",
+        "file:\n  /etc/passwd: {exists: false}\n",
+    );
     write(d.path(), "skipped.yaml", "user:\n  root: {exists: true}\n");
     let s = load(&d.path().join("main.yaml"), &data(json!({"pkg": "bash"}))).unwrap();
     let got: Vec<(String, String, bool)> = s
@@ -158,22 +208,29 @@ fn includes_globs_skip_and_cycles() {
         .iter()
         .map(|r| (r.kind.key().to_string(), r.id.clone(), r.skip))
         .collect();
+    // goss: the file's own resources, then includes sorted by key
+    // (`other` -> extra.yaml replaces /etc/passwd, then parts/*); a skipped
+    // include is not read at all.
     assert_eq!(
         got,
         vec![
+            ("file".into(), "/etc/passwd".into(), false),
             ("package".into(), "bash".into(), false),
             ("group".into(), "root".into(), false),
-            ("user".into(), "root".into(), true),
-            ("file".into(), "/etc/passwd".into(), false),
         ]
     );
+    assert_eq!(s.resources[0].checks[0].matcher.to_json(), json!(false));
+    assert!(s
+        .warnings
+        .to_string()
+        .contains("this later-loaded one replaces it"));
     assert_eq!(s.files.len(), 5);
     let yaml = s.to_yaml();
     assert!(
         yaml.contains("package:\n  bash:\n    installed: true"),
         "{yaml}"
     );
-    assert!(yaml.contains("skip: true"), "{yaml}");
+    assert!(!yaml.contains("user:"), "{yaml}");
 
     write(d.path(), "loop.yaml", "gossfile:\n  loop.yaml: {}\n");
     assert!(errors(load(&d.path().join("loop.yaml"), &data(json!({})))).contains("includes itself"));
@@ -216,11 +273,23 @@ fn vars_merge_files_then_inline() {
         "a.yaml",
         "base: &b {x: 1}\nOS: ubuntu\nnested: *b\n",
     );
-    let b = write(d.path(), "b.json", "{\"OS\": \"amazon\", \"k\": 2}");
-    let v = load_vars(&[a, b], &["{\"PROVIDER\": \"aws\", \"k\": 3}".into()]).unwrap();
+    let b = write(
+        d.path(),
+        "b.json",
+        "{\"OS\": \"amazon\", \"k\": 2, \"nested\": {\"y\": 2, \"x\": \"\"}, \"deep\": {\"a\": 1}}",
+    );
+    let v = load_vars(
+        &[a, b],
+        &["{\"PROVIDER\": \"aws\", \"k\": 3, \"deep\": {\"b\": 2}}".into()],
+    )
+    .unwrap();
     assert_eq!(v["OS"], "amazon");
     assert_eq!(v["k"], 3);
-    assert_eq!(v["nested"]["x"], 1);
+    // Vars files deep-merge (mergo WithOverride): nested maps merge and an
+    // empty later value does not replace.
+    assert_eq!(v["nested"], json!({"x": 1, "y": 2}));
+    // Inline vars replace whole top-level keys.
+    assert_eq!(v["deep"], json!({"b": 2}));
     assert_eq!(v["PROVIDER"], "aws");
     let e = load_vars(&[], &["{not json".into()])
         .unwrap_err()

@@ -4,6 +4,8 @@
 //! last argument), short-circuit `and` / `or`, and `%v`-style printing. While
 //! writing, it records for every output line the source line it came from.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::funcs;
@@ -27,23 +29,75 @@ enum Flow {
 /// Executes `nodes` with `root` as `.` and `$`. Returns the text and, per
 /// output line (0-based), the 1-based source line it came from.
 pub fn execute(nodes: &[Node], root: &Value) -> Result<(String, Vec<usize>), ExecError> {
+    let mut templates = HashMap::new();
+    collect_defines(nodes, &mut templates);
     let mut st = State {
-        root,
         vars: vec![(String::new(), root.clone())],
         out: String::new(),
         line_map: Vec::new(),
         at_line_start: true,
+        templates,
+        depth: 0,
+        fuel: MAX_STEPS,
     };
     st.list(nodes, root)?;
     Ok((st.out, st.line_map))
 }
 
-struct State<'a> {
-    root: &'a Value,
+/// Most nodes executed (each `range` iteration counts): bounded work on any
+/// template.
+pub const MAX_STEPS: u64 = 5_000_000;
+/// Largest rendered output, and largest string a function may build.
+pub const MAX_OUTPUT: usize = 16 << 20;
+/// Deepest nesting of `{{template}}` calls (Go allows 100000 frames; ours
+/// are on the thread's stack).
+pub const MAX_DEPTH: usize = 200;
+
+/// Every `{{define}}` anywhere in the tree (a later one replaces an earlier
+/// one, as Go's `Parse`).
+fn collect_defines<'n>(nodes: &'n [Node], out: &mut HashMap<String, &'n [Node]>) {
+    for n in nodes {
+        match n {
+            Node::Define(name, body) => {
+                out.insert(name.clone(), body);
+                collect_defines(body, out);
+            }
+            Node::If {
+                branches,
+                otherwise,
+            }
+            | Node::With {
+                branches,
+                otherwise,
+            } => {
+                for (_, b) in branches {
+                    collect_defines(b, out);
+                }
+                if let Some(o) = otherwise {
+                    collect_defines(o, out);
+                }
+            }
+            Node::Range {
+                body, otherwise, ..
+            } => {
+                collect_defines(body, out);
+                if let Some(o) = otherwise {
+                    collect_defines(o, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+struct State<'n> {
     vars: Vec<(String, Value)>,
     out: String,
     line_map: Vec<usize>,
     at_line_start: bool,
+    templates: HashMap<String, &'n [Node]>,
+    depth: usize,
+    fuel: u64,
 }
 
 /// Go's truthiness: false, 0, nil, and empty strings, lists and maps are false.
@@ -119,7 +173,7 @@ pub fn number_text(n: &serde_json::Number) -> String {
     }
 }
 
-impl<'a> State<'a> {
+impl<'n> State<'n> {
     fn emit(&mut self, text: &str, mut line: usize, literal: bool) {
         for piece in text.split_inclusive('\n') {
             if self.at_line_start && !piece.is_empty() {
@@ -136,7 +190,7 @@ impl<'a> State<'a> {
         }
     }
 
-    fn list(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, ExecError> {
+    fn list(&mut self, nodes: &'n [Node], dot: &Value) -> Result<Flow, ExecError> {
         for n in nodes {
             match self.node(n, dot)? {
                 Flow::Normal => {}
@@ -146,15 +200,62 @@ impl<'a> State<'a> {
         Ok(Flow::Normal)
     }
 
-    fn scoped(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, ExecError> {
+    fn scoped(&mut self, nodes: &'n [Node], dot: &Value) -> Result<Flow, ExecError> {
         let mark = self.vars.len();
         let r = self.list(nodes, dot);
         self.vars.truncate(mark);
         r
     }
 
-    fn node(&mut self, n: &Node, dot: &Value) -> Result<Flow, ExecError> {
+    /// One step of work; refuses when the template ran out of steps or its
+    /// output is too large.
+    fn step(&mut self, line: usize) -> Result<(), ExecError> {
+        if self.fuel == 0 {
+            return Err(ExecError {
+                line,
+                message: format!("template execution exceeds {MAX_STEPS} steps"),
+            });
+        }
+        self.fuel -= 1;
+        if self.out.len() > MAX_OUTPUT {
+            return Err(ExecError {
+                line,
+                message: format!("template output exceeds {} MiB", MAX_OUTPUT >> 20),
+            });
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, n: &'n Node, dot: &Value) -> Result<Flow, ExecError> {
+        self.step(node_line(n))?;
         match n {
+            Node::Define(..) => {}
+            Node::Template(name, pipe, line) => {
+                let line = *line;
+                let arg = match pipe {
+                    Some(p) => self.pipe(p, dot)?,
+                    None => Value::Null,
+                };
+                let Some(body) = self.templates.get(name).copied() else {
+                    return Err(ExecError {
+                        line,
+                        message: format!("no such template {name:?}"),
+                    });
+                };
+                if self.depth >= MAX_DEPTH {
+                    return Err(ExecError {
+                        line,
+                        message: format!("exceeded maximum template depth ({MAX_DEPTH})"),
+                    });
+                }
+                // A template sees only `$` (its argument), as in Go.
+                let saved = std::mem::replace(&mut self.vars, vec![(String::new(), arg.clone())]);
+                self.depth += 1;
+                let r = self.list(body, &arg);
+                self.depth -= 1;
+                self.vars = saved;
+                r?;
+            }
             Node::Text(t, line) => self.emit(t, *line, true),
             Node::Action(p) => {
                 let v = self.pipe(p, dot)?;
@@ -212,9 +313,20 @@ impl<'a> State<'a> {
                             .map(|k| (Value::String(k.clone()), o[k].clone()))
                             .collect()
                     }
-                    Value::Number(n) if n.as_i64().is_some() => (0..n.as_i64().unwrap_or(0))
-                        .map(|i| (Value::from(i), Value::from(i)))
-                        .collect(),
+                    Value::Number(n) if n.as_i64().is_some() => {
+                        let count = n.as_i64().unwrap_or(0).max(0);
+                        if count as u64 > self.fuel {
+                            return Err(ExecError {
+                                line: pipe.line,
+                                message: format!(
+                                    "range over {count} exceeds the template's {MAX_STEPS} steps"
+                                ),
+                            });
+                        }
+                        (0..count)
+                            .map(|i| (Value::from(i), Value::from(i)))
+                            .collect()
+                    }
                     Value::Null => Vec::new(),
                     other => {
                         return Err(ExecError {
@@ -230,6 +342,7 @@ impl<'a> State<'a> {
                     return Ok(Flow::Normal);
                 }
                 for (k, elem) in items {
+                    self.step(pipe.line)?;
                     let mark = self.vars.len();
                     match pipe.vars.as_slice() {
                         [v1] => self.vars.push((v1.clone(), elem.clone())),
@@ -331,9 +444,7 @@ impl<'a> State<'a> {
             Arg::Dot => Ok(dot.clone()),
             Arg::Field(names) => fields(dot, names, line),
             Arg::Var(name, names) => {
-                let v = if name.is_empty() {
-                    self.root.clone()
-                } else {
+                let v = {
                     self.vars
                         .iter()
                         .rev()
@@ -355,6 +466,18 @@ impl<'a> State<'a> {
                 fields(&v, names, line)
             }
         }
+    }
+}
+
+fn node_line(n: &Node) -> usize {
+    match n {
+        Node::Text(_, l) | Node::Template(_, _, l) | Node::Break(l) | Node::Continue(l) => *l,
+        Node::Action(p) => p.line,
+        Node::Range { pipe, .. } => pipe.line,
+        Node::If { branches, .. } | Node::With { branches, .. } => {
+            branches.first().map_or(0, |(p, _)| p.line)
+        }
+        Node::Define(..) => 0,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::eval::{display, kind, number_text, truthy};
+use super::eval::{display, kind, number_text, truthy, MAX_OUTPUT};
 
 /// Every function name, for parse-time checks.
 pub const NAMES: &[&str] = &[
@@ -65,6 +65,8 @@ pub const NAMES: &[&str] = &[
     "ternary",
     "coalesce",
     "repeat",
+    "findStringSubmatch",
+    "get",
 ];
 
 /// True when `name` is a function.
@@ -284,7 +286,14 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             if a.is_empty() {
                 return Err("wrong number of args for printf: want at least 1 got 0".into());
             }
-            Value::String(sprintf(&s(0)?, &a[1..]))
+            let text = sprintf(&s(0)?, &a[1..]);
+            if text.len() > MAX_OUTPUT {
+                return Err(format!(
+                    "printf: output exceeds the {} MiB limit",
+                    MAX_OUTPUT >> 20
+                ));
+            }
+            Value::String(text)
         }
         "contains" => {
             arity(name, a, 2)?;
@@ -357,7 +366,50 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             let n = a[0]
                 .as_u64()
                 .ok_or("repeat: count must be a non-negative integer")?;
-            Value::String(s(1)?.repeat(usize::try_from(n).unwrap_or(0)))
+            let text = s(1)?;
+            let size = usize::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_mul(text.len()))
+                .filter(|size| *size <= MAX_OUTPUT)
+                .ok_or_else(|| {
+                    format!(
+                        "repeat: {n} copies of a {}-byte string exceed the {} MiB limit",
+                        text.len(),
+                        MAX_OUTPUT >> 20
+                    )
+                })?;
+            let mut out = String::with_capacity(size);
+            for _ in 0..n {
+                out.push_str(&text);
+            }
+            Value::String(out)
+        }
+        "findStringSubmatch" => {
+            arity(name, a, 2)?;
+            let re = regex(&s(0)?)?;
+            let input = s(1)?;
+            let mut all = Map::new();
+            let mut named = Map::new();
+            if let Some(caps) = re.captures(&input) {
+                for (i, group) in re.capture_names().enumerate() {
+                    let text = caps.get(i).map_or("", |m| m.as_str()).to_string();
+                    all.insert(i.to_string(), Value::String(text.clone()));
+                    if let Some(g) = group {
+                        named.insert(g.to_string(), Value::String(text));
+                    }
+                }
+            }
+            Value::Object(if named.is_empty() { all } else { named })
+        }
+        "get" => {
+            arity(name, a, 2)?;
+            match &a[0] {
+                Value::Object(o) => o
+                    .get(&s(1)?)
+                    .cloned()
+                    .unwrap_or(Value::String(String::new())),
+                other => return Err(format!("get: expected a map, got {}", kind(other))),
+            }
         }
         "split" => {
             arity(name, a, 2)?;
@@ -512,8 +564,11 @@ fn display_join(v: &Value) -> String {
 }
 
 fn regex(re: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(re).map_err(|e| format!("bad regular expression {re:?}: {e}"))
+    crate::re2::compile(re)
 }
+
+/// Go's fmt limit on width and precision.
+const MAX_WIDTH: usize = 1_000_000;
 
 /// Go's `fmt.Sprintf` for the verbs templates use: `%v %s %d %q %f %e %g %x
 /// %X %o %t %%`, with flags `-`, `0`, `+`, width and precision.
@@ -522,6 +577,9 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
     let mut it = fmt.chars().peekable();
     let mut next_arg = 0usize;
     while let Some(c) = it.next() {
+        if out.len() > MAX_OUTPUT {
+            break;
+        }
         if c != '%' {
             out.push(c);
             continue;
@@ -552,7 +610,16 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                 p.push(d);
                 it.next();
             }
-            prec = Some(p.parse().unwrap_or(0));
+            let v: usize = if p.is_empty() {
+                0
+            } else {
+                p.parse().unwrap_or(usize::MAX)
+            };
+            if v > MAX_WIDTH {
+                out.push_str("%!(BADPREC)");
+            } else {
+                prec = Some(v);
+            }
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");
@@ -629,7 +696,14 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                 body = body.chars().take(p).collect();
             }
         }
-        let w: usize = width.parse().unwrap_or(0);
+        let mut w: usize = width.parse().unwrap_or(usize::MAX);
+        if width.is_empty() {
+            w = 0;
+        } else if w > MAX_WIDTH {
+            // Go's fmt refuses widths and precisions above 1e6.
+            out.push_str("%!(BADWIDTH)");
+            w = 0;
+        }
         let len = body.chars().count();
         if len < w {
             let pad = w - len;

@@ -1,7 +1,7 @@
 //! Parser of the Go `text/template` language: turns the lexer's items into a
 //! tree of text, actions, `if` / `else if` / `else`, `range` (with `$k, $v`
-//! declarations, `break`, `continue`), `with` and `end`. Unknown functions
-//! are errors at parse time, as in Go.
+//! declarations, `break`, `continue`), `with`, `define` / `template` /
+//! `block` and `end`. Unknown functions are errors at parse time, as in Go.
 
 use super::lexer::{Item, LexError, Tok, Token};
 
@@ -35,6 +35,12 @@ pub enum Node {
         /// `else`.
         otherwise: Option<Vec<Node>>,
     },
+    /// `{{define "name"}}…{{end}}` (or the definition part of `block`):
+    /// a named template, collected before execution, printing nothing.
+    Define(String, Vec<Node>),
+    /// `{{template "name" pipeline}}`: runs a named template with dot set
+    /// to the pipeline's value (nil without one), at a line.
+    Template(String, Option<Pipe>, usize),
     /// `{{ break }}` at a line.
     Break(usize),
     /// `{{ continue }}` at a line.
@@ -152,11 +158,45 @@ impl Parser<'_> {
                                 Node::Continue(line)
                             });
                         }
-                        "define" | "template" | "block" => {
-                            return Err(err(
-                                line,
-                                format!("{{{{{kw}}}}} is not supported in gossfiles"),
-                            ))
+                        "define" | "block" => {
+                            let (name, rest) = template_name(kw, &tokens[1..], line)?;
+                            if kw == "define" && !rest.is_empty() {
+                                return Err(err(line, "unexpected tokens after {{define}} name"));
+                            }
+                            let pipe = if kw == "block" {
+                                Some(pipeline(rest, line, self.is_func, false)?)
+                            } else {
+                                None
+                            };
+                            let (body, end) = self.list()?;
+                            match end {
+                                End::End(_) => {}
+                                End::Else(l, _) => {
+                                    return Err(err(
+                                        l,
+                                        format!("unexpected {{{{else}}}} in {{{{{kw}}}}}"),
+                                    ))
+                                }
+                                End::Eof => {
+                                    return Err(err(
+                                        line,
+                                        format!("unexpected EOF: {{{{{kw}}}}} has no {{{{end}}}}"),
+                                    ))
+                                }
+                            }
+                            out.push(Node::Define(name.clone(), body));
+                            if let Some(p) = pipe {
+                                out.push(Node::Template(name, Some(p), line));
+                            }
+                        }
+                        "template" => {
+                            let (name, rest) = template_name(kw, &tokens[1..], line)?;
+                            let pipe = if rest.is_empty() {
+                                None
+                            } else {
+                                Some(pipeline(rest, line, self.is_func, false)?)
+                            };
+                            out.push(Node::Template(name, pipe, line));
                         }
                         _ => out.push(Node::Action(pipeline(&tokens, line, self.is_func, true)?)),
                     }
@@ -243,6 +283,21 @@ impl Parser<'_> {
             }
             End::Eof => Err(err(line, "unexpected EOF: {{range}} has no {{end}}")),
         }
+    }
+}
+
+/// The quoted name after `define`, `template` or `block`, and the rest.
+fn template_name<'t>(
+    kw: &str,
+    toks: &'t [Token],
+    line: usize,
+) -> Result<(String, &'t [Token]), LexError> {
+    match toks.first().map(|t| &t.kind) {
+        Some(Tok::Str(name)) => Ok((name.clone(), &toks[1..])),
+        _ => Err(err(
+            line,
+            format!("{{{{{kw}}}}} needs a quoted template name, e.g. {{{{{kw} \"name\"}}}}"),
+        )),
     }
 }
 

@@ -311,3 +311,86 @@ fn line_map_follows_ranges() {
     let plain = render("t.yaml", "a: 1\nb: 2\n", &data(json!({}))).unwrap();
     assert!(plain.is_identity());
 }
+
+#[test]
+fn define_template_and_block() {
+    let src = "{{define \"pkg\"}}  {{.}}: {installed: true}\n{{end}}package:\n{{template \"pkg\" \"curl\"}}{{template \"pkg\" .Vars.p}}{{block \"t\" 3}}n={{.}} root={{$}}{{end}}\n";
+    let out = render(
+        "g.yaml",
+        src,
+        &TemplateData::new(serde_json::json!({"p": "jq"})),
+    )
+    .unwrap();
+    assert_eq!(
+        out.text,
+        "package:\n  curl: {installed: true}\n  jq: {installed: true}\nn=3 root=3\n"
+    );
+    let e = render(
+        "g.yaml",
+        "a\n{{template \"nope\"}}\n",
+        &TemplateData::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("g.yaml:2:1: error: template: no such template \"nope\""),
+        "{e}"
+    );
+    // Recursion is bounded.
+    let e = render(
+        "g.yaml",
+        "{{define \"r\"}}{{template \"r\"}}{{end}}{{template \"r\"}}",
+        &TemplateData::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("maximum template depth"), "{e}");
+    let e = render("g.yaml", "{{define}}{{end}}", &TemplateData::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("needs a quoted template name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn huge_printf_repeat_and_ranges_are_refused_not_aborted() {
+    let data = TemplateData::default();
+    let e = render("g.yaml", "x\n{{ \"ab\" | repeat 100000000000 }}\n", &data).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("g.yaml:2:1: error: template: repeat: 100000000000 copies"),
+        "{e}"
+    );
+    let e = render("g.yaml", "{{ repeat 9223372036854775807 \"a\" }}", &data).unwrap_err();
+    assert!(e.to_string().contains("MiB limit"), "{e}");
+    // Go's fmt refuses widths and precisions above 1e6.
+    let out = render(
+        "g.yaml",
+        "{{ printf \"%999999999999d|%.99999999999f\" 1 2.5 }}",
+        &data,
+    )
+    .unwrap();
+    assert_eq!(out.text, "%!(BADWIDTH)1|%!(BADPREC)2.500000");
+    let e = render("g.yaml", &"{{ printf \"%1000000d\" 1 }}".repeat(40), &data).unwrap_err();
+    assert!(e.to_string().contains("exceeds 16 MiB"), "{e}");
+    let e = render("g.yaml", "{{ range 9000000000000 }}.{{ end }}", &data).unwrap_err();
+    assert!(e.to_string().contains("steps"), "{e}");
+    let e = render(
+        "g.yaml",
+        "{{ range 4000000 }}{{ range 4 }}{{ end }}{{ end }}",
+        &data,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("exceeds 5000000 steps"), "{e}");
+}
+
+#[test]
+fn find_string_submatch_as_goss() {
+    let data = TemplateData::new(serde_json::json!({"s": "mysql://bob:pw@localhost"}));
+    let out = render(
+        "g.yaml",
+        "{{ $m := .Vars.s | findStringSubmatch \"//(?P<user>[a-z]+):(?P<pw>[a-z]+)@\" }}{{ get $m \"user\" }}/{{ $m.pw }} {{ $n := findStringSubmatch \"(\\\\w+)@(\\\\w+)\" .Vars.s }}{{ index $n \"2\" }}",
+        &data,
+    )
+    .unwrap();
+    assert_eq!(out.text, "bob/pw localhost");
+}

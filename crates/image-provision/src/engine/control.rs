@@ -1,0 +1,188 @@
+//! Tasks the engine does itself: `meta`, handlers (notify by name, by
+//! `role : name` or by `listen` topic; run in definition order when
+//! flushed), `setup`/`gather_facts` as tasks, `group_by`.
+
+use image_core::events::Event;
+use serde_json::{json, Map, Value as Json};
+
+use super::record::ItemOut;
+use super::scope::{Scope, Settings};
+use super::{Fut, Runner, Stop};
+use crate::facts;
+use crate::modules::json_to_string;
+use crate::task::Task;
+use crate::template::Ctx;
+
+impl Runner<'_> {
+    pub(super) async fn meta(&mut self, t: &Task, m: &str, scope: &Scope) -> Result<(), Stop> {
+        let ctx = self.tmpl.context(self.vars_for(scope, t, None));
+        let conds: Vec<String> = scope.when.iter().chain(&t.when).cloned().collect();
+        if let Some(out) = self.check_when(&conds, &ctx) {
+            if out.failed {
+                return self.fail_structural(t, out.msg);
+            }
+            return Ok(());
+        }
+        match m {
+            "flush_handlers" => self.flush().await,
+            "end_play" | "end_host" | "end_batch" => Err(Stop::EndPlay),
+            "end_role" => Err(Stop::EndRole),
+            "clear_facts" => {
+                self.st.facts.clear();
+                Ok(())
+            }
+            "reset_connection" => {
+                if self.target.reconnect().await.is_err() {
+                    return Err(Stop::Unreachable);
+                }
+                Ok(())
+            }
+            // noop, clear_host_errors (one host: nothing to clear).
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks the handlers `n` names (by name, `role : name`, or topic).
+    pub(super) fn notify(&mut self, n: &str, from: &str) {
+        let mut found = false;
+        for (i, h) in self.handlers.iter().enumerate() {
+            let name = h.task.name.as_deref();
+            let qualified = h
+                .role
+                .as_ref()
+                .zip(name)
+                .map(|(r, hn)| format!("{} : {hn}", r.name));
+            if name == Some(n)
+                || qualified.as_deref() == Some(n)
+                || h.task.listen.iter().any(|l| l == n)
+            {
+                self.notified[i] = true;
+                found = true;
+            }
+        }
+        if !found {
+            self.emit(Event::Message {
+                build: self.opts.build.clone(),
+                text: format!("warning: task `{from}` notifies `{n}`, which is no handler"),
+            });
+        }
+    }
+
+    /// Runs the notified handlers, in definition order, until none is left.
+    pub(super) fn flush<'s>(&'s mut self) -> Fut<'s, Result<(), Stop>> {
+        Box::pin(async move {
+            let mut rounds = 0;
+            while self.notified.iter().any(|n| *n) && rounds < 100 {
+                rounds += 1;
+                for i in 0..self.handlers.len() {
+                    if !self.notified[i] {
+                        continue;
+                    }
+                    self.notified[i] = false;
+                    let h = self.handlers[i].clone();
+                    let mut scope = self.root.clone();
+                    if let Some(r) = &h.role {
+                        scope.roles.push(super::scope::RoleInst {
+                            role: r.clone(),
+                            params: Default::default(),
+                            vars_kw: Default::default(),
+                            key: String::new(),
+                        });
+                    }
+                    match self.task(&h.task, &scope).await {
+                        Ok(()) | Err(Stop::EndRole) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `setup` / `gather_facts` as a task: facts become variables.
+    pub(super) async fn setup_task(
+        &mut self,
+        args: &Map<String, Json>,
+        ctx: &Ctx,
+        st: &Settings,
+    ) -> ItemOut {
+        let filter = match self.tmpl.render(&Json::Object(args.clone()), ctx) {
+            Ok(Json::Object(m)) => m.get("filter").cloned(),
+            Ok(_) => None,
+            Err(e) => return ItemOut::failed(format!("template error in arguments: {e}")),
+        };
+        match facts::gather_as(self.target, st.become_.clone()).await {
+            Ok(f) => {
+                let keep: Vec<String> = match &filter {
+                    Some(Json::Array(a)) => a.iter().map(json_to_string).collect(),
+                    Some(Json::String(s)) if !s.is_empty() => vec![s.clone()],
+                    _ => Vec::new(),
+                };
+                let f: Map<String, Json> = f
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        keep.is_empty()
+                            || keep
+                                .iter()
+                                .any(|p| glob_match(p, &format!("ansible_{k}")) || glob_match(p, k))
+                    })
+                    .collect();
+                let mut out = ItemOut::ok(json!({"changed": false, "ansible_facts": f}));
+                out.ansible_facts = Some(f);
+                out
+            }
+            Err(e) => {
+                let mut o = ItemOut::failed(e.to_string());
+                o.unreachable = e.is_connection_lost();
+                o
+            }
+        }
+    }
+
+    /// `group_by: key=... parents=...`: the host joins the group.
+    pub(super) fn group_by(&mut self, args: &Map<String, Json>, ctx: &Ctx) -> ItemOut {
+        let a = match self.tmpl.render(&Json::Object(args.clone()), ctx) {
+            Ok(Json::Object(m)) => m,
+            Ok(_) => Map::new(),
+            Err(e) => return ItemOut::failed(format!("template error in arguments: {e}")),
+        };
+        let Some(key) = a.get("key").map(json_to_string).filter(|k| !k.is_empty()) else {
+            return ItemOut::failed("the 'key' param is required when using group_by".into());
+        };
+        let key = key.replace([' ', '-', '.', '/'], "_");
+        let mut parents: Vec<String> = match a.get("parents") {
+            Some(Json::Array(p)) => p.iter().map(json_to_string).collect(),
+            Some(p) => vec![json_to_string(p)],
+            None => vec!["all".into()],
+        };
+        parents.retain(|p| p != "all");
+        let mut changed = false;
+        for g in std::iter::once(&key).chain(parents.iter()) {
+            if !self.st.groups.contains(g) {
+                self.st.groups.push(g.clone());
+                changed = true;
+            }
+        }
+        let mut out =
+            ItemOut::ok(json!({"changed": changed, "add_group": key, "parent_groups": parents}));
+        out.changed = changed;
+        out
+    }
+}
+
+/// `*` globs of `setup: filter`.
+fn glob_match(pat: &str, s: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == s,
+        Some((a, b)) => {
+            s.starts_with(a) && s.len() >= a.len() + b.len() && glob_match_rest(b, &s[a.len()..])
+        }
+    }
+}
+
+fn glob_match_rest(pat: &str, s: &str) -> bool {
+    if pat.is_empty() {
+        return true;
+    }
+    (0..=s.len()).any(|i| s.is_char_boundary(i) && glob_match(pat, &s[i..]))
+}

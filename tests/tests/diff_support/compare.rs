@@ -1,0 +1,305 @@
+//! Compares one playbook's tasks as ansible-core ran them with image-cli's:
+//! tasks are matched by `file:line` (the n-th run of a line with the n-th),
+//! then the status must be the same and, for tasks that ran, the result as
+//! the playbook sees it: the whole result of `debug`/`assert`/`fail`/
+//! `set_fact`/`include_vars` (what a playbook prints of its registered
+//! variables), and `rc`/`stdout`/`stderr` (+ `_lines`) of every module. Every
+//! key ansible returns (minus volatile ones: times, invocation, warnings,
+//! inode numbers, remote temp paths...) must be in image-cli's result with
+//! the same value; keys only image-cli returns are not judged. Failed tasks
+//! compare `rc` only (error wording is the tool's own).
+//!
+//! [`module_keys`] lists, apart from the verdict, the other return keys of
+//! modules where image-cli differs (issue 15's "every module returns the
+//! keys ansible documents").
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::observed::{Observed, Status};
+
+/// Keys never compared, at any depth.
+const VOLATILE: &[&str] = &[
+    "start",
+    "end",
+    "delta",
+    "invocation",
+    "warnings",
+    "deprecations",
+    "atime",
+    "mtime",
+    "ctime",
+    "inode",
+    "dev",
+    "nlink",
+    "blocks",
+    "block_size",
+    "device_type",
+    "version",
+    "attributes",
+    "backup_file",
+    "action",
+    "ansible_loop_var",
+    "_ansible_item_label",
+    "_ansible_no_log",
+    "_ansible_verbose_always",
+    "_ansible_verbose_override",
+    "_ansible_delegated_vars",
+    "_ansible_ignore_errors",
+    "skip_reason",
+    "false_condition",
+    "discovered_interpreter_python",
+    "server_port",
+    "diff",
+    "elapsed",
+    "exception",
+    "module_stdout",
+    "module_stderr",
+    "exclusions",
+    "deleted",
+];
+
+/// Actions whose whole result is compared (the rest: [`CORE`] only).
+const FULL: &[&str] = &[
+    "debug",
+    "assert",
+    "fail",
+    "set_fact",
+    "include_vars",
+    "set_stats",
+];
+
+/// Result keys compared for every module.
+const CORE: &[&str] = &["rc", "stdout", "stderr", "stdout_lines", "stderr_lines"];
+
+/// Result keys compared for failed tasks.
+const FAILED_KEYS: &[&str] = &["rc"];
+
+/// Differences of one playbook, one line each.
+pub fn compare(ansible: &[Observed], cli: &[Observed]) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let group = |list: &[Observed]| {
+        let mut m: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
+        for o in list {
+            m.entry(o.loc()).or_default().push(o.clone());
+        }
+        m
+    };
+    let a = group(ansible);
+    let c = group(cli);
+    // In ansible's run order, then what only image-cli ran.
+    let mut order: Vec<String> = Vec::new();
+    for o in ansible.iter().chain(cli) {
+        if !order.contains(&o.loc()) {
+            order.push(o.loc());
+        }
+    }
+    for loc in order {
+        let empty = Vec::new();
+        let xs = a.get(&loc).unwrap_or(&empty);
+        let ys = c.get(&loc).unwrap_or(&empty);
+        let short = short_loc(&loc);
+        for i in 0..xs.len().max(ys.len()) {
+            match (xs.get(i), ys.get(i)) {
+                (Some(x), None) => diffs.push(format!(
+                    "{short} `{}`: ansible {} {}, image-cli did not run it",
+                    x.name,
+                    x.status.word(),
+                    msg(&x.result)
+                )),
+                (None, Some(y)) => diffs.push(format!(
+                    "{short} `{}`: image-cli {} {}, ansible did not run it",
+                    y.name,
+                    y.status.word(),
+                    msg(&y.result)
+                )),
+                (Some(x), Some(y)) if x.status != y.status => diffs.push(format!(
+                    "{short} `{}`: ansible {} {}, image-cli {} {}",
+                    x.name,
+                    x.status.word(),
+                    msg(&x.result),
+                    y.status.word(),
+                    msg(&y.result)
+                )),
+                (Some(x), Some(y)) => {
+                    let mut out = Vec::new();
+                    match x.status {
+                        Status::Skipped => {}
+                        Status::Failed => {
+                            for k in FAILED_KEYS {
+                                if let Some(v) = x.result.get(*k) {
+                                    same(v, y.result.get(*k), k, &mut out);
+                                }
+                            }
+                        }
+                        Status::Ok | Status::Changed => {
+                            if is_full(&x.action) {
+                                same(&x.result, Some(&y.result), "", &mut out)
+                            } else {
+                                core(&x.result, &y.result, "", &mut out)
+                            }
+                        }
+                    }
+                    for d in out {
+                        diffs.push(format!("{short} `{}`: {d}", x.name));
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    diffs
+}
+
+/// True for actions whose whole result is compared.
+fn is_full(action: &str) -> bool {
+    let short = action.rsplit('.').next().unwrap_or(action);
+    FULL.contains(&short)
+}
+
+/// Compares the [`CORE`] keys (per item for loops).
+fn core(want: &Json, got: &Json, path: &str, out: &mut Vec<String>) {
+    if let (Some(Json::Array(w)), Some(Json::Array(g))) = (want.get("results"), got.get("results"))
+    {
+        for (i, (a, b)) in w.iter().zip(g).enumerate() {
+            core(a, b, &format!("results[{i}]."), out);
+        }
+        return;
+    }
+    for k in CORE {
+        if let Some(v) = want.get(*k) {
+            same(v, got.get(*k), &format!("{path}{k}"), out);
+        }
+    }
+}
+
+/// Return keys of modules (not [`FULL`] actions) that image-cli lacks or
+/// returns differently, for tasks both ran ok/changed: `module: key` lines.
+pub fn module_keys(ansible: &[Observed], cli: &[Observed]) -> Vec<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    for x in ansible {
+        if is_full(&x.action) || !matches!(x.status, Status::Ok | Status::Changed) {
+            continue;
+        }
+        let Some(y) = cli
+            .iter()
+            .find(|y| y.loc() == x.loc() && y.status == x.status)
+        else {
+            continue;
+        };
+        let mut out = Vec::new();
+        same(&x.result, Some(&y.result), "", &mut out);
+        let action = x.action.rsplit('.').next().unwrap_or(&x.action).to_string();
+        for d in out {
+            let key = strip_indices(d.split('`').nth(1).unwrap_or("?"));
+            keys.insert(format!("{action}: {key}"));
+        }
+    }
+    keys.into_iter().collect()
+}
+
+/// `results[3].rc` -> `results[].rc`.
+fn strip_indices(key: &str) -> String {
+    let mut out = String::new();
+    let mut in_index = false;
+    for c in key.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push(c);
+            }
+            ']' => {
+                in_index = false;
+                out.push(c);
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `corpus/ansible/x.yml:12` for messages.
+fn short_loc(loc: &str) -> String {
+    match loc.find("corpus/ansible/") {
+        Some(i) => loc[i + "corpus/ansible/".len()..].to_string(),
+        None => loc.to_string(),
+    }
+}
+
+/// A result's `msg`, shortened, for messages.
+fn msg(r: &Json) -> String {
+    let m = match r.get("msg") {
+        Some(Json::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => return String::new(),
+    };
+    let m: String = m.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut: String = m.chars().take(140).collect();
+    format!("({cut})")
+}
+
+/// Records in `out` where `got` lacks or differs from `want` (ansible's).
+fn same(want: &Json, got: Option<&Json>, path: &str, out: &mut Vec<String>) {
+    let Some(got) = got else {
+        out.push(format!("result `{path}` missing (ansible: {})", clip(want)));
+        return;
+    };
+    match (want, got) {
+        (Json::Object(w), Json::Object(g)) => {
+            for (k, v) in w {
+                if VOLATILE.contains(&k.as_str()) {
+                    continue;
+                }
+                // `changed`/`failed`/`skipped` flags: the status already says.
+                if path.is_empty() && matches!(k.as_str(), "changed" | "failed" | "skipped") {
+                    continue;
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                // Paths of ansible's own remote temp files.
+                if v.as_str().is_some_and(|s| s.contains("/.ansible/tmp/")) {
+                    continue;
+                }
+                // A false/empty flag ansible adds that image-cli leaves out.
+                if g.get(k).is_none() && matches!(v, Json::Bool(false) | Json::Null) {
+                    continue;
+                }
+                same(v, g.get(k), &p, out);
+            }
+        }
+        (Json::Array(w), Json::Array(g)) => {
+            if w.len() != g.len() {
+                out.push(format!(
+                    "result `{path}`: {} items, image-cli {}",
+                    w.len(),
+                    g.len()
+                ));
+                return;
+            }
+            for (i, (a, b)) in w.iter().zip(g).enumerate() {
+                same(a, Some(b), &format!("{path}[{i}]"), out);
+            }
+        }
+        (Json::Number(a), Json::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!(
+            "result `{path}`: ansible {}, image-cli {}",
+            clip(a),
+            clip(b)
+        )),
+    }
+}
+
+fn clip(v: &Json) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(119).collect::<String>())
+    } else {
+        s
+    }
+}
