@@ -73,9 +73,9 @@ while read -r sl il tok tag; do
     x=$(sh -c "$s" <"$i" 7>&1 >&8 3<&- 8>&-)
   fi
   st=$?
+  [ "$i" = /dev/null ] || rm -f -- "$i"
   printf '%s %s\n' "$tok" "$st"
   printf '%s\n' "$tok" >&2
-  [ "$i" = /dev/null ] || rm -f -- "$i"
 done
 "#;
 
