@@ -181,3 +181,129 @@ async fn cleanup_outlasts_throttling_and_leaves_nothing() {
     assert_eq!(env.proxy.injected("TerminateInstances"), 28);
     env.assert_nothing_new(&before).await;
 }
+
+/// The state of image `id` in `region` through the proxy: by id, and as
+/// its owner's list shows it.
+async fn states(env: &Env, region: &str, id: &str) -> (String, String) {
+    let c = env.ec2.client(region);
+    let by_id = c.describe_images().image_ids(id).send().await.unwrap();
+    let owned = c.describe_images().owners("self").send().await.unwrap();
+    let state = |imgs: &[image_aws::aws_sdk_ec2::types::Image]| {
+        imgs.iter()
+            .find(|i| i.image_id() == Some(id))
+            .and_then(|i| i.state())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| format!("{id} not listed"))
+    };
+    (state(by_id.images()), state(owned.images()))
+}
+
+/// The proxy's time mode: an image made by CreateImage or CopyImage is
+/// `pending` for a fixed time after that call, however often and however it
+/// is asked about (polled by id, listed by owner), then `available`; a build
+/// through it waits out the AMI, then its copies.
+#[tokio::test]
+async fn images_stay_pending_for_a_fixed_time_after_the_call_that_made_them() {
+    use std::time::{Duration, Instant};
+    let env = Env::start().await;
+    let pending = Duration::from_secs(4);
+    env.proxy.pending_for(pending);
+    let instance = env
+        .direct
+        .client(REGION)
+        .run_instances()
+        .image_id(NEWEST_NOBLE)
+        .instance_type(image_aws::aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let instance_id = instance.instances()[0].instance_id().unwrap().to_string();
+    let t0 = Instant::now();
+    let created = env
+        .ec2
+        .client(REGION)
+        .create_image()
+        .instance_id(&instance_id)
+        .name("timed-ami")
+        .send()
+        .await
+        .unwrap();
+    let copied = env
+        .ec2
+        .client("us-west-2")
+        .copy_image()
+        .source_region(REGION)
+        .source_image_id(NEWEST_NOBLE)
+        .name("timed-copy")
+        .send()
+        .await
+        .unwrap();
+    let images = [
+        (REGION, created.image_id().unwrap().to_string()),
+        ("us-west-2", copied.image_id().unwrap().to_string()),
+    ];
+    // Polled again and again before the time: pending, by id and by owner.
+    for _ in 0..5 {
+        for (region, id) in &images {
+            let s = states(&env, region, id).await;
+            assert_eq!(s, ("pending".into(), "pending".into()), "{id}");
+        }
+    }
+    assert!(
+        t0.elapsed() < pending,
+        "the polls took {:?}, longer than the pending time {pending:?}: machine too slow for this test",
+        t0.elapsed()
+    );
+    // Moto itself has them available at once: the proxy made them pending.
+    let direct = env
+        .direct
+        .client(REGION)
+        .describe_images()
+        .image_ids(&images[0].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.images()[0].state().map(|s| s.as_str()),
+        Some("available")
+    );
+    tokio::time::sleep(pending.saturating_sub(t0.elapsed()) + Duration::from_millis(200)).await;
+    for (region, id) in &images {
+        let s = states(&env, region, id).await;
+        assert_eq!(s, ("available".into(), "available".into()), "{id}");
+    }
+    let times = env.proxy.images();
+    assert_eq!(times.len(), 2, "{times:?}");
+    for (id, t) in &times {
+        let seen = t.available_seen.expect("seen available");
+        assert!(seen - t.created >= pending, "{id}: {:?}", seen - t.created);
+    }
+
+    // A build (polling fast) waits out its AMI, then its copies, which
+    // EC2 makes only from an available AMI.
+    let pending = Duration::from_secs(1);
+    env.proxy.pending_for(pending);
+    let t0 = Instant::now();
+    let res = env
+        .build(&request("timed"), &RecordingHook::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let took = t0.elapsed();
+    assert_eq!(res.amis.len(), 4);
+    assert!(took >= 2 * pending, "{took:?}");
+    let built: Vec<_> = env.proxy.images().into_iter().skip(times.len()).collect();
+    assert_eq!(built.len(), 4, "{built:?}");
+    let ami = built.iter().find(|(_, t)| !t.copy).expect("the AMI").1;
+    let ami_available = ami.available_seen.expect("AMI seen available");
+    assert!(ami_available - ami.created >= pending);
+    for (id, t) in built.iter().filter(|(_, t)| t.copy) {
+        assert!(
+            t.created >= ami_available,
+            "{id} copied before its source was available"
+        );
+        let seen = t.available_seen.expect("copy seen available");
+        assert!(seen - t.created >= pending, "{id}");
+    }
+}

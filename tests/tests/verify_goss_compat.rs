@@ -59,7 +59,7 @@ fn image_builder_style_goss_file_passes_unmodified() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     for line in [
-        "Package: bash: versions: matches expectation:",
+        "Package: bash: version: matches expectation:",
         "File: /etc/passwd: exists: matches expectation: true",
         "File: /etc/group: filetype: matches expectation: \"file\"",
         "Command: bash -c 'echo a.b*c': stdout: matches expectation:",

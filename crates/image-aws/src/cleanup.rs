@@ -2,7 +2,7 @@
 //!
 //! Every resource a build creates is tagged at creation ([`TAG_BUILD_ID`],
 //! and [`TAG_TEMPORARY`] on the key pair, security group and instance) and
-//! pushed on a [`CleanupStack`]. On failure or cancellation the stack
+//! pushed on a `CleanupStack`. On failure or cancellation the stack
 //! unwinds: AMIs and copies deregistered with their snapshots first, then
 //! the instance terminated (and waited for) while the key pair is deleted,
 //! then the security group. On success only the key pair, security group
@@ -829,7 +829,7 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<RegionFinds, A
     Ok(out)
 }
 
-/// Deletes leftovers (see [`unwind`] for the order: AMIs with their
+/// Deletes leftovers (see `unwind` for the order: AMIs with their
 /// snapshots and lone snapshots first, then instances — awaited until
 /// terminated — and key pairs, then security groups). Snapshots of a
 /// listed AMI are deleted with it. Returns the failures.

@@ -44,6 +44,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod cleanup;
 mod clients;
 mod error;

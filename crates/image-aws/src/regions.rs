@@ -6,7 +6,7 @@
 //! per-region KMS keys) exists and is enabled for the account, asked with
 //! one `DescribeRegions` before anything is created.
 //!
-//! [`resolve`] turns a request with [`BuildRequest::ami_regions_all`] into
+//! `resolve` turns a request with [`BuildRequest::ami_regions_all`] into
 //! one with a concrete `ami_regions` list, so every later step (name checks,
 //! copies, permissions) sees plain regions.
 

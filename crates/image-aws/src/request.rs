@@ -462,12 +462,24 @@ impl Default for SshSpec {
 /// Polling intervals and timeouts of waits (instance running/stopped/
 /// terminated, image available), and how long cleanup keeps retrying.
 ///
-/// The default polls after 1 s, then backs off (x1.5, ±20% jitter) to one
-/// poll every 15 s: quick for short waits, cheap for AMIs that take
-/// minutes. [`WaitSettings::fixed`] polls at a constant interval (packer's
-/// `AWS_POLL_DELAY_SECONDS`), [`WaitSettings::max_polls`] caps the polls of
-/// a build's waits (packer's `AWS_MAX_ATTEMPTS`). This crate reads no
-/// environment: the CLI maps those variables onto these fields.
+/// The default is late by at most a fifth of the time waited, with few
+/// calls: an image wait polls at once after the CreateImage / CopyImage
+/// call (an endpoint like moto makes images at once), then 10 s after it
+/// (on AWS an AMI or a copy is pending for minutes, so a poll in between
+/// would only cost a call), then every fifth of the time waited so far
+/// (2 s, 2.4 s, 2.9 s, … ±10% jitter) up to one poll every 30 s. Instance
+/// waits follow the same schedule from their first, immediate poll.
+/// Compared with packer's fixed 15 s (first poll at once): an image pending
+/// 20 s costs 6 polls instead of 3 and is seen about 1 s late instead of
+/// 10 s; a 5-minute AMI costs about as many polls as packer's (22); 15-minute
+/// copies 42 polls each instead of 61, seen 15 s late on average instead of
+/// 7.5 s (the cap trades a few seconds on long waits for a third fewer
+/// calls, which 50 builds at once share with the account's rate limit).
+///
+/// [`WaitSettings::fixed`] polls at a constant interval from the start
+/// (packer's `AWS_POLL_DELAY_SECONDS`), [`WaitSettings::max_polls`] caps
+/// the polls of a build's waits (packer's `AWS_MAX_ATTEMPTS`). This crate
+/// reads no environment: the CLI maps those variables onto these fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WaitSettings {
@@ -479,6 +491,11 @@ pub struct WaitSettings {
     pub multiplier: f64,
     /// Randomise each interval by up to ±this fraction.
     pub jitter: f64,
+    /// An image wait (after CreateImage / CopyImage) polls at once, then
+    /// this long after the call, then from an interval of this times
+    /// `multiplier - 1` (at least `initial_interval_ms`); 0: backs off from
+    /// the first poll like any wait.
+    pub image_first_poll_ms: u64,
     /// Give up waiting for an image (or copy) after this long.
     pub image_timeout_secs: u64,
     /// Give up waiting for an instance state after this long.
@@ -495,10 +512,11 @@ pub struct WaitSettings {
 impl Default for WaitSettings {
     fn default() -> Self {
         WaitSettings {
-            initial_interval_ms: 1_000,
-            max_interval_ms: 15_000,
-            multiplier: 1.5,
-            jitter: 0.2,
+            initial_interval_ms: 2_000,
+            max_interval_ms: 30_000,
+            multiplier: 1.2,
+            jitter: 0.1,
+            image_first_poll_ms: 10_000,
             image_timeout_secs: 3_600,
             instance_timeout_secs: 900,
             max_polls: None,
@@ -515,6 +533,7 @@ impl WaitSettings {
             max_interval_ms: 200,
             multiplier: 1.5,
             jitter: 0.2,
+            image_first_poll_ms: 0,
             image_timeout_secs: 30,
             instance_timeout_secs: 30,
             max_polls: None,
@@ -522,8 +541,8 @@ impl WaitSettings {
         }
     }
 
-    /// These settings polling every `interval`, without backoff or jitter
-    /// (packer's `AWS_POLL_DELAY_SECONDS`).
+    /// These settings polling every `interval` from the start (image waits
+    /// too), without backoff or jitter (packer's `AWS_POLL_DELAY_SECONDS`).
     pub fn fixed(mut self, interval: Duration) -> Self {
         let ms = u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)
@@ -532,7 +551,12 @@ impl WaitSettings {
         self.max_interval_ms = ms;
         self.multiplier = 1.0;
         self.jitter = 0.0;
+        self.image_first_poll_ms = 0;
         self
+    }
+
+    pub(crate) fn image_first_poll(&self) -> Duration {
+        Duration::from_millis(self.image_first_poll_ms)
     }
 
     pub(crate) fn image_timeout(&self) -> Duration {

@@ -26,6 +26,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod conformance;
 pub mod pipeline;
 pub mod progress;

@@ -15,8 +15,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// Bakes Kubernetes node AMIs from an image definition.
+// `--version`: the package version and the git commit (build.rs).
 #[derive(Debug, Parser)]
-#[command(name = "image-cli", version, after_help = exit::EXIT_CODES_HELP)]
+#[command(name = "image-cli", version = env!("IMAGE_CLI_VERSION"), after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
     /// More logging on stderr: -v info, -vv debug, -vvv trace (default: warnings).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -11,6 +11,8 @@
 //! - [`redact`]: the one layer sensitive values pass through on the way out.
 //! - [`builtin`]: the built-in Kubernetes node image definition.
 
+#![deny(missing_docs)]
+
 mod become_shell;
 pub mod builtin;
 pub mod diag;

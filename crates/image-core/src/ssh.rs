@@ -33,8 +33,8 @@
 //! session within ~30 s.
 //!
 //! Commands with [`Exec::become_`] run, by default
-//! ([`SshConfig::become_shell`]), in a become shell (see
-//! [`crate::become_shell`]): a long-lived `sh` started once through
+//! ([`SshConfig::become_shell`]), in a become shell (see the private
+//! `become_shell` module): a long-lived `sh` started once through
 //! `sudo -n -H -u USER` on its own channel, which runs each command in a
 //! child `sh` and sends back its status and outputs, framed. That saves the
 //! sudo start (PAM, ~5 ms) and the channel with its login shell (~4 ms) of

@@ -34,8 +34,8 @@ pub struct Node {
 }
 
 /// A YAML value. Plain scalars are resolved with the YAML 1.2 core schema;
-/// [`Scalar::raw`] keeps the text for readers that want YAML 1.1 booleans
-/// (`yes`/`no`), as ansible and goss accept.
+/// `yes`/`no` stay strings, and [`Node::as_bool_loose`] reads them as the
+/// YAML 1.1 booleans ansible and goss accept.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// `~`, `null` or nothing.

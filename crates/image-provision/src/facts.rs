@@ -2,9 +2,9 @@
 //! without the `ansible_` prefix): `facts/gather.sh` prints raw sections
 //! (os-release, /proc files, /sys/class/net, `ip`, `date`, ...) and the
 //! parsers below turn them into ansible's structure, key by key:
-//! [`platform`] (distribution, lsb, kernel, user, date_time, env, python,
-//! selinux, cmdline), [`hardware`] (memory, processors, mounts, DMI),
-//! [`network`] (interfaces, default_ipv4/6, dns) and [`virt`]
+//! `platform` (distribution, lsb, kernel, user, date_time, env, python,
+//! selinux, cmdline), `hardware` (memory, processors, mounts, DMI),
+//! `network` (interfaces, default_ipv4/6, dns) and `virt`
 //! (virtualization type and role). No python is needed on the host;
 //! `python`/`python_version` are present only when python3 is.
 

@@ -25,6 +25,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod diff;
 pub mod engine;
 pub mod facts;

@@ -11,7 +11,11 @@
 use base64::Engine as _;
 use image_core::target::{shell_quote, Output};
 
-/// Functions every module script can use.
+/// Functions every module script can use: `fail`, `do_`, `b64`, `before`,
+/// `putc`, `rmf`, `attrs PATH MODE OWNER GROUP [RECURSE]`, `mkd DIR MODE
+/// OWNER GROUP` (creates DIR and its missing parents, each with the
+/// attributes, as ansible's file and copy do), `fattrs PATH` (the file keys
+/// of [`crate::modules::path_info`]).
 pub const PRELUDE: &str = r#"C=0
 fail() { printf '@@fail %s\n' "$(printf '%s' "$*" | tr '\n' ' ')"; exit 1; }
 do_() { [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $_o"; }
@@ -19,6 +23,12 @@ b64() { base64 -w0 "$1" 2>/dev/null || base64 "$1" | tr -d '\n'; }
 before() { [ "$DIFF" = 1 ] || return 0; if [ -f "$1" ] && [ "$(wc -c <"$1")" -le 262144 ]; then printf '@@before '; b64 "$1"; echo; else echo '@@before '; fi; }
 putc() { if [ ! -f "$1" ] || [ "$(cat "$1")" != "$2" ]; then C=1; before "$1"; [ "$CHECK" = 1 ] || printf '%s\n' "$2" > "$1" || fail "writing $1 failed"; fi; }
 rmf() { if [ -e "$1" ] || [ -L "$1" ]; then C=1; before "$1"; do_ rm -rf "$1"; fi; }
+mkd() { [ -d "$1" ] && return 0; { [ -e "$1" ] || [ -L "$1" ]; } && fail "$1 exists and is not a directory"; mkd "$(dirname "$1")" "$2" "$3" "$4"; C=1; [ "$CHECK" = 1 ] && return 0; mkdir "$1" || fail "mkdir $1 failed"; attrs "$1" "$2" "$3" "$4"; }
+fattrs() {
+  [ -e "$1" ] || return 0
+  if [ -L "$1" ]; then _t=link; elif [ -d "$1" ]; then _t=directory; else _t=file; fi
+  stat -c "@@fattrs=$_t %a %u %g %s %h %U %G" "$1" 2>/dev/null || echo "@@fattrs=$_t"
+}
 attrs() {
   _p=$1; _m=$2; _o=$3; _g=$4; _r=${5:-0}
   if [ -n "$_o$_g" ]; then
@@ -267,13 +277,14 @@ if [ "$cur" != "$want" ] && {{ [ -z "$cur" ] || [ {force} = 1 ]; }}; then
     t=$(mktemp "$(dirname "$d")/.image-cli.XXXXXX") || {{ cat >/dev/null; fail "cannot create a file in $(dirname "$d")"; }}
     cat > "$t" || {{ rm -f "$t"; fail "writing $d failed"; }}
     if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null
-      [ {backup} = 1 ] && cp -p "$d" "$d.$(date +%Y-%m-%d@%H:%M:%S)~"
+      if [ {backup} = 1 ]; then _bk="$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~"; cp -p "$d" "$_bk" && echo "@@backup_file=$_bk"; fi
     else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi
     {validate}
     mv -f "$t" "$d" 2>/dev/null || {{ if [ {unsafe} = 1 ] && cat "$t" > "$d"; then rm -f "$t"; else rm -f "$t"; fail "renaming to $d failed"; fi; }}
   fi
 else cat >/dev/null; fi
 [ -e "$d" ] && attrs "$d" {mode} {owner} {group}
+echo "@@dest=$d"; fattrs "$d"
 "#,
         dest = q(&spec.dest),
         into_dir = spec
@@ -294,7 +305,7 @@ else cat >/dev/null; fi
 /// `@@content=BASE64`.
 pub fn read_file_body(path: &str) -> String {
     format!(
-        "p={}\nif [ -f \"$p\" ]; then echo @@exists=1; stat -c '@@stat=%a %U %G %u %g' \"$p\"; printf '@@content='; b64 \"$p\"; echo; else echo @@exists=0; fi\n",
+        "p={}\nif [ -f \"$p\" ]; then echo @@exists=1; stat -c '@@stat=%a %U %G %u %g' \"$p\"; printf '@@content='; b64 \"$p\"; echo; fattrs \"$p\"; else echo @@exists=0; fi\n",
         q(path)
     )
 }

@@ -7,7 +7,7 @@
 //! expression (`"{{ packages }}"` is a list, not its text).
 //!
 //! The pieces, one concern per file under `template/`:
-//! - [`vars`](self::vars): the lazy variable object (`hostvars`, `vars`,
+//! - [`vars`]: the lazy variable object (`hostvars`, `vars`,
 //!   `ansible_facts` kept consistent with `ansible_*`).
 //! - `syntax`: ansible's backslash handling of templates from YAML, and
 //!   where an expression ends.
@@ -17,8 +17,10 @@
 //! - `filters`, `collections`, `formats`, `pyyaml`, `pyregex`, `pyrandom`,
 //!   `crypt`, `version`: ansible's filters.
 //! - `jinja_tests`: ansible's tests (`is failed`, `is version` ...).
-//! - `lookups`, `lookup_tables`: `lookup()`/`query()` on the controller.
-//! - `globals`: `now()`, `undef()`, `dict()`, `strftime`.
+//! - `lookups`, `lookup_tables`: `lookup()`/`query()` on the controller;
+//!   `loader`: `{% include %}` in template files.
+//! - `globals`: `now()`, `undef()`, `dict()`, `strftime`; `datetime`: the
+//!   datetime values of `now()` and `to_datetime`.
 //! - `aliases`: `ansible.builtin.*` names.
 //! - `ansible_cases` (tests): templates checked against ansible-core's
 //!   own results.
@@ -28,12 +30,14 @@
 mod aliases;
 mod collections;
 mod crypt;
+mod datetime;
 mod filters;
 mod formats;
 mod globals;
 mod jinja_filters;
 mod jinja_tests;
 mod lazy;
+mod loader;
 mod lookup_tables;
 mod lookups;
 mod pycompat;
@@ -160,9 +164,8 @@ pub fn has_template(v: &Json) -> bool {
 
 /// The inner expression when `s` is exactly one `{{ expression }}`.
 fn single_expression(s: &str) -> Option<&str> {
-    // Surrounding whitespace (a trailing newline) is part of the text.
-    let t = s.trim_matches(' ');
-    let body = t.strip_prefix("{{")?;
+    // Surrounding whitespace is text (`" {{ 1 }}"` is the string " 1").
+    let body = s.strip_prefix("{{")?;
     let end = syntax::expr_end(body)?;
     if end + 2 != body.len() {
         return None;
@@ -173,6 +176,22 @@ fn single_expression(s: &str) -> Option<&str> {
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
     Some(inner.trim())
+}
+
+/// The template without its last newline (`\n`, `\r\n` or `\r`), as
+/// Jinja's lexer reads it in ansible (`keep_trailing_newline` off).
+fn strip_last_newline(s: &str) -> &str {
+    if let Some(t) = s.strip_suffix("\r\n") {
+        return t;
+    }
+    s.strip_suffix('\n')
+        .or_else(|| s.strip_suffix('\r'))
+        .unwrap_or(s)
+}
+
+/// How many `\n` end `s`.
+fn trailing_newlines(s: &str) -> usize {
+    s.len() - s.trim_end_matches('\n').len()
 }
 
 /// An expression from YAML as minijinja reads it (ansible's backslash
@@ -218,6 +237,10 @@ pub(crate) fn to_json(v: &Value) -> Result<Json, Error> {
             }
             Ok(Json::Object(out))
         }
+        ValueKind::Plain => match datetime::native(v) {
+            Some(iso) => Ok(Json::String(iso)),
+            None => serde_json::to_value(v).map_err(|e| err(format!("cannot represent {v}: {e}"))),
+        },
         _ => serde_json::to_value(v).map_err(|e| err(format!("cannot represent {v}: {e}"))),
     }
 }
@@ -231,7 +254,7 @@ pub(crate) fn render_json(
         Json::String(s) if s.contains("{{") || s.contains("{%") => {
             if let Some(expr) = single_expression(s) {
                 let src = yaml_expr(expr);
-                let e = env.compile_expression(&src)?;
+                let e = image_core::spec::bounded::compile_expression(env, &src)?;
                 let val = e.eval(ctx)?;
                 if val.is_undefined() {
                     return Err(Error::new(
@@ -241,16 +264,32 @@ pub(crate) fn render_json(
                 }
                 to_json(&val)?
             } else {
-                let src = yaml_template(s);
+                // As ansible-core 2.19: Jinja drops the template's last
+                // newline; the output nodes (printed values other than
+                // none, and text) make the result: none without any, the
+                // value itself when there is one, else their text; a text
+                // result gets back the newlines the template ended with.
+                let src = yaml_template(strip_last_newline(s));
                 let (text, first, printed) = pycompat::capture(|| env.render_str(&src, ctx));
                 let text = text?;
-                match (first, printed) {
-                    // Nothing at all: none, as Jinja's native rendering.
+                let out = match (first, printed) {
                     (_, 0) if text.is_empty() => Json::Null,
-                    // The output is exactly one value: keep its type.
-                    (Some(v), 1) if v.as_str() == Some(OMIT) && text.is_empty() => Json::from(OMIT),
-                    (Some(v), 1) if !v.is_none() && pycompat::py_str(&v) == text => to_json(&v)?,
+                    (Some(v), 1) if v.as_str() == Some(OMIT) && text.is_empty() => {
+                        return Ok(Json::from(OMIT))
+                    }
+                    (Some(v), 1) if pycompat::py_str(&v) == text => to_json(&v)?,
                     _ => Json::String(text),
+                };
+                match out {
+                    Json::String(mut t) => {
+                        let want = trailing_newlines(s);
+                        let have = trailing_newlines(&t);
+                        if want > have {
+                            t.push_str(&"\n".repeat(want - have));
+                        }
+                        Json::String(t)
+                    }
+                    other => other,
                 }
             }
         }
@@ -275,6 +314,9 @@ pub(crate) fn render_json(
     })
 }
 
+/// Instructions one render may execute: a few seconds at most.
+pub const RENDER_FUEL: u64 = 20_000_000;
+
 impl Templater {
     /// The engine with ansible's filters, tests and lookups.
     pub fn new() -> Self {
@@ -298,6 +340,11 @@ impl Templater {
         lookups::register(&mut env);
         globals::register(&mut env);
         aliases::register(&mut env);
+        // Fuel against endless loops and bounded `format`/`indent` (a
+        // template may come from anyone's role); more fuel than the
+        // definition's templates get, as a role's file templates are larger.
+        image_core::spec::bounded::harden(&mut env);
+        env.set_fuel(Some(RENDER_FUEL));
         env.add_global("omit", Value::from(OMIT));
         Templater { env: Arc::new(env) }
     }
@@ -313,8 +360,7 @@ impl Templater {
 
     /// Syntax check of an expression.
     pub fn check_expr(&self, e: &str) -> Result<(), String> {
-        self.env
-            .compile_expression(e)
+        image_core::spec::bounded::compile_expression(&self.env, e)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -356,7 +402,16 @@ impl Templater {
     /// context (the `template` module, the `template` lookup). A first
     /// line `#jinja2: trim_blocks: False, lstrip_blocks: True` sets those
     /// options for this file, as ansible's template module reads it.
+    /// Included files are found next to `template_path` and in the
+    /// task's search path (`__search_dirs`), when the context has them.
     pub fn render_with(&self, s: &str, ctx: &Value) -> Result<String, TemplateError> {
+        // (Looked up before `begin`: a missing one is not an error.)
+        let path = ctx
+            .get_attr("template_path")
+            .ok()
+            .and_then(|p| p.as_str().map(std::path::PathBuf::from));
+        let dirs = loader::dirs_of(ctx.get_attr("__search_dirs").ok());
+        let mut env = loader::file_env(&self.env, loader::search_path(path.as_deref(), &dirs));
         // The task's variables, when the context holds them, to name the
         // undefined ones in errors.
         let vars = ctx
@@ -375,7 +430,6 @@ impl Templater {
         };
         if let Some(rest) = s.strip_prefix("#jinja2:") {
             let (header, body) = rest.split_once('\n').unwrap_or((rest, ""));
-            let mut env = (*self.env).clone();
             for opt in header.split(',') {
                 let Some((k, v)) = opt.split_once(':') else {
                     continue;
@@ -396,17 +450,14 @@ impl Templater {
                 .render_str(&syntax::percent_format_template(body), ctx)
                 .map_err(explain);
         }
-        self.env
-            .render_str(&syntax::percent_format_template(s), ctx)
+        env.render_str(&syntax::percent_format_template(s), ctx)
             .map_err(explain)
     }
 
     /// Evaluates an expression.
     pub fn eval(&self, expr: &str, ctx: &Ctx) -> Result<Value, TemplateError> {
         let src = syntax::percent_format(expr);
-        let e = self
-            .env
-            .compile_expression(&src)
+        let e = image_core::spec::bounded::compile_expression(&self.env, &src)
             .map_err(|e| TemplateError(describe(&e)))?;
         ctx.vars.begin();
         e.eval(&ctx.value)
@@ -513,9 +564,18 @@ mod unit {
         assert_eq!(t.render(&json!("{{- m -}}"), &c).unwrap(), json!([1, 2]));
         assert_eq!(t.render(&json!("{{ -7 + 1 }}"), &c).unwrap(), json!(-6));
         // One printed value keeps its type (Jinja's native types), text
-        // around it makes a string.
+        // around it makes a string; the last newline is not text.
         assert_eq!(c.get("one"), Some(json!([1, 2])));
-        assert_eq!(c.get("two"), Some(json!("[1, 2]\n")));
+        assert_eq!(c.get("two"), Some(json!([1, 2])));
+        assert_eq!(t.render(&json!("{{ c }}\n"), &c).unwrap(), json!("hi\n"));
+        assert_eq!(
+            t.render(&json!("{{ none }}{{ l }}{# x #}\n"), &c).unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            t.render(&json!("{{ l }}\n\n"), &c).unwrap(),
+            json!("[1, 2]\n\n")
+        );
         assert_eq!(
             t.render_str("{{ [c, none, true] }}", &c).unwrap(),
             "['hi', None, True]"
@@ -538,6 +598,48 @@ mod unit {
             .unwrap_err()
             .0;
         assert!(e.starts_with("'y' is undefined"), "{e}");
+    }
+
+    #[test]
+    fn template_files_include_their_siblings_and_search_path() {
+        let t = Templater::new();
+        let dir = tempfile::tempdir().unwrap();
+        let role = dir.path().join("role");
+        std::fs::create_dir_all(role.join("templates")).unwrap();
+        std::fs::write(dir.path().join("child.j2"), "child {{ x }}\n").unwrap();
+        std::fs::write(role.join("templates/shared.j2"), "shared\n").unwrap();
+        let parent = dir.path().join("parent.j2");
+        let ctx = Value::from_serialize(json!({
+            "x": 1,
+            "template_path": parent.display().to_string(),
+            "__search_dirs": [role.display().to_string()],
+        }));
+        // An included file's last newline is dropped, as in ansible.
+        let body = "a\n{% include 'child.j2' %}\n{% include 'shared.j2' %}|\n";
+        assert_eq!(t.render_with(body, &ctx).unwrap(), "a\nchild 1shared|\n");
+        let e = t
+            .render_with("{% include 'none.j2' %}", &ctx)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("none.j2"), "{e}");
+    }
+
+    #[test]
+    fn datetimes_print_as_python_and_are_native_isoformat() {
+        let t = Templater::new();
+        let c = ctx(&t, json!({"s": "2024-01-02 03:04:05"}));
+        assert_eq!(
+            t.render(&json!("{{ s | to_datetime }}"), &c).unwrap(),
+            json!("2024-01-02T03:04:05")
+        );
+        assert_eq!(
+            t.render(&json!("at {{ s | to_datetime }}"), &c).unwrap(),
+            json!("at 2024-01-02 03:04:05")
+        );
+        assert!(t
+            .cond("now().year > 2000 and now() > s | to_datetime", &c)
+            .unwrap());
+        assert!(t.render(&json!("{{ 'x' | to_datetime }}"), &c).is_err());
     }
 
     #[test]

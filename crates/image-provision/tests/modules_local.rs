@@ -213,8 +213,8 @@ async fn refused_parameters_and_modules() {
             "attributes",
         ),
         (
-            "- copy: {content: b, dest: '@D@/f.txt', directory_mode: '0700'}\n",
-            "directory_mode",
+            "- copy: {content: b, dest: '@D@/f.txt', follow: true}\n",
+            "follow",
         ),
         (
             "- amazon.aws.s3_object: {bucket: b, object: o, dest: /tmp/x, mode: get}\n",

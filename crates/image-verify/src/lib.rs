@@ -14,6 +14,7 @@
 //! - [`runner`]: concurrency, retries; [`report`]: results and exit codes.
 //! - [`output`]: documentation, rspecish, json, junit, tap, silent.
 //! - [`options`]: [`VerifyOptions`] and option parsing for the CLI.
+//! - [`add`]: goss's `add` / `autoadd`, gossfile entries from a live host.
 //!
 //! ```no_run
 //! # async fn demo(target: &dyn image_core::target::Target) {
@@ -29,6 +30,9 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
+pub mod add;
 pub mod dnswire;
 pub mod matcher;
 pub mod options;

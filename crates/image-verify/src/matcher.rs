@@ -8,12 +8,19 @@
 //!   matcher).
 //! - On text properties (`contents`, `stdout`, `stderr`, `body`), a single
 //!   string is compared with the whole text (goss: `stderr: ""` asserts an
-//!   empty stderr), and the strings of a list are line patterns: `text` (some line contains it), `!text` (no line does),
-//!   `/re/`, `!/re/`, and `\!text` for a literal `!`.
+//!   empty stderr), and the strings of a list are line patterns: `text`
+//!   (some line contains it), `!text` (no line does), `/re/`, `/re/i`
+//!   (flags `i`, `m`, `s`), `!/re/`, and `\!text` (see [`Pattern::parse`]).
 //! - A single-key mapping is an advanced matcher: `equal`, `have-prefix`,
 //!   `have-suffix`, `match-regexp`, `contain-substring`, `contain-element`,
 //!   `contain-elements`, `consist-of`, `have-len`, `have-key`, `gt`, `ge`,
-//!   `lt`, `le`, `not`, `and`, `or`, `semver-constraint`, `have-patterns`.
+//!   `lt`, `le`, `not`, `and`, `or`, `semver-constraint`, `have-patterns`,
+//!   `gjson` (a mapping of [gjson](https://gjson.dev/) paths to matchers,
+//!   each applied to what the path selects in JSON text), `xml` (`xpath`
+//!   and `result`: an XPath 1.0 query on XML text, see [`xml`]).
+//! - goss's transforms: string matchers see a list as its items joined by
+//!   newlines, `contain-element(s)` see a string as its lines, numeric
+//!   matchers parse strings.
 //!
 //! ```
 //! use image_verify::matcher::Matcher;
@@ -51,6 +58,8 @@ pub const NAMES: &[&str] = &[
     "or",
     "semver-constraint",
     "have-patterns",
+    "gjson",
+    "xml",
 ];
 
 /// A line pattern of a text property.
@@ -74,22 +83,30 @@ pub enum PatternKind {
 }
 
 impl Pattern {
-    /// Parses `"text"`, `"!text"`, `"/re/"`, `"!/re/"`, `"\\!text"`.
+    /// Parses a pattern as goss does: `/re/` (optionally `/re/ims`, Go's
+    /// inline flags) is a regular expression, `!` in front negates, and
+    /// any other string is a substring with its leading `\`, `/` and `!`
+    /// removed (so `\!text`, documented as a literal `!text`, finds `text`
+    /// in goss's code, and here).
     pub fn parse(s: &str) -> Result<Pattern, String> {
-        let (negate, body) = match s.strip_prefix('!') {
-            Some(b) => (true, b),
-            None => (
-                false,
-                s.strip_prefix('\\')
-                    .filter(|b| b.starts_with('!'))
-                    .unwrap_or(s),
-            ),
-        };
-        let kind = if body.len() >= 2 && body.starts_with('/') && body.ends_with('/') {
-            let re = &body[1..body.len() - 1];
-            PatternKind::Regex(crate::re2::compile(re)?)
+        let negate = s.starts_with('!');
+        let kind = if is_regex_pattern(s) {
+            let mut clean = s.strip_prefix('!').unwrap_or(s);
+            if clean.starts_with(['\\', '/']) {
+                clean = &clean[1..];
+            }
+            let (re, flags) = match clean.rfind('/') {
+                Some(i) => (&clean[..i], &clean[i + 1..]),
+                None => (clean, ""),
+            };
+            let re = if flags.is_empty() {
+                re.to_string()
+            } else {
+                format!("(?{flags}){re}")
+            };
+            PatternKind::Regex(crate::re2::compile(&re)?)
         } else {
-            PatternKind::Literal(body.to_string())
+            PatternKind::Literal(s.trim_start_matches(['\\', '/', '!']).to_string())
         };
         Ok(Pattern {
             text: s.to_string(),
@@ -99,17 +116,30 @@ impl Pattern {
     }
 
     /// True when the pattern holds for `text` (some line matches, or with
-    /// `!` none does).
+    /// `!` none does). As goss reads lines, empty text has no line: only an
+    /// empty pattern (or a negated one) holds for it.
     pub fn holds(&self, text: &str) -> bool {
+        if text.is_empty() {
+            return self.negate || self.text.is_empty();
+        }
         let hit = text.lines().any(|l| match &self.kind {
             PatternKind::Literal(s) => l.contains(s.as_str()),
             PatternKind::Regex(r) => r.is_match(l),
-        }) || (text.is_empty()
-            && match &self.kind {
-                PatternKind::Literal(s) => s.is_empty(),
-                PatternKind::Regex(r) => r.is_match(""),
-            });
+        });
         hit != self.negate
+    }
+}
+
+/// goss's test for a regex pattern: `/…/` (after an optional `!`), with
+/// only the flags `i`, `m`, `s` after the closing `/`.
+fn is_regex_pattern(s: &str) -> bool {
+    let core = s.strip_prefix('!').unwrap_or(s);
+    let Some(body) = core.strip_prefix('/') else {
+        return false;
+    };
+    match body.rfind('/') {
+        Some(i) => body[i + 1..].chars().all(|c| matches!(c, 'i' | 'm' | 's')),
+        None => false,
     }
 }
 
@@ -131,6 +161,8 @@ pub enum Cmp {
 pub enum Matcher {
     /// Equality with type conversion.
     Equal(Value),
+    /// `equal` written out: the same test, printed as written.
+    EqualNamed(Value),
     /// Line patterns on text.
     Patterns(Vec<Pattern>),
     /// `have-prefix`
@@ -143,8 +175,11 @@ pub enum Matcher {
     ContainSubstring(String),
     /// `contain-element`
     ContainElement(Box<Matcher>),
-    /// `contain-elements` (also a plain list)
+    /// A plain list: contains these elements.
     ContainElements(Vec<Matcher>),
+    /// `contain-elements` written out: as a plain list, but a string is
+    /// first split into lines (goss's to-array transform).
+    ContainElementsOf(Vec<Matcher>),
     /// `consist-of`
     ConsistOf(Vec<Matcher>),
     /// `have-len`
@@ -161,6 +196,10 @@ pub enum Matcher {
     Or(Vec<Matcher>),
     /// `semver-constraint`
     Semver(String),
+    /// `gjson`: (path, matcher) pairs, all of which must hold.
+    Gjson(Vec<(String, Matcher)>),
+    /// `xml`: (xpath, expected result).
+    Xml(String, String),
 }
 
 /// The result of one check.
@@ -171,16 +210,33 @@ pub struct Outcome {
     /// Why not (patterns not found, a type error), when there is more to
     /// say than expected vs found.
     pub detail: Option<String>,
+    /// The matcher could not compare at all (a list expected, no JSON, ...):
+    /// as gomega's errors, `not` does not turn it into a match.
+    pub error: bool,
 }
 
 impl Outcome {
     fn yes(ok: bool) -> Self {
-        Outcome { ok, detail: None }
+        Outcome {
+            ok,
+            detail: None,
+            error: false,
+        }
     }
+    /// A mismatch with more to say.
+    fn fail(detail: String) -> Self {
+        Outcome {
+            ok: false,
+            detail: Some(detail),
+            error: false,
+        }
+    }
+    /// The comparison could not be made.
     fn err(detail: String) -> Self {
         Outcome {
             ok: false,
             detail: Some(detail),
+            error: true,
         }
     }
 }
@@ -196,8 +252,14 @@ impl Matcher {
                     let s = it
                         .scalar_string()
                         .filter(|_| !it.is_null())
-                        .ok_or_else(|| it.type_error("a line pattern", "a string"))?;
-                    pats.push(Pattern::parse(&s).map_err(|e| it.error(e))?);
+                        .ok_or_else(|| {
+                            it.type_error("a line pattern", "a string")
+                                .with_help("quote the pattern: `- \"text\"` or `- \"/regex/\"`")
+                        })?;
+                    pats.push(Pattern::parse(&s).map_err(|e| {
+                        it.error(e)
+                            .with_help("a pattern is text, `/regex/` or `!` and one of those")
+                    })?);
                 }
                 Ok(Matcher::Patterns(pats))
             }
@@ -215,21 +277,25 @@ impl Matcher {
                 }
                 let (k, v) = &pairs[0];
                 let name = k.as_key().unwrap_or_default();
-                Matcher::named(&name, k, v, text)
+                Matcher::named(&name, k, v)
             }
             _ => Ok(Matcher::Equal(node.to_json())),
         }
     }
 
-    fn named(name: &str, key: &Node, v: &Node, text: bool) -> Result<Matcher, Diagnostic> {
+    fn named(name: &str, key: &Node, v: &Node) -> Result<Matcher, Diagnostic> {
         let string = |v: &Node| {
-            v.scalar_string()
-                .filter(|_| !v.is_null())
-                .ok_or_else(|| v.type_error(name, "a string"))
+            v.scalar_string().filter(|_| !v.is_null()).ok_or_else(|| {
+                v.type_error(name, "a string")
+                    .with_help(format!("e.g. `{name}: \"text\"`"))
+            })
         };
         let list = |v: &Node| -> Result<Vec<Matcher>, Diagnostic> {
             v.as_seq()
-                .ok_or_else(|| v.type_error(name, "a list"))?
+                .ok_or_else(|| {
+                    v.type_error(name, "a list")
+                        .with_help(format!("e.g. `{name}: [a, b]`"))
+                })?
                 .iter()
                 .map(|i| Matcher::from_node(i, false))
                 .collect()
@@ -238,40 +304,57 @@ impl Matcher {
             match &v.value {
                 Y::Int(i) => Ok(*i as f64),
                 Y::Float(f) => Ok(*f),
-                Y::Str(s) => s.trim().parse().map_err(|_| v.type_error(name, "a number")),
-                _ => Err(v.type_error(name, "a number")),
+                Y::Str(s) => s.trim().parse().map_err(|_| {
+                    v.type_error(name, "a number")
+                        .with_help(format!("e.g. `{name}: 10`"))
+                }),
+                _ => Err(v
+                    .type_error(name, "a number")
+                    .with_help(format!("e.g. `{name}: 10`"))),
             }
         };
         Ok(match name {
-            "equal" => Matcher::Equal(v.to_json()),
+            "equal" => Matcher::EqualNamed(v.to_json()),
             "have-prefix" => Matcher::HavePrefix(string(v)?),
             "have-suffix" => Matcher::HaveSuffix(string(v)?),
             "contain-substring" => Matcher::ContainSubstring(string(v)?),
             "match-regexp" => {
                 let s = string(v)?;
-                let re = crate::re2::compile(&s).map_err(|e| v.error(e))?;
+                let re = crate::re2::compile(&s).map_err(|e| {
+                    v.error(e).with_help(
+                        "write an RE2 regular expression (no lookaround or backreferences)",
+                    )
+                })?;
                 Matcher::MatchRegexp(s, re)
             }
             "contain-element" => Matcher::ContainElement(Box::new(Matcher::from_node(v, false)?)),
-            "contain-elements" => Matcher::ContainElements(list(v)?),
+            "contain-elements" => Matcher::ContainElementsOf(list(v)?),
             "consist-of" => Matcher::ConsistOf(list(v)?),
             "have-len" => Matcher::HaveLen(
                 v.as_i64()
                     .and_then(|i| usize::try_from(i).ok())
-                    .ok_or_else(|| v.type_error(name, "a non-negative integer"))?,
+                    .ok_or_else(|| {
+                        v.type_error(name, "a non-negative integer")
+                            .with_help(format!("e.g. `{name}: 2`"))
+                    })?,
             ),
             "have-key" => Matcher::HaveKey(Box::new(Matcher::from_node(v, false)?)),
             "gt" => Matcher::Compare(Cmp::Gt, number(v)?),
             "ge" => Matcher::Compare(Cmp::Ge, number(v)?),
             "lt" => Matcher::Compare(Cmp::Lt, number(v)?),
             "le" => Matcher::Compare(Cmp::Le, number(v)?),
-            "not" => Matcher::Not(Box::new(Matcher::from_node(v, text)?)),
+            // goss: only a top-level list of a text attribute is line
+            // patterns; under `not`, `and`, `or` a list is contain-elements.
+            "not" => Matcher::Not(Box::new(Matcher::from_node(v, false)?)),
             "and" | "or" => {
                 let items: Vec<Matcher> = v
                     .as_seq()
-                    .ok_or_else(|| v.type_error(name, "a list"))?
+                    .ok_or_else(|| {
+                        v.type_error(name, "a list")
+                            .with_help(format!("e.g. `{name}: [{{gt: 1}}, {{lt: 5}}]`"))
+                    })?
                     .iter()
-                    .map(|i| Matcher::from_node(i, text))
+                    .map(|i| Matcher::from_node(i, false))
                     .collect::<Result<_, _>>()?;
                 if name == "and" {
                     Matcher::And(items)
@@ -281,10 +364,39 @@ impl Matcher {
             }
             "semver-constraint" => {
                 let s = string(v)?;
-                semver_satisfies(&s, "0.0.0").map_err(|e| v.error(e))?;
+                semver_satisfies(&s, "0.0.0").map_err(|e| {
+                    v.error(e)
+                        .with_help("write a constraint such as \">=1.2.0, <2.0\"")
+                })?;
                 Matcher::Semver(s)
             }
             "have-patterns" => return Matcher::from_node(v, true),
+            "gjson" => {
+                let pairs = v
+                    .as_map()
+                    .ok_or_else(|| v.type_error(name, "a mapping of gjson paths to matchers"))?;
+                let mut out = Vec::new();
+                for (pk, pv) in pairs {
+                    let path = pk.as_key().unwrap_or_default();
+                    out.push((path, Matcher::from_node(pv, false)?));
+                }
+                Matcher::Gjson(out)
+            }
+            "xml" => {
+                let m = v
+                    .as_map()
+                    .ok_or_else(|| v.type_error(name, "a mapping with xpath and result"))?;
+                let get = |k: &str| {
+                    m.iter()
+                        .find(|(mk, _)| mk.as_key().as_deref() == Some(k))
+                        .map(|(_, mv)| go_fmt_v(&mv.to_json()))
+                };
+                let (Some(xpath), Some(result)) = (get("xpath"), get("result")) else {
+                    return Err(v.error("xml needs both `xpath` and `result`"));
+                };
+                xml::validate(&xpath).map_err(|e| v.error(e))?;
+                Matcher::Xml(xpath, result)
+            }
             other => {
                 let mut d = key.error(format!("unknown matcher `{other}`"));
                 d = match did_you_mean(other, NAMES.iter().copied()) {
@@ -296,10 +408,31 @@ impl Matcher {
         })
     }
 
+    /// The matcher of a value read as text (goss's `as-reader`): a
+    /// top-level list of strings becomes line patterns; anything else is
+    /// unchanged.
+    pub fn into_patterns(self) -> Result<Matcher, String> {
+        match self {
+            Matcher::ContainElements(items) => {
+                let mut pats = Vec::new();
+                for m in items {
+                    match m {
+                        Matcher::Equal(Value::String(s)) => pats.push(Pattern::parse(&s)?),
+                        other => {
+                            return Err(format!("a line pattern must be a string, found {other}"))
+                        }
+                    }
+                }
+                Ok(Matcher::Patterns(pats))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Checks `found` against this matcher.
     pub fn check(&self, found: &Value) -> Outcome {
         match self {
-            Matcher::Equal(e) => Outcome::yes(loose_eq(e, found)),
+            Matcher::Equal(e) | Matcher::EqualNamed(e) => Outcome::yes(loose_eq(e, found)),
             Matcher::Patterns(pats) => {
                 let text = as_text(found);
                 let missing: Vec<&str> = pats
@@ -310,16 +443,20 @@ impl Matcher {
                 if missing.is_empty() {
                     Outcome::yes(true)
                 } else {
-                    Outcome::err(format!("patterns not found: [{}]", missing.join(", ")))
+                    Outcome::fail(format!("patterns not found: [{}]", missing.join(", ")))
                 }
             }
-            Matcher::HavePrefix(p) => Outcome::yes(as_text(found).starts_with(p.as_str())),
-            Matcher::HaveSuffix(p) => Outcome::yes(as_text(found).ends_with(p.as_str())),
-            Matcher::ContainSubstring(p) => Outcome::yes(as_text(found).contains(p.as_str())),
-            Matcher::MatchRegexp(_, r) => Outcome::yes(r.is_match(&as_text(found))),
-            Matcher::ContainElement(m) => match found {
+            Matcher::HavePrefix(p) => Outcome::yes(to_string(found).starts_with(p.as_str())),
+            Matcher::HaveSuffix(p) => Outcome::yes(to_string(found).ends_with(p.as_str())),
+            Matcher::ContainSubstring(p) => Outcome::yes(to_string(found).contains(p.as_str())),
+            Matcher::MatchRegexp(_, r) => Outcome::yes(r.is_match(&to_string(found))),
+            Matcher::ContainElement(m) => match to_array(found).as_ref() {
                 Value::Array(items) => Outcome::yes(items.iter().any(|i| m.check(i).ok)),
                 other => Outcome::err(format!("contain-element needs a list, found {other}")),
+            },
+            Matcher::ContainElementsOf(ms) => match to_array(found).as_ref() {
+                Value::Array(items) => Outcome::yes(assign(ms, items, false)),
+                other => Outcome::err(format!("contain-elements needs a list, found {other}")),
             },
             Matcher::ContainElements(ms) => match found {
                 Value::Array(items) => Outcome::yes(assign(ms, items, false)),
@@ -354,6 +491,9 @@ impl Matcher {
             },
             Matcher::Not(m) => {
                 let o = m.check(found);
+                if o.error {
+                    return o;
+                }
                 Outcome::yes(!o.ok)
             }
             Matcher::And(ms) => {
@@ -369,7 +509,7 @@ impl Matcher {
                 let mut details = Vec::new();
                 for m in ms {
                     let o = m.check(found);
-                    if o.ok {
+                    if o.ok || o.error {
                         return o;
                     }
                     details.extend(o.detail);
@@ -377,6 +517,7 @@ impl Matcher {
                 Outcome {
                     ok: false,
                     detail: (!details.is_empty()).then(|| details.join("; ")),
+                    error: false,
                 }
             }
             Matcher::Semver(c) => {
@@ -396,6 +537,40 @@ impl Matcher {
                 }
                 Outcome::yes(true)
             }
+            Matcher::Gjson(pairs) => {
+                let Value::String(json) = found else {
+                    return Outcome::err(format!("gjson needs JSON text, found {found}"));
+                };
+                if !gjson::valid(json) {
+                    return Outcome::err("gjson: invalid JSON".into());
+                }
+                for (path, m) in pairs {
+                    let Some(v) = gjson_get(json, path) else {
+                        return Outcome::err(format!("gjson: path not found: {path}"));
+                    };
+                    let o = m.check(&v);
+                    if !o.ok {
+                        let why = o.detail.unwrap_or_else(|| {
+                            format!("found {v}, expected {} {}", m.verb(), m.to_json())
+                        });
+                        let why = format!("gjson `{path}`: {why}");
+                        return if o.error {
+                            Outcome::err(why)
+                        } else {
+                            Outcome::fail(why)
+                        };
+                    }
+                }
+                Outcome::yes(true)
+            }
+            Matcher::Xml(xpath, result) => match found {
+                Value::String(text) => match xml::check(text, xpath, result) {
+                    Ok(None) => Outcome::yes(true),
+                    Ok(Some(why)) => Outcome::fail(why),
+                    Err(e) => Outcome::err(e),
+                },
+                other => Outcome::err(format!("xml needs XML text, found {other}")),
+            },
         }
     }
 
@@ -405,6 +580,7 @@ impl Matcher {
         let named = |n: &str, v: Value| serde_json::json!({ n: v });
         match self {
             Matcher::Equal(v) => v.clone(),
+            Matcher::EqualNamed(v) => named("equal", v.clone()),
             Matcher::Patterns(p) => {
                 Value::Array(p.iter().map(|p| Value::String(p.text.clone())).collect())
             }
@@ -414,6 +590,7 @@ impl Matcher {
             Matcher::MatchRegexp(s, _) => named("match-regexp", s.clone().into()),
             Matcher::ContainElement(m) => named("contain-element", m.to_json()),
             Matcher::ContainElements(ms) => list(ms),
+            Matcher::ContainElementsOf(ms) => named("contain-elements", list(ms)),
             Matcher::ConsistOf(ms) => named("consist-of", list(ms)),
             Matcher::HaveLen(n) => named("have-len", (*n).into()),
             Matcher::HaveKey(m) => named("have-key", m.to_json()),
@@ -435,20 +612,30 @@ impl Matcher {
             Matcher::And(ms) => named("and", list(ms)),
             Matcher::Or(ms) => named("or", list(ms)),
             Matcher::Semver(s) => named("semver-constraint", s.clone().into()),
+            Matcher::Xml(x, r) => named("xml", serde_json::json!({"xpath": x, "result": r})),
+            Matcher::Gjson(pairs) => named(
+                "gjson",
+                Value::Object(
+                    pairs
+                        .iter()
+                        .map(|(p, m)| (p.clone(), m.to_json()))
+                        .collect(),
+                ),
+            ),
         }
     }
 
     /// A verb phrase for failure messages ("to equal", "to contain elements").
     pub fn verb(&self) -> &'static str {
         match self {
-            Matcher::Equal(_) => "to equal",
+            Matcher::Equal(_) | Matcher::EqualNamed(_) => "to equal",
             Matcher::Patterns(_) => "to have patterns",
             Matcher::HavePrefix(_) => "to have prefix",
             Matcher::HaveSuffix(_) => "to have suffix",
             Matcher::ContainSubstring(_) => "to contain substring",
             Matcher::MatchRegexp(..) => "to match regular expression",
             Matcher::ContainElement(_) => "to contain element matching",
-            Matcher::ContainElements(_) => "to contain elements",
+            Matcher::ContainElements(_) | Matcher::ContainElementsOf(_) => "to contain elements",
             Matcher::ConsistOf(_) => "to consist of",
             Matcher::HaveLen(_) => "to have length",
             Matcher::HaveKey(_) => "to have key matching",
@@ -457,6 +644,8 @@ impl Matcher {
             Matcher::And(_) => "to satisfy all of",
             Matcher::Or(_) => "to satisfy one of",
             Matcher::Semver(_) => "to satisfy semver constraint",
+            Matcher::Gjson(_) => "to have gjson paths matching",
+            Matcher::Xml(..) => "to satisfy XPath match with result",
         }
     }
 }
@@ -474,6 +663,56 @@ pub fn as_text(v: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// goss's `to-string` transform: a list is its items joined by newlines
+/// (as the lines of a command's output), anything else as text.
+pub fn to_string(v: &Value) -> String {
+    match v {
+        Value::Array(items) => items.iter().map(as_text).collect::<Vec<_>>().join("\n"),
+        other => as_text(other),
+    }
+}
+
+/// A value as Go's `fmt` `%v` prints it (`[a b]`, `map[k:v]`).
+pub fn go_fmt_v(v: &Value) -> String {
+    match v {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(go_fmt_v).collect::<Vec<_>>().join(" ")
+        ),
+        Value::Object(m) => format!(
+            "map[{}]",
+            m.iter()
+                .map(|(k, v)| format!("{k}:{}", go_fmt_v(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Value::Null => "<nil>".into(),
+        other => as_text(other),
+    }
+}
+
+/// goss's `to-array` transform: a string is its lines.
+fn to_array(v: &Value) -> std::borrow::Cow<'_, Value> {
+    match v {
+        Value::String(s) => std::borrow::Cow::Owned(Value::Array(
+            s.split('\n')
+                .map(|l| Value::String(l.to_string()))
+                .collect(),
+        )),
+        other => std::borrow::Cow::Borrowed(other),
+    }
+}
+
+/// What a gjson `path` selects in `json`, as a JSON value (goss:
+/// `gjson.Get(json, path).Value()`); `None` when the path does not exist.
+pub fn gjson_get(json: &str, path: &str) -> Option<Value> {
+    let r = gjson::get(json, path);
+    if !r.exists() {
+        return None;
+    }
+    Some(serde_json::from_str(r.json()).unwrap_or_else(|_| Value::String(r.str().to_string())))
 }
 
 fn as_number(v: &Value) -> Option<f64> {
@@ -622,6 +861,8 @@ fn regex_comparator() -> &'static regex::Regex {
         .unwrap_or_else(|_| unreachable!("static regex"))
     })
 }
+
+pub mod xml;
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,49 @@ pub enum TargetSpec {
     },
 }
 
+impl TargetSpec {
+    /// Connects: this machine, or the SSH host (as `root` without a user;
+    /// retried for up to 30 s while the host comes up).
+    pub async fn connect(&self) -> Result<Box<dyn image_core::target::Target>, String> {
+        use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+        match self {
+            TargetSpec::Local => Ok(Box::new(image_core::local::LocalTarget::new())),
+            TargetSpec::Ssh {
+                user,
+                host,
+                port,
+                identity,
+            } => {
+                let user = user.clone().unwrap_or_else(|| "root".to_string());
+                let key = identity.clone().ok_or("--host needs --identity KEY")?;
+                let mut cfg = SshConfig::new(host.clone(), *port, user, SshAuth::key_file(key));
+                cfg.retry_until = Duration::from_secs(30);
+                let t = SshTarget::connect(cfg).await.map_err(|e| e.to_string())?;
+                Ok(Box::new(t))
+            }
+        }
+    }
+
+    /// From `--host` / `--identity` (none: this machine).
+    pub fn from_flags(host: Option<&str>, identity: Option<PathBuf>) -> Result<Self, String> {
+        match host {
+            None => Ok(TargetSpec::Local),
+            Some(h) => {
+                let (user, host, port) = parse_host(h)?;
+                if identity.is_none() {
+                    return Err("--host needs --identity KEY".into());
+                }
+                Ok(TargetSpec::Ssh {
+                    user,
+                    host,
+                    port,
+                    identity,
+                })
+            }
+        }
+    }
+}
+
 /// Everything `image-cli verify` takes.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {

@@ -36,7 +36,17 @@ pub fn compile(pattern: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(&translated)
         .size_limit(16 << 20)
         .build()
-        .map_err(|e| format!("bad regular expression {pattern:?}: {e}"))
+        .map_err(|e| {
+            // The regex crate's error spans lines (the translated pattern, a
+            // caret): keep its last `error:` line, which says what is wrong.
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or(text.lines().next().unwrap_or_default());
+            format!("bad regular expression {pattern:?}: {why}")
+        })
 }
 
 /// Translates an RE2 pattern into the `regex` crate's syntax.

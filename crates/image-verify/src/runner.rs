@@ -3,7 +3,9 @@
 //! observed concurrently up to `max_concurrent`, then every property's
 //! matcher is checked. With a retry timeout, failing runs are repeated
 //! after `sleep` while `elapsed + sleep` stays within the timeout (goss's
-//! `--retry-timeout` / `--sleep`); sleeping never blocks the runtime.
+//! `--retry-timeout` / `--sleep`); within a run, a failed resource with
+//! `retry_count` is observed again after `retry_delay` (goss's per-resource
+//! retries); sleeping never blocks the runtime.
 
 use std::time::{Duration, Instant};
 
@@ -69,7 +71,8 @@ pub async fn run(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Repor
     }
 }
 
-/// One pass over every resource.
+/// One pass over every resource, with goss's per-resource retries
+/// (`retry_count`, `retry_delay`) for the resources that failed.
 async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<TestResult> {
     let probe = Probe {
         target,
@@ -110,66 +113,121 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
         .buffer_unordered(probe.max_concurrent)
         .collect()
         .await;
-    let mut by_index: Vec<Option<(&Observed, Duration)>> = vec![None; suite.resources.len()];
-    for (idx, obs, d) in &observed {
-        for (i, o) in idx.iter().zip(obs) {
-            by_index[*i] = Some((o, *d));
+    let mut by_index: Vec<Option<(Observed, Duration)>> = vec![None; suite.resources.len()];
+    for (idx, obs, d) in observed {
+        for (i, o) in idx.into_iter().zip(obs) {
+            by_index[i] = Some((o, d));
         }
     }
-    let mut out = Vec::new();
-    for (i, spec) in suite.resources.iter().enumerate() {
-        let gate = crate::resource::gate_property(spec.kind.key());
-        let mut gate_closed = false;
-        for (n, check) in spec.checks.iter().enumerate() {
-            let mut r = TestResult {
-                resource_type: spec.kind.type_name().to_string(),
-                resource_id: spec.report_id(),
-                property: check.property.to_string(),
-                title: spec.title.clone(),
-                meta: spec.meta.clone(),
-                expected: check.matcher.to_json(),
-                found: None,
-                status: Status::Skipped,
-                error: None,
-                duration: Duration::ZERO,
-                location: check.loc.to_string(),
-                verb: check.matcher.verb().to_string(),
-            };
-            if spec.skip || gate_closed {
-                out.push(r);
-                continue;
-            }
-            let Some((obs, d)) = by_index[i] else {
-                r.status = Status::Failed;
-                r.error = Some("not observed (the probe returned too few results)".into());
-                out.push(r);
-                continue;
-            };
-            r.duration = d;
-            if let Some(e) = &obs.error {
-                r.status = Status::Failed;
-                r.error = Some(e.clone());
-            } else if let Some(found) = obs.values.get(check.property) {
-                let o = check.matcher.check(found);
-                r.status = if o.ok { Status::Passed } else { Status::Failed };
-                r.found = Some(found.clone());
-                r.error = if o.ok { None } else { o.detail };
-            } else {
-                r.status = Status::Failed;
-                r.error = Some(
-                    obs.absent
-                        .clone()
-                        .unwrap_or_else(|| format!("{} not found", check.property)),
-                );
-            }
-            // goss's shouldSkip: when the gate property (`exists`,
-            // `installed`...) fails or finds false, the rest is skipped.
-            if n == 0 && gate == Some(check.property) {
-                gate_closed =
-                    r.status != Status::Passed || r.found == Some(serde_json::Value::Bool(false));
-            }
-            out.push(r);
+    let mut results: Vec<Vec<TestResult>> = suite
+        .resources
+        .iter()
+        .zip(&by_index)
+        .map(|(spec, obs)| evaluate(spec, obs.as_ref()))
+        .collect();
+    // Per-resource retries: each failed resource with a `retry_count` is
+    // observed again on its own, concurrently with the others.
+    type Retried = (usize, Vec<TestResult>);
+    let retries: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Retried> + Send + '_>>> =
+        suite
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(i, spec)| {
+                !spec.skip
+                    && spec.retry().0 > 0
+                    && results[*i].iter().any(|r| r.status == Status::Failed)
+            })
+            .map(|(i, spec)| {
+                Box::pin(async move { (i, retry_one(probe, spec).await) })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = Retried> + Send + '_>>
+            })
+            .collect();
+    let retried: Vec<Retried> = futures::stream::iter(retries)
+        .buffer_unordered(probe.max_concurrent)
+        .collect()
+        .await;
+    for (i, r) in retried {
+        results[i] = r;
+    }
+    results.into_iter().flatten().collect()
+}
+
+/// Observes `spec` again up to its `retry_count` times, `retry_delay`
+/// apart, until all its checks pass; the last attempt's results.
+async fn retry_one(probe: &Probe<'_>, spec: &ResourceSpec) -> Vec<TestResult> {
+    let (count, delay) = spec.retry();
+    let mut last = Vec::new();
+    for n in 0..count {
+        tokio::time::sleep(delay).await;
+        let t0 = Instant::now();
+        let obs = spec.kind.observe(probe, &[spec]).await.into_iter().next();
+        let d = t0.elapsed();
+        last = evaluate(spec, obs.map(|o| (o, d)).as_ref());
+        let failed = last.iter().any(|r| r.status == Status::Failed);
+        tracing::debug!(resource = %spec.report_id(), retry = n + 1, failed, "verify: retried");
+        if !failed {
+            break;
         }
+    }
+    last
+}
+
+/// The results of `spec`'s checks against what was observed.
+fn evaluate(spec: &ResourceSpec, observed: Option<&(Observed, Duration)>) -> Vec<TestResult> {
+    let gate = crate::resource::gate_property(spec.kind.key());
+    let mut gate_closed = false;
+    let mut out = Vec::new();
+    for (n, check) in spec.checks.iter().enumerate() {
+        let mut r = TestResult {
+            resource_type: spec.kind.type_name().to_string(),
+            resource_id: spec.report_id(),
+            property: crate::resource::reported_property(spec.kind.key(), check.property)
+                .to_string(),
+            title: spec.title.clone(),
+            meta: spec.meta.clone(),
+            expected: check.matcher.to_json(),
+            found: None,
+            status: Status::Skipped,
+            error: None,
+            duration: Duration::ZERO,
+            location: check.loc.to_string(),
+            verb: check.matcher.verb().to_string(),
+        };
+        if spec.skip || gate_closed {
+            out.push(r);
+            continue;
+        }
+        let Some((obs, d)) = observed else {
+            r.status = Status::Failed;
+            r.error = Some("not observed (the probe returned too few results)".into());
+            out.push(r);
+            continue;
+        };
+        r.duration = *d;
+        if let Some(e) = &obs.error {
+            r.status = Status::Failed;
+            r.error = Some(e.clone());
+        } else if let Some(found) = obs.values.get(check.property) {
+            let o = check.matcher.check(found);
+            r.status = if o.ok { Status::Passed } else { Status::Failed };
+            r.found = Some(found.clone());
+            r.error = if o.ok { None } else { o.detail };
+        } else {
+            r.status = Status::Failed;
+            r.error = Some(
+                obs.absent
+                    .clone()
+                    .unwrap_or_else(|| format!("{} not found", check.property)),
+            );
+        }
+        // goss's shouldSkip: when the gate property (`exists`,
+        // `installed`...) fails or finds false, the rest is skipped.
+        if n == 0 && gate == Some(check.property) {
+            gate_closed =
+                r.status != Status::Passed || r.found == Some(serde_json::Value::Bool(false));
+        }
+        out.push(r);
     }
     out
 }
@@ -223,7 +281,7 @@ mod tests {
                 ("/no/such/either".into(), "exists", Status::Passed),
                 ("/no/such/either".into(), "owner", Status::Skipped),
                 ("k: no-such-package-xyz".into(), "installed", Status::Failed),
-                ("k: no-such-package-xyz".into(), "versions", Status::Skipped),
+                ("k: no-such-package-xyz".into(), "version", Status::Skipped),
             ]
         );
     }

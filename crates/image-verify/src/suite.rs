@@ -97,8 +97,11 @@ pub fn load_str(
 /// file's text), errors with file:line.
 pub fn render_file(path: &Path, data: &TemplateData) -> Result<Rendered, Diagnostics> {
     let name = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(None, format!("cannot read {name}: {e}")))
+    let src = yaml::read_file(path).map_err(|e| {
+        Diagnostics::from(
+            Diagnostic::error(None, format!("cannot read {name}: {e}"))
+                .with_help("check the path and that the file is readable"),
+        )
     })?;
     template::render(&name, &src, data).map_err(Diagnostics::from)
 }
@@ -131,7 +134,10 @@ pub fn load_vars(files: &[PathBuf], inline: &[String]) -> Result<Value, Diagnost
             Value::Object(m) => Some(m),
             Value::Null => None,
             _ => {
-                diags.push(node.type_error("vars", "a mapping"));
+                diags.push(
+                    node.type_error("vars", "a mapping")
+                        .with_help("write `name: value` lines (YAML) or a JSON object"),
+                );
                 None
             }
         },
@@ -142,13 +148,16 @@ pub fn load_vars(files: &[PathBuf], inline: &[String]) -> Result<Value, Diagnost
     };
     for f in files {
         let name = f.display().to_string();
-        match std::fs::read_to_string(f) {
+        match yaml::read_file(f) {
             Ok(src) => {
                 if let Some(m) = parse(&name, &src, &mut diags) {
                     deep_merge(&mut vars, m);
                 }
             }
-            Err(e) => diags.error(None, format!("cannot read vars file {name}: {e}")),
+            Err(e) => diags.push(
+                Diagnostic::error(None, format!("cannot read vars file {name}: {e}"))
+                    .with_help("check the path given to --vars and that the file is readable"),
+            ),
         }
     }
     for (i, s) in inline.iter().enumerate() {
@@ -243,22 +252,26 @@ impl Loader<'_> {
         let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let name = path.display().to_string();
         if self.stack.contains(&canon) {
-            self.diags.push(Diagnostic::error(
-                from.cloned(),
-                format!(
-                    "gossfile {name} includes itself (through {} file(s))",
-                    self.stack.len()
-                ),
-            ));
+            self.diags.push(
+                Diagnostic::error(
+                    from.cloned(),
+                    format!(
+                        "gossfile {name} includes itself (through {} file(s))",
+                        self.stack.len()
+                    ),
+                )
+                .with_help("remove the `gossfile:` entry that closes the loop"),
+            );
             return;
         }
-        let src = match std::fs::read_to_string(path) {
+        let src = match yaml::read_file(path) {
             Ok(s) => s,
             Err(e) => {
                 self.diags.push(Diagnostic::error(
                     from.cloned(),
                     format!("cannot read gossfile {name}: {e}"),
-                ));
+                )
+                .with_help("check the path (relative to the including gossfile) and that the file is readable"));
                 return;
             }
         };
@@ -296,7 +309,7 @@ impl Loader<'_> {
         if node.as_map().is_none() {
             return self
                 .diags
-                .push(node.type_error("a gossfile", "a mapping of resource types"));
+                .push(node.type_error("a gossfile", "a mapping of resource types").with_help("start with a resource type, e.g. `file:` then `  /etc/hosts: {exists: true}`"));
         }
         let mut warnings = Diagnostics::default();
         // goss merges a file's own resources first, then its includes (which
@@ -325,8 +338,12 @@ impl Loader<'_> {
                 continue;
             };
             if !v.is_null() && v.as_map().is_none() {
-                self.diags
-                    .push(v.type_error(&format!("`{key}`"), "a mapping of resources"));
+                self.diags.push(
+                    v.type_error(&format!("`{key}`"), "a mapping of resources")
+                        .with_help(format!(
+                            "list the resources by id under `{key}:`, each with its attributes"
+                        )),
+                );
                 continue;
             }
             for (id, attrs) in dedup(v, &format!("{key} resource"), &mut warnings) {
@@ -367,14 +384,18 @@ impl Loader<'_> {
 
     fn includes(&mut self, v: &Node, base_dir: &Path, skip: bool, warnings: &mut Diagnostics) {
         if !v.is_null() && v.as_map().is_none() {
-            return self
-                .diags
-                .push(v.type_error("`gossfile`", "a mapping of paths"));
+            return self.diags.push(
+                v.type_error("`gossfile`", "a mapping of paths")
+                    .with_help("e.g. `gossfile: {other.yaml: {}}`"),
+            );
         }
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
-            return self.diags.push(v.error(format!(
-                "gossfiles are nested {MAX_INCLUDE_DEPTH} deep; goss stops there (an include loop?)"
-            )));
+            return self.diags.push(
+                v.error(format!(
+                    "gossfiles are nested {MAX_INCLUDE_DEPTH} deep; goss stops there (an include loop?)"
+                ))
+                .with_help("include fewer levels of gossfiles (or break the loop)"),
+            );
         }
         // goss reads includes sorted by key.
         let mut entries = dedup(v, "gossfile", warnings);
@@ -403,8 +424,11 @@ impl Loader<'_> {
                     }
                 }
             } else if !attrs.is_null() {
-                self.diags
-                    .push(attrs.type_error("a gossfile include", "a mapping"));
+                self.diags.push(
+                    attrs
+                        .type_error("a gossfile include", "a mapping")
+                        .with_help("give `{}` or keys such as `skip: true`"),
+                );
                 continue;
             }
             // goss: a skipped include is not read at all, as if omitted.
@@ -417,7 +441,10 @@ impl Loader<'_> {
                         self.file(&p, skip, Some(&k.loc));
                     }
                 }
-                Err(e) => self.diags.push(k.error(e)),
+                Err(e) => self.diags.push(
+                    k.error(e)
+                        .with_help("check the path or glob (relative to this gossfile)"),
+                ),
             }
         }
     }
@@ -447,10 +474,14 @@ impl Loader<'_> {
             return Some(spec);
         }
         if attrs.as_map().is_none() {
-            self.diags.push(attrs.type_error(
-                &format!("{} `{id_text}`", kind.key()),
-                "a mapping of attributes",
-            ));
+            self.diags.push(
+                attrs
+                    .type_error(
+                        &format!("{} `{id_text}`", kind.key()),
+                        "a mapping of attributes",
+                    )
+                    .with_help("give its attributes as a mapping, e.g. `exists: true`"),
+            );
             return None;
         }
         let what = format!("attribute of {} `{id_text}`", kind.key());
@@ -474,7 +505,10 @@ impl Loader<'_> {
                     Some(name) => spec.id = name,
                     None if v.is_null() => {}
                     None => {
-                        self.diags.push(v.type_error(&key, "a string"));
+                        self.diags.push(
+                            v.type_error(&key, "a string")
+                                .with_help("give the name as a string"),
+                        );
                         ok = false;
                     }
                 }
@@ -486,12 +520,31 @@ impl Loader<'_> {
                 "skip" => match v.as_bool_loose() {
                     Some(b) => spec.skip |= b,
                     None => {
-                        self.diags.push(v.type_error("skip", "true or false"));
+                        self.diags.push(
+                            v.type_error("skip", "true or false")
+                                .with_help("use `skip: true` or `skip: false`"),
+                        );
                         ok = false;
                     }
                 },
-                "retry_count" | "retry_delay" => {
-                    spec.settings.insert(key.clone(), v.to_json());
+                "retry_count" | "retry_delay" if resource::RETRYING.contains(&kind.key()) => {
+                    let j = v.to_json();
+                    let bad = if key == "retry_count" {
+                        !(j.is_null() || j.as_i64().is_some())
+                    } else {
+                        resource::parse_retry_delay(&j).is_err()
+                    };
+                    if bad {
+                        let what = if key == "retry_count" {
+                            "an integer"
+                        } else {
+                            "milliseconds or a duration (500ms, 2s)"
+                        };
+                        self.diags.push(v.type_error(&key, what));
+                        ok = false;
+                    } else {
+                        spec.settings.insert(key.clone(), j);
+                    }
                 }
                 _ => {
                     if let Some(prop) = kind.properties().iter().find(|p| p.name == prop_name) {
@@ -537,7 +590,12 @@ impl Loader<'_> {
                             .map(|p| p.name)
                             .chain(kind.settings().iter().copied())
                             .chain(name_attr)
-                            .chain(["title", "meta", "skip", "retry_count", "retry_delay"])
+                            .chain(["title", "meta", "skip"])
+                            .chain(
+                                ["retry_count", "retry_delay"]
+                                    .into_iter()
+                                    .filter(|_| resource::RETRYING.contains(&kind.key())),
+                            )
                             .collect();
                         let mut d = Diagnostic::warning(
                             k.loc.clone(),
@@ -555,6 +613,20 @@ impl Loader<'_> {
                             )),
                         };
                         warnings.push(d);
+                    }
+                }
+            }
+        }
+        // goss's `as-reader`: the content is read as text, a list is line
+        // patterns.
+        if kind.key() == "matching" && spec.setting_bool("as-reader") {
+            for c in &mut spec.checks {
+                let m = std::mem::replace(&mut c.matcher, Matcher::Equal(Value::Null));
+                match m.into_patterns() {
+                    Ok(m) => c.matcher = m,
+                    Err(e) => {
+                        self.diags.push(Diagnostic::error(c.loc.clone(), e));
+                        ok = false;
                     }
                 }
             }

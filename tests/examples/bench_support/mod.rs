@@ -33,9 +33,11 @@ pub struct CommonOpts {
     pub rounds: usize,
     /// `--latency-ms MS` (default 50): the proxy's delay per call.
     pub latency_ms: u64,
-    /// `--pending N` (default 3): polls a new image stays `pending`.
+    /// `--pending N` (default 3): polls a new image stays `pending` (the
+    /// fault proxy's poll count mode).
     pub pending: usize,
-    /// `--poll-secs S` (default 2): `AWS_POLL_DELAY_SECONDS` for both tools.
+    /// `--poll-secs S` (default 2): `AWS_POLL_DELAY_SECONDS` for both tools
+    /// (0: not set, each tool polls as it likes).
     pub poll_secs: u64,
     /// `--skip-cli`.
     pub skip_cli: bool,
@@ -131,15 +133,20 @@ pub struct Aws {
     /// An empty file, as AWS config and credentials: nothing of this
     /// machine's leaks in.
     pub empty: PathBuf,
-    /// `AWS_POLL_DELAY_SECONDS`, the same for both.
+    /// `AWS_POLL_DELAY_SECONDS`, the same for both; 0: not set (each tool
+    /// polls as it likes, packer with its defaults).
     pub poll_secs: u64,
 }
 
 impl Aws {
     /// Points `cmd` at the proxy ([`cli_support::aws_env`]) with the fixed
-    /// poll interval.
+    /// poll interval, if any.
     pub fn env(&self, cmd: &mut Command) {
-        cmd.env("AWS_POLL_DELAY_SECONDS", self.poll_secs.to_string());
+        cmd.env_remove("AWS_POLL_DELAY_SECONDS")
+            .env_remove("AWS_MAX_ATTEMPTS");
+        if self.poll_secs > 0 {
+            cmd.env("AWS_POLL_DELAY_SECONDS", self.poll_secs.to_string());
+        }
         cli_support::aws_env(cmd, &self.endpoint, &self.empty);
     }
 

@@ -1,7 +1,10 @@
 //! A small HTTP/1.1 reverse proxy in front of moto that injects faults
 //! moto cannot: per-call latency, N `RequestLimitExceeded` (503) or
 //! `InternalError` (500) answers for an action, and images reported
-//! `pending` for N `DescribeImages` polls (per image id).
+//! `pending` either for N `DescribeImages` polls (per image id, polls by
+//! id only: [`FaultProxy::pending_polls`]) or for a fixed time after the
+//! `CreateImage` / `CopyImage` call that made them, whoever asks and however
+//! often ([`FaultProxy::pending_for`]), as EC2 does.
 //!
 //! std only (one thread per connection); configured at run time through
 //! [`FaultProxy`]'s methods, which share state with the serving threads.
@@ -14,7 +17,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to answer instead of forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +38,29 @@ struct State {
     faults: HashMap<String, Vec<Fault>>,
     pending_polls: usize,
     polls_per_image: HashMap<String, usize>,
+    /// Time mode: images made through the proxy are pending this long.
+    pending_for: Duration,
+    /// Image id -> when the CreateImage/CopyImage answer naming it came
+    /// back from moto, and when a DescribeImages answer first showed it
+    /// `available` (time mode).
+    images: HashMap<String, ImageTimes>,
     calls: HashMap<String, usize>,
     injected: HashMap<String, usize>,
     rewritten: usize,
     /// `GetConsoleOutput`: (text, calls answered empty before it shows).
     console: Option<(String, usize)>,
+}
+
+/// When an image made through the proxy was created and first shown
+/// `available`.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageTimes {
+    /// When moto's `CreateImage` / `CopyImage` answer came back.
+    pub created: Instant,
+    /// `CreateImage` or `CopyImage`.
+    pub copy: bool,
+    /// When a `DescribeImages` answer first showed it `available`.
+    pub available_seen: Option<Instant>,
 }
 
 /// The proxy. Dropping it stops accepting connections.
@@ -106,6 +127,24 @@ impl FaultProxy {
     /// each image id.
     pub fn pending_polls(&self, n: usize) {
         self.state.lock().unwrap().pending_polls = n;
+    }
+
+    /// Time mode: every image a `CreateImage` / `CopyImage` call through
+    /// the proxy made is `pending` in every `DescribeImages` answer (by id,
+    /// by filter, by owner) until `d` has passed since that call answered;
+    /// `Duration::ZERO` turns it off. Independent of [`Self::pending_polls`]
+    /// (an image is pending when either says so).
+    pub fn pending_for(&self, d: Duration) {
+        self.state.lock().unwrap().pending_for = d;
+    }
+
+    /// The images made through the proxy so far (id, times), oldest first.
+    pub fn images(&self) -> Vec<(String, ImageTimes)> {
+        let s = self.state.lock().unwrap();
+        let mut v: Vec<(String, ImageTimes)> =
+            s.images.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        v.sort_by_key(|(_, t)| t.created);
+        v
     }
 
     /// `GetConsoleOutput` answers `text` (base64, as EC2 does) after
@@ -296,6 +335,18 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
             None => {}
         }
         let (status, reason, headers, mut resp) = forward(upstream, &req)?;
+        match action.as_str() {
+            "CreateImage" | "CopyImage" if status == 200 => {
+                let copy = action == "CopyImage";
+                record_created(st, &resp, copy);
+            }
+            "DescribeImages" if status == 200 => {
+                if let Some(r) = pending_by_time(st, &resp, pending) {
+                    resp = r;
+                }
+            }
+            _ => {}
+        }
         if pending {
             let text = String::from_utf8_lossy(&resp).into_owned();
             if text.contains("<imageState>available</imageState>") {
@@ -315,6 +366,76 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
     }
     let _ = w.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// The text of the first `<tag>…</tag>` in `xml` at or after `from`, and
+/// where its closing tag ends.
+fn element<'a>(xml: &'a str, tag: &str, from: usize) -> Option<(&'a str, usize)> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let a = from + xml.get(from..)?.find(&open)? + open.len();
+    let b = a + xml[a..].find(&close)?;
+    Some((&xml[a..b], b + close.len()))
+}
+
+/// Records the image a `CreateImage` / `CopyImage` answer names, made now.
+fn record_created(st: &Mutex<State>, resp: &[u8], copy: bool) {
+    let xml = String::from_utf8_lossy(resp);
+    if let Some((id, _)) = element(&xml, "imageId", 0) {
+        st.lock().unwrap().images.insert(
+            id.to_string(),
+            ImageTimes {
+                created: Instant::now(),
+                copy,
+                available_seen: None,
+            },
+        );
+    }
+}
+
+/// Time mode: `resp` (a `DescribeImages` answer) with each image made less
+/// than `pending_for` ago shown `pending`; `None` when nothing changes. The
+/// first answer showing an image `available` is recorded, unless the poll
+/// count mode is about to show it pending (`by_count`).
+fn pending_by_time(st: &Mutex<State>, resp: &[u8], by_count: bool) -> Option<Vec<u8>> {
+    const AVAILABLE: &str = "<imageState>available</imageState>";
+    const PENDING: &str = "<imageState>pending</imageState>";
+    let xml = String::from_utf8_lossy(resp);
+    let now = Instant::now();
+    let mut s = st.lock().unwrap();
+    if s.images.is_empty() {
+        return None;
+    }
+    let pending_for = s.pending_for;
+    let mut out = String::with_capacity(xml.len());
+    let (mut copied, mut pos, mut changed) = (0, 0, 0);
+    // Each image's <imageId> comes before its <imageState> (moto's and
+    // EC2's order); nested items (block devices, tags) carry neither.
+    while let Some((id, end)) = element(&xml, "imageId", pos) {
+        pos = end;
+        let Some(times) = s.images.get_mut(id) else {
+            continue;
+        };
+        let next_id = xml[pos..].find("<imageId>").map_or(xml.len(), |i| pos + i);
+        let Some(at) = xml[pos..next_id].find(AVAILABLE).map(|i| pos + i) else {
+            continue;
+        };
+        if now.duration_since(times.created) < pending_for {
+            out.push_str(&xml[copied..at]);
+            out.push_str(PENDING);
+            copied = at + AVAILABLE.len();
+            changed += 1;
+        } else if times.available_seen.is_none() && !by_count {
+            times.available_seen = Some(now);
+        }
+        pos = next_id;
+    }
+    if changed == 0 {
+        return None;
+    }
+    s.rewritten += changed;
+    out.push_str(&xml[copied..]);
+    Some(out.into_bytes())
 }
 
 /// A `GetConsoleOutput` response with `<output>` replaced by `text`

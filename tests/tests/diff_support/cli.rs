@@ -92,6 +92,13 @@ fn finish(tasks: &mut [Observed], items: &mut Vec<(Status, Json)>, looped: bool)
         let statuses: Vec<Status> = items.iter().map(|(s, _)| *s).collect();
         t.status = Status::of_items(&statuses);
         let results: Vec<Json> = items.drain(..).map(|(_, r)| r).collect();
-        t.result = json!({ "results": results });
+        // The loop's own `msg`, by ansible's rule (the report holds the
+        // items only, like its per-item callbacks).
+        let msg = match t.status {
+            Status::Failed => "One or more items failed",
+            Status::Skipped => "All items skipped",
+            Status::Ok | Status::Changed => "All items completed",
+        };
+        t.result = json!({ "results": results, "msg": msg });
     }
 }

@@ -127,8 +127,10 @@ pub(crate) async fn wait_available(
     id: &str,
 ) -> Result<Image, StepError> {
     let w = &ctx.req.wait;
-    wait::until(
+    // Called right after the CreateImage / CopyImage call.
+    wait::until_after(
         w,
+        w.image_first_poll(),
         w.image_timeout(),
         &ctx.cancel,
         region,

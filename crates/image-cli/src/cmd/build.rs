@@ -53,8 +53,9 @@ pub(crate) const WAIT_ENV_HELP: &str = "\
 Environment (as packer's amazon-ebs):
   AWS_POLL_DELAY_SECONDS  poll every N seconds (decimals allowed), without
                           backoff or jitter, while waiting for instances and
-                          AMIs (default: after 1 s, then backing off x1.5
-                          with jitter to every 15 s)
+                          AMIs (default: every fifth of the time waited,
+                          2 s to 30 s; an AMI at once, then from 10 s
+                          after its CreateImage / CopyImage)
   AWS_MAX_ATTEMPTS        give a wait up after N polls (default: only the
                           timeouts: image_wait_timeout, 15 min for instances);
                           cleanup never gives up early
@@ -204,6 +205,12 @@ pub fn run(args: &Args) -> Exit {
         Some(p) => p.clone(),
         None => Arc::new(JsonLines),
     };
+    let mut flags = Diagnostics::default();
+    super::flag_checks::cidrs("--ssh-source-cidr", &args.ssh_source_cidrs, &mut flags);
+    if flags.has_errors() {
+        report::diagnostics(&flags);
+        return Exit::BadInput;
+    }
     let ready = match prepare(args, events.clone()) {
         Ok(r) => r,
         Err(diags) => {

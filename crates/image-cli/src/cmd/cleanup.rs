@@ -35,6 +35,12 @@ pub struct Args {
 
 /// Runs `cleanup`.
 pub fn run(args: &Args) -> Exit {
+    let mut flags = image_core::diag::Diagnostics::default();
+    super::flag_checks::regions("--region", &args.regions, &mut flags);
+    if flags.has_errors() {
+        crate::report::diagnostics(&flags);
+        return Exit::BadInput;
+    }
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(exit) => return exit,

@@ -12,8 +12,11 @@
 
 pub mod build;
 pub mod cleanup;
+pub mod completions;
+pub mod flag_checks;
 pub mod init;
 pub mod inspect;
+pub mod man;
 pub mod manifest;
 pub mod policy;
 pub mod provision;
@@ -55,6 +58,10 @@ pub enum Command {
     /// Write the built-in image definition and its files to a directory.
     #[command(after_help = crate::exit::EXIT_CODES_HELP)]
     Init(init::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff), of image-cli or of one subcommand.
+    Man(man::Args),
 }
 
 /// Runs `cmd`.
@@ -70,6 +77,8 @@ pub fn run(cmd: Command) -> Exit {
         Command::Manifest(args) => manifest::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Init(args) => init::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
 
@@ -79,6 +88,10 @@ pub fn run(cmd: Command) -> Exit {
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // As the main thread's: templates and YAML from user files are
+        // parsed and rendered on the workers too, and their nesting limits
+        // (minijinja's, the YAML depth limit) are sized for that stack.
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .map_err(|e| {

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args as ClapArgs;
+use image_core::diag::{Diagnostic, Diagnostics};
 use image_core::events::{Event, EventSink, Outcome};
 use image_core::local::LocalTarget;
 use image_core::ssh::{SshAuth, SshConfig, SshTarget};
@@ -145,27 +146,46 @@ impl EventSink for Printer {
     }
 }
 
-fn extra_vars(items: &[String]) -> Result<Map<String, Json>, String> {
+fn extra_vars(items: &[String]) -> Result<Map<String, Json>, Diagnostic> {
     let mut m = Map::new();
     for it in items {
         if let Some(file) = it.strip_prefix('@') {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("-e @{file}: {e}"))?;
-            let doc = image_core::yaml::parse(file, &text).map_err(|d| d.to_string())?;
+            let text = image_core::yaml::read_file(std::path::Path::new(file)).map_err(|e| {
+                Diagnostic::error(None, format!("-e @{file}: {e}"))
+                    .with_help("check the path of the variables file")
+            })?;
+            let doc = image_core::yaml::parse(file, &text)?;
             match doc.to_json() {
                 Json::Object(o) => m.extend(o),
                 Json::Null => {}
-                _ => return Err(format!("-e @{file}: must hold a mapping")),
+                _ => {
+                    return Err(doc
+                        .error(format!(
+                            "-e @{file} must hold a mapping, found {}",
+                            doc.kind()
+                        ))
+                        .with_help("write `name: value` lines"))
+                }
             }
         } else if it.trim_start().starts_with('{') {
             match serde_json::from_str::<Json>(it) {
                 Ok(Json::Object(o)) => m.extend(o),
-                _ => return Err(format!("-e {it}: not a JSON object")),
+                _ => {
+                    return Err(
+                        Diagnostic::error(None, format!("-e {it}: not a JSON object"))
+                            .with_help(r#"quote the whole value: -e '{"name": "value"}'"#),
+                    )
+                }
             }
         } else {
             for word in it.split_whitespace() {
-                let (k, v) = word
-                    .split_once('=')
-                    .ok_or_else(|| format!("-e {word}: expected key=value, @FILE or JSON"))?;
+                let (k, v) = word.split_once('=').ok_or_else(|| {
+                    Diagnostic::error(
+                        None,
+                        format!("-e {word}: expected key=value, @FILE or JSON"),
+                    )
+                    .with_help("e.g. -e version=1.30, -e @vars.yml or -e '{\"version\": \"1.30\"}'")
+                })?;
                 m.insert(k.to_string(), Json::String(v.to_string()));
             }
         }
@@ -196,11 +216,25 @@ pub fn run(args: &Args) -> Exit {
     };
     let extra = match extra_vars(&args.extra_vars) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(d) => {
+            report::diagnostics(&Diagnostics::from(d));
             return Exit::BadInput;
         }
     };
+    if let Some(h) = &args.host {
+        let problem = match parse_host(h) {
+            Err(e) => Some(e),
+            Ok(_) if args.identity.is_none() => Some("--host needs --identity KEY".to_string()),
+            Ok(_) => None,
+        };
+        if let Some(e) = problem {
+            report::diagnostics(&Diagnostics::from(
+                Diagnostic::error(None, e)
+                    .with_help("write --host [USER@]HOST[:PORT] (port 1 to 65535) with --identity KEY, or use --local"),
+            ));
+            return Exit::BadInput;
+        }
+    }
     // Parse and check the whole tree before connecting anywhere.
     let steps = match parse::load(&args.steps, &args.roles_path) {
         Ok(s) => s,

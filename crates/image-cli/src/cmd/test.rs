@@ -467,6 +467,13 @@ impl ProvisionHook for TestHook {
 
 /// Runs `test`.
 pub fn run(args: &Args) -> Exit {
+    let mut flags = Diagnostics::default();
+    super::flag_checks::cidrs("--ssh-source-cidr", &args.ssh_source_cidrs, &mut flags);
+    super::flag_checks::ami("--ami", args.ami.as_deref(), &mut flags);
+    if flags.has_errors() {
+        report::diagnostics(&flags);
+        return Exit::BadInput;
+    }
     let ready = match prepare(args) {
         Ok(r) => r,
         Err(diags) => {

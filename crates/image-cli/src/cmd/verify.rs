@@ -7,6 +7,9 @@
 //!                  [--format-options perfdata,verbose,pretty,sort,exclude_raw]
 //!                  [--retry-timeout DURATION --sleep DURATION] [--max-concurrent N] GOSSFILE
 //! image-cli verify render [--vars FILE]... [--vars-inline JSON]... GOSSFILE
+//! image-cli verify add [--host ... -i KEY [--become] | --local] [-g GOSSFILE]
+//!                      [--exclude-attr ATTR]... [--timeout D] [--server DNS] TYPE NAME...
+//! image-cli verify autoadd [--host ... -i KEY [--become] | --local] [-g GOSSFILE] NAME...
 //! ```
 //!
 //! Everything but flag parsing lives in `image-verify`. Exit codes are
@@ -17,9 +20,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Subcommand};
-use image_core::local::LocalTarget;
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
-use image_core::target::Target;
 use image_verify::options::{parse_duration, parse_host};
 use image_verify::{
     output, suite, ExitCode as VerifyExit, OutputFormat, TargetSpec, VerifyOptions,
@@ -52,6 +52,62 @@ pub struct Args {
 pub enum Action {
     /// Print the gossfile rendered with its vars, all includes merged (goss render).
     Render(RenderArgs),
+    /// Record resources of one type from the host's state into a gossfile (goss add).
+    Add(AddArgs),
+    /// Record every resource named NAME that exists on the host: file, group, package, port, process (and its ports), service, user (goss autoadd).
+    Autoadd(AutoaddArgs),
+}
+
+/// Where `add` / `autoadd` look.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct HostArgs {
+    /// Look at this host over SSH: [user@]HOST[:PORT].
+    #[arg(long, value_name = "[USER@]HOST[:PORT]", conflicts_with = "local")]
+    pub host: Option<String>,
+    /// The SSH private key for --host.
+    #[arg(long, short = 'i', value_name = "KEY", requires = "host")]
+    pub identity: Option<PathBuf>,
+    /// Observe through `sudo -n` (root).
+    #[arg(long = "become")]
+    pub become_: bool,
+    /// Look at this machine (the default without --host).
+    #[arg(long)]
+    pub local: bool,
+    /// The gossfile to write (merged into when it exists).
+    #[arg(long, short = 'g', value_name = "FILE", default_value = "goss.yaml")]
+    pub gossfile: PathBuf,
+    /// Do not record this attribute; repeatable.
+    #[arg(long = "exclude-attr", value_name = "ATTR")]
+    pub exclude_attr: Vec<String>,
+}
+
+/// Arguments of `verify add`.
+#[derive(Debug, ClapArgs)]
+pub struct AddArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// The timeout recorded (and used) for addr, command, dns, http, mount.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The DNS server for `dns` (IP[:PORT]).
+    #[arg(long, value_name = "SERVER")]
+    pub server: Option<String>,
+    /// The resource type.
+    #[arg(value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(image_verify::add::ADDABLE))]
+    pub kind: String,
+    /// What to record: paths, package names, `tcp:22`, command lines...
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `verify autoadd`.
+#[derive(Debug, ClapArgs)]
+pub struct AutoaddArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Names to look for.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
 }
 
 /// Template variables.
@@ -133,8 +189,54 @@ fn exit(code: VerifyExit) -> Exit {
 pub fn run(args: &Args) -> Exit {
     match &args.action {
         Some(Action::Render(r)) => render(r),
+        Some(Action::Add(a)) => add(&a.host, Some(a), &a.names),
+        Some(Action::Autoadd(a)) => add(&a.host, None, &a.names),
         None => validate(&args.run),
     }
+}
+
+/// `add` (with its arguments) or `autoadd`: observe, merge into the
+/// gossfile, print what was recorded.
+fn add(host: &HostArgs, add: Option<&AddArgs>, names: &[String]) -> Exit {
+    use image_verify::add as goss_add;
+    let spec = match TargetSpec::from_flags(host.host.as_deref(), host.identity.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
+    let cfg = goss_add::AddConfig {
+        become_: host.become_.then(Default::default),
+        timeout: add.and_then(|a| a.timeout),
+        exclude: host.exclude_attr.clone(),
+        dns_server: add.and_then(|a| a.server.clone()),
+    };
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let entries = rt.block_on(async {
+        let target = spec.connect().await?;
+        match add {
+            Some(a) => goss_add::add(target.as_ref(), &cfg, &a.kind, names).await,
+            None => goss_add::autoadd(target.as_ref(), &cfg, names).await,
+        }
+    });
+    drop(rt);
+    let entries = match entries {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failed;
+        }
+    };
+    if let Err(e) = goss_add::write(&host.gossfile, &entries) {
+        eprintln!("error: {e}");
+        return Exit::Failed;
+    }
+    print!("{}", goss_add::to_yaml(&entries));
+    Exit::Ok
 }
 
 fn render(args: &RenderArgs) -> Exit {
@@ -213,7 +315,14 @@ fn validate(args: &RunArgs) -> Exit {
     let opts = match options(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
+            let help = if e.starts_with("missing GOSSFILE") {
+                "name the gossfile to check: image-cli verify [--local | --host …] goss.yaml"
+            } else if e.contains("--identity") {
+                "add --identity KEY (the private key for --host), or check this machine with --local"
+            } else {
+                "write --host [USER@]HOST[:PORT] (port 1 to 65535)"
+            };
+            eprintln!("error: {e}\n  help: {help}");
             return exit(VerifyExit::BadSpec);
         }
     };
@@ -221,7 +330,9 @@ fn validate(args: &RunArgs) -> Exit {
         match output::FormatOptions::parse(args.format_options.iter().map(String::as_str)) {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!(
+                    "error: {e}\n  help: give --format-options a comma-separated list of those"
+                );
                 return exit(VerifyExit::BadSpec);
             }
         };
@@ -237,7 +348,7 @@ fn validate(args: &RunArgs) -> Exit {
     if suite.resources.is_empty() {
         // goss: "found 0 tests", exit 78.
         eprintln!(
-            "error: found 0 tests in {} (and its includes)",
+            "error: found 0 tests in {} (and its includes)\n  help: add resources to check (e.g. `file:` then `  /etc/hosts: {{exists: true}}`), or check the `skip:` and `gossfile:` entries",
             opts.gossfile.display()
         );
         return exit(VerifyExit::BadSpec);
@@ -247,21 +358,7 @@ fn validate(args: &RunArgs) -> Exit {
         Err(exit) => return exit,
     };
     let outcome = rt.block_on(async {
-        let target: Box<dyn Target> = match &opts.target {
-            TargetSpec::Local => Box::new(LocalTarget::new()),
-            TargetSpec::Ssh {
-                user,
-                host,
-                port,
-                identity,
-            } => {
-                let user = user.clone().unwrap_or_else(|| "root".to_string());
-                let key = identity.clone().unwrap_or_default();
-                let mut cfg = SshConfig::new(host.clone(), *port, user, SshAuth::key_file(key));
-                cfg.retry_until = Duration::from_secs(30);
-                Box::new(SshTarget::connect(cfg).await.map_err(|e| e.to_string())?)
-            }
-        };
+        let target = opts.target.connect().await?;
         Ok::<_, String>(
             image_verify::runner::run(&suite, target.as_ref(), &opts.run_options()).await,
         )

@@ -31,6 +31,59 @@ pub fn harden(env: &mut Environment<'_>) {
     env.add_filter("indent", indent);
 }
 
+/// Refuses a width, count or indentation over [`MAX_WIDTH`] for any filter
+/// or method that sizes its output by an argument (`center`, `ljust`,
+/// `zfill`, `to_nice_json(indent=…)`, …); `what` names it in the error.
+pub fn check_width(what: &str, n: usize) -> Result<(), Error> {
+    if n as u64 > MAX_WIDTH {
+        return Err(too_large(what, n));
+    }
+    Ok(())
+}
+
+/// `env.compile_expression(expr)`, refusing first an expression with `}}`
+/// outside its strings: minijinja 2.24's expression lexer panics ("empty
+/// lexer stack") when anything follows such a `}}` (`a }} b`).
+pub fn compile_expression<'env, 'source>(
+    env: &'env Environment<'source>,
+    expr: &'source str,
+) -> Result<minijinja::Expression<'env, 'source>, Error> {
+    if closes_outside_strings(expr) {
+        return Err(Error::new(
+            ErrorKind::SyntaxError,
+            "unexpected `}}` in an expression",
+        ));
+    }
+    env.compile_expression(expr)
+}
+
+/// Whether `expr` has `}}` outside its string literals and brackets (where
+/// minijinja's lexer takes it for the end of a `{{ }}` block).
+fn closes_outside_strings(expr: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' {
+                    chars.next();
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '}' if depth == 0 && chars.peek() == Some(&'}') => return true,
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    false
+}
+
 /// True when `err` is minijinja running out of fuel.
 pub fn is_out_of_fuel(err: &Error) -> bool {
     err.kind() == ErrorKind::OutOfFuel
@@ -183,6 +236,18 @@ mod tests {
             let e = env.render_str(src, ()).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidOperation, "{src}: {e}");
             assert!(e.to_string().contains("larger than 4096"), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_closing_delimiter_in_an_expression_is_an_error_not_a_panic() {
+        let env = env();
+        for bad in ["a }} b", "a -}} b", "a }}}", "x }}"] {
+            let e = compile_expression(&env, bad).err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::SyntaxError, "{bad}");
+        }
+        for good in ["a == '}}'", "a ~ \"}} x\"", "{'a': {'b': 1}}['a']", "x"] {
+            assert!(compile_expression(&env, good).is_ok(), "{good}");
         }
     }
 

@@ -356,7 +356,10 @@ impl Reader<'_> {
         let n = node?;
         match &n.value {
             Value::Seq(_) | Value::Map(_) => {
-                self.err(n.type_error(key, "a string"));
+                self.err(
+                    n.type_error(key, "a string")
+                        .with_help(format!("give `{key}` one value, e.g. `{key}: value`")),
+                );
                 None
             }
             _ => n.scalar_string().filter(|s| !s.is_empty()),
@@ -401,9 +404,10 @@ impl Reader<'_> {
             "{key} must be one of {}; found `{s}`",
             allowed.join(", ")
         ));
-        if let Some(m) = did_you_mean(&s, allowed.iter().copied()) {
-            d = d.with_help(format!("did you mean `{m}`?"));
-        }
+        d = match did_you_mean(&s, allowed.iter().copied()) {
+            Some(m) => d.with_help(format!("did you mean `{m}`?")),
+            None => d.with_help(format!("use one of: {}", allowed.join(", "))),
+        };
         self.err(d);
         None
     }
@@ -415,7 +419,10 @@ impl Reader<'_> {
         }
         let b = n.as_bool_loose();
         if b.is_none() {
-            self.err(n.type_error(key, "a boolean (true or false)"));
+            self.err(
+                n.type_error(key, "a boolean (true or false)")
+                    .with_help(format!("write `{key}: true` or `{key}: false`")),
+            );
         }
         b
     }
@@ -426,11 +433,16 @@ impl Reader<'_> {
             return None;
         }
         let Some(i) = n.as_i64() else {
-            self.err(n.type_error(key, "an integer"));
+            self.err(n.type_error(key, "an integer").with_help(format!(
+                "write a whole number from {min} to {max}, without quotes or units"
+            )));
             return None;
         };
         if !(min..=max).contains(&i) {
-            self.err(n.error(format!("{key} must be between {min} and {max}, found {i}")));
+            self.err(
+                n.error(format!("{key} must be between {min} and {max}, found {i}"))
+                    .with_help(format!("choose a value from {min} to {max}")),
+            );
             return None;
         }
         Some(i)
@@ -524,13 +536,19 @@ impl Reader<'_> {
                 for i in items {
                     match i.scalar_string() {
                         Some(s) if !i.is_null() => out.push((s, i.clone())),
-                        _ => self.err(i.type_error(&format!("an item of {key}"), "a string")),
+                        _ => self.err(
+                            i.type_error(&format!("an item of {key}"), "a string")
+                                .with_help(format!("list plain values: `{key}: [a, b]`")),
+                        ),
                     }
                 }
                 out
             }
             _ => {
-                self.err(n.type_error(key, "a list"));
+                self.err(
+                    n.type_error(key, "a list")
+                        .with_help(format!("list the values: `{key}: [a, b]`")),
+                );
                 Vec::new()
             }
         }
@@ -545,14 +563,20 @@ impl Reader<'_> {
             return out;
         }
         let Some(pairs) = n.as_map() else {
-            self.err(n.type_error(key, "a mapping"));
+            self.err(
+                n.type_error(key, "a mapping")
+                    .with_help(format!("write `{key}:` with `name: value` lines under it")),
+            );
             return out;
         };
         for (k, v) in pairs {
             let name = k.as_key().unwrap_or_default();
             match &v.value {
                 Value::Seq(_) | Value::Map(_) => {
-                    self.err(v.type_error(&format!("{key}.{name}"), "a string"));
+                    self.err(
+                        v.type_error(&format!("{key}.{name}"), "a string")
+                            .with_help("give a plain value (quote it to keep it text)"),
+                    );
                 }
                 _ => {
                     out.insert(name, v.scalar_string().unwrap_or_default());
@@ -600,7 +624,10 @@ impl Reader<'_> {
             Some(n) => match n.to_json() {
                 serde_json::Value::Object(m) if n.as_map().is_some() => m,
                 _ => {
-                    self.err(n.type_error(key, "a mapping"));
+                    self.err(
+                        n.type_error(key, "a mapping")
+                            .with_help(format!("write `{key}:` with `name: value` lines under it")),
+                    );
                     serde_json::Map::new()
                 }
             },
@@ -636,7 +663,10 @@ impl Reader<'_> {
             Value::Str(s) if s.is_empty() => Vec::new(),
             Value::Str(s) => vec![self.file_ref(s.clone(), n)],
             _ => {
-                self.err(n.type_error(key, "a list of files"));
+                self.err(
+                    n.type_error(key, "a list of files")
+                        .with_help(format!("list the files: `{key}: [a.yaml, b.yaml]`")),
+                );
                 Vec::new()
             }
         }
@@ -666,7 +696,10 @@ impl Reader<'_> {
                 None
             }
             _ => {
-                self.err(n.type_error("source_ami", "an AMI id or a filter mapping"));
+                self.err(
+                    n.type_error("source_ami", "an AMI id or a filter mapping")
+                        .with_help("give an id (`ami-0123456789abcdef0`) or a mapping with owners, name and architecture"),
+                );
                 None
             }
         }
@@ -826,10 +859,14 @@ impl Reader<'_> {
                         .error("iops is only valid for gp3, io1 and io2 volumes, not gp2")
                         .with_help("remove `iops` or change `volume_type`"),
                 ),
-                Some((lo, hi)) if !(lo..=hi).contains(&iops) => self.err(inode.error(format!(
-                    "iops for {} volumes must be between {lo} and {hi}, found {iops}",
-                    vt.as_str()
-                ))),
+                Some((lo, hi)) if !(lo..=hi).contains(&iops) => self.err(
+                    inode
+                        .error(format!(
+                            "iops for {} volumes must be between {lo} and {hi}, found {iops}",
+                            vt.as_str()
+                        ))
+                        .with_help(format!("choose iops from {lo} to {hi}")),
+                ),
                 Some(_) => {}
             }
         } else if matches!(vt, VolumeType::Io1 | VolumeType::Io2) && iops_node.is_none() {
@@ -852,9 +889,13 @@ impl Reader<'_> {
                         .with_help("remove `throughput` or set `volume_type: gp3`"),
                 );
             } else if !(125..=2000).contains(&tp) {
-                self.err(tnode.error(format!(
-                    "throughput for gp3 volumes must be between 125 and 2000 MiB/s, found {tp}"
-                )));
+                self.err(
+                    tnode
+                        .error(format!(
+                            "throughput for gp3 volumes must be between 125 and 2000 MiB/s, found {tp}"
+                        ))
+                        .with_help("choose a throughput from 125 to 2000"),
+                );
             }
         }
         out.delete_on_termination = self

@@ -183,7 +183,10 @@ impl Spec {
         if let Some(d) = top.get("description") {
             match d.scalar_string() {
                 Some(s) => spec.description = Some(s).filter(|s| !s.is_empty()),
-                None => diags.push(d.type_error("description", "a string")),
+                None => diags.push(
+                    d.type_error("description", "a string")
+                        .with_help("write the description as one line of text"),
+                ),
             }
         }
         if let Some(v) = top.get("variables") {
@@ -192,7 +195,12 @@ impl Spec {
         if let Some(d) = top.get("defaults") {
             match &d.value {
                 Value::Map(_) | Value::Null => spec.defaults = d.clone(),
-                _ => diags.push(d.type_error("defaults", "a mapping of build settings")),
+                _ => diags.push(
+                    d.type_error("defaults", "a mapping of build settings")
+                        .with_help(
+                        "write `defaults:` with build settings under it, e.g. `region: us-east-1`",
+                    ),
+                ),
             }
         }
         match top.get("builds") {
@@ -328,7 +336,10 @@ impl Spec {
 fn parse_builds(node: &Node, diags: &mut Diagnostics) -> Vec<BuildDecl> {
     let mut out: Vec<BuildDecl> = Vec::new();
     let Some(pairs) = node.as_map() else {
-        diags.push(node.type_error("builds", "a mapping of build names to settings"));
+        diags.push(
+            node.type_error("builds", "a mapping of build names to settings")
+                .with_help("name each build: `builds:` then `  node:` with its settings under it"),
+        );
         return out;
     };
     if pairs.is_empty() {
@@ -351,7 +362,12 @@ fn parse_builds(node: &Node, diags: &mut Diagnostics) -> Vec<BuildDecl> {
             continue;
         }
         if !matches!(v.value, Value::Map(_) | Value::Null) {
-            diags.push(v.type_error(&format!("build `{name}`"), "a mapping of settings"));
+            diags.push(
+                v.type_error(&format!("build `{name}`"), "a mapping of settings")
+                    .with_help(
+                        "put the build's settings under its name, e.g. `instance_type: t3.small`",
+                    ),
+            );
             continue;
         }
         if let Some(first) = out.iter().find(|b| b.name == name) {

@@ -79,8 +79,7 @@ impl Renderer {
     pub fn referenced(&self, src: &str) -> HashSet<String> {
         let env = self.env();
         let found = match single_expression(src) {
-            Some(expr) => env
-                .compile_expression(expr)
+            Some(expr) => super::bounded::compile_expression(&env, expr)
                 .map(|e| e.undeclared_variables(false)),
             None => env
                 .template_from_str(src)
@@ -98,7 +97,7 @@ impl Renderer {
         let env = self.env();
         let lines = src.lines().count();
         let result = match single_expression(src) {
-            Some(expr) => match env.compile_expression(expr) {
+            Some(expr) => match super::bounded::compile_expression(&env, expr) {
                 Ok(e) => match e.eval(&self.ctx) {
                     Ok(v) if v.is_undefined() => Err(self.undefined(e.undeclared_variables(false))),
                     Ok(v) => serde_json::to_value(&v).map_err(|err| TemplateError {

@@ -131,7 +131,10 @@ pub fn parse_var_file(name: &str, src: &str, diags: &mut Diagnostics) -> Option<
     };
     duplicate_key_warnings(&doc, diags);
     if doc.as_map().is_none() && !doc.is_null() {
-        diags.push(doc.type_error("a var file", "a mapping of variable names to values"));
+        diags.push(
+            doc.type_error("a var file", "a mapping of variable names to values")
+                .with_help("write `name: value` lines"),
+        );
         return None;
     }
     Some(doc)
@@ -452,11 +455,13 @@ pub fn sensitive_texts(vars: &[Variable], inputs: &VarInputs, values: &[VarValue
     out
 }
 
-/// `d` with `help` when there is one.
+/// `d` with `help` when there is one, else a word on what fits.
 fn with_help(d: Diagnostic, help: Option<String>) -> Diagnostic {
     match help {
         Some(h) => d.with_help(h),
-        None => d,
+        None => d.with_help(
+            "give a value of the variable's type (the type of its default in `variables:`)",
+        ),
     }
 }
 

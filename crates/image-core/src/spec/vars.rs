@@ -168,13 +168,21 @@ pub fn parse_declarations(node: &Node, diags: &mut Diagnostics) -> Vec<Variable>
     let mut out: Vec<Variable> = Vec::new();
     let Some(pairs) = node.as_map() else {
         if !node.is_null() {
-            diags.push(node.type_error("variables", "a mapping of names to defaults"));
+            diags.push(
+                node.type_error("variables", "a mapping of names to defaults")
+                    .with_help(
+                        "write `name: default` lines, or `name: {default: …, description: …}`",
+                    ),
+            );
         }
         return out;
     };
     for (k, v) in pairs {
         let Some(name) = k.as_key() else {
-            diags.push(k.error("a variable name must be a string"));
+            diags.push(
+                k.error("a variable name must be a string")
+                    .with_help("name variables with letters, digits and `_`"),
+            );
             continue;
         };
         if !is_identifier(&name) {
@@ -221,12 +229,18 @@ fn parse_one(name: String, key: &Node, v: &Node, diags: &mut Diagnostics) -> Var
             "default" => var.default = (!val.is_null()).then(|| val.clone()),
             "description" => match val.scalar_string() {
                 Some(s) => var.description = Some(s),
-                None => diags.push(val.type_error("description", "a string")),
+                None => diags.push(
+                    val.type_error("description", "a string")
+                        .with_help("write the description as one line of text"),
+                ),
             },
             "required" | "sensitive" => match val.as_bool_loose() {
                 Some(b) if key == "required" => var.required = b,
                 Some(b) => var.sensitive = b,
-                None => diags.push(val.type_error(&key, "a boolean")),
+                None => diags.push(
+                    val.type_error(&key, "a boolean")
+                        .with_help(format!("write `{key}: true` or `{key}: false`")),
+                ),
             },
             "pattern" => match val.as_str().map(Pattern::new) {
                 Some(Ok(p)) => var.pattern = Some(p),
@@ -239,7 +253,10 @@ fn parse_one(name: String, key: &Node, v: &Node, diags: &mut Diagnostics) -> Var
                         "a regular expression (Rust regex syntax) the whole value must match",
                     ),
                 ),
-                None => diags.push(val.type_error("pattern", "a string")),
+                None => diags.push(
+                    val.type_error("pattern", "a string")
+                        .with_help("write the regular expression as a quoted string"),
+                ),
             },
             "type" => match val.as_str().and_then(VarType::parse) {
                 Some(t) => var.ty = Some(t),
@@ -373,10 +390,10 @@ impl Variable {
         match &self.pattern {
             Some(p) => p.check(v).map_err(|msg| Rejected {
                 msg,
-                help: self
-                    .description
-                    .as_ref()
-                    .map(|d| format!("`{}`: {d}", self.name)),
+                help: Some(match &self.description {
+                    Some(d) => format!("`{}`: {d}", self.name),
+                    None => format!("give a value that matches `{}` as a whole", p.source),
+                }),
             }),
             None => Ok(()),
         }

@@ -127,7 +127,12 @@ impl Runner<'_> {
                                 .any(|p| glob_match(p, &format!("ansible_{k}")) || glob_match(p, k))
                     })
                     .collect();
-                let mut out = ItemOut::ok(json!({"changed": false, "ansible_facts": f}));
+                // The registered result names them as setup returns them.
+                let named: Map<String, Json> = f
+                    .iter()
+                    .map(|(k, v)| (format!("ansible_{k}"), v.clone()))
+                    .collect();
+                let mut out = ItemOut::ok(json!({"changed": false, "ansible_facts": named}));
                 out.ansible_facts = Some(f);
                 out
             }

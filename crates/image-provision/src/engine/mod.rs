@@ -5,12 +5,12 @@
 //! retries, handlers, tags, check and diff mode, `no_log`, delegation to
 //! the controller.
 //!
-//! - [`scope`]: what a task inherits; [`vars`]: variable precedence.
-//! - [`task_run`]: one task (its loop, conditions, recap); [`attempt`]:
+//! - `scope`: what a task inherits; `vars`: variable precedence.
+//! - `task_run`: one task (its loop, conditions, recap); `attempt`:
 //!   one module run with retries and `changed_when`/`failed_when`.
-//! - [`include`]: `include_tasks` / `include_role`; [`control`]: `meta`,
-//!   handlers, `setup`, `group_by`; [`record`]: results and events;
-//!   [`loops`]: loop items; [`tags`]: tag selection.
+//! - [`include`]: `include_tasks` / `include_role`; `control`: `meta`,
+//!   handlers, `setup`, `group_by`; `record`: results and events;
+//!   `loops`: loop items; `tags`: tag selection.
 //!
 //! A task whose connection drops is retried once after a reconnect; if that
 //! fails the host is reported unreachable and the run stops.

@@ -88,8 +88,9 @@ pub(super) fn to_item(r: ModuleResult) -> ItemOut {
     if r.skipped {
         m.insert("skipped".into(), json!(true));
     }
+    // A module's own `msg` value (debug's, any type) wins over the text.
     if let Some(msg) = &r.msg {
-        m.insert("msg".into(), json!(msg));
+        m.entry("msg").or_insert_with(|| json!(msg));
     }
     if !r.diff.is_empty() {
         m.insert(
@@ -235,6 +236,11 @@ impl Runner<'_> {
             elapsed: Duration::ZERO,
             result: json!({"failed": true, "msg": msg}),
         });
+        let name = if t.name.is_some() {
+            name
+        } else {
+            String::new()
+        };
         self.failed_task = Some(json!({
             "task": {"name": name},
             "result": {"failed": true, "msg": msg},

@@ -100,18 +100,10 @@ impl Runner<'_> {
                     label
                 };
                 let ti = Instant::now();
-                let out = self.item(t, &conds, vars.clone(), &st, scope).await;
-                self.apply_vars(&out, &st);
-                self.record(t, &name, Some(label), &out, &st, ti);
-                if out.unreachable && !st.ignore_unreachable {
-                    self.report.recap.unreachable += 1;
-                    return Err(Stop::Unreachable);
-                }
-                changed |= out.changed;
-                failed |= out.failed;
-                all_skipped &= out.skipped;
-                let mut r = out.result;
-                if let Json::Object(m) = &mut r {
+                let mut out = self.item(t, &conds, vars.clone(), &st, scope).await;
+                // The item's result holds its loop variables (also as
+                // reported per item, as ansible does).
+                if let Json::Object(m) = &mut out.result {
                     m.insert(l.loop_var.clone(), item.clone());
                     m.insert("ansible_loop_var".into(), json!(l.loop_var));
                     if let Some(iv) = &l.index_var {
@@ -122,6 +114,16 @@ impl Runner<'_> {
                         m.insert("ansible_loop".into(), al.clone());
                     }
                 }
+                self.apply_vars(&out, &st);
+                self.record(t, &name, Some(label), &out, &st, ti);
+                if out.unreachable && !st.ignore_unreachable {
+                    self.report.recap.unreachable += 1;
+                    return Err(Stop::Unreachable);
+                }
+                changed |= out.changed;
+                failed |= out.failed;
+                all_skipped &= out.skipped;
+                let r = out.result;
                 if !l.break_when.is_empty() {
                     let mut bv = vars;
                     if let Some(reg) = &t.register {
@@ -235,6 +237,8 @@ impl Runner<'_> {
             }
         }
         if outcome == Outcome::Failed && !ignored {
+            // ansible's `ansible_failed_task.name` is empty for an unnamed task.
+            let name = if t.name.is_some() { name } else { "" };
             self.failed_task = Some(json!({
                 "task": {"name": name},
                 "result": if st.no_log { json!({"censored": CENSORED}) } else { register_value },

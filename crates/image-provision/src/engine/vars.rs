@@ -119,6 +119,7 @@ impl Runner<'_> {
         let roles: Vec<&str> = self.st.play_roles.iter().map(String::as_str).collect();
         m.insert("ansible_play_role_names".into(), json!(roles));
         m.insert("ansible_role_names".into(), json!(roles));
+        m.insert("role_names".into(), json!(roles));
         if let Some(r) = scope.role() {
             m.insert("role_name".into(), json!(r.name));
             m.insert("ansible_role_name".into(), json!(r.name));

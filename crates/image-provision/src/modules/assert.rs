@@ -39,7 +39,9 @@ impl Module for Assert {
                 let msg = args
                     .opt_str_any(&["fail_msg", "msg"])
                     .unwrap_or_else(|| "Assertion failed".into());
-                return Ok(ModuleResult::fail(format!("{msg} (`{e}` is false)"))
+                // ansible's `msg` is the message alone; the failed
+                // expression is in `assertion`.
+                return Ok(ModuleResult::fail(msg)
                     .with("assertion", e.clone())
                     .with("evaluated_to", false));
             }

@@ -75,7 +75,10 @@ impl Module for BlockInFile {
             }
         };
         let (after_re, before_re) = (rx(&after)?, rx(&before)?);
-        edit_file(ctx, &spec, |cur| {
+        // ansible's `msg` for a content change.
+        let mut msg = "";
+        let mut r = edit_file(ctx, &spec, |cur| {
+            let existed = cur.is_some();
             let cur = match cur {
                 Some(c) => c.to_string(),
                 None if state == "absent" => return Ok(None),
@@ -122,8 +125,23 @@ impl Module for BlockInFile {
             if !lines.is_empty() {
                 out.push('\n');
             }
+            msg = if !existed {
+                "File created"
+            } else if out == cur {
+                ""
+            } else if block.is_empty() || state == "absent" {
+                "Block removed"
+            } else {
+                "Block inserted"
+            };
             Ok(Some(out))
         })
-        .await
+        .await?;
+        if !r.failed {
+            let text = super::attrs_msg(msg, r.changed);
+            r.msg = Some(text.clone());
+            r.data.insert("msg".into(), text.into());
+        }
+        Ok(r)
     }
 }

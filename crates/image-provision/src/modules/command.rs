@@ -43,20 +43,18 @@ impl Module for Command {
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
-        let line = if let Some(Json::Array(argv)) = args.get("argv") {
-            argv.iter()
-                .map(|a| q(&super::json_to_string(a)))
-                .collect::<Vec<_>>()
-                .join(" ")
+        let words: Vec<String> = if let Some(Json::Array(argv)) = args.get("argv") {
+            argv.iter().map(super::json_to_string).collect()
         } else {
-            let s = args.str_any(&["cmd", "_raw_params"])?;
-            split_words(&s)?
-                .iter()
-                .map(|w| q(w))
-                .collect::<Vec<_>>()
-                .join(" ")
+            split_words(&args.str_any(&["cmd", "_raw_params"])?)?
         };
-        run_command(ctx, args, &line, Runner::Sh).await
+        let line = words.iter().map(|w| q(w)).collect::<Vec<_>>().join(" ");
+        let mut r = run_command(ctx, args, &line, Runner::Sh).await?;
+        // ansible's `cmd` of the command module is the argument vector.
+        if r.data.contains_key("cmd") {
+            r.data.insert("cmd".into(), json!(words));
+        }
+        Ok(r)
     }
 }
 
@@ -83,12 +81,13 @@ pub async fn run_command(
     let mut pre = String::new();
     if let Some(c) = &creates {
         pre.push_str(&format!(
-            "for f in {}; do [ -e \"$f\" ] && {{ echo '@@skip' \"$f exists\"; exit 0; }}; done\n",
-            glob_word(c)
+            "for f in {}; do [ -e \"$f\" ] && {{ echo '@@skip' {}; exit 0; }}; done\n",
+            glob_word(c),
+            q(&format!("{c} exists"))
         ));
     }
     if let Some(r) = &removes {
-        pre.push_str(&format!("_e=0; for f in {}; do [ -e \"$f\" ] && _e=1; done; [ $_e = 0 ] && {{ echo '@@skip' {} does not exist; exit 0; }}\n", glob_word(r), q(r)));
+        pre.push_str(&format!("_e=0; for f in {}; do [ -e \"$f\" ] && _e=1; done; [ $_e = 0 ] && {{ echo '@@skip' {}; exit 0; }}\n", glob_word(r), q(&format!("{r} does not exist"))));
     }
     if ctx.check {
         if pre.is_empty() {
@@ -124,11 +123,22 @@ pub async fn run_command(
     let delta = start.elapsed();
     let mut stdout = out.stdout_str();
     if let Some(l) = stdout.lines().find(|l| l.starts_with("@@skip")) {
+        // ansible: not run, `stdout` says why, `msg` too (quoting the path).
+        let why = l[6..].trim();
+        let (path, rest) = why
+            .rsplit_once(" does not exist")
+            .map(|(p, _)| (p, "does not exist"))
+            .or_else(|| why.rsplit_once(" exists").map(|(p, _)| (p, "exists")))
+            .unwrap_or((why, ""));
+        let said = format!("skipped, since {why}");
         return Ok(ModuleResult::ok()
-            .msg(format!("skipped, since {}", l[6..].trim()))
+            .msg(format!("Did not run command since '{path}' {rest}"))
             .with("rc", 0)
-            .with("stdout", "")
-            .with("stderr", ""));
+            .with("cmd", line)
+            .with("stdout", said.clone())
+            .with("stdout_lines", json!([said]))
+            .with("stderr", "")
+            .with("stderr_lines", json!([])));
     }
     let mut stderr = out.stderr_str();
     if args.bool_or("strip_empty_ends", true)? {
@@ -154,6 +164,9 @@ pub async fn run_command(
     }
     r.data.insert("stdout".into(), Json::String(stdout));
     r.data.insert("stderr".into(), Json::String(stderr));
+    if !failed {
+        r.data.insert("msg".into(), Json::String(String::new()));
+    }
     Ok(r)
 }
 

@@ -1,11 +1,13 @@
 //! `copy`: writes `content` or a local `src` file to the target (sent on
 //! the script's stdin, written only when its sha256 differs), or copies a
 //! file already on the target (`remote_src`). Mode, owner, group, backup,
-//! validate, force.
+//! validate, force. A local `src` directory is copied by [`copy_dir`].
 
 use async_trait::async_trait;
 
-use super::{file_spec, write_content, Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use super::{
+    copy_dir, file_spec, write_content, Args, Module, ModuleCtx, ModuleError, ModuleResult,
+};
 use crate::script::q;
 
 /// The `copy` module.
@@ -51,7 +53,7 @@ impl Module for Copy {
         if args.bool_or("remote_src", false)? {
             let src = args.str("src")?;
             let body = format!(
-                "s={}; d={}\n[ -d \"$d\" ] && d=\"$d/$(basename \"$s\")\"\n[ -f \"$s\" ] || fail \"src $s does not exist on the target\"\nif ! cmp -s \"$s\" \"$d\" && {{ [ ! -e \"$d\" ] || [ {} = 1 ]; }}; then C=1; before \"$d\"; [ {} = 1 ] && [ -e \"$d\" ] && do_ cp -p \"$d\" \"$d.$(date +%Y-%m-%d@%H:%M:%S)~\"; do_ cp \"$s\" \"$d\"; [ \"$CHECK\" = 1 ] && return 0; fi\nattrs \"$d\" {} {} {}",
+                "s={}; d={}\n[ -d \"$d\" ] && d=\"$d/$(basename \"$s\")\"\n[ -f \"$s\" ] || fail \"src $s does not exist on the target\"\nif ! cmp -s \"$s\" \"$d\" && {{ [ ! -e \"$d\" ] || [ {} = 1 ]; }}; then C=1; before \"$d\"; if [ {} = 1 ] && [ -e \"$d\" ] && [ \"$CHECK\" != 1 ]; then _bk=\"$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; cp -p \"$d\" \"$_bk\" && echo \"@@backup_file=$_bk\"; fi; do_ cp \"$s\" \"$d\"; [ \"$CHECK\" = 1 ] && return 0; fi\nattrs \"$d\" {} {} {}\necho \"@@dest=$d\"; echo \"@@checksum=$(sha1sum \"$d\" | cut -d' ' -f1)\"; echo \"@@md5sum=$(md5sum \"$d\" | cut -d' ' -f1)\"; fattrs \"$d\"",
                 q(&src),
                 q(&dest),
                 u8::from(spec.force),
@@ -63,6 +65,13 @@ impl Module for Copy {
             let out = ctx.run_script(&body, None).await?;
             let mut r = ModuleResult::from_script(&out, &dest);
             r.data.insert("dest".into(), dest.into());
+            r.data.insert("src".into(), src.into());
+            for k in ["dest", "checksum", "md5sum", "backup_file"] {
+                if let Some(v) = out.get(k) {
+                    r.data.insert(k.into(), v.into());
+                }
+            }
+            super::path_info::insert(&out, &mut r.data);
             return Ok(r);
         }
         let content: Vec<u8> = if let Some(c) = args.get("content") {
@@ -76,14 +85,17 @@ impl Module for Copy {
             let src = args.str("src")?;
             let path = ctx.find_local(&src, "files")?;
             if path.is_dir() {
-                return Err(ModuleError::Arg(format!(
-                    "copy of a directory ({}) is not supported; copy its files one by one",
-                    path.display()
-                )));
+                return copy_dir::run(ctx, args, &src, &path, &spec).await;
             }
             spec.basename = path.file_name().map(|n| n.to_string_lossy().into_owned());
             if dest.ends_with('/') {
                 spec.dest = format!("{dest}{}", spec.basename.clone().unwrap_or_default());
+                let made =
+                    copy_dir::make_dirs(ctx, args, &[dest.trim_end_matches('/').to_string()])
+                        .await?;
+                if let Some(f) = made.failed {
+                    return Ok(ModuleResult::fail(f));
+                }
             }
             tokio::fs::read(&path)
                 .await

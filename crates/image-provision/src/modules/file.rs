@@ -64,8 +64,13 @@ impl Module for File {
             )
         };
         let body = match state.as_str() {
+            // Every directory it creates gets the mode and ownership (as
+            // ansible's file module does), not only the last one.
             "directory" => format!(
-                "case $cur in absent) C=1; do_ mkdir -p \"$p\"; [ \"$CHECK\" = 1 ] && return 0;; directory) ;; *) fail \"$p exists and is not a directory\";; esac\n{}",
+                "case $cur in absent) mkd \"$p\" {} {} {}; [ \"$CHECK\" = 1 ] && return 0;; directory) ;; *) fail \"$p exists and is not a directory\";; esac\n{}",
+                q(&mode),
+                q(&owner),
+                q(&group),
                 attrs(recurse)
             ),
             "file" | "" => format!(
@@ -117,7 +122,7 @@ impl Module for File {
             }
         };
         let script = format!(
-            "p={}\nif [ -L \"$p\" ]; then cur=link; elif [ -d \"$p\" ]; then cur=directory; elif [ -e \"$p\" ]; then cur=file; else cur=absent; fi\necho \"@@before_state=$cur\"\n{body}",
+            "p={}\nif [ -L \"$p\" ]; then cur=link; elif [ -d \"$p\" ]; then cur=directory; elif [ -e \"$p\" ]; then cur=file; else cur=absent; fi\necho \"@@before_state=$cur\"\nbody() {{\n{body}\n}}\nbody\nfattrs \"$p\"",
             q(&path)
         );
         let out = ctx.run_script(&script, None).await?;
@@ -138,7 +143,17 @@ impl Module for File {
         }
         r.data.insert("path".into(), path.into());
         if !state.is_empty() {
-            r.data.insert("state".into(), state.into());
+            r.data.insert("state".into(), state.clone().into());
+        }
+        if !ctx.check {
+            super::path_info::insert(&out, &mut r.data);
+        }
+        if let (Some(s), true) = (
+            args.opt_str("src"),
+            matches!(state.as_str(), "link" | "hard"),
+        ) {
+            r.data.insert("src".into(), s.into());
+            r.data.insert("dest".into(), r.data["path"].clone());
         }
         Ok(r)
     }

@@ -45,10 +45,24 @@ impl Module for Group {
                 if args.bool_or("system", false)? { "-r" } else { "" }
             )
         };
+        let body = format!(
+            "{body}\nif [ {} = present ] && e=$(getent group {}); then echo \"@@gr=$e\"; fi",
+            q(&state),
+            q(&name)
+        );
         let out = ctx.run_script(&body, None).await?;
         let mut r = ModuleResult::from_script(&out, &name);
         r.data.insert("name".into(), name.into());
         r.data.insert("state".into(), state.into());
+        if let Some(gid) = out
+            .get("gr")
+            .and_then(|g| g.split(':').nth(2))
+            .and_then(|g| g.parse::<u64>().ok())
+        {
+            r.data.insert("gid".into(), gid.into());
+            r.data
+                .insert("system".into(), args.bool_or("system", false)?.into());
+        }
         Ok(r)
     }
 }

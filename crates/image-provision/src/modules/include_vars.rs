@@ -55,8 +55,10 @@ impl Module for IncludeVars {
         }
         let mut vars = Map::new();
         for f in &files {
-            let text = tokio::fs::read_to_string(f)
+            let path = f.clone();
+            let text = tokio::task::spawn_blocking(move || image_core::yaml::read_file(&path))
                 .await
+                .map_err(|e| ModuleError::Arg(format!("cannot read {}: {e}", f.display())))?
                 .map_err(|e| ModuleError::Arg(format!("cannot read {}: {e}", f.display())))?;
             let doc = image_core::yaml::parse(&f.display().to_string(), &text)
                 .map_err(|d| ModuleError::Arg(d.to_string()))?;
@@ -89,6 +91,10 @@ impl Module for IncludeVars {
                     .collect(),
             ),
         );
+        // ansible returns the loaded variables as `ansible_facts` (they are
+        // not facts: the engine stores them as include_vars).
+        r.data
+            .insert("ansible_facts".into(), Json::Object(vars.clone()));
         r.include_vars = Some(vars);
         Ok(r)
     }

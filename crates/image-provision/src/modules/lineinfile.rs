@@ -77,7 +77,11 @@ impl Module for LineInFile {
         };
         let after_re = ins_re(&after)?;
         let before_re = ins_re(&before)?;
-        edit_file(ctx, &spec, |cur| {
+        // ansible's `msg` and, for state=absent, `found`.
+        let mut msg = "";
+        let mut removed = 0usize;
+        let mut created = false;
+        let mut r = edit_file(ctx, &spec, |cur| {
             let Some(cur) = cur else {
                 if state == "absent" {
                     return Ok(None);
@@ -88,6 +92,8 @@ impl Module for LineInFile {
                 if backrefs {
                     return Ok(None);
                 }
+                msg = "line added";
+                created = true;
                 return Ok(Some(format!("{}\n", line.clone().unwrap_or_default())));
             };
             let mut lines: Vec<String> = cur.lines().map(str::to_string).collect();
@@ -101,7 +107,9 @@ impl Module for LineInFile {
                 }
             };
             if state == "absent" {
+                let n = lines.len();
                 lines.retain(|l| !matches(l));
+                removed = n - lines.len();
             } else {
                 let line = line.clone().unwrap_or_default();
                 let idxs: Vec<usize> = (0..lines.len()).filter(|i| matches(&lines[*i])).collect();
@@ -123,8 +131,12 @@ impl Module for LineInFile {
                         }
                         _ => line.clone(),
                     };
+                    if lines[i] != new {
+                        msg = "line replaced";
+                    }
                     lines[i] = new;
                 } else if !backrefs && !lines.contains(&line) {
+                    msg = "line added";
                     let pos = if before.as_deref() == Some("BOF") {
                         0
                     } else if let Some(r) = &before_re {
@@ -159,6 +171,34 @@ impl Module for LineInFile {
             }
             Ok(Some(out))
         })
-        .await
+        .await?;
+        if r.failed {
+            return Ok(r);
+        }
+        let mut text = if state == "absent" {
+            r.data.insert("found".into(), removed.into());
+            if removed > 0 {
+                format!("{removed} line(s) removed")
+            } else {
+                String::new()
+            }
+        } else {
+            msg.to_string()
+        };
+        // The mode/ownership changed too (a new file gets the default mode
+        // first, as ansible creates it).
+        let attrs_changed = if created {
+            spec.mode.as_deref().is_some_and(|m| m != "644")
+        } else {
+            r.changed && text.is_empty() && removed == 0
+        };
+        if attrs_changed {
+            let and = if text.is_empty() { "" } else { " and " };
+            text = format!("{text}{and}ownership, perms or SE linux context changed");
+        }
+        r.msg = Some(text.clone());
+        r.data.insert("msg".into(), text.into());
+        r.data.entry("backup").or_insert_with(|| "".into());
+        Ok(r)
     }
 }

@@ -19,15 +19,19 @@ use crate::template::Templater;
 pub mod apt;
 pub mod apt_key;
 pub mod apt_repository;
+pub mod assemble;
 pub mod assert;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
+pub mod copy_dir;
+pub mod cron;
 pub mod deb822_repository;
 pub mod debug;
 pub mod dnf;
 pub mod dpkg_selections;
 pub mod fail;
+pub mod fetch;
 pub mod file;
 pub mod find;
 pub mod get_url;
@@ -44,6 +48,7 @@ pub mod modprobe;
 pub mod mount;
 pub mod package;
 pub mod package_facts;
+pub mod path_info;
 pub mod pause;
 pub mod pip;
 pub mod raw;
@@ -51,6 +56,7 @@ pub mod reboot;
 pub mod refuse;
 pub mod replace;
 pub mod rpm_key;
+pub mod script_run;
 pub mod service_facts;
 pub mod set_fact;
 pub mod shell;
@@ -121,15 +127,18 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "apt" => &apt::Apt,
         "apt_key" => &apt_key::AptKey,
         "apt_repository" => &apt_repository::AptRepository,
+        "assemble" => &assemble::Assemble,
         "assert" => &assert::Assert,
         "blockinfile" => &blockinfile::BlockInFile,
         "command" => &command::Command,
         "copy" => &copy::Copy,
+        "cron" => &cron::Cron,
         "deb822_repository" => &deb822_repository::Deb822Repository,
         "debug" => &debug::Debug,
         "dnf" | "yum" => &dnf::Dnf,
         "dpkg_selections" => &dpkg_selections::DpkgSelections,
         "fail" => &fail::Fail,
+        "fetch" => &fetch::Fetch,
         "file" => &file::File,
         "find" => &find::Find,
         "get_url" => &get_url::GetUrl,
@@ -151,6 +160,7 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         "reboot" => &reboot::Reboot,
         "replace" => &replace::Replace,
         "rpm_key" => &rpm_key::RpmKey,
+        "script" => &script_run::Script,
         "service_facts" => &service_facts::ServiceFacts,
         "set_fact" => &set_fact::SetFact,
         "shell" => &shell::Shell,
@@ -177,16 +187,19 @@ pub const NAMES: &[&str] = &[
     "apt",
     "apt_key",
     "apt_repository",
+    "assemble",
     "assert",
     "blockinfile",
     "command",
     "copy",
+    "cron",
     "deb822_repository",
     "debug",
     "dnf",
     "yum",
     "dpkg_selections",
     "fail",
+    "fetch",
     "file",
     "find",
     "get_url",
@@ -208,6 +221,7 @@ pub const NAMES: &[&str] = &[
     "reboot",
     "replace",
     "rpm_key",
+    "script",
     "service_facts",
     "set_fact",
     "shell",
@@ -629,8 +643,10 @@ pub async fn edit_file(
         Ok(a) => a,
         Err(msg) => return Ok(ModuleResult::fail(msg)),
     };
+    let mut unchanged = ModuleResult::ok();
+    path_info::insert(&out, &mut unchanged.data);
     let Some(after) = after else {
-        return Ok(ModuleResult::ok());
+        return Ok(unchanged);
     };
     let same = before.as_deref() == Some(after.as_str());
     if same
@@ -638,7 +654,7 @@ pub async fn edit_file(
             .get("stat")
             .is_some_and(|s| script::stat_matches(s, spec))
     {
-        return Ok(ModuleResult::ok());
+        return Ok(unchanged);
     }
     write_content(ctx, spec, after.as_bytes(), before).await
 }
@@ -662,9 +678,51 @@ pub async fn write_content(
             }
         }
     }
+    // The file written (`dest/<name>` when `dest` is a directory).
+    let dest = out.get("dest").unwrap_or(&spec.dest).to_string();
+    r.data.insert("dest".into(), Json::String(dest.clone()));
+    if !r.changed {
+        r.data.insert("path".into(), Json::String(dest));
+    }
+    path_info::insert(&out, &mut r.data);
+    if let Some(b) = out.get("backup_file") {
+        r.data
+            .insert("backup_file".into(), Json::String(b.to_string()));
+    }
     r.data
-        .insert("dest".into(), Json::String(spec.dest.clone()));
+        .insert("checksum".into(), Json::String(sha1_hex(content)));
+    r.data
+        .insert("md5sum".into(), Json::String(md5_hex(content)));
     Ok(r)
+}
+
+/// ansible's `msg` of a file-editing module (lineinfile, blockinfile,
+/// replace): the content message, plus the attribute note when the task
+/// changed with no content message (only mode or ownership changed).
+pub fn attrs_msg(content_msg: &str, changed: bool) -> String {
+    if changed && content_msg.is_empty() {
+        "ownership, perms or SE linux context changed".to_string()
+    } else {
+        content_msg.to_string()
+    }
+}
+
+/// The sha1 of some bytes as hex (ansible's `checksum`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The md5 of some bytes as hex (ansible's `md5sum`).
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The common file attributes of a module's arguments.

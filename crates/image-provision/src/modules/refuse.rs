@@ -92,12 +92,6 @@ const RULES: &[(&str, &str, When, &str)] = &[
         When::Not("true"),
         "`expand_argument_vars: false` is not supported",
     ),
-    (
-        "copy",
-        "directory_mode",
-        When::Set,
-        "`directory_mode` is not supported",
-    ),
     ("copy", "follow", When::Set, "`follow` is not supported"),
     (
         "copy",
@@ -205,30 +199,6 @@ const RULES: &[(&str, &str, When, &str)] = &[
         "hash_behaviour",
         When::Set,
         "`hash_behaviour` is not supported",
-    ),
-    (
-        "ini_file",
-        "values",
-        When::Set,
-        "`values` is not supported; use one task per value",
-    ),
-    (
-        "ini_file",
-        "exclusive",
-        When::Not("true"),
-        "`exclusive: false` is not supported",
-    ),
-    (
-        "ini_file",
-        "ignore_spaces",
-        When::Set,
-        "`ignore_spaces` is not supported",
-    ),
-    (
-        "ini_file",
-        "modify_inactive_option",
-        When::Not("true"),
-        "`modify_inactive_option: false` is not supported",
     ),
     ("ini_file", "follow", When::Set, "`follow` is not supported"),
     (

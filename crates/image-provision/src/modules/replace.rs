@@ -57,7 +57,8 @@ impl Module for Replace {
             .map(|a| Regex::new(&format!("(?m){a}")))
             .transpose()
             .map_err(|e| ModuleError::Arg(e.to_string()))?;
-        edit_file(ctx, &spec, |cur| {
+        let mut made = 0usize;
+        let mut r = edit_file(ctx, &spec, |cur| {
             let Some(cur) = cur else {
                 return Err(format!("path {path} does not exist"));
             };
@@ -71,9 +72,25 @@ impl Module for Replace {
                 .and_then(|r| r.find(&cur[start..]))
                 .map(|m| start + m.start())
                 .unwrap_or(cur.len());
-            let mid = re.replace_all(&cur[start..end], rep.as_str());
+            let section = &cur[start..end];
+            let mid = re.replace_all(section, rep.as_str());
+            if mid != section {
+                made = re.find_iter(section).count();
+            }
             Ok(Some(format!("{}{}{}", &cur[..start], mid, &cur[end..])))
         })
-        .await
+        .await?;
+        if !r.failed {
+            let msg = if made > 0 {
+                format!("{made} replacements made")
+            } else {
+                String::new()
+            };
+            let text = super::attrs_msg(&msg, r.changed);
+            r.msg = Some(text.clone());
+            r.data.insert("msg".into(), text.into());
+            r.data.insert("rc".into(), 0.into());
+        }
+        Ok(r)
     }
 }

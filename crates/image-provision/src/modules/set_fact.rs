@@ -21,8 +21,11 @@ impl Module for SetFact {
     async fn run(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let mut facts = args.0.clone();
+        let cacheable = args.bool_or("cacheable", false)?;
         facts.remove("cacheable");
         let mut r = ModuleResult::ok();
+        // `cacheable` facts are host facts too (`ansible_facts['x']`).
+        r.ansible_facts = cacheable.then(|| facts.clone());
         r.facts = Some(facts);
         Ok(r)
     }

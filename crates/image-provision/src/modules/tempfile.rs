@@ -39,7 +39,7 @@ impl Module for Tempfile {
         // mktemp wants the X's last: the suffix goes through --suffix.
         let dir = args.opt_str("path");
         let body = format!(
-            "d={dir}; [ -n \"$d\" ] || d=${{TMPDIR:-/tmp}}\n_p=$(mktemp {flag}--suffix={suffix} -p \"$d\" {tmpl} 2>&1) || fail \"$_p\"\necho \"@@path=$_p\"; C=1\n",
+            "d={dir}; [ -n \"$d\" ] || d=${{TMPDIR:-/tmp}}\n_p=$(mktemp {flag}--suffix={suffix} -p \"$d\" {tmpl} 2>&1) || fail \"$_p\"\necho \"@@path=$_p\"; C=1; fattrs \"$_p\"\n",
             dir = q(dir.as_deref().unwrap_or("")),
             flag = if state == "directory" { "-d " } else { "" },
             suffix = q(&suffix),
@@ -49,6 +49,9 @@ impl Module for Tempfile {
         if let Some(f) = out.failed {
             return Ok(ModuleResult::fail(f));
         }
-        Ok(ModuleResult::changed(true).with("path", out.get("path").unwrap_or("").to_string()))
+        let mut r =
+            ModuleResult::changed(true).with("path", out.get("path").unwrap_or("").to_string());
+        super::path_info::insert(&out, &mut r.data);
+        Ok(r)
     }
 }

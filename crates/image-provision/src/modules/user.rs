@@ -3,6 +3,7 @@
 //! script that compares `getent` output first.
 
 use async_trait::async_trait;
+use serde_json::Value as Json;
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
@@ -128,10 +129,30 @@ esac"#,
                 },
             )
         };
+        let body = format!(
+            "{body}\nif [ {} = present ] && e=$(getent passwd {}); then echo \"@@pw=$e\"; fi",
+            q(&state),
+            q(&name)
+        );
         let out = ctx.run_script(&body, None).await?;
         let mut r = ModuleResult::from_script(&out, &name);
         r.data.insert("name".into(), name.into());
         r.data.insert("state".into(), state.into());
+        // ansible's keys of an existing account, from its passwd entry.
+        if let Some(pw) = out.get("pw") {
+            let f: Vec<&str> = pw.split(':').collect();
+            if f.len() >= 7 {
+                let num = |s: &str| s.parse::<u64>().map(Json::from).unwrap_or(Json::Null);
+                r.data.insert("uid".into(), num(f[2]));
+                r.data.insert("group".into(), num(f[3]));
+                r.data.insert("comment".into(), f[4].into());
+                r.data.insert("home".into(), f[5].into());
+                r.data.insert("shell".into(), f[6].into());
+            }
+            r.data.insert("create_home".into(), create_home.into());
+            r.data
+                .insert("system".into(), args.bool_or("system", false)?.into());
+        }
         Ok(r)
     }
 }

@@ -62,12 +62,31 @@ impl Module for WaitFor {
             "sleep {delay}\nend=$(( $(date +%s) + {timeout} ))\nwhile :; do if {neg}{test}; then echo @@elapsed=$(( $(date +%s) - end + {timeout} )); return 0; fi; [ $(date +%s) -ge $end ] && break; sleep {sleep}; done\n{}",
             if test == "false" { "return 0".to_string() } else { format!("fail {}", q(&args.opt_str("msg").unwrap_or_else(|| format!("Timeout when waiting for {state} condition")))) }
         );
+        let path = args.opt_str("path");
+        let body = match &path {
+            Some(p) => format!("wf() {{\n{body}\n}}\nwf\nfattrs {}", q(p)),
+            None => body,
+        };
         let out = ctx.run_script(&body, None).await?;
         let mut r = ModuleResult::from_script(&out, "wait_for");
         r.changed = false;
         if let Some(e) = out.get("elapsed") {
             r.data
                 .insert("elapsed".into(), e.parse::<i64>().unwrap_or(0).into());
+        }
+        // ansible's return keys; with a `path`, its file keys (and `state`
+        // the file's).
+        let port = args.opt_i64("port")?;
+        r.data.insert("state".into(), state.into());
+        r.data.insert("port".into(), port.into());
+        r.data.insert("path".into(), path.clone().into());
+        r.data
+            .insert("search_regex".into(), args.opt_str("search_regex").into());
+        r.data.insert("match_groups".into(), serde_json::json!([]));
+        r.data
+            .insert("match_groupdict".into(), serde_json::json!({}));
+        if path.is_some() && !r.failed {
+            super::path_info::insert(&out, &mut r.data);
         }
         Ok(r)
     }

@@ -84,10 +84,10 @@ impl Loader {
             "meta" => {
                 let m = v.scalar_string().unwrap_or_default();
                 if !METAS.contains(&m.as_str()) {
-                    self.diags.push(v.error(format!(
-                        "unknown meta action `{m}`; known: {}",
-                        METAS.join(", ")
-                    )));
+                    self.diags.push(
+                        v.error(format!("unknown meta action `{m}`"))
+                            .with_help(format!("use one of: {}", METAS.join(", "))),
+                    );
                 } else if m == "refresh_inventory" {
                     self.diags.push(
                         v.error("meta: refresh_inventory is not supported")
@@ -106,8 +106,10 @@ impl Loader {
                 return None;
             }
             "import_playbook" => {
-                self.diags
-                    .push(k.error("import_playbook is not supported; list the plays in one file"));
+                self.diags.push(
+                    k.error("import_playbook is not supported")
+                        .with_help("list the plays in one file"),
+                );
                 return None;
             }
             "import_tasks" | "include_tasks" => {
@@ -121,8 +123,10 @@ impl Loader {
                         for (kk, _) in v.as_map().unwrap_or_default() {
                             let kn = kk.as_key().unwrap_or_default();
                             if !["file", "_raw_params", "apply"].contains(&kn.as_str()) {
-                                self.diags
-                                    .push(kk.error(format!("unknown key `{kn}` in {short}")));
+                                self.diags.push(
+                                    kk.error(format!("unknown key `{kn}` in {short}"))
+                                        .with_help("known keys: file, apply (include_tasks only)"),
+                                );
                             }
                         }
                         (file, apply.flatten())
@@ -130,7 +134,10 @@ impl Loader {
                     _ => (v.scalar_string(), None),
                 };
                 let Some(file) = file.filter(|f| !f.is_empty()) else {
-                    self.diags.push(v.error(format!("{short} needs a file")));
+                    self.diags.push(
+                        v.error(format!("{short} needs a file"))
+                            .with_help(format!("name the task file: `{short}: other.yml`")),
+                    );
                     return None;
                 };
                 if short == "include_tasks" {
@@ -150,9 +157,10 @@ impl Loader {
                     });
                 }
                 if file.contains("{{") {
-                    self.diags.push(v.error(
-                        "import_tasks needs a static file name; use include_tasks for templates",
-                    ));
+                    self.diags.push(
+                        v.error("import_tasks needs a static file name")
+                            .with_help("use include_tasks for a templated file name"),
+                    );
                     return None;
                 }
                 if t.loop_.is_some() {
@@ -204,8 +212,10 @@ impl Loader {
     /// `apply:` of an include: keywords for the included tasks.
     fn apply(&mut self, a: &Node, dir: &Arc<PathBuf>) -> Option<Task> {
         let Some(pairs) = a.as_map() else {
-            self.diags
-                .push(a.type_error("apply", "a mapping of task keywords"));
+            self.diags.push(
+                a.type_error("apply", "a mapping of task keywords")
+                    .with_help("e.g. `apply: {become: true, tags: [x]}`"),
+            );
             return None;
         };
         let mut t = self.blank_task(a, dir);
@@ -219,7 +229,7 @@ impl Loader {
                 "vars" => t.vars = self.map(v, "vars"),
                 _ => self
                     .diags
-                    .push(k.error(format!("`{key}` cannot be applied to included tasks"))),
+                    .push(k.error(format!("`{key}` cannot be applied to included tasks")).with_help("`apply:` takes task keywords such as become, tags, when, environment, vars")),
             }
         }
         Some(t)
@@ -258,8 +268,10 @@ impl Loader {
             _ => v,
         };
         let Some(pairs) = v.as_map() else {
-            self.diags
-                .push(v.type_error(short, "a mapping with `name:`"));
+            self.diags.push(
+                v.type_error(short, "a mapping with `name:`")
+                    .with_help(format!("e.g. `{short}: {{name: myrole}}`")),
+            );
             return None;
         };
         let mut name = None;
@@ -283,14 +295,18 @@ impl Loader {
                 "rolespec_validate" => {}
                 _ => self
                     .diags
-                    .push(kk.error(format!("unknown key `{kn}` in {short}"))),
+                    .push(kk.error(format!("unknown key `{kn}` in {short}")).with_help("known keys: name, tasks_from, vars_from, defaults_from, handlers_from, public, allow_duplicates, apply (include_role only)")),
             }
         }
         let Some(name) = name else {
-            self.diags.push(v.error(format!("{short} needs `name:`")));
+            self.diags.push(
+                v.error(format!("{short} needs `name:`"))
+                    .with_help(format!("name the role: `{short}: {{name: myrole}}`")),
+            );
             return None;
         };
         if short == "include_role" {
+            self.include_role_seen = true;
             if !name.contains("{{")
                 && ![&from.tasks, &from.vars, &from.defaults, &from.handlers]
                     .iter()
@@ -345,9 +361,12 @@ impl Loader {
             Value::Null => {}
             Value::Map(_) => args.extend(self.map(v, what)),
             Value::Str(s) => args.extend(free_form(s, FreeForm::KeyValue, &[])),
-            _ => self
-                .diags
-                .push(v.type_error(&format!("arguments of `{what}`"), "a mapping")),
+            _ => self.diags.push(
+                v.type_error(&format!("arguments of `{what}`"), "a mapping")
+                    .with_help(
+                        "give the arguments as a mapping, e.g. `key: value` lines under the module",
+                    ),
+            ),
         }
         args
     }
@@ -367,7 +386,10 @@ impl Loader {
                 // `args: "{{ some_dict }}"`: known when the task runs.
                 args.insert("__args_template".into(), a.to_json());
             } else {
-                self.diags.push(a.type_error("args", "a mapping"));
+                self.diags.push(
+                    a.type_error("args", "a mapping")
+                        .with_help("give `args:` as a mapping of the module's parameters"),
+                );
             }
         }
         match &v.value {
@@ -382,10 +404,15 @@ impl Loader {
             }
             _ if module.any_params() => {}
             _ => {
-                self.diags.push(v.type_error(
-                    &format!("arguments of `{key}`"),
-                    "a mapping or a `key=value` string",
-                ));
+                self.diags.push(
+                    v.type_error(
+                        &format!("arguments of `{key}`"),
+                        "a mapping or a `key=value` string",
+                    )
+                    .with_help(
+                        "give the arguments as a mapping, e.g. `key: value` lines under the module",
+                    ),
+                );
                 return None;
             }
         }

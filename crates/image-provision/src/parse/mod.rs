@@ -13,15 +13,17 @@
 //! module arguments when the module runs); a misspelt module or keyword is
 //! an error.
 //!
-//! - [`play`]: play keywords and `roles:`.
-//! - [`task`]: task keywords.
-//! - [`action`]: what a task does (module, include, role, meta).
-//! - [`role`]: finding and loading roles.
-//! - [`values`]: typed reads of keyword values.
-//! - [`free_form`]: `key=value` argument strings.
+//! - `play`: play keywords and `roles:`.
+//! - `task`: task keywords.
+//! - `action`: what a task does (module, include, role, meta).
+//! - `role`: finding and loading roles.
+//! - `values`: typed reads of keyword values.
+//! - [`free_form`](mod@free_form): `key=value` argument strings.
 
 mod action;
 pub mod free_form;
+mod handlers;
+mod import_playbook;
 mod play;
 mod role;
 mod task;
@@ -45,11 +47,14 @@ pub use free_form::free_form;
 /// Reads `path` and everything it pulls in statically. `roles_path` is
 /// searched for roles after `roles/` next to the file.
 pub fn load(path: &Path, roles_path: &[PathBuf]) -> Result<Steps, Diagnostics> {
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(
-            Location::new(path.display().to_string(), 1, 1),
-            format!("cannot read step list: {e}"),
-        ))
+    let src = yaml::read_file(path).map_err(|e| {
+        Diagnostics::from(
+            Diagnostic::error(
+                Location::new(path.display().to_string(), 1, 1),
+                format!("cannot read step list: {e}"),
+            )
+            .with_help("check the path and that the file is readable"),
+        )
     })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse_str(&path.display().to_string(), &src, &dir, roles_path).map(|mut s| {
@@ -62,20 +67,20 @@ pub fn load(path: &Path, roles_path: &[PathBuf]) -> Result<Steps, Diagnostics> {
 /// mapping, or nothing. Errors name the file and the place.
 pub fn load_vars(path: &Path) -> Result<Map<String, Json>, Diagnostics> {
     let at = || Location::new(path.display().to_string(), 1, 1);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::from(Diagnostic::error(
-            at(),
-            format!("cannot read variables: {e}"),
-        ))
+    let text = yaml::read_file(path).map_err(|e| {
+        Diagnostics::from(
+            Diagnostic::error(at(), format!("cannot read variables: {e}"))
+                .with_help("check the path and that the file is readable"),
+        )
     })?;
     let doc = yaml::parse(&path.display().to_string(), &text).map_err(Diagnostics::from)?;
     match doc.to_json() {
         Json::Object(m) => Ok(m),
         Json::Null => Ok(Map::new()),
-        _ => Err(Diagnostics::from(Diagnostic::error(
-            at(),
-            "a variables file must hold a mapping",
-        ))),
+        _ => Err(Diagnostics::from(
+            Diagnostic::error(at(), "a variables file must hold a mapping")
+                .with_help("write `name: value` lines"),
+        )),
     }
 }
 
@@ -91,6 +96,11 @@ pub fn parse_str(
     let d = Arc::new(dir.to_path_buf());
     let plays = l.document(&doc, &d);
     l.probe_includes();
+    if !l.include_role_seen {
+        for e in handlers::check(&plays, &l.notify_at) {
+            l.diags.push(e);
+        }
+    }
     let mut diags = l.diags.sorted();
     diags.0.dedup();
     let warnings: Vec<Diagnostic> = diags.warnings().cloned().collect();
@@ -172,6 +182,11 @@ pub(crate) struct Loader {
     includes: Vec<Include>,
     /// Roles of the play made public at parse time (`import_role`).
     public_roles: Vec<Arc<Role>>,
+    /// Where each task's `notify` names were written.
+    notify_at: handlers::NotifyAt,
+    /// An `include_role` was read (here or in a probed include): handlers
+    /// may be added at run time.
+    include_role_seen: bool,
 }
 
 enum Include {
@@ -192,6 +207,8 @@ impl Loader {
             tmpl: Templater::new(),
             includes: Vec::new(),
             public_roles: Vec::new(),
+            notify_at: Default::default(),
+            include_role_seen: false,
         }
     }
 
@@ -236,6 +253,7 @@ impl Loader {
                     }
                 }
             }
+            self.include_role_seen |= sub.include_role_seen;
             for d in sub.diags.0 {
                 let mut d = d;
                 d.severity = Severity::Warning;
@@ -247,23 +265,34 @@ impl Loader {
 
     fn document(&mut self, doc: &Node, dir: &Arc<PathBuf>) -> Vec<Play> {
         let Some(items) = doc.as_seq() else {
-            if !doc.is_null() {
-                self.diags
-                    .push(doc.type_error("a step list", "a list of tasks or plays"));
+            if doc.is_null() {
+                self.diags.push(empty_step_list(doc));
+            } else {
+                self.diags.push(
+                    doc.type_error("a step list", "a list of tasks or plays")
+                        .with_help("write the tasks as a YAML list: `- name: …` items, each with one module such as `command:`"),
+                );
             }
             return Vec::new();
         };
+        if items.is_empty() {
+            self.diags.push(empty_step_list(doc));
+            return Vec::new();
+        }
         if items.first().is_some_and(play::is_play) {
             items
                 .iter()
-                .filter_map(|n| {
-                    if play::is_play(n) {
-                        Some(self.play(n, dir))
+                .flat_map(|n| {
+                    if let Some(file) = import_playbook::target(n) {
+                        self.import_playbook(n, file, dir)
+                    } else if play::is_play(n) {
+                        vec![self.play(n, dir)]
                     } else {
-                        self.diags.push(n.error(
-                            "this list holds plays: every item needs `hosts:` and `tasks:`",
-                        ));
-                        None
+                        self.diags.push(
+                            n.error("this list holds plays: every item needs `hosts:` and `tasks:`")
+                                .with_help("put the tasks under a play's `tasks:`, or make the file a plain list of tasks"),
+                        );
+                        Vec::new()
                     }
                 })
                 .collect()
@@ -287,7 +316,11 @@ impl Loader {
             Value::Null => Vec::new(),
             Value::Seq(items) => items.iter().filter_map(|i| self.task(i, dir)).collect(),
             _ => {
-                self.diags.push(n.type_error(what, "a list of tasks"));
+                self.diags.push(
+                    n.type_error(what, "a list of tasks").with_help(
+                        "write it as a YAML list: `- name: …` items, each with one module",
+                    ),
+                );
                 Vec::new()
             }
         }
@@ -296,17 +329,22 @@ impl Loader {
     fn task_file(&mut self, path: &Path, at: &Node) -> Option<Vec<Task>> {
         let name = path.display().to_string();
         if self.loading.contains(&name) {
-            self.diags.push(at.error(format!(
-                "{name} includes itself (through {})",
-                self.loading.join(" -> ")
-            )));
+            self.diags.push(
+                at.error(format!(
+                    "{name} includes itself (through {})",
+                    self.loading.join(" -> ")
+                ))
+                .with_help("remove the include that closes the loop"),
+            );
             return None;
         }
-        let src = match std::fs::read_to_string(path) {
+        let src = match yaml::read_file(path) {
             Ok(s) => s,
             Err(e) => {
                 self.diags
-                    .push(at.error(format!("cannot read {name}: {e}")));
+                    .push(at.error(format!("cannot read {name}: {e}")).with_help(
+                    "check the file name (relative to the including file) and that it is readable",
+                ));
                 return None;
             }
         };
@@ -326,11 +364,13 @@ impl Loader {
 
     fn vars_file(&mut self, path: &Path, at: &Node) -> Option<Map<String, Json>> {
         let name = path.display().to_string();
-        let src = match std::fs::read_to_string(path) {
+        let src = match yaml::read_file(path) {
             Ok(s) => s,
             Err(e) => {
                 self.diags
-                    .push(at.error(format!("cannot read {name}: {e}")));
+                    .push(at.error(format!("cannot read {name}: {e}")).with_help(
+                    "check the file name (relative to the including file) and that it is readable",
+                ));
                 return None;
             }
         };
@@ -342,6 +382,13 @@ impl Loader {
             }
         }
     }
+}
+
+/// ansible-playbook refuses an empty playbook ("Empty playbook, nothing to
+/// do"); a step list with nothing in it is most likely a mistake.
+fn empty_step_list(doc: &Node) -> Diagnostic {
+    doc.error("the step list is empty")
+        .with_help("add tasks (e.g. `- command: /bin/true`), or remove the file from the build's `provision` list")
 }
 
 #[cfg(test)]
@@ -396,6 +443,36 @@ mod tests {
             "{:?}",
             s.warnings
         );
+    }
+
+    #[test]
+    fn a_loop_that_cannot_be_a_list_and_an_empty_list_are_errors() {
+        for (src, at) in [
+            (
+                "- debug: msg=x\n  loop: 42\n",
+                "s.yaml:2:9: error: `loop` needs a list, found an integer",
+            ),
+            (
+                "- debug: msg=x\n  loop: abc\n",
+                "s.yaml:2:9: error: `loop` needs a list, found a string",
+            ),
+            ("", "s.yaml:1:1: error: the step list is empty"),
+            ("[]\n", "s.yaml:1:1: error: the step list is empty"),
+        ] {
+            let e = parse_str("s.yaml", src, Path::new("."), &[])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(at), "{src:?}: {e}");
+            assert!(e.contains("\n  help: "), "{src:?}: {e}");
+        }
+        for ok in [
+            "- debug: msg=x\n  loop: [1, 2]\n",
+            "- debug: msg=x\n  loop: \"{{ xs }}\"\n",
+            "- debug: msg=x\n  with_items: 42\n",
+        ] {
+            assert!(parse_str("s.yaml", ok, Path::new("."), &[]).is_ok(), "{ok}");
+        }
     }
 
     #[test]

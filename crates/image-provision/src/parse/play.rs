@@ -58,7 +58,7 @@ const PLAY_KEYS: &[&str] = &[
 /// Whether a list item is a play.
 pub(super) fn is_play(n: &Node) -> bool {
     n.get("hosts").is_some()
-        || n.get("import_playbook").is_some()
+        || super::import_playbook::target(n).is_some()
         || (["tasks", "roles", "pre_tasks", "post_tasks"]
             .iter()
             .any(|k| n.get(k).is_some())
@@ -77,7 +77,10 @@ impl Loader {
             ..Default::default()
         };
         let Some(pairs) = n.as_map() else {
-            self.diags.push(n.type_error("a play", "a mapping"));
+            self.diags.push(
+                n.type_error("a play", "a mapping")
+                    .with_help("a play is a mapping with `hosts:` and `tasks:`"),
+            );
             return p;
         };
         if let Some(k) = n.get("import_playbook") {
@@ -117,8 +120,10 @@ impl Loader {
                 "max_fail_percentage" => {
                     p.max_fail_percentage = v.scalar_string().and_then(|s| s.parse().ok());
                     if p.max_fail_percentage.is_none() {
-                        self.diags
-                            .push(v.type_error("max_fail_percentage", "a number"));
+                        self.diags.push(
+                            v.type_error("max_fail_percentage", "a number")
+                                .with_help("give a percentage, e.g. `max_fail_percentage: 20`"),
+                        );
                     }
                 }
                 "vars" => {
@@ -139,9 +144,10 @@ impl Loader {
                 "handlers" => play_handlers = self.tasks(v, dir, "handlers"),
                 _ => {
                     let mut d = k.error(format!("unknown play keyword `{key}`"));
-                    if let Some(s) = did_you_mean(&key, PLAY_KEYS.iter().copied()) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
+                    d = match did_you_mean(&key, PLAY_KEYS.iter().copied()) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help("play keywords are those of ansible-core (hosts, tasks, roles, handlers, vars, …); put modules under `tasks:`"),
+                    };
                     self.diags.push(d);
                 }
             }
@@ -189,7 +195,10 @@ impl Loader {
 
     fn play_roles(&mut self, v: &Node, dir: &Arc<PathBuf>) -> Vec<Task> {
         let Some(items) = v.as_seq() else {
-            self.diags.push(v.type_error("roles", "a list"));
+            self.diags.push(
+                v.type_error("roles", "a list")
+                    .with_help("list the roles: `roles: [common, {role: web, port: 80}]`"),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -235,13 +244,18 @@ impl Loader {
                 }
             }
             _ => {
-                self.diags
-                    .push(item.type_error("a role", "a name or a mapping"));
+                self.diags.push(
+                    item.type_error("a role", "a name or a mapping")
+                        .with_help("give the role's name, or `{role: NAME, …}`"),
+                );
                 return None;
             }
         }
         let Some(name) = name else {
-            self.diags.push(item.error("role entry without `role:`"));
+            self.diags.push(
+                item.error("role entry without `role:`")
+                    .with_help("name the role: `- role: NAME`"),
+            );
             return None;
         };
         if name.contains("{{") {

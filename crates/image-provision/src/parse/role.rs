@@ -62,8 +62,12 @@ impl Loader {
         };
         let tag = format!("role {name}");
         if self.loading.contains(&tag) {
-            self.diags
-                .push(at.error(format!("role `{name}` depends on itself")));
+            self.diags.push(
+                at.error(format!("role `{name}` depends on itself"))
+                    .with_help(
+                    "remove the dependency that closes the loop (meta/main.yml `dependencies:`)",
+                ),
+            );
             return None;
         }
         self.loading.push(tag);
@@ -90,7 +94,7 @@ impl Loader {
                     let p = yml(sub, f);
                     if p.is_none() {
                         this.diags
-                            .push(at.error(format!("role `{name}` has no {sub}/{f}.yml")));
+                            .push(at.error(format!("role `{name}` has no {sub}/{f}.yml")).with_help(format!("check `{sub}_from`; the file must be in the role's {sub}/ directory")));
                     }
                     p
                 }
@@ -141,9 +145,15 @@ impl Loader {
     /// `meta/main.yml`: the dependencies and `allow_duplicates`.
     fn role_meta(&mut self, meta: &Path, at: &Node, rdir: &Path) -> (Vec<Task>, bool) {
         let name = meta.display().to_string();
-        let Ok(src) = std::fs::read_to_string(meta) else {
-            self.diags.push(at.error(format!("cannot read {name}")));
-            return (Vec::new(), false);
+        let src = match yaml::read_file(meta) {
+            Ok(s) => s,
+            Err(e) => {
+                self.diags.push(
+                    at.error(format!("cannot read {name}: {e}"))
+                        .with_help("check that the file is readable"),
+                );
+                return (Vec::new(), false);
+            }
         };
         let doc = match yaml::parse(&name, &src) {
             Ok(d) => d,
@@ -163,7 +173,10 @@ impl Loader {
             return (Vec::new(), dups);
         }
         let Some(items) = deps.as_seq() else {
-            self.diags.push(deps.type_error("dependencies", "a list"));
+            self.diags.push(
+                deps.type_error("dependencies", "a list")
+                    .with_help("list the roles: `dependencies: [common, {role: web}]`"),
+            );
             return (Vec::new(), dups);
         };
         let dir = Arc::new(rdir.join("meta"));

@@ -100,6 +100,16 @@ pub(super) const WITH: &[&str] = &[
     "inventory_hostnames",
 ];
 
+/// Whether a `loop:` value can give a list: a list, or a template (which
+/// must render to one when the task runs).
+fn loopable(v: &Node) -> bool {
+    match &v.value {
+        Value::Seq(_) | Value::Null => true,
+        Value::Str(s) => s.contains("{{") || s.contains("{%"),
+        _ => false,
+    }
+}
+
 /// A warning at a node.
 pub(super) fn warning(n: &Node, msg: impl Into<String>) -> Diagnostic {
     Diagnostic::warning(n.loc.clone(), msg)
@@ -169,9 +179,10 @@ impl Loader {
                 self.check_templates(v);
                 match &v.value {
                     Value::Map(_) | Value::Seq(_) => kw.module_defaults = Some(v.to_json()),
-                    _ => self
-                        .diags
-                        .push(v.type_error("module_defaults", "a mapping of module -> arguments")),
+                    _ => self.diags.push(
+                        v.type_error("module_defaults", "a mapping of module -> arguments")
+                            .with_help("e.g. `module_defaults: {apt: {update_cache: true}}`"),
+                    ),
                 }
             }
             "tags" => kw.tags = self.str_list(v, "tags"),
@@ -184,7 +195,10 @@ impl Loader {
 
     pub(super) fn task(&mut self, n: &Node, dir: &Arc<PathBuf>) -> Option<Task> {
         let Some(pairs) = n.as_map() else {
-            self.diags.push(n.type_error("a task", "a mapping"));
+            self.diags
+                .push(n.type_error("a task", "a mapping").with_help(
+                    "a task is a mapping such as `- name: x` with `command: /bin/true`",
+                ));
             return None;
         };
         let mut t = self.blank_task(n, dir);
@@ -194,6 +208,8 @@ impl Loader {
         let mut loop_control: Option<&Node> = None;
         let mut poll: Option<&Node> = None;
         let mut async_: Option<&Node> = None;
+        // A misspelt module was reported: "no module" would say it twice.
+        let mut typo_reported = false;
         for (k, v) in pairs {
             let key = k.as_key().unwrap_or_default();
             if self.inherit_keyword(&key, v, &mut t.kw) {
@@ -207,9 +223,10 @@ impl Loader {
                     let what = &w[5..];
                     if !WITH.contains(&what) {
                         let mut d = k.error(format!("unknown loop `{w}`"));
-                        if let Some(s) = did_you_mean(what, WITH.iter().copied()) {
-                            d = d.with_help(format!("did you mean `with_{s}`?"));
-                        }
+                        d = match did_you_mean(what, WITH.iter().copied()) {
+                            Some(s) => d.with_help(format!("did you mean `with_{s}`?")),
+                            None => d.with_help("use `loop:` with a list or a template"),
+                        };
                         self.diags.push(d);
                         continue;
                     }
@@ -226,7 +243,21 @@ impl Loader {
                 "until" => t.until = Some(self.conditions(v)),
                 "retries" => t.retries = self.number_or_template(v, "retries"),
                 "delay" => t.delay = self.number_or_template(v, "delay"),
-                "notify" => t.notify = self.str_list(v, "notify"),
+                "notify" => {
+                    t.notify = self.str_list(v, "notify");
+                    let at: Vec<(String, _)> = match &v.value {
+                        Value::Seq(items) => items
+                            .iter()
+                            .filter_map(|i| Some((i.scalar_string()?, i.loc.clone())))
+                            .collect(),
+                        _ => t
+                            .notify
+                            .iter()
+                            .map(|n| (n.clone(), v.loc.clone()))
+                            .collect(),
+                    };
+                    self.notify_at.insert(t.loc.clone(), at);
+                }
                 "listen" => t.listen = self.str_list(v, "listen"),
                 "vars" => t.vars = self.map(v, "vars"),
                 "args" => args_kw = Some(v),
@@ -253,7 +284,10 @@ impl Loader {
                     match self.action_keyword(v) {
                         Some((mk, mv)) => {
                             if action.is_some() {
-                                self.diags.push(k.error("a task runs one module"));
+                                self.diags.push(
+                                    k.error("a task runs one module")
+                                        .with_help("split it into two tasks"),
+                                );
                                 return None;
                             }
                             action = Some((mk, mv));
@@ -267,13 +301,17 @@ impl Loader {
                             k.error(format!("unknown module or task keyword `{key}`"))
                                 .with_help(format!("did you mean `{s}`?")),
                         );
+                        typo_reported = true;
                         continue;
                     }
                     if let Some((prev, _)) = &action {
-                        self.diags.push(k.error(format!(
-                            "a task runs one module, this one has `{}` and `{key}`",
-                            prev.as_key().unwrap_or_default()
-                        )));
+                        self.diags.push(
+                            k.error(format!(
+                                "a task runs one module, this one has `{}` and `{key}`",
+                                prev.as_key().unwrap_or_default()
+                            ))
+                            .with_help("split it into two tasks (is the indentation of the module's arguments right?)"),
+                        );
                         return None;
                     }
                     action = Some((k.clone(), v.clone()));
@@ -295,16 +333,23 @@ impl Loader {
         }
         if block.is_some() || rescue.is_some() || always.is_some() {
             if let Some((k, _)) = &action {
-                self.diags.push(k.error("a block cannot also run a module"));
+                self.diags.push(
+                    k.error("a block cannot also run a module")
+                        .with_help("move the module into a task under `block:`"),
+                );
                 return None;
             }
             if block.is_none() {
-                self.diags
-                    .push(n.error("`rescue`/`always` without `block`"));
+                self.diags.push(
+                    n.error("`rescue`/`always` without `block`")
+                        .with_help("add the tasks to protect under `block:`"),
+                );
             }
             if t.loop_.is_some() {
-                self.diags
-                    .push(n.error("a block cannot loop; loop over include_tasks instead"));
+                self.diags.push(
+                    n.error("a block cannot loop")
+                        .with_help("move the block to a file and loop over `include_tasks`"),
+                );
             }
             t.action = Action::Block {
                 block: block
@@ -320,6 +365,9 @@ impl Loader {
             return Some(t);
         }
         let Some((k, v)) = action else {
+            if typo_reported {
+                return None;
+            }
             self.diags.push(
                 n.error("task has no module")
                     .with_help("add a module such as `command:`, `copy:` or `apt:`"),
@@ -375,7 +423,10 @@ impl Loader {
             Value::Map(pairs) => {
                 let m = v.get("module").and_then(Node::scalar_string);
                 let Some(m) = m else {
-                    self.diags.push(v.error("`action` needs `module:`"));
+                    self.diags.push(
+                        v.error("`action` needs `module:`")
+                            .with_help("e.g. `action: {module: copy, src: a, dest: b}`"),
+                    );
                     return None;
                 };
                 let rest: Vec<(Node, Node)> = pairs
@@ -395,8 +446,10 @@ impl Loader {
                 ))
             }
             _ => {
-                self.diags
-                    .push(v.type_error("action", "a module and its arguments"));
+                self.diags.push(
+                    v.type_error("action", "a module and its arguments")
+                        .with_help("e.g. `action: copy src=a dest=b`"),
+                );
                 None
             }
         }
@@ -404,7 +457,17 @@ impl Loader {
 
     fn set_loop(&mut self, t: &mut Task, k: &Node, v: &Node, kind: LoopKind) {
         if t.loop_.is_some() {
-            self.diags.push(k.error("a task can have only one loop"));
+            self.diags
+                .push(k.error("a task can have only one loop").with_help(
+                "keep one of `loop:` / `with_*:`; loop over a combination with `product` or `zip`",
+            ));
+        }
+        if kind == LoopKind::Loop && !loopable(v) {
+            // ansible: "Invalid data passed to 'loop', it requires a list".
+            self.diags.push(
+                v.error(format!("`loop` needs a list, found {}", v.kind()))
+                    .with_help("give a list (`loop: [a, b]`) or a template that makes one (`loop: \"{{ names }}\"`)"),
+            );
         }
         self.check_templates(v);
         t.loop_ = Some(LoopSpec {
@@ -422,11 +485,17 @@ impl Loader {
 
     fn loop_control(&mut self, n: &Node, t: &mut Task) {
         let Some(pairs) = n.as_map() else {
-            self.diags.push(n.type_error("loop_control", "a mapping"));
+            self.diags.push(
+                n.type_error("loop_control", "a mapping")
+                    .with_help("e.g. `loop_control: {loop_var: pkg}`"),
+            );
             return;
         };
         let Some(mut l) = t.loop_.take() else {
-            self.diags.push(n.error("loop_control without a loop"));
+            self.diags.push(
+                n.error("loop_control without a loop")
+                    .with_help("add `loop:`, or remove `loop_control:`"),
+            );
             return;
         };
         for (k, v) in pairs {
@@ -443,9 +512,10 @@ impl Loader {
                     l.extended_allitems = self.bool(v, "extended_allitems").unwrap_or(true)
                 }
                 "break_when" => l.break_when = self.conditions(v),
-                other => self.diags.push(k.error(format!(
-                    "unknown key `{other}` in loop_control (loop_var, index_var, label, pause, extended, extended_allitems, break_when)"
-                ))),
+                other => self.diags.push(
+                    k.error(format!("unknown key `{other}` in loop_control"))
+                        .with_help("known keys: loop_var, index_var, label, pause, extended, extended_allitems, break_when"),
+                ),
             }
         }
         t.loop_ = Some(l);

@@ -23,14 +23,16 @@ impl Loader {
                 Value::Int(_) | Value::Float(_) => i.scalar_string().unwrap_or_default(),
                 Value::Null => continue,
                 _ => {
-                    self.diags
-                        .push(i.type_error("a condition", "an expression"));
+                    self.diags.push(
+                        i.type_error("a condition", "an expression")
+                            .with_help("write the condition as a string, e.g. `when: x == 1`"),
+                    );
                     continue;
                 }
             };
             if let Err(e) = self.tmpl.check_expr(&expr) {
                 self.diags
-                    .push(i.error(format!("bad condition `{expr}`: {e}")));
+                    .push(i.error(format!("bad condition `{expr}`: {e}")).with_help("write a Jinja expression without `{{ }}`, e.g. `when: x is defined and x | int > 1`"));
             }
             out.push(expr);
         }
@@ -42,7 +44,10 @@ impl Loader {
         match &n.value {
             Value::Str(s) if s.contains("{{") || s.contains("{%") => {
                 if let Err(e) = self.tmpl.check_template(s) {
-                    self.diags.push(n.error(format!("bad template: {e}")));
+                    self.diags
+                        .push(n.error(format!("bad template: {e}")).with_help(
+                            "fix the Jinja syntax; quote a value that starts with `{{`",
+                        ));
                 }
             }
             Value::Seq(items) => items.iter().for_each(|i| self.check_templates(i)),
@@ -59,7 +64,10 @@ impl Loader {
             }
             Json::Null => Map::new(),
             _ => {
-                self.diags.push(v.type_error(what, "a mapping"));
+                self.diags.push(
+                    v.type_error(what, "a mapping")
+                        .with_help("write `name: value` lines"),
+                );
                 Map::new()
             }
         }
@@ -69,7 +77,10 @@ impl Loader {
     pub(super) fn bool(&mut self, v: &Node, what: &str) -> Option<bool> {
         let b = v.as_bool_loose();
         if b.is_none() {
-            self.diags.push(v.type_error(what, "a boolean"));
+            self.diags.push(
+                v.type_error(what, "a boolean")
+                    .with_help("use true or false (yes/no also work)"),
+            );
         }
         b
     }
@@ -77,7 +88,11 @@ impl Loader {
     pub(super) fn string(&mut self, v: &Node, what: &str) -> Option<String> {
         match &v.value {
             Value::Seq(_) | Value::Map(_) => {
-                self.diags.push(v.type_error(what, "a string"));
+                self.diags.push(
+                    v.type_error(what, "a string").with_help(
+                        "give one value; quote it if it contains `: ` or starts with `{`",
+                    ),
+                );
                 None
             }
             _ => v.scalar_string(),
@@ -89,7 +104,10 @@ impl Loader {
             Value::Null => Vec::new(),
             Value::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
             Value::Map(_) => {
-                self.diags.push(v.type_error(what, "a string or a list"));
+                self.diags.push(
+                    v.type_error(what, "a string or a list")
+                        .with_help("give a name or a list of names"),
+                );
                 Vec::new()
             }
             _ => v
@@ -113,7 +131,10 @@ impl Loader {
             }
             Value::Str(s) if s.trim().parse::<f64>().is_ok() => Some(Json::String(s.clone())),
             _ => {
-                self.diags.push(v.type_error(what, "a number"));
+                self.diags.push(
+                    v.type_error(what, "a number")
+                        .with_help("give a number, or a template such as \"{{ n }}\""),
+                );
                 None
             }
         }

@@ -57,6 +57,7 @@ const FILTERS: &[&str] = &[
     "subelements",
     "symmetric_difference",
     "ternary",
+    "to_datetime",
     "to_json",
     "to_nice_json",
     "to_nice_yaml",

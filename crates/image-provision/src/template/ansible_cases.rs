@@ -15,7 +15,9 @@
 //! (minijinja's text of it, not Python's; minijinja has no hook for
 //! operators), `list.count` on a list variable (ansible-core
 //! 2.19 answers 0 there, a bug of its lazy lists; a literal list counts),
-//! and YAML complex keys (a multi-line dict key, `? 'a\n\n  b'`).
+//! the order of the set filters' results (Python's set order: numbers come
+//! out by hash, strings in a random order per run; ours keep first-seen
+//! order) and YAML complex keys (a multi-line dict key, `? 'a\n\n  b'`).
 
 use serde_json::Value as Json;
 

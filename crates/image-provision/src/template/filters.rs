@@ -78,12 +78,37 @@ fn home() -> Option<String> {
     std::env::var("HOME").ok().filter(|h| !h.is_empty())
 }
 
-/// Python's `os.path.expanduser` (the current user only).
+/// The home directory of `user` in the controller's `/etc/passwd`.
+fn home_of(user: &str) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[0] == user).then(|| f[5].to_string())
+    })
+}
+
+/// Python's `os.path.expanduser` on the controller: `~` is `$HOME`,
+/// `~user` that user's home; an unknown user leaves the path as it is.
 fn expanduser(p: &str) -> String {
-    match home() {
-        Some(h) if p == "~" => h,
-        Some(h) if p.starts_with("~/") => format!("{}{}", h.trim_end_matches('/'), &p[1..]),
-        _ => p.to_string(),
+    let Some(rest) = p.strip_prefix('~') else {
+        return p.to_string();
+    };
+    let (user, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let h = if user.is_empty() {
+        home()
+    } else {
+        home_of(user)
+    };
+    match h {
+        Some(h) => {
+            let joined = format!("{}{tail}", h.trim_end_matches('/'));
+            if joined.is_empty() {
+                "/".into()
+            } else {
+                joined
+            }
+        }
+        None => p.to_string(),
     }
 }
 

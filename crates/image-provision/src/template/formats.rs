@@ -247,9 +247,11 @@ fn human_readable(v: &Value, isbits: bool, unit: Option<String>) -> Result<Strin
 }
 
 pub(super) fn register(env: &mut Environment<'static>) {
+    use image_core::spec::bounded::check_width;
     env.add_filter("to_json", |v: Value, kw: Kwargs| -> Result<String, Error> {
         defined(&v, "to_json")?;
         let indent: Option<usize> = kw.get("indent")?;
+        check_width("to_json: indent", indent.unwrap_or(0))?;
         let sort: Option<bool> = kw.get("sort_keys")?;
         let _: Option<bool> = kw.get("ensure_ascii")?;
         Ok(py_json(&to_json(&v)?, indent, sort.unwrap_or(false)))
@@ -262,6 +264,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
                 Some(i) => i,
                 None => kw.get::<Option<usize>>("indent")?.unwrap_or(4),
             };
+            check_width("indent", indent)?;
             let sort: Option<bool> = kw.get("sort_keys")?;
             Ok(py_json(&to_json(&v)?, Some(indent), sort.unwrap_or(true)))
         },
@@ -273,6 +276,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("to_yaml", |v: Value, kw: Kwargs| -> Result<String, Error> {
         defined(&v, "to_yaml")?;
         let indent: Option<usize> = kw.get("indent")?;
+        check_width("to_yaml: indent", indent.unwrap_or(0))?;
         let flow: Option<bool> = kw.get("default_flow_style")?;
         Ok(super::pyyaml::dump(
             &to_json(&v)?,
@@ -288,6 +292,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
                 Some(i) => i,
                 None => kw.get::<Option<usize>>("indent")?.unwrap_or(4),
             };
+            check_width("indent", indent)?;
             Ok(super::pyyaml::dump(&to_json(&v)?, indent, false))
         },
     );

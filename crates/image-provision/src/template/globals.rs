@@ -1,6 +1,7 @@
 //! ansible's global functions and time filters: `now(utc=False, fmt=None)`
-//! (a timestamp as Python's `str(datetime)` prints it, or formatted with
-//! Python's `strftime` directives), `undef(hint)`, the `strftime` filter,
+//! (a Python datetime, see `datetime`, or text formatted with Python's
+//! `strftime` directives), `undef(hint)`, the `strftime` and `to_datetime`
+//! filters,
 //! and Python's `True`/`False`/`None` names. Local time is taken as UTC
 //! (build hosts run in UTC; the `time` crate cannot read the local offset
 //! safely in a threaded program).
@@ -9,6 +10,7 @@ use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, Error, Value};
 use time::OffsetDateTime;
 
+use super::datetime::{to_datetime, PyDateTime};
 use super::err;
 
 const MONTHS: [&str; 12] = [
@@ -95,25 +97,15 @@ pub(crate) fn strftime(t: OffsetDateTime, fmt: &str) -> String {
     out
 }
 
-/// Python's `str(datetime)`: `2026-12-05 13:03:59.004146`.
-fn py_datetime(t: OffsetDateTime) -> String {
-    let base = strftime(t, "%Y-%m-%d %H:%M:%S");
-    if t.microsecond() == 0 {
-        base
-    } else {
-        format!("{base}.{:06}", t.microsecond())
-    }
-}
-
 fn now(kw: Kwargs) -> Result<Value, Error> {
     let _utc: Option<bool> = kw.get("utc")?;
     let fmt: Option<String> = kw.get("fmt")?;
     kw.assert_all_used()?;
     let t = OffsetDateTime::now_utc();
-    Ok(Value::from(match fmt {
-        Some(f) => strftime(t, &f),
-        None => py_datetime(t),
-    }))
+    Ok(match fmt {
+        Some(f) => Value::from(strftime(t, &f)),
+        None => PyDateTime::naive(t).value(),
+    })
 }
 
 /// Python's `dict(...)`: from a mapping or a list of pairs, and keywords.
@@ -183,6 +175,7 @@ pub(super) fn register(env: &mut Environment<'static>) {
             Ok(strftime(t, &fmt))
         },
     );
+    env.add_filter("to_datetime", to_datetime);
     env.add_function("dict", dict);
     env.add_global("True", Value::from(true));
     env.add_global("False", Value::from(false));
@@ -198,6 +191,6 @@ mod unit {
         let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         assert_eq!(strftime(t, "%Y-%m-%dT%H:%M:%SZ"), "2023-11-14T22:13:20Z");
         assert_eq!(strftime(t, "%a %b %d %j %I%p %%"), "Tue Nov 14 318 10PM %");
-        assert_eq!(py_datetime(t), "2023-11-14 22:13:20");
+        assert_eq!(PyDateTime::naive(t).to_string(), "2023-11-14 22:13:20");
     }
 }

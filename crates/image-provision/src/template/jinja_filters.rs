@@ -84,27 +84,37 @@ fn round(v: Value, precision: Option<i32>, method: Option<String>) -> Result<Val
 }
 
 /// Jinja's `truncate(length=255, killwords=False, end='...', leeway=5)`.
-fn truncate(
-    s: String,
-    length: Option<usize>,
-    killwords: Option<bool>,
-    end: Option<String>,
-    kw: Kwargs,
-) -> Result<String, Error> {
-    let leeway: Option<usize> = kw.get("leeway")?;
-    let length = match length {
-        Some(l) => l,
-        None => kw.get::<Option<usize>>("length")?.unwrap_or(255),
+fn truncate(s: String, args: Rest<Value>, kw: Kwargs) -> Result<String, Error> {
+    // Jinja's `truncate(length=255, killwords=False, end='...', leeway=None)`,
+    // by position or by name.
+    if args.len() > 4 {
+        return Err(err("truncate: too many arguments"));
+    }
+    let arg = |i: usize, name: &str| -> Result<Option<Value>, Error> {
+        match args.get(i).filter(|v| !v.is_none()) {
+            Some(v) => Ok(Some(v.clone())),
+            None => kw.get::<Option<Value>>(name),
+        }
     };
-    let killwords = match killwords {
-        Some(k) => k,
-        None => kw.get::<Option<bool>>("killwords")?.unwrap_or(false),
+    let count = |v: Value, name: &str| -> Result<usize, Error> {
+        usize::try_from(v.clone()).map_err(|_| {
+            err(format!(
+                "truncate: `{name}` must be a non-negative integer, got {v}"
+            ))
+        })
     };
-    let end = match end {
-        Some(e) => e,
-        None => kw
-            .get::<Option<String>>("end")?
-            .unwrap_or_else(|| "...".into()),
+    let length = match arg(0, "length")? {
+        Some(v) => count(v, "length")?,
+        None => 255,
+    };
+    let killwords = arg(1, "killwords")?.is_some_and(|v| v.is_true());
+    let end = match arg(2, "end")? {
+        Some(v) => py_str(&v),
+        None => "...".into(),
+    };
+    let leeway = match arg(3, "leeway")? {
+        Some(v) => Some(count(v, "leeway")?),
+        None => None,
     };
     kw.assert_all_used()?;
     let chars: Vec<char> = s.chars().collect();
@@ -194,16 +204,20 @@ pub(super) fn register(env: &mut Environment<'static>) {
     );
     env.add_filter("round", round);
     env.add_filter("truncate", truncate);
-    env.add_filter("center", |s: String, width: Option<usize>| -> String {
-        let width = width.unwrap_or(80);
-        let n = s.chars().count();
-        if n >= width {
-            return s;
-        }
-        let pad = width - n;
-        let left = pad / 2 + (pad & width & 1);
-        format!("{}{s}{}", " ".repeat(left), " ".repeat(pad - left))
-    });
+    env.add_filter(
+        "center",
+        |s: String, width: Option<usize>| -> Result<String, Error> {
+            let width = width.unwrap_or(80);
+            image_core::spec::bounded::check_width("center: width", width)?;
+            let n = s.chars().count();
+            if n >= width {
+                return Ok(s);
+            }
+            let pad = width - n;
+            let left = pad / 2 + (pad & width & 1);
+            Ok(format!("{}{s}{}", " ".repeat(left), " ".repeat(pad - left)))
+        },
+    );
     env.add_filter("wordcount", |s: String| {
         let re = regex::Regex::new(r"\w+").expect("static pattern");
         re.find_iter(&s).count()

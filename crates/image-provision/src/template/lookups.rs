@@ -316,6 +316,7 @@ fn values(state: &State, kind: &str, args: &[Value], kw: &Kwargs) -> Result<Vec<
                         },
                     },
                     "template" => {
+                        let path = find_file(state, &term, "templates");
                         let src = read(state, &term, "templates", "template")?;
                         let extra: Option<Value> = kw.get("template_vars")?;
                         let _: Option<bool> = kw.get("convert_data")?;
@@ -325,7 +326,10 @@ fn values(state: &State, kind: &str, args: &[Value], kw: &Kwargs) -> Result<Vec<
                             None => vars,
                         };
                         let src = super::syntax::percent_format_template(&src);
-                        Value::from(state.env().render_str(&src, ctx)?)
+                        let search =
+                            super::loader::search_path(path.as_deref(), &search_dirs(state));
+                        let env = super::loader::file_env(state.env(), search);
+                        Value::from(env.render_str(&src, ctx)?)
                     }
                     "pipe" => Value::from(pipe(state, &term)?.trim_end().to_string()),
                     "lines" => {

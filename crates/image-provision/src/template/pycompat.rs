@@ -36,8 +36,12 @@ pub(super) fn format_value(out: &mut Output, _state: &State, v: &Value) -> Resul
             "an undefined value was printed",
         ));
     }
+    // The output nodes of a template (none is no node, as in ansible).
     PRINTED.with(|p| {
         if let Some(top) = p.borrow_mut().last_mut() {
+            if v.is_none() {
+                return;
+            }
             if top.1 == 0 {
                 top.0 = Some(v.clone());
             }
@@ -226,6 +230,7 @@ fn str_method(s: &str, method: &str, args: &[Value]) -> Option<Result<Value, Err
         })(),
         "zfill" => (|| {
             let (width,): (usize,) = from_args(args)?;
+            image_core::spec::bounded::check_width("zfill: width", width)?;
             let n = s.chars().count();
             if n >= width {
                 return Ok(Value::from(s));
@@ -241,6 +246,7 @@ fn str_method(s: &str, method: &str, args: &[Value]) -> Option<Result<Value, Err
         })(),
         "ljust" | "rjust" | "center" => (|| {
             let (width, fill): (usize, Option<&str>) = from_args(args)?;
+            image_core::spec::bounded::check_width(&format!("{method}: width"), width)?;
             let fill = fill.and_then(|f| f.chars().next()).unwrap_or(' ');
             let n = s.chars().count();
             if n >= width {

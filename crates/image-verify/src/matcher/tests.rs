@@ -74,7 +74,9 @@ fn collection_matchers() {
     assert!(ok("{have-key: k}", json!({"k": 1})));
     assert!(ok("{have-key: {have-prefix: k}}", json!({"kk": 1})));
     assert!(!ok("{have-key: z}", json!({"k": 1})));
-    let o = m("{contain-element: a}", false).check(&json!("a"));
+    // goss's to-array transform: a string is a list of its lines.
+    assert!(m("{contain-element: a}", false).check(&json!("a")).ok);
+    let o = m("{contain-element: a}", false).check(&json!(5));
     assert!(!o.ok && o.detail.is_some());
 }
 
@@ -185,4 +187,98 @@ fn expectations_print_as_goss_json() {
         json!(["a", {"have-prefix": "b"}])
     );
     assert_eq!(m("\"0644\"", false).to_string(), "\"0644\"");
+}
+
+/// goss's documented gjson example (docs/gossfile.md), with the JSON made
+/// valid.
+#[test]
+fn gjson_paths_each_pass_their_matcher() {
+    let doc =
+        json!(r#"{"foo": "bar", "moo": {"nested": "cow"}, "count": "15", "list": [1, 2, 3]}"#);
+    let good = "{gjson: {moo.nested: cow, foo: {have-prefix: b}, count: {le: 25}, \
+                '@this': {have-key: foo}, moo: {and: [{have-key: nested}, {not: {have-key: nested2}}]}, \
+                list.#: 3, list: {contain-element: 2}, 'list.1': 2}}";
+    let o = m(good, false).check(&doc);
+    assert!(o.ok, "{o:?}");
+    // Text properties (stdout, body) take gjson as a whole-text matcher.
+    assert!(m(good, true).check(&doc).ok);
+    let o = m("{gjson: {foo: baz}}", false).check(&doc);
+    assert!(!o.ok);
+    assert!(o.detail.unwrap().contains("gjson `foo`"));
+    let o = m("{gjson: {nope.x: 1}}", false).check(&doc);
+    assert_eq!(o.detail.as_deref(), Some("gjson: path not found: nope.x"));
+    let o = m("{gjson: {foo: bar}}", false).check(&json!("{not json"));
+    assert_eq!(o.detail.as_deref(), Some("gjson: invalid JSON"));
+    assert!(!m("{gjson: {foo: bar}}", false).check(&json!(5)).ok);
+    assert_eq!(
+        m("{gjson: {a.b: {gt: 1}}}", false).to_json(),
+        json!({"gjson": {"a.b": {"gt": 1}}})
+    );
+    let node = image_core::yaml::parse("g.yaml", "{gjson: [a]}").unwrap();
+    assert!(Matcher::from_node(&node, false).is_err());
+}
+
+/// goss's transforms: string matchers join a list with newlines, element
+/// matchers split a string into lines.
+#[test]
+fn transforms_as_goss() {
+    assert!(ok("{contain-element: b}", json!("a\nb\nc")));
+    assert!(!ok("{contain-element: d}", json!("a\nb\nc")));
+    assert!(ok("{contain-elements: [c, a]}", json!("a\nb\nc")));
+    assert!(!ok("[c, a]", json!("a\nb\nc"))); // a plain list does not split
+    assert_eq!(
+        m("{contain-elements: [a]}", false).to_json(),
+        json!({"contain-elements": ["a"]})
+    );
+    assert!(ok("{have-prefix: \"a\\nb\"}", json!(["a", "b"])));
+    assert!(ok("{match-regexp: 'a\\nb'}", json!(["a", "b"])));
+    assert!(ok("{contain-substring: \"1\\n2\"}", json!([1, 2])));
+}
+
+#[test]
+fn as_reader_lists_become_patterns() {
+    let p = m("[foo, \"!bar\", \"/^b.z$/\"]", false)
+        .into_patterns()
+        .unwrap();
+    assert!(p.check(&json!("foo x\nbaz\n")).ok);
+    assert!(!p.check(&json!("foo\nbar\nbaz")).ok);
+    assert!(m("[1]", false).into_patterns().is_err());
+    assert_eq!(go_fmt_v(&json!(["a", 1, {"k": true}])), "[a 1 map[k:true]]");
+}
+
+/// goss's have_patterns.go: regex flags, literal trimming, empty text.
+#[test]
+fn patterns_as_goss_code_reads_them() {
+    let t = json!("Hello World\n/usr/bin\n");
+    assert!(m("[\"/hello/i\"]", true).check(&t).ok);
+    assert!(!m("[\"/hello/\"]", true).check(&t).ok);
+    assert!(m("[\"!/^x/m\"]", true).check(&t).ok);
+    // Not a regex: a trailing part that is not flags.
+    assert!(m("[\"/usr/bin\"]", true).check(&t).ok);
+    // Literal patterns lose every leading `\`, `/` and `!`.
+    assert!(m("[\"\\\\/usr\"]", true).check(&t).ok);
+    assert!(m("[\"\\\\!World\"]", true).check(&t).ok);
+    // Empty text has no line: only "" or a negated pattern holds.
+    assert!(m("[\"\"]", true).check(&json!("")).ok);
+    assert!(!m("[\"/^$/\"]", true).check(&json!("")).ok);
+    assert!(!m("[x]", true).check(&json!("")).ok);
+}
+
+/// As gomega: a matcher that cannot compare (a list matcher on a string, a
+/// map matcher on a list) is an error, which `not` and `or` do not turn
+/// into a match; under `not`/`and`/`or` a list is contain-elements, not
+/// line patterns (goss's `negated_basic_reader` case).
+#[test]
+fn errors_are_not_negated() {
+    let text = json!("foo bar\nmoo cow\n");
+    let o = m("{not: [foo, '!ftw']}", true).check(&text);
+    assert!(!o.ok && o.error, "{o:?}");
+    assert!(!m("{not: {have-key: x}}", false).check(&json!(["x"])).ok);
+    assert!(
+        !m("{or: [{have-key: x}, {contain-element: x}]}", false)
+            .check(&json!(["x"]))
+            .ok
+    );
+    assert!(m("{not: {contain-substring: fox}}", true).check(&text).ok);
+    assert!(m("{not: {gt: 5}}", false).check(&json!(3)).ok);
 }

@@ -270,11 +270,11 @@ impl Resource for Dns {
         match spec.setting_str("server").filter(|s| !s.is_empty()) {
             Some(server) => {
                 if let Err(e) = query_types(qtype).and_then(|_| parse_server(&server)) {
-                    d.push(Diagnostic::error(spec.loc.clone(), e));
+                    d.push(Diagnostic::error(spec.loc.clone(), e).with_help("write the id as `TYPE:name` (A, AAAA, CNAME, MX, NS, PTR, SRV, TXT, CAA) and `server` as HOST or HOST:PORT"));
                 }
                 if qtype == Some("PTR") {
                     if let Err(e) = dnswire::reverse_name(name) {
-                        d.push(Diagnostic::error(spec.loc.clone(), e));
+                        d.push(Diagnostic::error(spec.loc.clone(), e).with_help("a PTR query takes an IP address, e.g. `PTR:127.0.0.1`"));
                     }
                 }
             }

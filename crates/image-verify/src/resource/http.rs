@@ -1,7 +1,8 @@
 //! `http`: an HTTP request made *from the target* with `curl` (which must be
 //! installed there; Debian, Ubuntu and AL2023 images have it), one process
-//! per URL, concurrently. Checks `status`, `body` (line patterns) and
-//! `headers` (`"Name: value"` strings). Settings as goss: `method`,
+//! per URL, concurrently. Checks `status`, `body` and `headers` (both text:
+//! line patterns; headers as goss has them, one `Name: value` line per
+//! value, names in Go's canonical case, sorted). Settings as goss: `method`,
 //! `request-headers`, `request-body`, `allow-insecure`,
 //! `no-follow-redirects`, `timeout` (ms, default 5000), `username`,
 //! `password`, `ca-file`, `cert-file`, `key-file`, `proxy`.
@@ -18,7 +19,7 @@ pub struct Http;
 const PROPS: &[Property] = &[
     Property::value("status"),
     Property::text("body"),
-    Property::value("headers"),
+    Property::text("headers"),
 ];
 
 const TRAILER: &str = "\n#IMAGE-VERIFY-STATUS ";
@@ -137,6 +138,36 @@ impl Resource for Http {
     }
 }
 
+/// The response headers as goss's `Headers` reader: `Name: value` lines,
+/// names canonicalised as Go's `textproto` does (`content-type` ->
+/// `Content-Type`), sorted.
+pub fn goss_headers(headers: &[String]) -> String {
+    let mut lines: Vec<String> = headers
+        .iter()
+        .filter_map(|h| {
+            let (name, value) = h.split_once(':')?;
+            Some(format!("{}: {}", canonical_name(name.trim()), value.trim()))
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+fn canonical_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            upper = c == '-';
+            out
+        })
+        .collect()
+}
+
 /// Makes one request.
 async fn run_one(probe: &Probe<'_>, s: &ResourceSpec) -> Observed {
     let mut cmd =
@@ -150,10 +181,7 @@ async fn run_one(probe: &Probe<'_>, s: &ResourceSpec) -> Observed {
             Some((status, headers, body)) => {
                 let mut o = Observed::default();
                 o.set("status", status)
-                    .set(
-                        "headers",
-                        headers.into_iter().map(Value::String).collect::<Vec<_>>(),
-                    )
+                    .set("headers", goss_headers(&headers))
                     .set("body", body);
                 o
             }
@@ -179,5 +207,18 @@ mod tests {
         assert_eq!(s, 200);
         assert_eq!(h, vec!["Content-Type: text/plain"]);
         assert_eq!(b, "hello\nworld");
+    }
+
+    #[test]
+    fn headers_as_goss_reads_them() {
+        let h = vec![
+            "x-b: 2".to_string(),
+            "content-type: text/plain; charset=utf-8".to_string(),
+            "X-A:1".to_string(),
+        ];
+        assert_eq!(
+            goss_headers(&h),
+            "Content-Type: text/plain; charset=utf-8\nX-A: 1\nX-B: 2"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `matching`: checks a value written in the gossfile itself (`content`,
 //! usually a template expression) against `matches`; nothing is run on the
-//! target.
+//! target. With `as-reader: true` the content is read as text (as Go's
+//! `%v` prints it), and a list of strings in `matches` is line patterns.
 
 use async_trait::async_trait;
 
@@ -23,17 +24,20 @@ impl Resource for Matching {
         PROPS
     }
     fn settings(&self) -> &'static [&'static str] {
-        &["content"]
+        &["content", "as-reader"]
     }
     async fn observe(&self, _probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
         specs
             .iter()
             .map(|s| {
                 let mut o = Observed::default();
-                o.set(
-                    "matches",
-                    s.settings.get("content").cloned().unwrap_or_default(),
-                );
+                let content = s.settings.get("content").cloned().unwrap_or_default();
+                let content = if s.setting_bool("as-reader") {
+                    serde_json::Value::String(crate::matcher::go_fmt_v(&content))
+                } else {
+                    content
+                };
+                o.set("matches", content);
                 o
             })
             .collect()

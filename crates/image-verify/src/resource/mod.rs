@@ -188,10 +188,102 @@ impl ResourceSpec {
         Duration::from_millis(ms.filter(|m| *m > 0).unwrap_or(default_ms))
     }
 
+    /// goss's per-resource retries (`retry_count`, `retry_delay`, on
+    /// `command`, `dns` and `package`): how many more attempts after a
+    /// failed one, and the pause before each (default and minimum 1 s as
+    /// goss: a delay of 0 or less is 1 s).
+    pub fn retry(&self) -> (u32, Duration) {
+        let count = match self.settings.get("retry_count") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+            _ => 0,
+        };
+        let delay = self
+            .settings
+            .get("retry_delay")
+            .and_then(|v| parse_retry_delay(v).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(1));
+        (u32::try_from(count).unwrap_or(u32::MAX), delay)
+    }
+
     /// True when the resource checks `prop`.
     pub fn checks_property(&self, prop: &str) -> bool {
         self.checks.iter().any(|c| c.property == prop)
     }
+}
+
+/// The resource types that take `retry_count` / `retry_delay` (goss).
+pub const RETRYING: &[&str] = &["command", "dns", "package"];
+
+/// A `retry_delay` as goss reads it: a number is milliseconds, a string is
+/// a Go duration (`500ms`, `2s`, `1m30s`) or a number of milliseconds.
+pub fn parse_retry_delay(v: &Value) -> Result<Duration, String> {
+    let ms = |f: f64| {
+        if f.is_finite() && f >= 0.0 {
+            Ok(Duration::from_secs_f64(f / 1000.0))
+        } else {
+            Ok(Duration::ZERO)
+        }
+    };
+    match v {
+        Value::Null => Ok(Duration::ZERO),
+        Value::Number(n) => ms(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(Duration::ZERO);
+            }
+            go_duration(s)
+                .or_else(|| s.parse::<f64>().ok().and_then(|f| ms(f).ok()))
+                .ok_or_else(|| format!("invalid retry_delay value {s:?}"))
+        }
+        other => Err(format!("invalid retry_delay value {other}")),
+    }
+}
+
+/// Parses a Go `time.ParseDuration` string (`1h2m3.5s`, `250ms`, `10us`);
+/// negative durations are zero.
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut any = false;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += num * secs;
+        any = true;
+    }
+    if !any || !total.is_finite() {
+        return None;
+    }
+    Some(if neg {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(total)
+    })
 }
 
 /// How a resource type reaches the target.
@@ -317,6 +409,19 @@ pub fn gate_property(key: &str) -> Option<&'static str> {
     })
 }
 
+/// The property name goss reports for a gossfile attribute where the two
+/// differ (`http` `body` is reported as `Body`, `package` `versions` as
+/// `version`, `file` `linked-to` as `linkedto`).
+pub fn reported_property(key: &str, prop: &'static str) -> &'static str {
+    match (key, prop) {
+        ("http", "body") => "Body",
+        ("http", "headers") => "Headers",
+        ("file", "linked-to") => "linkedto",
+        ("package", "versions") => "version",
+        _ => prop,
+    }
+}
+
 /// The resource type for a gossfile key.
 pub fn by_key(key: &str) -> Option<&'static dyn Resource> {
     all().iter().copied().find(|r| r.key() == key)
@@ -362,4 +467,27 @@ pub async fn observe_ids(
 /// The same error for every spec.
 pub fn all_failed(specs: &[&ResourceSpec], error: &str) -> Vec<Observed> {
     specs.iter().map(|_| Observed::failed(error)).collect()
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn retry_delays_as_goss_reads_them() {
+        let d = |v| parse_retry_delay(&v).unwrap();
+        assert_eq!(d(json!(500)), Duration::from_millis(500));
+        assert_eq!(d(json!("250ms")), Duration::from_millis(250));
+        assert_eq!(d(json!("2s")), Duration::from_secs(2));
+        assert_eq!(d(json!("1m30s")), Duration::from_secs(90));
+        assert_eq!(d(json!("1.5s")), Duration::from_millis(1500));
+        assert_eq!(d(json!("750")), Duration::from_millis(750));
+        assert_eq!(d(json!(null)), Duration::ZERO);
+        assert!(parse_retry_delay(&json!("soon")).is_err());
+        assert!(parse_retry_delay(&json!("5x")).is_err());
+        assert!(parse_retry_delay(&json!([1])).is_err());
+        assert_eq!(go_duration("-1s"), Some(Duration::ZERO));
+        assert_eq!(go_duration("10us"), Some(Duration::from_micros(10)));
+    }
 }

@@ -1,6 +1,8 @@
 //! `mount`: mount points from `/proc/self/mountinfo` (one `cat`): `opts`
 //! (per-mount options), `vfs-opts` (superblock options), `source` and
-//! `filesystem`. When a path is mounted over, the last mount wins.
+//! `filesystem`. When a path is mounted over, the last mount wins. `usage`
+//! (percent of blocks used, rounded, as goss: `1 - free/total`) comes from
+//! `stat -f` for the mount points that check it.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -16,7 +18,33 @@ const PROPS: &[Property] = &[
     Property::value("vfs-opts"),
     Property::value("source"),
     Property::value("filesystem"),
+    Property::value("usage"),
 ];
+
+/// The probe script: mountinfo, then one `#usage<TAB>i<TAB>blocks free`
+/// line for each `(index, path)` in `usage`.
+pub fn script(usage: &[(usize, &str)]) -> String {
+    let mut s = String::from("cat /proc/self/mountinfo\n");
+    for (i, p) in usage {
+        s.push_str(&format!(
+            "u=$(stat -f -c '%b %f' -- {} 2>/dev/null) && printf '#usage\\t{i}\\t%s\\n' \"$u\"\n",
+            image_core::target::shell_quote(p)
+        ));
+    }
+    s.push_str(":\n");
+    s
+}
+
+/// Percent of blocks used, rounded as goss does; 0 for a file system
+/// without blocks (`proc`).
+fn usage(blocks_free: &str) -> Option<Value> {
+    let (b, f) = blocks_free.trim().split_once(' ')?;
+    let (b, f): (f64, f64) = (b.parse().ok()?, f.parse().ok()?);
+    if b <= 0.0 {
+        return Some(Value::from(0));
+    }
+    Some(Value::from(((1.0 - f / b) * 100.0).round() as i64))
+}
 
 /// Decodes mountinfo's octal escapes (`\040` for a space).
 fn unescape(s: &str) -> String {
@@ -39,6 +67,13 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn usage_line(out: &str, i: usize) -> Option<Value> {
+    let tag = format!("#usage\t{i}\t");
+    out.lines()
+        .find_map(|l| l.strip_prefix(tag.as_str()))
+        .and_then(usage)
+}
+
 fn list(s: &str) -> Value {
     Value::Array(s.split(',').map(|o| Value::String(o.to_string())).collect())
 }
@@ -47,7 +82,8 @@ fn list(s: &str) -> Value {
 pub fn parse(out: &str, points: &[&str]) -> Vec<Observed> {
     points
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             let want = p.trim_end_matches('/');
             let want = if want.is_empty() { "/" } else { want };
             let entry = out.lines().rev().find_map(|l| {
@@ -71,6 +107,11 @@ pub fn parse(out: &str, points: &[&str]) -> Vec<Observed> {
                         .set("vfs-opts", list(&vfs))
                         .set("source", source)
                         .set("filesystem", fs);
+                    if let Some(u) = usage_line(out, i) {
+                        o.set("usage", u);
+                    } else {
+                        o.absent = Some(format!("{p}: usage: statfs failed"));
+                    }
                     o
                 }
                 None => Observed::missing("exists", format!("{p} is not a mount point")),
@@ -95,7 +136,13 @@ impl Resource for Mount {
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
         let points: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout("cat /proc/self/mountinfo").await {
+        let usage: Vec<(usize, &str)> = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.checks_property("usage"))
+            .map(|(i, s)| (i, s.id.as_str()))
+            .collect();
+        match probe.sh_stdout(&script(&usage)).await {
             Ok(out) => parse(&out, &points),
             Err(e) => all_failed(specs, &e),
         }
@@ -115,5 +162,14 @@ mod tests {
         assert_eq!(o[0].values["opts"], serde_json::json!(["rw", "relatime"]));
         assert_eq!(o[1].values["source"], "tmpfs");
         assert_eq!(o[2].values["exists"], Value::Bool(false));
+        assert!(!o[0].values.contains_key("usage"));
+    }
+
+    #[test]
+    fn usage_is_rounded_percent_of_blocks_used() {
+        let mi = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n#usage\t0\t1000 333\n";
+        let o = parse(mi, &["/"]);
+        assert_eq!(o[0].values["usage"], serde_json::json!(67));
+        assert_eq!(usage("0 0"), Some(serde_json::json!(0)));
     }
 }

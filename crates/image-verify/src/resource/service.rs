@@ -3,7 +3,9 @@
 //!
 //! `enabled` follows `systemctl is-enabled` (true for `enabled`,
 //! `enabled-runtime`, `static`, `indirect`, `generated`, `alias`,
-//! `transient`), `running` follows `systemctl is-active`.
+//! `transient`), `running` follows `systemctl is-active`. `runlevels` is
+//! what goss finds on systemd: none (an empty list), so `runlevels: []`
+//! passes and any expected runlevel fails.
 
 use async_trait::async_trait;
 
@@ -12,7 +14,11 @@ use super::{all_failed, quote_all, Observed, Probe, Property, Resource, Resource
 /// The `service` resource type.
 pub struct Service;
 
-const PROPS: &[Property] = &[Property::value("enabled"), Property::value("running")];
+const PROPS: &[Property] = &[
+    Property::value("enabled"),
+    Property::value("running"),
+    Property::value("runlevels"),
+];
 
 const ENABLED: &[&str] = &[
     "enabled",
@@ -62,7 +68,9 @@ pub fn parse(out: &str, units: &[&str]) -> Result<Vec<Observed>, String> {
             let mut o = Observed::default();
             let running = matches!(get("ActiveState"), "active" | "reloading");
             let enabled = ENABLED.contains(&get("UnitFileState"));
-            o.set("enabled", enabled).set("running", running);
+            o.set("enabled", enabled)
+                .set("running", running)
+                .set("runlevels", serde_json::Value::Array(Vec::new()));
             if get("LoadState") == "not-found" {
                 o.absent = Some(format!("service {unit} not found"));
             }
@@ -81,9 +89,6 @@ impl Resource for Service {
     }
     fn properties(&self) -> &'static [Property] {
         PROPS
-    }
-    fn settings(&self) -> &'static [&'static str] {
-        &["runlevels"]
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
         let units: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();

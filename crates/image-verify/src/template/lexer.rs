@@ -9,9 +9,19 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// Literal text, starting at `line`.
-    Text { text: String, line: usize },
+    Text {
+        /// The text, trimmed as `{{-` / `-}}` say.
+        text: String,
+        /// The 1-based line it starts on.
+        line: usize,
+    },
     /// The tokens of one `{{ ... }}`, which starts at `line`.
-    Action { tokens: Vec<Token>, line: usize },
+    Action {
+        /// The tokens inside the delimiters.
+        tokens: Vec<Token>,
+        /// The 1-based line of the opening `{{`.
+        line: usize,
+    },
 }
 
 /// One token inside an action.
@@ -148,7 +158,30 @@ pub fn lex(src: &str) -> Result<Vec<Item>, LexError> {
 
 /// Lexes one action body up to and including `}}`. Returns the tokens (None
 /// for a comment), the bytes consumed, and whether it ended with `-}}`.
+///
+/// Only the text up to a `}}` is decoded (then up to the next, when that
+/// `}}` was inside a string), so that a file of many actions is lexed in
+/// linear time rather than decoding the rest of the file for each.
 fn lex_action(s: &str, line: &mut usize) -> Result<(Option<Vec<Token>>, usize, bool), LexError> {
+    let start = *line;
+    let mut window = s.find("}}").map_or(s.len(), |e| e + 2);
+    loop {
+        *line = start;
+        match lex_action_in(s, window, line) {
+            Err(_) if window < s.len() => {
+                window = s[window..].find("}}").map_or(s.len(), |e| window + e + 2);
+            }
+            r => return r,
+        }
+    }
+}
+
+/// [`lex_action`] on the first `window` bytes of `s` (comments: all of it).
+fn lex_action_in(
+    s: &str,
+    window: usize,
+    line: &mut usize,
+) -> Result<(Option<Vec<Token>>, usize, bool), LexError> {
     let start_line = *line;
     // Comments: {{/* ... */}} with optional trim markers around.
     let lead = s.len() - s.trim_start_matches(is_space).len();
@@ -177,7 +210,7 @@ fn lex_action(s: &str, line: &mut usize) -> Result<(Option<Vec<Token>>, usize, b
             message: "comment ends before closing delimiter".into(),
         });
     }
-    let bytes: Vec<char> = s.chars().collect();
+    let bytes: Vec<char> = s[..window].chars().collect();
     // Work on char indices, convert to byte offsets at the end.
     let mut i = 0usize;
     let mut toks = Vec::new();

@@ -99,7 +99,9 @@ pub fn render(file: &str, src: &str, data: &TemplateData) -> Result<Rendered, Di
         });
     }
     let fail = |line: usize, msg: String| {
-        Diagnostic::error(Location::new(file, line, 1), format!("template: {msg}"))
+        Diagnostic::error(Location::new(file, line, 1), format!("template: {msg}")).with_help(
+            "fix the Go template action (`{{ … }}`): its syntax, the function or the variable",
+        )
     };
     let items = lexer::lex(src).map_err(|e| fail(e.line, e.message))?;
     let tree = parser::parse(items, &funcs::exists).map_err(|e| {

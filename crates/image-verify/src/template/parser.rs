@@ -90,6 +90,7 @@ pub fn parse(items: Vec<Item>, is_func: &dyn Fn(&str) -> bool) -> Result<Vec<Nod
         items: items.into_iter().peekable(),
         is_func,
         range_depth: 0,
+        depth: 0,
     };
     let (nodes, end) = p.list()?;
     match end {
@@ -119,10 +120,35 @@ struct Parser<'a> {
     items: std::iter::Peekable<std::vec::IntoIter<Item>>,
     is_func: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
+    /// Open `if`/`with`/`range`/`define` blocks.
+    depth: usize,
 }
 
+/// The deepest nesting of blocks (`{{if}}` in `{{range}}` ...) and of
+/// parentheses: far more than any gossfile needs, little enough for the
+/// recursive parser and evaluator to stay within a thread's stack.
+pub const MAX_NESTING: usize = 100;
+
 impl Parser<'_> {
+    /// One block's list of nodes, at most [`MAX_NESTING`] blocks deep.
     fn list(&mut self) -> Result<(Vec<Node>, End), LexError> {
+        if self.depth >= MAX_NESTING {
+            let line = match self.items.peek() {
+                Some(Item::Text { line, .. } | Item::Action { line, .. }) => *line,
+                None => 0,
+            };
+            return Err(err(
+                line,
+                format!("actions nest deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        self.depth += 1;
+        let r = self.list_items();
+        self.depth -= 1;
+        r
+    }
+
+    fn list_items(&mut self) -> Result<(Vec<Node>, End), LexError> {
         let mut out = Vec::new();
         while let Some(item) = self.items.next() {
             match item {
@@ -421,7 +447,15 @@ fn operand(
             let mut j = i + 1;
             while j < toks.len() {
                 match toks[j].kind {
-                    Tok::LParen => depth += 1,
+                    Tok::LParen => {
+                        depth += 1;
+                        if depth > MAX_NESTING {
+                            return Err(err(
+                                t.line,
+                                format!("parentheses nest deeper than {MAX_NESTING} levels"),
+                            ));
+                        }
+                    }
                     Tok::RParen => {
                         depth -= 1;
                         if depth == 0 {
