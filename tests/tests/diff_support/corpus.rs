@@ -6,12 +6,15 @@
 //! # construct: loop with loop_control.index_var
 //! # paths: /etc/example.conf /usr/local/bin/example   (optional)
 //! # ends: failed                                      (optional)
+//! # alone: why                                        (optional)
 //! ```
 //!
 //! Every playbook writes under its own directory `/srv/diff/<stem>`; `paths`
 //! names anything else it touches (compared too). `ends: failed` marks a
 //! playbook whose run fails under ansible-core: ansible-playbook stops its
-//! batch there, so such playbooks run alone.
+//! batch there, so such playbooks run alone. `alone:` marks a playbook that
+//! needs a fresh ansible-playbook process for another reason: facts (gathered
+//! or `set_fact`) of the playbooks before it in a batch stay visible to it.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +31,8 @@ pub struct Playbook {
     pub paths: Vec<String>,
     /// `# ends: failed`.
     pub ends_failed: bool,
+    /// `# alone: why`: runs in an ansible-playbook invocation of its own.
+    pub alone: bool,
 }
 
 /// The corpus directory.
@@ -58,6 +63,7 @@ pub fn load() -> Vec<Playbook> {
             path,
             construct: String::new(),
             ends_failed: false,
+            alone: false,
         };
         for line in text.lines().take_while(|l| l.starts_with('#')) {
             let line = line.trim_start_matches('#').trim();
@@ -67,6 +73,8 @@ pub fn load() -> Vec<Playbook> {
                 pb.paths.extend(p.split_whitespace().map(str::to_string));
             } else if let Some(e) = line.strip_prefix("ends:") {
                 pb.ends_failed = e.trim() == "failed";
+            } else if line.starts_with("alone:") {
+                pb.alone = true;
             }
         }
         assert!(
