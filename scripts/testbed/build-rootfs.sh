@@ -4,6 +4,12 @@
 # customize hook and the test keys' public halves). $TESTBED_DIR/rootfs is a
 # symlink to the current one. A no-op (well under a second) when cached.
 #
+# `build-rootfs.sh rpm` builds the RPM-managed flavour instead:
+# $TESTBED_DIR/rootfs-rpm-<hash> (symlink rootfs-rpm), the same rootfs plus
+# rpm and dnf, customized by rootfs-customize-rpm.sh (an rpm database, an
+# Amazon Linux 2023 look-alike os-release, no apt); its hash also covers
+# that hook and the local RPM repository (build-rpm-repo.sh, run first).
+#
 # The Debian mirror is read from the host's apt configuration at run time;
 # override with TESTBED_MIRROR / TESTBED_SECURITY_MIRROR if needed.
 set -euo pipefail
@@ -14,6 +20,19 @@ SUITE=bookworm
 PACKAGES=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,sudo,python3,iproute2,ca-certificates,procps,kmod,curl,gnupg,tar,gzip
 HOOK="$TESTBED_SCRIPTS/rootfs-customize.sh"
 KEYS="$TESTBED_DIR/keys"
+FLAVOR="${1:-debian}"
+case "$FLAVOR" in
+    debian) PREFIX=rootfs ; RECIPE_EXTRA=() ;;
+    rpm)
+        PREFIX=rootfs-rpm
+        PACKAGES="$PACKAGES,rpm,dnf"
+        RPM_HOOK="$TESTBED_SCRIPTS/rootfs-customize-rpm.sh"
+        RPM_REPO="$(readlink -f "$TESTBED_DIR/rpm-repo")" \
+            || die "no $TESTBED_DIR/rpm-repo: run build-rpm-repo.sh first"
+        RECIPE_EXTRA=("$RPM_HOOK" "$RPM_REPO"/release/*.rpm)
+        ;;
+    *) die "unknown rootfs flavour $FLAVOR (debian, rpm)" ;;
+esac
 
 mkdir -p "$TESTBED_DIR"
 exec 9>"$TESTBED_DIR/.build-rootfs.lock"
@@ -36,18 +55,18 @@ for spec in ed25519: rsa:3072; do
 done
 
 # --- recipe hash -----------------------------------------------------------
-hash="$(cat "${BASH_SOURCE[0]}" "$HOOK" "$KEYS/id_ed25519.pub" "$KEYS/id_rsa.pub" \
-    | sha256sum | cut -c1-16)"
-ROOTFS="$TESTBED_DIR/rootfs-$hash"
+hash="$( (cat "${BASH_SOURCE[0]}" "$HOOK" "$KEYS/id_ed25519.pub" "$KEYS/id_rsa.pub" \
+    "${RECIPE_EXTRA[@]}"; echo "$FLAVOR") | sha256sum | cut -c1-16)"
+ROOTFS="$TESTBED_DIR/$PREFIX-$hash"
 
 link_current() {
-    ln -sfn "rootfs-$hash" "$TESTBED_DIR/.rootfs.link.tmp"
-    mv -Tf "$TESTBED_DIR/.rootfs.link.tmp" "$TESTBED_DIR/rootfs"
+    ln -sfn "$PREFIX-$hash" "$TESTBED_DIR/.$PREFIX.link.tmp"
+    mv -Tf "$TESTBED_DIR/.$PREFIX.link.tmp" "$TESTBED_DIR/$PREFIX"
 }
 
 if [ -d "$ROOTFS" ]; then
-    [ "$(readlink "$TESTBED_DIR/rootfs" 2>/dev/null)" = "rootfs-$hash" ] || link_current
-    log "rootfs up to date: $ROOTFS"
+    [ "$(readlink "$TESTBED_DIR/$PREFIX" 2>/dev/null)" = "$PREFIX-$hash" ] || link_current
+    log "$PREFIX up to date: $ROOTFS"
     exit 0
 fi
 
@@ -102,22 +121,24 @@ else
 fi
 
 # --- build -------------------------------------------------------------------
-log "building rootfs $ROOTFS (mirror: $MIRROR${SECURITY:+, security: $SECURITY})"
-tmp="$TESTBED_DIR/.rootfs-$hash.tmp.$$"
+log "building $PREFIX $ROOTFS (mirror: $MIRROR${SECURITY:+, security: $SECURITY})"
+tmp="$TESTBED_DIR/.$PREFIX-$hash.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)
+hooks=(--customize-hook="\"$HOOK\" \"\$1\"")
+[ "$FLAVOR" = debian ] || hooks+=(--customize-hook="\"$RPM_HOOK\" \"\$1\" \"$RPM_REPO\"")
 TESTBED_KEYS_DIR="$KEYS" mmdebstrap --quiet --mode=root --variant=minbase \
-    --include="$PACKAGES" \
-    --customize-hook="\"$HOOK\" \"\$1\"" \
+    --include="$PACKAGES" "${hooks[@]}" \
     "$SUITE" "$tmp" "${mirror_lines[@]}"
 mv -T "$tmp" "$ROOTFS"
 trap - EXIT
 link_current
-log "rootfs built in $(( $(date +%s) - start )) s: $ROOTFS"
+log "$PREFIX built in $(( $(date +%s) - start )) s: $ROOTFS"
 
-# Remove rootfs builds of older recipes that no overlay mount still uses.
-for old in "$TESTBED_DIR"/rootfs-*; do
+# Remove builds of older recipes of this flavour that no overlay mount still
+# uses (the hash is 16 hex digits: rootfs-* alone would match rootfs-rpm-*).
+for old in "$TESTBED_DIR/$PREFIX"-????????????????; do
     [ -d "$old" ] && [ "$old" != "$ROOTFS" ] || continue
     if grep -qF "$old" /proc/mounts; then
         log "keeping $old (still mounted)"

@@ -9,7 +9,7 @@ need_root
 PACKAGES=(
     mmdebstrap systemd-container slirp4netns socat openssh-client
     libssl-dev pkg-config python3-venv util-linux curl ca-certificates
-    dpkg-dev gnupg
+    dpkg-dev gnupg rpm createrepo-c
 )
 
 missing=()

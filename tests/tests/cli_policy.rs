@@ -1,5 +1,5 @@
 //! `image-cli policy` against what builds really call: every EC2 action a
-//! build makes (moto's recorder) is in the printed policy, and every action
+//! build and its dry run make (moto's recorder) is in the printed policy, and every action
 //! the policy names is called by some configuration (here: a build with
 //! copies and launch permissions, and a rebuild under the same name with
 //! `force_deregister` and snapshot permissions).
@@ -50,16 +50,27 @@ async fn the_policy_covers_every_call_and_names_nothing_unused() {
         policy_args.extend_from_slice(&common);
         let named = policy_actions(&run_cli_in_place(&moto, dir.path(), &policy_args));
 
+        // The dry run (before the build takes the AMI name): its read-only
+        // checks are in the same policy.
+        moto.start_recording().unwrap();
+        let mut dry_args = vec!["build", "--dry-run"];
+        dry_args.extend_from_slice(&common);
+        let out = run_cli_in_place(&moto, dir.path(), &dry_args);
+        moto.stop_recording().unwrap();
+        assert_eq!(out.status.code(), Some(0), "config {i}: dry run failed");
+        let mut called: BTreeSet<String> = build_actions(&moto)
+            .into_iter()
+            .map(|a| format!("ec2:{a}"))
+            .collect();
+
         moto.start_recording().unwrap();
         let mut build_args = vec!["build"];
         build_args.extend_from_slice(&common);
         let out = run_cli_in_place(&moto, dir.path(), &build_args);
         moto.stop_recording().unwrap();
         assert_eq!(out.status.code(), Some(0), "config {i}: build failed");
-        let called: BTreeSet<String> = build_actions(&moto)
-            .into_iter()
-            .map(|a| format!("ec2:{a}"))
-            .collect();
+        called.extend(build_actions(&moto).into_iter().map(|a| format!("ec2:{a}")));
+
         assert!(!called.is_empty(), "config {i}: nothing recorded");
         let missing: Vec<_> = called.difference(&named).collect();
         assert!(

@@ -8,8 +8,8 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use image_core::target::TargetError;
 
-use crate::cleanup::{CleanupFailure, Resource};
 use crate::hook::HookError;
+use crate::resource::Resource;
 
 /// One failed EC2 call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -113,62 +113,55 @@ where
     }
 }
 
-/// The steps of a build, in order.
+/// A step of a build or test, by name (events, errors). Each step's file
+/// names its own ([`Step::new`]); the constants are the built-in steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// Checking the request.
-    Validate,
-    /// Resolving the source AMI and checking the AMI name is free.
-    SourceAmi,
-    /// Creating the temporary key pair.
-    KeyPair,
-    /// Creating the temporary security group.
-    SecurityGroup,
-    /// Launching the instance and waiting for it to run.
-    Instance,
-    /// Connecting over SSH.
-    Connect,
-    /// The provisioning hook.
-    Provision,
-    /// The test hook of [`crate::test_instance`] (no image is made).
-    Test,
-    /// Stopping the instance.
-    Stop,
-    /// Creating the AMI and waiting for it.
-    Image,
-    /// Copying the AMI to other regions.
-    Copy,
-    /// Launch and snapshot permissions.
-    Permissions,
-    /// Deprecation time.
-    Deprecate,
-    /// Marking the AMIs as kept.
-    Finalize,
-    /// Deleting temporary resources.
-    Cleanup,
-}
+#[serde(transparent)]
+pub struct Step(&'static str);
 
+#[allow(non_upper_case_globals)]
 impl Step {
+    /// Checking the request.
+    pub const Validate: Step = Step("validate");
+    /// Resolving the source AMI and checking the AMI name is free.
+    pub const SourceAmi: Step = Step("source_ami");
+    /// Creating the temporary key pair.
+    pub const KeyPair: Step = Step("key_pair");
+    /// Creating the temporary security group.
+    pub const SecurityGroup: Step = Step("security_group");
+    /// Launching the instance and waiting for it to run.
+    pub const Instance: Step = Step("instance");
+    /// Connecting over SSH.
+    pub const Connect: Step = Step("connect");
+    /// The provisioning hook.
+    pub const Provision: Step = Step("provision");
+    /// The test hook of [`crate::test_instance`] (no image is made).
+    pub const Test: Step = Step("test");
+    /// Stopping the instance.
+    pub const Stop: Step = Step("stop");
+    /// Creating the AMI and waiting for it.
+    pub const Image: Step = Step("image");
+    /// Copying the AMI to other regions.
+    pub const Copy: Step = Step("copy");
+    /// Launch and snapshot permissions.
+    pub const Permissions: Step = Step("permissions");
+    /// Deprecation time.
+    pub const Deprecate: Step = Step("deprecate");
+    /// Marking the AMIs as kept.
+    pub const Finalize: Step = Step("finalize");
+    /// Deleting temporary resources.
+    pub const Cleanup: Step = Step("cleanup");
+    /// `ami_regions: all`: finding the account's regions.
+    pub const Regions: Step = Step("regions");
+
+    /// A step named `name` (snake case).
+    pub const fn new(name: &'static str) -> Step {
+        Step(name)
+    }
+
     /// Snake-case name (events, messages).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Validate => "validate",
-            Step::SourceAmi => "source_ami",
-            Step::KeyPair => "key_pair",
-            Step::SecurityGroup => "security_group",
-            Step::Instance => "instance",
-            Step::Connect => "connect",
-            Step::Provision => "provision",
-            Step::Test => "test",
-            Step::Stop => "stop",
-            Step::Image => "image",
-            Step::Copy => "copy",
-            Step::Permissions => "permissions",
-            Step::Deprecate => "deprecate",
-            Step::Finalize => "finalize",
-            Step::Cleanup => "cleanup",
-        }
+        self.0
     }
 }
 
@@ -245,7 +238,7 @@ pub enum StepError {
         "{0}; set `temporary_security_group_source_cidrs` (or `--ssh-source-cidr`) to the CIDRs \
          allowed to reach SSH"
     )]
-    PublicAddress(crate::public_ip::PublicIpError),
+    PublicAddress(PublicIpError),
     /// `ssh.host_key_from_console`: the console never showed the host keys.
     #[error(
         "no SSH host key fingerprints on the console of {instance} in {region} after {after:?}: \
@@ -318,6 +311,27 @@ impl StepError {
     pub fn is_cancelled(&self) -> bool {
         matches!(self, StepError::Cancelled)
     }
+}
+
+/// A resource that could not be deleted, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("deleting {resource}: {error}")]
+pub struct CleanupFailure {
+    /// The resource (still in AWS).
+    pub resource: Resource,
+    /// Why.
+    #[source]
+    pub error: StepError,
+}
+
+/// The address could not be learned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not learn this machine's public address from {url} ({reason})")]
+pub struct PublicIpError {
+    /// The URL asked.
+    pub url: String,
+    /// What went wrong (refused, timed out, status, not an address).
+    pub reason: String,
 }
 
 /// A failed build: the step, the region, the cause, and what is left.

@@ -146,6 +146,8 @@ impl BuildRequest {
         req.snapshot_groups = plan.snapshot_groups.clone();
         req.force_deregister = plan.force_deregister;
         req.deprecate_at = plan.deprecate_at.clone();
+        req.imds_support = plan.imds_support.clone();
+        req.skip_region_validation = plan.skip_region_validation;
         req.wait = WaitSettings {
             image_timeout_secs: plan.image_wait_timeout.as_secs().max(1),
             ..WaitSettings::default()
@@ -252,6 +254,8 @@ builds:
   b:
     ami_name: "b-{{ timestamp }}"
     ami_regions: all
+    run_volume_tags: { team: nodes }
+    imds_support: v2.0
 "#;
 
     #[test]
@@ -280,8 +284,12 @@ builds:
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(a.imds_support, None);
         // No CIDRs: this machine's public address, learned at build time.
         let b = BuildRequest::from_plan(&p[1]).unwrap_or_else(|e| panic!("{e}"));
+        // packer's names: `run_volume_tags` are the launch volumes' tags.
+        assert_eq!(b.volume_tags["team"], "nodes");
+        assert_eq!(b.imds_support.as_deref(), Some("v2.0"));
         assert_eq!(b.security_group, SecurityGroupSpec::default());
         assert_eq!(
             b.security_group,

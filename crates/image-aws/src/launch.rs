@@ -1,11 +1,10 @@
-//! Launching an instance and handing it to a hook: the part of the pipeline
-//! a build and a test share.
+//! Testing an existing AMI: the launch half of a build's stages
+//! (`crate::stages::TEST`), then a hook that checks the instance.
 //!
 //! (source AMI | key pair | security group, concurrently) -> instance ->
 //! SSH connect -> hook
 //!
-//! [`crate::build_with`] goes on to stop the instance and image it;
-//! [`test_instance`] does not: it launches an instance from an existing AMI
+//! [`test_instance`] launches an instance from an existing AMI
 //! (the request's `source_ami`), runs a [`ProvisionHook`] that checks it, and
 //! then always unwinds the cleanup stack — instance terminated, security
 //! group and key pair deleted — on success, on failure and on cancellation,
@@ -26,22 +25,19 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use image_core::events::EventSink;
-use image_core::target::Target;
 use serde::Serialize;
 
-use crate::cleanup::CleanupFailure;
-use crate::error::{BuildError, Step, StepError};
-use crate::hook::{HookError, ProvisionHook};
+use crate::error::{BuildError, CleanupFailure};
+use crate::hook::ProvisionHook;
 use crate::request::BuildRequest;
+use crate::stages;
 use crate::step::connect::Connector;
 use crate::step::instance::InstanceInfo;
-use crate::step::key_pair::KeyMaterial;
 use crate::step::source_ami::SourceImage;
-use crate::step::{self, Ctx};
-use crate::{CancelToken, Ec2Clients};
+use crate::step::State;
+use crate::{CancelToken, Ec2Clients, RunParts};
 
 /// What a successful [`test_instance`] did.
 #[derive(Debug, Serialize)]
@@ -59,90 +55,9 @@ pub struct TestResult {
     pub cleanup_failures: Vec<CleanupFailure>,
 }
 
-/// The instance of a launch, reachable.
-pub(crate) struct Launched {
-    pub inst: InstanceInfo,
-    pub target: Arc<dyn Target>,
-}
-
-/// Runs `first` (resolving the source AMI) and creates the key pair and
-/// the security group at the same time, each as its step. Waits for all
-/// three, so whatever they created is on `ctx.stack`, and returns the first
-/// error in pipeline order.
-pub(crate) async fn prepare<T>(
-    ctx: &Ctx<'_>,
-    first: impl std::future::Future<Output = Result<T, (Step, StepError)>>,
-) -> Result<(T, KeyMaterial, Vec<String>), (Step, StepError)> {
-    let (first, key, groups) = tokio::join!(
-        first,
-        ctx.step(Step::KeyPair, step::key_pair::run(ctx)),
-        ctx.step(Step::SecurityGroup, step::security_group::run(ctx)),
-    );
-    Ok((first?, key?, groups?))
-}
-
-/// Instance and SSH connection from `source`, each as its step; everything
-/// created is on `ctx.stack`.
-pub(crate) async fn launch(
-    ctx: &Ctx<'_>,
-    connector: &dyn Connector,
-    source: &SourceImage,
-    key: &KeyMaterial,
-    groups: &[String],
-) -> Result<Launched, (Step, StepError)> {
-    let inst = ctx
-        .step(
-            Step::Instance,
-            step::instance::run(ctx, source, key, groups),
-        )
-        .await?;
-    let target = ctx
-        .step(
-            Step::Connect,
-            step::connect::run(ctx, connector, &inst, key),
-        )
-        .await?;
-    Ok(Launched { inst, target })
-}
-
-/// Runs `hook` on the launched instance as step `step` (`Provision` or
-/// `Test`), stopping at cancellation.
-pub(crate) async fn run_hook(
-    ctx: &Ctx<'_>,
-    step: Step,
-    hook: &dyn ProvisionHook,
-    target: Arc<dyn Target>,
-) -> Result<(), (Step, StepError)> {
-    let wrap = |e: HookError| match step {
-        Step::Test => StepError::Test(e),
-        _ => StepError::Hook(e),
-    };
-    let verb = if step == Step::Test {
-        "tested"
-    } else {
-        "provisioned"
-    };
-    ctx.step(step, async {
-        let fut = hook.provision(&ctx.req.name, target.clone());
-        tokio::select! {
-            r = fut => r.map_err(wrap)?,
-            _ = ctx.cancel.cancelled() => return Err(StepError::Cancelled),
-        }
-        Ok(((), format!("{verb} {}", target.name())))
-    })
-    .await
-}
-
-/// The EC2 actions [`test_instance`] calls with these settings.
+/// The actions [`test_instance`] calls with these settings.
 pub fn test_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
-    let mut a = BTreeSet::new();
-    crate::regions::actions(req, &mut a);
-    step::source_ami::actions(req, &mut a);
-    step::key_pair::actions(req, &mut a);
-    step::security_group::actions(req, &mut a);
-    step::instance::actions(req, &mut a);
-    step::connect::actions(req, &mut a);
-    a
+    stages::actions_of(stages::TEST, req)
 }
 
 /// Launches an instance from `req.source_ami` (the AMI under test) with a
@@ -154,8 +69,8 @@ pub fn test_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
 /// Without source CIDRs, this machine's public address is learned first, as
 /// in [`crate::build_with`].
 ///
-/// A failing hook is a [`BuildError`] at [`Step::Test`] with
-/// [`StepError::Test`]; its `left` lists only what could not be deleted.
+/// A failing hook is a [`BuildError`] at [`crate::Step::Test`] with
+/// [`crate::StepError::Test`]; its `left` lists only what could not be deleted.
 pub async fn test_instance(
     ec2: &Ec2Clients,
     req: &BuildRequest,
@@ -165,18 +80,34 @@ pub async fn test_instance(
     cancel: CancelToken,
 ) -> Result<TestResult, BuildError> {
     // Before any EC2 call: no CIDRs = this machine's public address.
-    let mut req = crate::public_ip::fill_source_cidrs(ec2, req, events)
-        .await?
-        .unwrap_or_else(|| req.clone());
+    let learned = crate::public_ip::fill_source_cidrs(ec2, req, events).await?;
+    let learned_address = learned.is_some();
+    let mut req = learned.unwrap_or_else(|| req.clone());
     req.run_tags
         .entry("Name".to_string())
         .or_insert_with(|| format!("image-builder test {}", req.name));
-    let ctx = crate::new_ctx(ec2, &req, events, cancel);
-    let outcome = test_pipeline(&ctx, hook, connector).await;
+    let parts = RunParts {
+        hook: Some(hook),
+        connector,
+        learned_address,
+    };
+    let ctx = crate::new_ctx(ec2, &req, events, cancel, parts);
+    let st = State::default();
+    let outcome = stages::run(&ctx, &st, stages::TEST).await;
     // Everything goes, whatever happened: the instance, the group, the key.
     let all = ctx.stack.take();
     let failures = crate::run_cleanup(&ctx, all).await;
-    match outcome {
+    let done = match outcome {
+        Ok(()) => match (
+            State::need(&st.source, "source AMI"),
+            State::need(&st.instance, "instance"),
+        ) {
+            (Ok(s), Ok(i)) => Ok((s.clone(), i.clone())),
+            (Err(e), _) | (_, Err(e)) => Err((crate::Step::Test, e)),
+        },
+        Err(e) => Err(e),
+    };
+    match done {
         Ok((source, instance)) => Ok(TestResult {
             build: req.name.clone(),
             build_id: ctx.build_id.clone(),
@@ -194,35 +125,4 @@ pub async fn test_instance(
             cleanup_failures: failures,
         }),
     }
-}
-
-async fn test_pipeline(
-    ctx: &Ctx<'_>,
-    hook: &dyn ProvisionHook,
-    connector: &dyn Connector,
-) -> Result<(SourceImage, InstanceInfo), (Step, StepError)> {
-    let req = ctx.req;
-    let region = req.region.as_str();
-    ctx.step(Step::Validate, async {
-        req.validate_launch().map_err(StepError::Invalid)?;
-        Ok(((), format!("test id {}", ctx.build_id)))
-    })
-    .await?;
-    let (source, key, groups) = prepare(
-        ctx,
-        ctx.step(Step::SourceAmi, async {
-            let c = ctx.ec2.client(region);
-            let src = step::source_ami::resolve(&c, region, &req.source_ami).await?;
-            let msg = format!(
-                "{} ({})",
-                src.image_id,
-                src.name.as_deref().unwrap_or("unnamed")
-            );
-            Ok((src, msg))
-        }),
-    )
-    .await?;
-    let Launched { inst, target } = launch(ctx, connector, &source, &key, &groups).await?;
-    let r = run_hook(ctx, Step::Test, hook, target).await;
-    r.map(|()| (source, inst))
 }

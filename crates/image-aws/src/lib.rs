@@ -6,7 +6,10 @@
 //! SSH connect -> [`ProvisionHook`] -> stop -> image ->
 //! (copies | terminate the instance) -> permissions -> deprecation -> finalize
 //!
-//! one module per step under [`step`]. Everything is tagged at creation
+//! one module per step under [`step`], each behind one trait; the lists of
+//! steps a build and a test run are in one place (`stages.rs`), and the
+//! build, the dry run, [`test_instance`], cleanup and the IAM policy
+//! ([`required_actions`], [`policy`]) are loops over them. Everything is tagged at creation
 //! ([`cleanup::TAG_BUILD_ID`]; the key pair, group and instance also
 //! [`cleanup::TAG_TEMPORARY`]) and pushed on a cleanup stack that unwinds
 //! on success (key pair, group, instance), on failure and on cancellation
@@ -46,6 +49,7 @@
 
 #![deny(missing_docs)]
 
+pub mod ami_table;
 pub mod cleanup;
 mod clients;
 mod error;
@@ -53,12 +57,17 @@ mod from_plan;
 mod hook;
 mod launch;
 pub mod manifest;
+mod mark;
 pub mod policy;
 pub mod public_ip;
+pub mod region_check;
 pub mod regions;
 mod request;
+mod resource;
+mod stages;
 pub mod step;
 mod wait;
+pub mod wait_env;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -81,6 +90,7 @@ pub use step::image::ImageInfo;
 pub use step::instance::InstanceInfo;
 pub use step::key_pair::PrivateKey;
 pub use step::source_ami::SourceImage;
+pub use step::KMS_ACTIONS;
 
 /// Cancels a build: the CLI wires SIGINT/SIGTERM to it.
 pub type CancelToken = tokio_util::sync::CancellationToken;
@@ -88,7 +98,7 @@ pub type CancelToken = tokio_util::sync::CancellationToken;
 /// The EC2 SDK this crate is built on ([`Ec2Clients::client`] returns its client).
 pub use aws_sdk_ec2;
 
-use step::Ctx;
+use step::{Ctx, State};
 
 /// What a successful build made.
 #[derive(Debug, Serialize)]
@@ -119,9 +129,11 @@ pub struct BuildResult {
     pub failed_regions: BTreeMap<String, String>,
 }
 
-/// The EC2 actions a build with these settings calls (for an IAM policy).
+/// The actions (`ec2:`, and `kms:`/`iam:` where the settings need them) a
+/// build, its dry run and a test with these settings may call: the union of
+/// what each stage declares (for an IAM policy).
 pub fn required_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
-    step::all_actions(req)
+    stages::actions(req)
 }
 
 /// Runs a build, reaching the instance with [`SshConnector`]
@@ -136,11 +148,19 @@ pub async fn build(
     build_with(ec2, req, hook, &SshConnector, events, cancel).await
 }
 
+/// What a run's steps share that is not the request.
+pub(crate) struct RunParts<'a> {
+    pub hook: Option<&'a dyn ProvisionHook>,
+    pub connector: &'a dyn Connector,
+    pub learned_address: bool,
+}
+
 fn new_ctx<'a>(
     ec2: &'a Ec2Clients,
     req: &'a BuildRequest,
     events: &'a dyn EventSink,
     cancel: CancelToken,
+    parts: RunParts<'a>,
 ) -> Ctx<'a> {
     let created = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
@@ -156,6 +176,9 @@ fn new_ctx<'a>(
         created,
         stack: Default::default(),
         failed_regions: Default::default(),
+        hook: parts.hook,
+        connector: parts.connector,
+        learned_address: parts.learned_address,
     }
 }
 
@@ -177,8 +200,17 @@ pub async fn build_with(
     let req = learned.as_ref().unwrap_or(req);
     let resolved = resolve_regions(ec2, req, events).await?;
     let req = resolved.as_ref().unwrap_or(req);
-    let ctx = new_ctx(ec2, req, events, cancel);
-    let outcome = pipeline(&ctx, hook, connector).await;
+    let parts = RunParts {
+        hook: Some(hook),
+        connector,
+        learned_address: learned.is_some(),
+    };
+    let ctx = new_ctx(ec2, req, events, cancel, parts);
+    let st = State::default();
+    let outcome = match stages::run(&ctx, &st, stages::BUILD).await {
+        Ok(()) => result(&ctx, &st).map_err(|e| (Step::Finalize, e)),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(mut res) => {
             let tmp = ctx.stack.take_temporary();
@@ -191,7 +223,7 @@ pub async fn build_with(
                 .map(|f| f.resource.clone())
                 .filter(|r| !r.is_artifact())
                 .collect();
-            for (r, e) in cleanup::mark(ec2, &stuck, cleanup::TAG_IMAGES_KEPT, &req.wait).await {
+            for (r, e) in mark::mark(ec2, &stuck, cleanup::TAG_IMAGES_KEPT, &req.wait).await {
                 ctx.message(format!("could not tag {r} as done: {e}"));
             }
             Ok(res)
@@ -200,7 +232,7 @@ pub async fn build_with(
             let (left, cleanup_failures) = match req.on_error {
                 OnError::Abort => {
                     let mut left = ctx.stack.take();
-                    cleanup::complete_snapshots(ec2, &mut left).await;
+                    mark::complete_snapshots(ec2, &mut left).await;
                     if !left.is_empty() {
                         ctx.message(format!(
                             "on_error=abort: leaving {} resource(s) of build {}",
@@ -221,7 +253,7 @@ pub async fn build_with(
                         .filter(Resource::is_artifact)
                         .collect();
                     for (r, e) in
-                        cleanup::mark(ec2, &artifacts, cleanup::TAG_TEMPORARY, &req.wait).await
+                        mark::mark(ec2, &artifacts, cleanup::TAG_TEMPORARY, &req.wait).await
                     {
                         ctx.message(format!("could not tag {r} as temporary: {e}"));
                     }
@@ -254,7 +286,7 @@ async fn resolve_regions(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let step = "regions";
+    let step = Step::Regions.as_str();
     events.emit(&Event::StepStarted {
         build: req.name.clone(),
         step: step.to_string(),
@@ -282,7 +314,7 @@ async fn resolve_regions(
             Err(BuildError {
                 build: req.name.clone(),
                 build_id: String::new(),
-                step: Step::Copy,
+                step: Step::Regions,
                 region: Some(req.region.clone()),
                 error: StepError::Aws(e),
                 left: Vec::new(),
@@ -325,79 +357,19 @@ async fn run_cleanup(ctx: &Ctx<'_>, resources: Vec<Resource>) -> Vec<CleanupFail
     failures
 }
 
-async fn pipeline(
-    ctx: &Ctx<'_>,
-    hook: &dyn ProvisionHook,
-    connector: &dyn Connector,
-) -> Result<BuildResult, (Step, StepError)> {
+/// The result of a build whose stages all ran.
+fn result(ctx: &Ctx<'_>, st: &State) -> Result<BuildResult, StepError> {
     let req = ctx.req;
-    let region = req.region.as_str();
-    ctx.step(Step::Validate, async {
-        req.validate().map_err(StepError::Invalid)?;
-        Ok(((), format!("build id {}", ctx.build_id)))
-    })
-    .await?;
-
-    let ((source, existing), key, groups) = launch::prepare(
-        ctx,
-        ctx.step(Step::SourceAmi, async {
-            let c = ctx.ec2.client(region);
-            let (src, existing) = tokio::try_join!(
-                step::source_ami::resolve(&c, region, &req.source_ami),
-                step::image::check_names(ctx),
-            )?;
-            let msg = format!(
-                "{} ({})",
-                src.image_id,
-                src.name.as_deref().unwrap_or("unnamed")
-            );
-            Ok(((src, existing), msg))
-        }),
-    )
-    .await?;
-
-    let launch::Launched { inst, target } =
-        launch::launch(ctx, connector, &source, &key, &groups).await?;
-    // The hook takes the connection; it closes before the instance stops.
-    launch::run_hook(ctx, Step::Provision, hook, target).await?;
-
-    ctx.step(Step::Stop, step::stop::run(ctx, &inst.id)).await?;
-
-    let image = ctx
-        .step(Step::Image, async {
-            step::image::deregister_existing(ctx, &existing).await?;
-            ctx.check_cancel()?;
-            step::image::run(ctx, &inst.id).await
-        })
-        .await?;
-
-    // The AMI is available: the instance can go while the copies run.
-    let (copies, ()) = tokio::join!(
-        ctx.step(Step::Copy, step::copy::run(ctx, &image)),
-        step::terminate::early(ctx, &inst.id),
-    );
-    let copies = copies?;
-    let mut images: BTreeMap<String, ImageInfo> = copies;
-    images.insert(image.region.clone(), image);
-    let all: Vec<ImageInfo> = images.values().cloned().collect();
-
-    ctx.step(Step::Permissions, step::permissions::run(ctx, &all))
-        .await?;
-    ctx.step(Step::Deprecate, step::deprecate::run(ctx, &all))
-        .await?;
-    // Nothing to untag: AMIs and snapshots were never tagged temporary.
-    ctx.step(Step::Finalize, async {
-        Ok(((), format!("{} AMI(s) kept", all.len())))
-    })
-    .await?;
-
+    let source = State::need(&st.source, "source AMI")?.clone();
+    let instance_id = State::need(&st.instance, "instance")?.id.clone();
+    let images = st.images();
     Ok(BuildResult {
         build: req.name.clone(),
         build_id: ctx.build_id.clone(),
         run_uuid: req.run_uuid.clone().unwrap_or_else(|| ctx.build_id.clone()),
         build_time: time::OffsetDateTime::now_utc().unix_timestamp(),
         source,
-        instance_id: inst.id.clone(),
+        instance_id,
         amis: images
             .iter()
             .map(|(r, i)| (r.clone(), i.image_id.clone()))
@@ -428,21 +400,33 @@ pub struct DryRun {
     pub would_deregister: BTreeMap<String, Vec<String>>,
     /// What the build would create, in order.
     pub would_create: Vec<String>,
-    /// The EC2 actions it needs.
+    /// The actions it needs.
     pub actions: BTreeSet<&'static str>,
 }
 
-/// Resolves the source AMI, checks the AMI name, the instance type, the
-/// subnet and the copy regions with read-only calls, and says what a build
-/// would create.
+/// Runs every build stage's read-only checks (the source AMI, the AMI
+/// name, the instance type, the subnet, the copy regions) and says what a
+/// build would create.
 pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, BuildError> {
     // Before any EC2 call: no CIDRs = this machine's public address.
     let learned = public_ip::fill_source_cidrs(ec2, req, &NoEvents).await?;
     let req = learned.as_ref().unwrap_or(req);
     let resolved = resolve_regions(ec2, req, &NoEvents).await?;
     let req = resolved.as_ref().unwrap_or(req);
-    let ctx = new_ctx(ec2, req, &NoEvents, CancelToken::new());
-    let fail = |step: Step, error: StepError| BuildError {
+    let parts = RunParts {
+        hook: None,
+        connector: &NoConnector,
+        learned_address: learned.is_some(),
+    };
+    let ctx = new_ctx(ec2, req, &NoEvents, CancelToken::new(), parts);
+    let st = State::default();
+    let checked = match stages::check(&ctx, &st, stages::BUILD).await {
+        Ok(()) => State::need(&st.source, "source AMI")
+            .cloned()
+            .map_err(|e| (Step::SourceAmi, e)),
+        Err(e) => Err(e),
+    };
+    let source = checked.map_err(|(step, error)| BuildError {
         build: req.name.clone(),
         build_id: ctx.build_id.clone(),
         step,
@@ -450,101 +434,9 @@ pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, Bui
         error,
         left: Vec::new(),
         cleanup_failures: Vec::new(),
-    };
-    req.validate()
-        .map_err(|e| fail(Step::Validate, StepError::Invalid(e)))?;
-    let region = req.region.as_str();
-    let c = ec2.client(region);
-    let source = step::source_ami::resolve(&c, region, &req.source_ami)
-        .await
-        .map_err(|e| fail(Step::SourceAmi, e))?;
-    let existing = step::image::check_names(&ctx)
-        .await
-        .map_err(|e| fail(Step::SourceAmi, e))?;
-    use error::AwsContext;
-    let it = c
-        .describe_instance_types()
-        .instance_types(aws_sdk_ec2::types::InstanceType::from(
-            req.instance_type.as_str(),
-        ))
-        .send()
-        .await
-        .ctx("DescribeInstanceTypes", region, Some(&req.instance_type))
-        .map_err(|e| fail(Step::Instance, e.into()))?;
-    if it.instance_types().is_empty() {
-        return Err(fail(
-            Step::Instance,
-            StepError::Invalid(vec![format!(
-                "instance type {} is not offered in {region}",
-                req.instance_type
-            )]),
-        ));
-    }
-    if let Some(s) = &req.subnet_id {
-        c.describe_subnets()
-            .subnet_ids(s)
-            .send()
-            .await
-            .ctx("DescribeSubnets", region, Some(s))
-            .map_err(|e| fail(Step::Instance, e.into()))?;
-    }
-    let copy_regions = req.copy_regions();
-    if !copy_regions.is_empty() {
-        let out = c
-            .describe_regions()
-            .all_regions(true)
-            .send()
-            .await
-            .ctx("DescribeRegions", region, None)
-            .map_err(|e| fail(Step::Copy, e.into()))?;
-        let known: BTreeSet<&str> = out
-            .regions()
-            .iter()
-            .filter_map(|r| r.region_name())
-            .collect();
-        let unknown: Vec<String> = copy_regions
-            .iter()
-            .filter(|r| !known.contains(r.as_str()))
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            return Err(fail(
-                Step::Copy,
-                StepError::Invalid(vec![format!(
-                    "unknown copy region(s): {}",
-                    unknown.join(", ")
-                )]),
-            ));
-        }
-    }
-    let mut would_create = Vec::new();
-    if req.key_pair == KeyPairSpec::Generate {
-        would_create.push(format!(
-            "key pair {} in {region} (temporary)",
-            ctx.temp_name()
-        ));
-    }
-    if let SecurityGroupSpec::Temporary { source_cidrs } = &req.security_group {
-        would_create.push(format!(
-            "security group {} in {region} allowing port {} from {}{} (temporary)",
-            ctx.temp_name(),
-            req.ssh.port,
-            source_cidrs.join(", "),
-            if learned.is_some() {
-                " (this machine's public address)"
-            } else {
-                ""
-            }
-        ));
-    }
-    would_create.push(format!(
-        "instance {} from {} in {region} (temporary)",
-        req.instance_type, source.image_id
-    ));
-    would_create.push(format!("AMI `{}` in {region}", req.ami_name));
-    for r in &copy_regions {
-        would_create.push(format!("copy of the AMI in {r}"));
-    }
+    })?;
+    let would_create =
+        std::mem::take(&mut *st.would_create.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(DryRun {
         build: req.name.clone(),
         root_device_name: step::instance::root_device_name(req, &source),
@@ -553,7 +445,11 @@ pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, Bui
             .volume_size_gib
             .or(source.root_volume_size_gib),
         source,
-        would_deregister: existing
+        would_deregister: st
+            .existing
+            .get()
+            .cloned()
+            .unwrap_or_default()
             .into_iter()
             .map(|(r, v)| (r, v.into_iter().map(|(id, _)| id).collect()))
             .collect(),

@@ -110,11 +110,7 @@ pub fn append(path: &Path, build: ManifestBuild) -> std::io::Result<Manifest> {
 
 /// A markdown table: `| Region | AMI |`, one row per region.
 pub fn markdown_table(r: &BuildResult) -> String {
-    let mut s = format!("### {}\n\n| Region | AMI |\n| --- | --- |\n", r.build);
-    for (region, ami) in &r.amis {
-        s.push_str(&format!("| {region} | {ami} |\n"));
-    }
-    s
+    crate::ami_table::AmiTable::of_result(r).render(crate::ami_table::TableFormat::Markdown)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! The minimal IAM policy for a set of builds: the EC2 actions the steps
-//! declare ([`crate::required_actions`]), plus KMS actions when a customer
-//! key encrypts volumes or copies, and `iam:PassRole` when the instance gets
-//! an instance profile.
+//! The minimal IAM policy for a set of builds: the actions their stages
+//! declare ([`crate::required_actions`]: EC2, plus KMS when a customer key
+//! encrypts volumes or copies, and `iam:PassRole` when the instance gets an
+//! instance profile), grouped by service. Nothing here lists an action.
 //!
 //! ```
 //! # use image_aws::*;
@@ -16,34 +16,11 @@ use serde_json::{json, Value};
 
 use crate::request::BuildRequest;
 
-/// What a customer-managed KMS key needs for encrypted volumes, images and
-/// copies.
-pub const KMS_ACTIONS: [&str; 6] = [
-    "kms:CreateGrant",
-    "kms:Decrypt",
-    "kms:DescribeKey",
-    "kms:Encrypt",
-    "kms:GenerateDataKeyWithoutPlainText",
-    "kms:ReEncrypt*",
-];
+pub use crate::step::KMS_ACTIONS;
 
 /// Every action the builds need, by service prefix (`ec2:`, `kms:`, `iam:`).
 pub fn actions(reqs: &[BuildRequest]) -> BTreeSet<&'static str> {
-    let mut out = BTreeSet::new();
-    for r in reqs {
-        out.extend(crate::required_actions(r));
-        if uses_kms(r) {
-            out.extend(KMS_ACTIONS);
-        }
-        if r.iam_instance_profile.is_some() {
-            out.insert("iam:PassRole");
-        }
-    }
-    out
-}
-
-fn uses_kms(r: &BuildRequest) -> bool {
-    r.root_device.kms_key_id.is_some() || !r.region_kms_key_ids.is_empty()
+    reqs.iter().flat_map(crate::required_actions).collect()
 }
 
 /// The policy document: one statement per service, each on `*` (EC2

@@ -31,6 +31,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use image_core::events::{Event, EventSink};
 
+pub use crate::error::PublicIpError;
 use crate::error::{BuildError, Step, StepError};
 use crate::request::{BuildRequest, SecurityGroupSpec};
 use crate::Ec2Clients;
@@ -47,16 +48,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The longest answer read: an address is at most 45 characters.
 const MAX_BODY: usize = 1024;
-
-/// The address could not be learned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not learn this machine's public address from {url} ({reason})")]
-pub struct PublicIpError {
-    /// The URL asked.
-    pub url: String,
-    /// What went wrong (refused, timed out, status, not an address).
-    pub reason: String,
-}
 
 /// The URL to ask: `configured` if set and not empty, else [`DEFAULT_URL`].
 /// (This crate reads no environment: the CLI maps [`URL_ENV`] onto

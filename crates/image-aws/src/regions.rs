@@ -49,8 +49,10 @@ fn home_region(reqs: &[BuildRequest]) -> String {
 }
 
 /// The regions the action [`check`] needs.
-pub(crate) fn actions(_req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    a.insert("ec2:DescribeRegions");
+pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
+    if !req.skip_region_validation || req.ami_regions_all {
+        a.insert("ec2:DescribeRegions");
+    }
 }
 
 /// Every region of `reqs` (build region, `ami_regions`, the keys of
@@ -58,14 +60,21 @@ pub(crate) fn actions(_req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
 /// `DescribeRegions` (all regions, with their opt-in status). Call it
 /// before the first mutating call: a nonexistent region (`us-east-9`)
 /// otherwise fails only after resources exist (or after long retries).
+/// Requests with [`BuildRequest::skip_region_validation`] are left out.
 pub async fn check(
     ec2: &Ec2Clients,
     reqs: &[BuildRequest],
 ) -> Result<Vec<UnusableRegion>, AwsError> {
+    // `skip_region_validation` (packer's): not asked about.
+    let reqs: Vec<BuildRequest> = reqs
+        .iter()
+        .filter(|r| !r.skip_region_validation)
+        .cloned()
+        .collect();
     if reqs.is_empty() {
         return Ok(Vec::new());
     }
-    let home = home_region(reqs);
+    let home = home_region(&reqs);
     let out = ec2
         .client(&home)
         .describe_regions()
@@ -87,7 +96,7 @@ pub async fn check(
         .map(|(n, _)| n.clone())
         .collect();
     let mut bad = Vec::new();
-    for req in reqs {
+    for req in &reqs {
         let named = std::iter::once(&req.region)
             .chain(req.ami_regions.iter())
             .chain(req.region_kms_key_ids.keys());

@@ -112,6 +112,15 @@ pub struct BuildRequest {
     /// Do not stop the instance before creating the image.
     #[serde(default)]
     pub disable_stop_instance: bool,
+    /// `v2.0`: instances launched from the AMIs must use IMDSv2 (packer
+    /// `imds_support`; see [`crate::step`]'s `imds_support`).
+    #[serde(default)]
+    pub imds_support: Option<String>,
+    /// Do not ask EC2 whether the regions exist and are enabled before the
+    /// build (packer `skip_region_validation`; for regions or endpoints
+    /// `DescribeRegions` does not list).
+    #[serde(default)]
+    pub skip_region_validation: bool,
     /// Polling and timeouts.
     #[serde(default)]
     pub wait: WaitSettings,
@@ -177,6 +186,8 @@ impl BuildRequest {
             force_deregister: false,
             deprecate_at: None,
             disable_stop_instance: false,
+            imds_support: None,
+            skip_region_validation: false,
             wait: WaitSettings::default(),
             copy_concurrency: default_copy_concurrency(),
             on_error: OnError::default(),
@@ -208,27 +219,18 @@ impl BuildRequest {
     /// Checks what can be checked without calling AWS. Returns every problem.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errs = self.launch_problems();
-        if self.ami_name.len() < 3 || self.ami_name.len() > 128 {
-            errs.push(format!(
-                "ami_name `{}` must be 3 to 128 characters long",
-                self.ami_name
-            ));
-        }
-        if let Some(bad) = self
-            .ami_name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(*c)))
-        {
-            errs.push(format!(
-                "ami_name `{}` contains `{bad}`: only letters, digits, spaces and ()[]./-'@_ are allowed",
-                self.ami_name
-            ));
+        // The definition's rule (image_core), so both say the same.
+        if let Some(p) = image_core::spec::check::ami_name_problem(&self.ami_name) {
+            errs.push(format!("ami_name `{}` {p}", self.ami_name));
         }
         if let Some(d) = &self.deprecate_at {
-            if time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                .is_err()
-            {
+            if !image_core::spec::check::is_rfc3339(d) {
                 errs.push(format!("deprecate_at `{d}` is not an RFC 3339 time"));
+            }
+        }
+        if let Some(v) = &self.imds_support {
+            if v != "v2.0" {
+                errs.push(format!("imds_support `{v}`: the only value is `v2.0`"));
             }
         }
         if self.copy_concurrency == 0 {
@@ -635,7 +637,8 @@ mod tests {
         );
         req.deprecate_at = Some("tomorrow".into());
         let errs = req.validate().unwrap_err();
-        assert_eq!(errs.len(), 3, "{errs:?}");
+        // The name (too short, and `!`) and the time.
+        assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(!errs
             .iter()
             .any(|e| e.contains("temporary_security_group_source_cidrs")));

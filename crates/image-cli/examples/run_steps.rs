@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use image_core::events::{Event, EventSink};
 use image_core::local::LocalTarget;
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use image_core::ssh::{HostAddr, SshAuth, SshTarget};
 use image_core::target::Target;
 use image_verify::output::{self, OutputFormat};
 use image_verify::VerifyOptions;
@@ -44,10 +44,9 @@ async fn connect(host: Option<&str>, key: Option<&str>) -> Result<Box<dyn Target
     let Some(host) = host else {
         return Ok(Box::new(LocalTarget::new()));
     };
-    let (user, host, port) = image_verify::options::parse_host(host)?;
+    let addr = HostAddr::parse(host)?;
     let key = key.ok_or("an SSH host needs a private key file")?;
-    let user = user.unwrap_or_else(|| "root".to_string());
-    let mut cfg = SshConfig::new(host, port, user, SshAuth::key_file(key));
+    let mut cfg = addr.ssh_config("root", SshAuth::key_file(key));
     cfg.retry_until = Duration::from_secs(30);
     let target = SshTarget::connect(cfg).await.map_err(|e| e.to_string())?;
     Ok(Box::new(target))

@@ -3,12 +3,11 @@
 //!
 //! - [`pipeline`]: [`pipeline::PlanHook`], the image-aws provisioning hook
 //!   that runs a plan's step lists (image-provision) and then its goss files
-//!   (image-verify); a failed check means no AMI.
+//!   (image-verify); a failed check means no AMI. [`pipeline::TestHook`]:
+//!   the hook of `image-cli test`, an [`image_verify::host_test::HostTest`]
+//!   on an instance of the AMI (gossfiles, commands, node conformance).
 //! - [`progress`]: event sinks — per-build progress lines (indicatif) and
 //!   one JSON event per line.
-//! - [`conformance`]: the Kubernetes node conformance suite on a test
-//!   instance (`image-cli test --conformance`): CNI files, the ginkgo
-//!   command line, streamed output, junit results.
 //! - [`signals`]: SIGINT/SIGTERM to a cancel token, with the cleanup told
 //!   apart from a hard exit.
 //!
@@ -28,7 +27,6 @@
 
 #![deny(missing_docs)]
 
-pub mod conformance;
 pub mod pipeline;
 pub mod progress;
 pub mod signals;

@@ -9,10 +9,11 @@ mod cmd;
 mod exit;
 mod logging;
 mod report;
+mod usage;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// Bakes Kubernetes node AMIs from an image definition.
 // `--version`: the package version and the git commit (build.rs).
@@ -28,7 +29,19 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // args_os: a file name that is not UTF-8 is an error of clap's, not a panic.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let words: Vec<String> = args
+                .iter()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            return usage::report(e, &Cli::command(), &words).into();
+        }
+    };
     logging::init(cli.verbose);
     cmd::run(cli.command).into()
 }

@@ -7,6 +7,10 @@
 //! Everything is parsed and loaded in [`PlanHook::prepare`], before any EC2
 //! call: a broken step list or gossfile costs nothing in AWS.
 //!
+//! [`TestHook`] is the same glue for `image-cli test`: an
+//! [`image_verify::host_test::HostTest`] run on the instance that
+//! [`image_aws::test_instance`] launches from a built AMI.
+//!
 //! ```no_run
 //! # fn demo(plans: &[image_core::spec::Plan]) -> Result<(), image_core::diag::Diagnostics> {
 //! use std::sync::Arc;
@@ -27,52 +31,52 @@ use image_core::events::{Event, EventSink, Outcome};
 use image_core::spec::{FileRef, Plan};
 use image_core::target::Target;
 use image_provision::{parse, Steps};
-use image_verify::{Suite, VerifyOptions};
+use image_verify::host_test::{FailureCause, HostTest, TestFailure, TestOutput, TestRecord};
+use image_verify::plan::{file_name, load_verify_files, run_file, VerifyFile};
 use serde_json::{Map, Value as Json};
 
-/// A plan's gossfile, loaded with the plan's `verify_vars`, checked as root.
-pub struct VerifyFile {
-    /// The gossfile.
-    pub path: PathBuf,
-    /// Its resources, rendered and parsed.
-    pub suite: Arc<Suite>,
-    /// How it is run.
-    pub opts: VerifyOptions,
-}
-
-/// Loads `files` (a plan's `verify` or `test_verify`) with the plan's
-/// `verify_vars`; problems (and warnings) go to `diags`.
-pub fn load_verify_files(
-    plan: &Plan,
-    files: &[FileRef],
-    diags: &mut Diagnostics,
-) -> Vec<VerifyFile> {
-    let vars_inline = if plan.verify_vars.is_empty() {
-        Vec::new()
-    } else {
-        vec![Json::Object(plan.verify_vars.clone()).to_string()]
-    };
-    let mut out = Vec::new();
-    for f in files {
-        let opts = VerifyOptions {
-            gossfile: f.path.clone(),
-            become_: true,
-            vars_inline: vars_inline.clone(),
-            ..VerifyOptions::default()
-        };
-        match opts.load() {
-            Ok(suite) => {
-                diags.extend(suite.warnings.clone());
-                out.push(VerifyFile {
-                    path: f.path.clone(),
-                    suite: Arc::new(suite),
-                    opts,
-                });
-            }
+/// Every static check `build` (and `test`) makes before any EC2 call, and
+/// nothing more: the files the plans name exist, every step list parses and
+/// every gossfile (`verify` and `test_verify`, with the build's vars) loads.
+/// Each problem once, even when builds share a file. A plan set with no
+/// error here is one `build` does not refuse as bad input.
+///
+/// ```no_run
+/// # fn demo(plans: &[image_core::spec::Plan]) {
+/// let diags = image_cli::pipeline::validate_plans(plans);
+/// eprint!("{diags}");
+/// if diags.has_errors() {
+///     std::process::exit(2);
+/// }
+/// # }
+/// ```
+pub fn validate_plans(plans: &[Plan]) -> Diagnostics {
+    let mut diags = image_core::spec::load::check_files(plans);
+    if !diags.has_errors() {
+        match PlanHook::prepare(plans, Arc::new(image_core::events::NoEvents)) {
+            Ok(hook) => diags.extend(hook.warnings().clone()),
             Err(d) => diags.extend(d),
         }
+        for p in plans {
+            // By default test_verify is verify, already loaded above.
+            let extra: Vec<FileRef> = p
+                .test_verify
+                .iter()
+                .filter(|f| !p.verify.iter().any(|v| v.path == f.path))
+                .cloned()
+                .collect();
+            if !extra.is_empty() {
+                load_verify_files(p, &extra, &mut diags);
+            }
+        }
     }
-    out
+    let mut unique = Diagnostics::default();
+    for d in diags.0 {
+        if !unique.0.contains(&d) {
+            unique.push(d);
+        }
+    }
+    unique
 }
 
 /// One build's step lists and gossfiles, loaded.
@@ -204,50 +208,15 @@ impl PlanHook {
         &self,
         build: &str,
         f: &VerifyFile,
-        target: Arc<dyn Target>,
+        target: &dyn Target,
     ) -> Result<(), HookError> {
-        let path = &f.path;
-        let step = format!("verify {}", file_name(path));
-        let t0 = Instant::now();
-        self.events.emit(&Event::StepStarted {
-            build: build.to_string(),
-            step: step.clone(),
-        });
-        let report =
-            image_verify::runner::run(&f.suite, target.as_ref(), &f.opts.run_options()).await;
-        let failed: Vec<_> = report
-            .results
-            .iter()
-            .filter(|r| !r.successful() && !r.skipped())
-            .collect();
-        for r in &failed {
-            self.events.emit(&Event::Message {
-                build: build.to_string(),
-                text: format!("verify: {} ({})", r.summary_line(), r.location),
-            });
+        let checked = run_file(build, f, target, self.events.as_ref()).await;
+        if checked.passed() {
+            Ok(())
+        } else {
+            Err(HookError::msg(checked.message))
         }
-        if report.passed() {
-            self.finished(build, &step, Outcome::Ok, t0, report.count_line());
-            return Ok(());
-        }
-        let first: Vec<String> = failed.iter().take(3).map(|r| r.summary_line()).collect();
-        let msg = format!(
-            "{}: {} of {} checks failed: {}{}",
-            path.display(),
-            report.failed_count(),
-            report.test_count(),
-            first.join("; "),
-            if failed.len() > 3 { "; …" } else { "" }
-        );
-        self.finished(build, &step, Outcome::Failed, t0, msg.clone());
-        Err(HookError::msg(msg))
     }
-}
-
-fn file_name(p: &std::path::Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.display().to_string())
 }
 
 #[async_trait]
@@ -269,8 +238,79 @@ impl ProvisionHook for PlanHook {
             .await?;
         }
         for f in &p.verify {
-            self.verify_one(build, f, target.clone()).await?;
+            self.verify_one(build, f, target.as_ref()).await?;
         }
         Ok(())
+    }
+}
+
+/// The hook of `image-cli test`: runs a [`HostTest`] (gossfiles, commands,
+/// conformance) on the instance image-aws launched from the AMI; its first
+/// failure fails the test.
+///
+/// ```no_run
+/// # async fn demo(plan: &image_core::spec::Plan, ami: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use image_aws::{test_instance, BuildRequest, CancelToken, ClientOptions, Ec2Clients, SourceAmi, SshConnector};
+/// use image_core::diag::Diagnostics;
+/// use image_core::events::NoEvents;
+/// use image_verify::host_test::{HostTest, PrintOutput};
+/// let mut diags = Diagnostics::default();
+/// let files = image_verify::plan::load_verify_files(plan, &plan.test_verify, &mut diags);
+/// let test = HostTest::new(files, vec!["kubeadm version".into()], None);
+/// let hook = image_cli::pipeline::TestHook::new(test, Arc::new(NoEvents), Arc::new(PrintOutput));
+/// let mut req = BuildRequest::from_plan(plan)?;
+/// req.source_ami = SourceAmi::Id(ami.to_string());
+/// let ec2 = Ec2Clients::from_env(&ClientOptions::default()).await;
+/// let res = test_instance(&ec2, &req, &hook, &SshConnector, &NoEvents, CancelToken::new()).await;
+/// for line in hook.record().summary_lines() {
+///     println!("{line}");
+/// }
+/// println!("{}", if res.is_ok() { "PASSED" } else { "FAILED" });
+/// # Ok(()) }
+/// ```
+pub struct TestHook {
+    test: HostTest,
+    events: Arc<dyn EventSink>,
+    output: Arc<dyn TestOutput>,
+}
+
+impl TestHook {
+    /// A hook running `test`, its steps reported on `events`, its output
+    /// (gossfile results, streamed lines) on `output`.
+    pub fn new(test: HostTest, events: Arc<dyn EventSink>, output: Arc<dyn TestOutput>) -> Self {
+        TestHook {
+            test,
+            events,
+            output,
+        }
+    }
+
+    /// What the test found so far (all of it once `test_instance` returned).
+    pub fn record(&self) -> TestRecord {
+        self.test.record()
+    }
+}
+
+fn hook_error(e: TestFailure) -> HookError {
+    match e.cause {
+        None => HookError::msg(e.message),
+        Some(FailureCause::Target(c)) => HookError::with_source(e.message, c),
+        Some(FailureCause::Conformance(c)) => HookError::with_source(e.message, c),
+    }
+}
+
+#[async_trait]
+impl ProvisionHook for TestHook {
+    async fn provision(&self, build: &str, target: Arc<dyn Target>) -> Result<(), HookError> {
+        self.test
+            .run(
+                build,
+                target.as_ref(),
+                self.events.as_ref(),
+                self.output.as_ref(),
+            )
+            .await
+            .map_err(hook_error)
     }
 }

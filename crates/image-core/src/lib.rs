@@ -7,6 +7,7 @@
 //! - [`yaml`]: YAML with positions, shared by the spec, step lists and goss files.
 //! - [`target`]: the [`target::Target`] trait (run, put, get, sudo) with its
 //!   [`ssh`] (ssh2) and [`local`] implementations.
+//! - [`stream`]: a command's output line by line while it runs, on any target.
 //! - [`events`]: build events for progress and `--json` output.
 //! - [`redact`]: the one layer sensitive values pass through on the way out.
 //! - [`builtin`]: the built-in Kubernetes node image definition.
@@ -21,5 +22,6 @@ pub mod local;
 pub mod redact;
 pub mod spec;
 pub mod ssh;
+pub mod stream;
 pub mod target;
 pub mod yaml;

@@ -29,9 +29,11 @@
 
 pub mod diff;
 pub mod engine;
+pub mod extra_vars;
 pub mod facts;
 pub mod modules;
 pub mod parse;
+pub mod round_trips;
 pub mod script;
 pub mod task;
 pub mod template;

@@ -196,11 +196,7 @@ async fn observe(
     kind: &'static dyn resource::Resource,
     keys: &[String],
 ) -> Vec<Observed> {
-    let probe = Probe {
-        target,
-        become_: cfg.become_.clone(),
-        max_concurrent: 8,
-    };
+    let probe = Probe::new(target, cfg.become_.clone(), 8);
     let specs: Vec<ResourceSpec> = keys.iter().map(|k| spec(kind, k, cfg)).collect();
     let refs: Vec<&ResourceSpec> = specs.iter().collect();
     kind.observe(&probe, &refs).await

@@ -11,10 +11,16 @@
 //!   [`re2`]: Go's RE2 regular-expression syntax on the `regex` crate.
 //! - [`resource`]: one file per resource type behind one trait, each
 //!   observing all its resources in one round trip.
+//! - [`gather`]: the probes of all resource types in one script, so a run
+//!   costs a few round trips whatever its size.
 //! - [`runner`]: concurrency, retries; [`report`]: results and exit codes.
 //! - [`output`]: documentation, rspecish, json, junit, tap, silent.
 //! - [`options`]: [`VerifyOptions`] and option parsing for the CLI.
 //! - [`add`]: goss's `add` / `autoadd`, gossfile entries from a live host.
+//! - [`plan`]: a plan's gossfiles loaded with its vars and run as pipeline
+//!   steps (the build's and the test's).
+//! - [`host_test`]: the test of a booted instance (`image-cli test`):
+//!   gossfiles, commands, and the node [`conformance`] suite.
 //!
 //! ```no_run
 //! # async fn demo(target: &dyn image_core::target::Target) {
@@ -33,10 +39,14 @@
 #![deny(missing_docs)]
 
 pub mod add;
+pub mod conformance;
 pub mod dnswire;
+pub mod gather;
+pub mod host_test;
 pub mod matcher;
 pub mod options;
 pub mod output;
+pub mod plan;
 pub mod re2;
 pub mod report;
 pub mod resource;

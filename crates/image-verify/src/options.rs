@@ -1,6 +1,7 @@
 //! Options of a verification, parsed from strings so that the CLI stays
 //! thin: [`VerifyOptions`], durations (`500ms`, `10s`, `2m`, `1h`; a bare
-//! number is seconds, as goss), `[user@]host[:port]`.
+//! number is seconds, as goss), the target from `--host` (parsed by
+//! [`image_core::ssh::HostAddr`]) and `--identity`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,7 +61,8 @@ impl TargetSpec {
         match host {
             None => Ok(TargetSpec::Local),
             Some(h) => {
-                let (user, host, port) = parse_host(h)?;
+                let image_core::ssh::HostAddr { user, host, port } =
+                    image_core::ssh::HostAddr::parse(h)?;
                 if identity.is_none() {
                     return Err("--host needs --identity KEY".into());
                 }
@@ -184,36 +186,6 @@ fn secs(n: f64, s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(n).map_err(|_| format!("bad duration `{s}`"))
 }
 
-/// Parses `[user@]host[:port]` (IPv6 in brackets: `[::1]:2222`).
-pub fn parse_host(s: &str) -> Result<(Option<String>, String, u16), String> {
-    let (user, rest) = match s.rsplit_once('@') {
-        Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
-        Some(_) => return Err(format!("bad host `{s}`: empty user")),
-        None => (None, s),
-    };
-    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-        let (h, after) = r
-            .split_once(']')
-            .ok_or_else(|| format!("bad host `{s}`: missing `]`"))?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            _ => (rest, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("bad host `{s}`: empty host"));
-    }
-    let port = match port {
-        Some(p) => p
-            .parse()
-            .map_err(|_| format!("bad host `{s}`: port `{p}` is not a number"))?,
-        None => 22,
-    };
-    Ok((user, host.to_string(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,20 +198,6 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn hosts() {
-        assert_eq!(
-            parse_host("builder@127.0.0.1:2222").unwrap(),
-            (Some("builder".into()), "127.0.0.1".into(), 2222)
-        );
-        assert_eq!(
-            parse_host("example.com").unwrap(),
-            (None, "example.com".into(), 22)
-        );
-        assert_eq!(parse_host("[::1]:22").unwrap(), (None, "::1".into(), 22));
-        assert!(parse_host("h:x").is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Running a [`Suite`] against a [`Target`]: resources are grouped by type,
-//! each type observed with one probe (see [`crate::resource`]), types
-//! observed concurrently up to `max_concurrent`, then every property's
-//! matcher is checked. With a retry timeout, failing runs are repeated
+//! the probes of all types gathered in one script (see [`crate::gather`];
+//! a type without a plan is observed on its own, concurrently), then every
+//! property's matcher is checked. The execs made are logged at debug level
+//! (`verify: probed the target round_trips=N`); `IMAGE_VERIFY_GATHER=0` in
+//! the environment observes each type on its own instead (one exec per type,
+//! per command and per request: for benchmarks). With a retry timeout, failing runs are repeated
 //! after `sleep` while `elapsed + sleep` stays within the timeout (goss's
 //! `--retry-timeout` / `--sleep`); within a run, a failed resource with
 //! `retry_count` is observed again after `retry_delay` (goss's per-resource
@@ -74,11 +77,17 @@ pub async fn run(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Repor
 /// One pass over every resource, with goss's per-resource retries
 /// (`retry_count`, `retry_delay`) for the resources that failed.
 async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<TestResult> {
-    let probe = Probe {
-        target,
-        become_: opts.become_.clone(),
-        max_concurrent: opts.max_concurrent.max(1),
-    };
+    let probe = Probe::new(target, opts.become_.clone(), opts.max_concurrent);
+    let results = attempt_with(suite, &probe).await;
+    tracing::debug!(
+        round_trips = probe.round_trips(),
+        checks = results.len(),
+        "verify: probed the target"
+    );
+    results
+}
+
+async fn attempt_with(suite: &Suite, probe: &Probe<'_>) -> Vec<TestResult> {
     // Group the resources to observe by type, in first-appearance order.
     let mut groups: Vec<(&'static dyn Resource, Vec<usize>)> = Vec::new();
     for (i, r) in suite.resources.iter().enumerate() {
@@ -90,13 +99,43 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
             None => groups.push((r.kind, vec![i])),
         }
     }
-    let probe = &probe;
+    type Group = (Vec<usize>, Vec<Observed>, Duration);
+    // Types with a plan are gathered in one script; the others observe
+    // on their own, at the same time.
+    let specs_of = |idx: &[usize]| -> Vec<&ResourceSpec> {
+        idx.iter().map(|i| &suite.resources[*i]).collect()
+    };
+    let mut planned: Vec<(Vec<usize>, crate::gather::Plan<'_>)> = Vec::new();
+    let mut apart: Vec<(&'static dyn Resource, Vec<usize>)> = Vec::new();
+    let gather = std::env::var_os("IMAGE_VERIFY_GATHER").is_none_or(|v| v != "0");
+    for (kind, idx) in groups {
+        if !gather {
+            apart.push((kind, idx));
+            continue;
+        }
+        match kind.plan(&specs_of(&idx)) {
+            Some(plan) => planned.push((idx, plan)),
+            None => apart.push((kind, idx)),
+        }
+    }
+    let gathered = async {
+        if planned.is_empty() {
+            return Vec::new();
+        }
+        let t0 = Instant::now();
+        let (idx, plans): (Vec<Vec<usize>>, Vec<_>) = planned.into_iter().unzip();
+        let obs = crate::gather::together(probe, plans).await;
+        let d = t0.elapsed();
+        idx.into_iter()
+            .zip(obs)
+            .map(|(i, o)| (i, o, d))
+            .collect::<Vec<Group>>()
+    };
     // Boxed with an explicit `Send` bound: a closure returning plain async
     // blocks here makes the whole run future fail the `Send` check
     // ("not general enough"), and callers need to spawn it.
-    type Group = (Vec<usize>, Vec<Observed>, Duration);
     let futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Group> + Send + '_>>> =
-        groups
+        apart
             .into_iter()
             .map(|(kind, idx)| {
                 Box::pin(async move {
@@ -109,10 +148,11 @@ async fn attempt(suite: &Suite, target: &dyn Target, opts: &RunOptions) -> Vec<T
                     as std::pin::Pin<Box<dyn std::future::Future<Output = Group> + Send + '_>>
             })
             .collect();
-    let observed: Vec<Group> = futures::stream::iter(futures)
+    let others = futures::stream::iter(futures)
         .buffer_unordered(probe.max_concurrent)
-        .collect()
-        .await;
+        .collect::<Vec<Group>>();
+    let (mut observed, others) = futures::join!(gathered, others);
+    observed.extend(others);
     let mut by_index: Vec<Option<(Observed, Duration)>> = vec![None; suite.resources.len()];
     for (idx, obs, d) in observed {
         for (i, o) in idx.into_iter().zip(obs) {

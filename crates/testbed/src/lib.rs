@@ -5,6 +5,9 @@
 //!   `systemd-nspawn` on a fresh overlayfs, networked by `slirp4netns` (guest
 //!   10.0.2.100, host loopback reachable at 10.0.2.2), its sshd forwarded to a
 //!   free port of 127.0.0.1.
+//! * [`Rootfs::Rpm`]: the RPM-managed flavour of the target (rpm and dnf, an
+//!   rpm database, an Amazon Linux 2023 look-alike os-release, no apt), with
+//!   a local signed RPM repository of our own packages ([`Testbed::rpm_repo`]).
 //!
 //! Everything is prepared once per machine by `scripts/testbed/setup.sh`
 //! (host packages, a moto venv, the rootfs, test SSH keys) under the test bed
@@ -29,6 +32,18 @@ use std::path::{Path, PathBuf};
 
 pub use moto::Moto;
 pub use target::{Target, TargetOptions, GUEST_ADDR, HOST_ADDR_FROM_GUEST};
+
+/// Which cached rootfs a [`Target`] boots ([`TargetOptions::rootfs`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rootfs {
+    /// Debian bookworm: `$TESTBED_DIR/rootfs` (`scripts/testbed/build-rootfs.sh`).
+    #[default]
+    Debian,
+    /// The same plus rpm and dnf, an rpm database in `/var/lib/rpm`, an
+    /// Amazon Linux 2023 look-alike `/etc/os-release` and no apt:
+    /// `$TESTBED_DIR/rootfs-rpm` (`scripts/testbed/build-rootfs.sh rpm`).
+    Rpm,
+}
 
 /// The unprivileged user of the target rootfs (passwordless sudo, test keys).
 pub const USER: &str = "builder";
@@ -164,6 +179,40 @@ impl Testbed {
     /// The cached rootfs (symlink resolved: `rootfs-<hash>`).
     pub fn rootfs(&self) -> &Path {
         &self.rootfs
+    }
+
+    /// The cached rootfs of `kind` (symlink resolved); the error says what
+    /// to run when the RPM flavour is not built.
+    pub fn rootfs_of(&self, kind: Rootfs) -> Result<PathBuf> {
+        match kind {
+            Rootfs::Debian => Ok(self.rootfs.clone()),
+            Rootfs::Rpm => {
+                let link = self.dir.join("rootfs-rpm");
+                match link.canonicalize() {
+                    Ok(p) if p.join("var/lib/rpm").is_dir() && p.join("usr/bin/dnf").exists() => {
+                        Ok(p)
+                    }
+                    _ => Err(Error::NotSetUp(format!(
+                        "the RPM target rootfs {} is missing or incomplete",
+                        link.display()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The local RPM repositories (`scripts/testbed/build-rpm-repo.sh`):
+    /// `main/`, `extra/`, `release/` (createrepo_c metadata) and the signing
+    /// key `RPM-GPG-KEY-testbed`, plus `RPM-GPG-KEY-other` (signs nothing).
+    pub fn rpm_repo(&self) -> Result<PathBuf> {
+        let link = self.dir.join("rpm-repo");
+        match link.canonicalize() {
+            Ok(p) if p.join("main/repodata/repomd.xml").is_file() => Ok(p),
+            _ => Err(Error::NotSetUp(format!(
+                "the local RPM repository {} is missing",
+                link.display()
+            ))),
+        }
     }
 
     /// The Python venv holding moto.

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use crate::moto::free_port;
 use crate::run::{self, RunDir};
-use crate::{Error, IoContext, Result, Testbed, USER};
+use crate::{Error, IoContext, Result, Rootfs, Testbed, USER};
 
 /// The guest's address on its slirp4netns network.
 pub const GUEST_ADDR: &str = "10.0.2.100";
@@ -82,6 +82,8 @@ pub struct TargetOptions {
     /// Boot the guest again when it reboots, on the same overlay and SSH
     /// port (default false: a reboot ends the target). See the module doc.
     pub survive_reboot: bool,
+    /// The rootfs to boot (default [`Rootfs::Debian`]).
+    pub rootfs: Rootfs,
 }
 
 impl Default for TargetOptions {
@@ -91,6 +93,7 @@ impl Default for TargetOptions {
             host_loopback: true,
             boot_timeout: Duration::from_secs(60),
             survive_reboot: false,
+            rootfs: Rootfs::Debian,
         }
     }
 }
@@ -117,6 +120,12 @@ impl TargetOptions {
     /// Sets [`TargetOptions::survive_reboot`].
     pub fn survive_reboot(mut self, on: bool) -> Self {
         self.survive_reboot = on;
+        self
+    }
+
+    /// Sets [`TargetOptions::rootfs`].
+    pub fn rootfs(mut self, kind: Rootfs) -> Self {
+        self.rootfs = kind;
         self
     }
 }
@@ -711,7 +720,7 @@ impl Target {
         // The upperdir's root is the merged root's attributes.
         fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
             .ctx(|| "chmod upper".into())?;
-        let lower = self.testbed.rootfs().to_path_buf();
+        let lower = self.testbed.rootfs_of(opts.rootfs)?;
         // The machine name as hostname, resolvable without DNS (sudo).
         let hostname = format!("{}\n", m.name);
         let hosts = format!(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use image_testbed::{Moto, Target, TargetOptions, Testbed, HOST_ADDR_FROM_GUEST};
+use image_testbed::{Moto, Rootfs, Target, TargetOptions, Testbed, HOST_ADDR_FROM_GUEST};
 
 /// Pids of live processes whose comm is `comm` and whose command line
 /// contains `needle`.
@@ -716,4 +716,30 @@ fn killed_test_process_after_a_reboot_is_reaped() {
         let _ = tb.reap_stale();
     }
     assert_eq!(traces.left(), Vec::<String>::new());
+}
+
+#[test]
+fn rpm_target_boots_with_an_rpm_database_and_dnf() {
+    let repo = Testbed::locate().unwrap().rpm_repo().unwrap();
+    for f in [
+        "RPM-GPG-KEY-testbed",
+        "main/repodata/repomd.xml",
+        "extra/repodata/repomd.xml",
+    ] {
+        assert!(repo.join(f).is_file(), "{} missing", repo.join(f).display());
+    }
+    let t = Target::start(TargetOptions::default().rootfs(Rootfs::Rpm)).unwrap();
+    let traces = Traces::of(&t);
+    traces.assert_present();
+    // The release package in the system database, dnf reads $releasever
+    // from it, the facts see an AL2023 look-alike, and there is no apt.
+    let out = t
+        .sh("rpm -q tb-system-release && rpm -q --whatprovides 'system-release(releasever)' --qf '%{NAME}\\n' && . /etc/os-release && echo \"$ID $VERSION_ID\" && python3 -c 'import dnf; print(dnf.rpm.detect_releasever(\"/\"))' && command -v dnf && ! command -v apt-get")
+        .unwrap();
+    assert_eq!(
+        out,
+        "tb-system-release-2023.0-1.noarch\ntb-system-release\namzn 2023\n2023\n/usr/bin/dnf\n",
+    );
+    t.stop();
+    traces.assert_gone();
 }

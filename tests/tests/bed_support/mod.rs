@@ -67,7 +67,8 @@ pub fn serve(body: Vec<u8>) -> u16 {
     port
 }
 
-/// Serves the files of `dir` on 127.0.0.1:<free port> (`GET /NAME`), and
+/// Serves the files under `dir` on 127.0.0.1:<free port> (`GET /NAME`,
+/// `GET /SUB/NAME`), and
 /// at `/` an HTML page linking to each of them (what pip's `--find-links`
 /// reads); returns the port.
 pub fn serve_dir(dir: &std::path::Path) -> u16 {
@@ -107,10 +108,12 @@ pub fn serve_dir(dir: &std::path::Path) -> u16 {
                     let page = format!("<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n");
                     ("200 OK", "text/html", page.into_bytes())
                 } else {
-                    // Only plain names in `dir`: no `..`, no subdirectories.
-                    let file = (!path.contains('/') && !path.starts_with('.'))
-                        .then(|| std::fs::read(dir.join(path)).ok())
-                        .flatten();
+                    // Names under `dir` (subdirectories too: an RPM
+                    // repository's repodata/), none hidden, no `..`.
+                    let plain = path
+                        .split('/')
+                        .all(|c| !c.is_empty() && !c.starts_with('.'));
+                    let file = plain.then(|| std::fs::read(dir.join(path)).ok()).flatten();
                     match file {
                         Some(b) => ("200 OK", "application/octet-stream", b),
                         None => ("404 Not Found", "text/plain", b"not found\n".to_vec()),

@@ -286,12 +286,27 @@ fn same(want: &Json, got: Option<&Json>, path: &str, out: &mut Vec<String>) {
             }
         }
         (Json::Number(a), Json::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (Json::String(a), Json::String(b)) if same_pause(a, b) => {}
         (a, b) if a == b => {}
         (a, b) => out.push(format!(
             "result `{path}`: ansible {}, image-cli {}",
             clip(a),
             clip(b)
         )),
+    }
+}
+
+/// `pause` reports the time it measured (`Paused for 1.01 seconds`): equal
+/// when both say the same unit and differ by less than half a second.
+fn same_pause(a: &str, b: &str) -> bool {
+    let parse = |s: &str| {
+        let rest = s.strip_prefix("Paused for ")?;
+        let (n, unit) = rest.split_once(' ')?;
+        Some((n.parse::<f64>().ok()?, unit.to_string()))
+    };
+    match (parse(a), parse(b)) {
+        (Some((x, u)), Some((y, v))) => u == v && (x - y).abs() < 0.5,
+        _ => false,
     }
 }
 

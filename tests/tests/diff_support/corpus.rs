@@ -42,7 +42,13 @@ pub fn dir() -> PathBuf {
 
 /// Every playbook of the corpus, sorted by name.
 pub fn load() -> Vec<Playbook> {
-    let dir = dir();
+    load_dir(&dir())
+}
+
+/// Every playbook (`*.yml` with the headers above) of `dir`, sorted by name
+/// (`tests/corpus/rpm/` for the RPM target).
+pub fn load_dir(dir: &Path) -> Vec<Playbook> {
+    let dir = dir.to_path_buf();
     let mut out = Vec::new();
     let rd = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in rd.flatten() {

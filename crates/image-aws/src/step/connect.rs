@@ -6,7 +6,6 @@
 //! depend on a particular implementation: the CLI passes one built on
 //! `image_core::ssh::SshTarget`; tests pass their own.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,13 +16,33 @@ use tokio::time::Instant;
 
 use super::instance::InstanceInfo;
 use super::key_pair::{KeyMaterial, PrivateKey};
-use super::Ctx;
-use crate::error::StepError;
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{Step, StepError};
 use crate::hook::NotConnected;
 use crate::request::{BuildRequest, SshInterface};
 use crate::wait::{self, Backoff};
 
-pub(crate) fn actions(_req: &BuildRequest, _a: &mut BTreeSet<&'static str>) {}
+/// The connect step: the connection goes to [`State::target`].
+pub(crate) struct Connect;
+
+#[async_trait]
+impl Stage for Connect {
+    fn name(&self) -> Step {
+        Step::Connect
+    }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        super::console::actions(req, a);
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let inst = State::need(&st.instance, "instance")?;
+        let key = State::need(&st.key, "key pair")?;
+        let (target, msg) = run(cx, cx.connector, inst, key).await?;
+        *st.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(target);
+        Ok(msg)
+    }
+}
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -115,7 +134,7 @@ pub(crate) fn host_for(req: &BuildRequest, inst: &InstanceInfo) -> Result<String
 
 /// Connects (with retries), or hands out a [`NotConnected`] target when
 /// `ssh.connect` is off.
-pub(crate) async fn run(
+async fn run(
     ctx: &Ctx<'_>,
     connector: &dyn Connector,
     inst: &InstanceInfo,

@@ -11,7 +11,6 @@
 //! accepts a host key with the chosen fingerprint (ED25519 first, then
 //! ECDSA, then RSA), so nobody between us and the instance can pose as it.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -22,7 +21,7 @@ use crate::error::{AwsContext, StepError};
 use crate::request::BuildRequest;
 use crate::wait;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
+pub(crate) fn actions(req: &BuildRequest, a: &mut super::Actions) {
     if req.ssh.connect && req.ssh.host_key_from_console {
         a.insert("ec2:GetConsoleOutput");
     }

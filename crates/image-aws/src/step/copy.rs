@@ -6,25 +6,93 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 use futures::StreamExt;
 
 use super::image::{self, ImageInfo};
-use super::Ctx;
-use crate::cleanup::{Resource, TAG_TEMPORARY};
-use crate::error::{AwsContext, StepError};
+use super::{Actions, Ctx, Stage, State, Undo, KMS_ACTIONS};
+use crate::error::{AwsContext, Step, StepError};
 use crate::request::BuildRequest;
+use crate::resource::{Resource, TAG_TEMPORARY};
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if req.ami_regions_all {
-        a.insert("ec2:DescribeRegions");
+/// The copy step.
+pub(crate) struct Copy;
+
+#[async_trait]
+impl Stage for Copy {
+    fn name(&self) -> Step {
+        Step::Copy
     }
-    if req.ami_regions_all || !req.copy_regions().is_empty() {
-        a.insert("ec2:CopyImage");
-        a.insert("ec2:DescribeImages");
-        a.insert("ec2:CreateTags");
-        a.insert("ec2:DeregisterImage");
-        a.insert("ec2:DeleteSnapshot");
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        if req.ami_regions_all {
+            a.insert("ec2:DescribeRegions");
+        }
+        if req.ami_regions_all || !req.copy_regions().is_empty() {
+            if !req.skip_region_validation {
+                // The dry run checks the copy regions exist.
+                a.insert("ec2:DescribeRegions");
+            }
+            a.insert("ec2:CopyImage");
+            a.insert("ec2:DescribeImages");
+            a.insert("ec2:CreateTags");
+            a.insert("ec2:DeregisterImage");
+            a.insert("ec2:DeleteSnapshot");
+        }
+        if !req.region_kms_key_ids.is_empty() {
+            a.extend(KMS_ACTIONS);
+        }
+    }
+
+    async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
+        let req = cx.req;
+        let copy_regions = req.copy_regions();
+        if req.skip_region_validation {
+            for r in &copy_regions {
+                st.would_create(format!("copy of the AMI in {r}"));
+            }
+            return Ok(());
+        }
+        if copy_regions.is_empty() {
+            return Ok(());
+        }
+        let region = req.region.as_str();
+        let out = cx
+            .ec2
+            .client(region)
+            .describe_regions()
+            .all_regions(true)
+            .send()
+            .await
+            .ctx("DescribeRegions", region, None)?;
+        let known: BTreeSet<&str> = out
+            .regions()
+            .iter()
+            .filter_map(|r| r.region_name())
+            .collect();
+        let unknown: Vec<String> = copy_regions
+            .iter()
+            .filter(|r| !known.contains(r.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(StepError::Invalid(vec![format!(
+                "unknown copy region(s): {}",
+                unknown.join(", ")
+            )]));
+        }
+        for r in &copy_regions {
+            st.would_create(format!("copy of the AMI in {r}"));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let image = State::need(&st.image, "image")?;
+        let (copies, msg) = run(cx, image).await?;
+        let _ = st.copies.set(copies);
+        Ok(msg)
     }
 }
 
@@ -78,7 +146,7 @@ async fn copy_one(ctx: &Ctx<'_>, source: &ImageInfo, region: &str) -> Result<Ima
 
 /// Copies `source` to every copy region. Returns the copies by region, or
 /// every failure (the successful copies are on the cleanup stack).
-pub(crate) async fn run(
+async fn run(
     ctx: &Ctx<'_>,
     source: &ImageInfo,
 ) -> Result<(BTreeMap<String, ImageInfo>, String), StepError> {
@@ -86,14 +154,14 @@ pub(crate) async fn run(
     if regions.is_empty() {
         return Ok((BTreeMap::new(), "no copy regions".to_string()));
     }
-    let results: Vec<(String, Result<ImageInfo, StepError>)> = futures::stream::iter(
-        regions
-            .iter()
-            .map(|r| async move { (r.clone(), copy_one(ctx, source, r).await) }),
-    )
-    .buffer_unordered(ctx.req.copy_concurrency.max(1))
-    .collect()
-    .await;
+    let results: Vec<(String, Result<ImageInfo, StepError>)> =
+        futures::stream::iter(regions.into_iter().map(|r| async move {
+            let res = copy_one(ctx, source, &r).await;
+            (r, res)
+        }))
+        .buffer_unordered(ctx.req.copy_concurrency.max(1))
+        .collect()
+        .await;
     let mut ok = BTreeMap::new();
     let mut failed = Vec::new();
     for (region, r) in results {
@@ -116,11 +184,11 @@ pub(crate) async fn run(
         // failed ones made, like any failed copy, and report them.
         let regions: Vec<String> = failed.iter().map(|(r, _)| r.clone()).collect();
         let partial = ctx.stack.take_images_in(&regions);
-        let failures = crate::cleanup::unwind(ctx.ec2, partial, &ctx.req.wait).await;
+        let failures = delete_partial(ctx, partial).await;
         // What could not be deleted outlives the build's instance: tag it
         // temporary so `find_leftovers` still finds it.
         let stuck: Vec<_> = failures.iter().map(|f| f.resource.clone()).collect();
-        for (r, e) in crate::cleanup::mark(ctx.ec2, &stuck, TAG_TEMPORARY, &ctx.req.wait).await {
+        for (r, e) in crate::mark::mark(ctx.ec2, &stuck, TAG_TEMPORARY, &ctx.req.wait).await {
             ctx.message(format!("could not tag {r} as temporary: {e}"));
         }
         let mut record = ctx.failed_regions.lock().unwrap_or_else(|e| e.into_inner());
@@ -145,4 +213,28 @@ pub(crate) async fn run(
         .collect::<Vec<_>>()
         .join(", ");
     Ok((ok, msg))
+}
+
+/// Deletes what failed copies made (AMIs, snapshots), all at once, as the
+/// image step undoes them.
+async fn delete_partial(ctx: &Ctx<'_>, partial: Vec<Resource>) -> Vec<crate::CleanupFailure> {
+    let settings = ctx.req.wait.for_cleanup();
+    let u = Undo {
+        ec2: ctx.ec2,
+        settings: &settings,
+        patient: true,
+    };
+    let futs = partial.into_iter().map(|r| {
+        let u = &u;
+        async move {
+            let res = image::Image.undo(u, &r).await;
+            res.err()
+                .map(|error| crate::CleanupFailure { resource: r, error })
+        }
+    });
+    futures::future::join_all(futs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -1,25 +1,39 @@
 //! Optional deprecation time on every AMI.
 
-use std::collections::BTreeSet;
-
+use async_trait::async_trait;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 
 use super::image::ImageInfo;
-use super::Ctx;
-use crate::error::{AwsContext, StepError};
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{AwsContext, Step, StepError};
 use crate::request::BuildRequest;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if req.deprecate_at.is_some() {
-        a.insert("ec2:EnableImageDeprecation");
+/// The deprecation step.
+pub(crate) struct Deprecate;
+
+#[async_trait]
+impl Stage for Deprecate {
+    fn name(&self) -> Step {
+        Step::Deprecate
+    }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        if req.deprecate_at.is_some() {
+            a.insert("ec2:EnableImageDeprecation");
+        }
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let images: Vec<ImageInfo> = st.images().into_values().collect();
+        run(cx, &images).await
     }
 }
 
 /// Sets `deprecate_at` on every image.
-pub(crate) async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<((), String), StepError> {
+async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<String, StepError> {
     let Some(at) = &ctx.req.deprecate_at else {
-        return Ok(((), "no deprecation time".to_string()));
+        return Ok("no deprecation time".to_string());
     };
     let when = DateTime::from_str(at, Format::DateTime)
         .map_err(|e| StepError::Invalid(vec![format!("deprecate_at `{at}`: {e}")]))?;
@@ -42,5 +56,5 @@ pub(crate) async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<((), Stri
     if !failed.is_empty() {
         return Err(StepError::Regions(failed));
     }
-    Ok(((), format!("deprecated at {at}")))
+    Ok(format!("deprecated at {at}"))
 }

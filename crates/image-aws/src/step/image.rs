@@ -7,27 +7,71 @@
 //! needs no untagging call: while the build runs, its temporary resources
 //! mark them as partial (see [`crate::cleanup::find_leftovers`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use aws_sdk_ec2::types::{Filter, Image, ImageState, ResourceType};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, Image as Ami, ImageState, ResourceType};
 use aws_sdk_ec2::Client;
 use serde::Serialize;
+use tokio::time::Instant;
 
-use super::Ctx;
-use crate::cleanup::{self, Resource, TAG_BUILD_ID};
-use crate::error::{AwsContext, StepError};
-use crate::request::BuildRequest;
+use super::{Actions, Ctx, Existing, Stage, State, Undo};
+use crate::error::{AwsContext, Step, StepError};
+use crate::request::{BuildRequest, WaitSettings};
+pub(crate) use crate::resource::snapshot_ids;
+use crate::resource::{Resource, TAG_BUILD_ID};
 use crate::wait;
+use crate::CancelToken;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    a.insert("ec2:DescribeImages");
-    a.insert("ec2:CreateImage");
-    a.insert("ec2:CreateTags");
-    // On failure: the partial AMI goes.
-    a.insert("ec2:DeregisterImage");
-    a.insert("ec2:DeleteSnapshot");
-    if req.force_deregister {
+/// The image step; it also deletes AMIs and snapshots (its own, the
+/// copies', and what `force_deregister` replaces).
+pub(crate) struct Image;
+
+#[async_trait]
+impl Stage for Image {
+    fn name(&self) -> Step {
+        Step::Image
+    }
+
+    fn actions(&self, _req: &BuildRequest, a: &mut Actions) {
+        a.insert("ec2:DescribeImages");
+        a.insert("ec2:CreateImage");
+        a.insert("ec2:CreateTags");
+        // On failure the partial AMI goes; `force_deregister` too.
         a.insert("ec2:DeregisterImage");
+        a.insert("ec2:DeleteSnapshot");
+    }
+
+    async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
+        st.would_create(format!("AMI `{}` in {}", cx.req.ami_name, cx.req.region));
+        Ok(())
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let inst = State::need(&st.instance, "instance")?;
+        if let Some(existing) = st.existing.get() {
+            deregister_existing(cx, existing).await?;
+        }
+        cx.check_cancel()?;
+        let (info, msg) = run(cx, &inst.id).await?;
+        let _ = st.image.set(info);
+        Ok(msg)
+    }
+
+    fn creates(&self, r: &Resource) -> bool {
+        r.is_artifact()
+    }
+
+    async fn undo(&self, u: &Undo<'_>, r: &Resource) -> Result<(), StepError> {
+        let never = CancelToken::new();
+        match r {
+            Resource::Image { id, snapshots, .. } => {
+                let c = u.ec2.client(r.region());
+                deregister_with_snapshots(&c, r.region(), id, snapshots, u.settings, &never).await
+            }
+            _ => {
+                let c = u.ec2.client(r.region());
+                delete_snapshot(&c, r.region(), r.id(), u.settings, &never).await
+            }
+        }
     }
 }
 
@@ -40,15 +84,6 @@ pub struct ImageInfo {
     pub image_id: String,
     /// Its snapshots.
     pub snapshots: Vec<String>,
-}
-
-/// The EBS snapshot ids of an image.
-pub(crate) fn snapshot_ids(img: &Image) -> Vec<String> {
-    img.block_device_mappings()
-        .iter()
-        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()))
-        .map(str::to_string)
-        .collect()
 }
 
 /// AMIs of this account named `name` in `region`: (id, snapshots).
@@ -74,16 +109,14 @@ pub(crate) async fn find_by_name(
 
 /// Checks that `ami_name` is free in every target region. With
 /// `force_deregister` returns the AMIs to deregister before creating.
-pub(crate) async fn check_names(
-    ctx: &Ctx<'_>,
-) -> Result<BTreeMap<String, Vec<(String, Vec<String>)>>, StepError> {
+pub(crate) async fn check_names(ctx: &Ctx<'_>) -> Result<Existing, StepError> {
     let req = ctx.req;
     let regions = req.all_regions();
     let futs = regions.iter().map(|r| async move {
         let c = ctx.ec2.client(r);
         (r.clone(), find_by_name(&c, r, &req.ami_name).await)
     });
-    let mut taken = BTreeMap::new();
+    let mut taken = Existing::new();
     for (region, res) in futures::future::join_all(futs).await {
         let found = res?;
         if found.is_empty() {
@@ -102,18 +135,14 @@ pub(crate) async fn check_names(
 }
 
 /// Deregisters the AMIs `check_names` found (with `force_deregister`).
-pub(crate) async fn deregister_existing(
-    ctx: &Ctx<'_>,
-    existing: &BTreeMap<String, Vec<(String, Vec<String>)>>,
-) -> Result<(), StepError> {
+async fn deregister_existing(ctx: &Ctx<'_>, existing: &Existing) -> Result<(), StepError> {
     for (region, list) in existing {
         let c = ctx.ec2.client(region);
         for (id, snaps) in list {
             ctx.message(format!(
                 "deregistering existing {id} in {region} (force_deregister)"
             ));
-            cleanup::deregister_with_snapshots(&c, region, id, snaps, &ctx.req.wait, &ctx.cancel)
-                .await?;
+            deregister_with_snapshots(&c, region, id, snaps, &ctx.req.wait, &ctx.cancel).await?;
         }
     }
     Ok(())
@@ -125,7 +154,7 @@ pub(crate) async fn wait_available(
     c: &Client,
     region: &str,
     id: &str,
-) -> Result<Image, StepError> {
+) -> Result<Ami, StepError> {
     let w = &ctx.req.wait;
     // Called right after the CreateImage / CopyImage call.
     wait::until_after(
@@ -170,7 +199,7 @@ pub(crate) async fn wait_available(
 
 /// True when `img` carries this build's id tag (its tag specifications
 /// were applied).
-pub(crate) fn tagged_by_us(ctx: &Ctx<'_>, img: &Image) -> bool {
+pub(crate) fn tagged_by_us(ctx: &Ctx<'_>, img: &Ami) -> bool {
     img.tags()
         .iter()
         .any(|t| t.key() == Some(TAG_BUILD_ID) && t.value() == Some(ctx.build_id.as_str()))
@@ -200,10 +229,7 @@ pub(crate) async fn record_snapshots(
 }
 
 /// Creates the AMI from the (stopped) instance and waits for it.
-pub(crate) async fn run(
-    ctx: &Ctx<'_>,
-    instance_id: &str,
-) -> Result<(ImageInfo, String), StepError> {
+async fn run(ctx: &Ctx<'_>, instance_id: &str) -> Result<(ImageInfo, String), StepError> {
     let req = ctx.req;
     let region = req.region.as_str();
     let c = ctx.ec2.client(region);
@@ -242,4 +268,86 @@ pub(crate) async fn run(
         },
         msg,
     ))
+}
+
+/// Deregisters an AMI and deletes its snapshots (looked up if not given),
+/// retrying transient failures for `settings.cleanup_timeout_secs`.
+pub(crate) async fn deregister_with_snapshots(
+    c: &Client,
+    region: &str,
+    id: &str,
+    known_snapshots: &[String],
+    settings: &WaitSettings,
+    cancel: &CancelToken,
+) -> Result<(), StepError> {
+    let deadline = Instant::now() + settings.cleanup_timeout();
+    let mut snaps = known_snapshots.to_vec();
+    if snaps.is_empty() {
+        let res = wait::retry_transient(settings, deadline, || async {
+            c.describe_images()
+                .image_ids(id)
+                .send()
+                .await
+                .ctx("DescribeImages", region, Some(id))
+        })
+        .await;
+        match res {
+            Ok(out) => {
+                for img in out.images() {
+                    snaps.extend(snapshot_ids(img));
+                }
+            }
+            Err(e) if e.is("InvalidAMIID") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let res = wait::retry_transient(settings, deadline, || async {
+        c.deregister_image()
+            .image_id(id)
+            .send()
+            .await
+            .ctx("DeregisterImage", region, Some(id))
+    })
+    .await;
+    match res {
+        Ok(_) => {}
+        Err(e) if e.is("InvalidAMIID") => {}
+        Err(e) => return Err(e.into()),
+    }
+    for s in &snaps {
+        delete_snapshot(c, region, s, settings, cancel).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a snapshot, waiting while it is still in use (right after its
+/// AMI was deregistered).
+async fn delete_snapshot(
+    c: &Client,
+    region: &str,
+    id: &str,
+    settings: &WaitSettings,
+    cancel: &CancelToken,
+) -> Result<(), StepError> {
+    wait::until(
+        settings,
+        settings.instance_timeout().max(settings.cleanup_timeout()),
+        cancel,
+        region,
+        "snapshot deletable",
+        id,
+        || async {
+            match c.delete_snapshot().snapshot_id(id).send().await.ctx(
+                "DeleteSnapshot",
+                region,
+                Some(id),
+            ) {
+                Ok(_) => Ok(Some(())),
+                Err(e) if e.is("InvalidSnapshot.NotFound") => Ok(Some(())),
+                Err(e) if e.is("InvalidSnapshot.InUse") => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        },
+    )
+    .await
 }

@@ -1,7 +1,6 @@
 //! Launching the instance and waiting for it to run.
 
-use std::collections::BTreeSet;
-
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceMetadataTagsState,
@@ -11,22 +10,132 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::Client;
 use base64::Engine as _;
 
+use tokio::time::Instant;
+
 use super::key_pair::KeyMaterial;
 use super::source_ami::SourceImage;
-use super::Ctx;
-use crate::cleanup::Resource;
-use crate::error::{AwsContext, StepError};
-use crate::request::BuildRequest;
+use super::{Actions, Ctx, Stage, State, Undo, KMS_ACTIONS};
+use crate::error::{AwsContext, Step, StepError};
+use crate::request::{BuildRequest, WaitSettings};
+use crate::resource::Resource;
 use crate::wait;
+use crate::CancelToken;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    a.insert("ec2:RunInstances");
-    a.insert("ec2:DescribeInstances");
-    a.insert("ec2:TerminateInstances");
-    a.insert("ec2:CreateTags");
-    if req.iam_instance_profile.is_some() {
-        a.insert("iam:PassRole");
+/// The instance step.
+pub(crate) struct Instance;
+
+#[async_trait]
+impl Stage for Instance {
+    fn name(&self) -> Step {
+        Step::Instance
     }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        a.insert("ec2:RunInstances");
+        a.insert("ec2:DescribeInstances");
+        a.insert("ec2:TerminateInstances");
+        a.insert("ec2:CreateTags");
+        // The dry run checks the type (and the subnet).
+        a.insert("ec2:DescribeInstanceTypes");
+        if req.subnet_id.is_some() {
+            a.insert("ec2:DescribeSubnets");
+        }
+        if req.iam_instance_profile.is_some() {
+            a.insert("iam:PassRole");
+        }
+        if req.root_device.kms_key_id.is_some() {
+            a.extend(KMS_ACTIONS);
+        }
+    }
+
+    async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
+        let req = cx.req;
+        let region = req.region.as_str();
+        let c = cx.ec2.client(region);
+        let it = c
+            .describe_instance_types()
+            .instance_types(InstanceType::from(req.instance_type.as_str()))
+            .send()
+            .await
+            .ctx("DescribeInstanceTypes", region, Some(&req.instance_type))?;
+        if it.instance_types().is_empty() {
+            return Err(StepError::Invalid(vec![format!(
+                "instance type {} is not offered in {region}",
+                req.instance_type
+            )]));
+        }
+        if let Some(s) = &req.subnet_id {
+            c.describe_subnets().subnet_ids(s).send().await.ctx(
+                "DescribeSubnets",
+                region,
+                Some(s),
+            )?;
+        }
+        let source = State::need(&st.source, "source AMI")?;
+        st.would_create(format!(
+            "instance {} from {} in {region} (temporary)",
+            req.instance_type, source.image_id
+        ));
+        Ok(())
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let source = State::need(&st.source, "source AMI")?;
+        let key = State::need(&st.key, "key pair")?;
+        let groups = State::need(&st.groups, "security groups")?;
+        let (info, msg) = run(cx, source, key, groups).await?;
+        let _ = st.instance.set(info);
+        Ok(msg)
+    }
+
+    fn creates(&self, r: &Resource) -> bool {
+        matches!(r, Resource::Instance { .. })
+    }
+
+    async fn undo(&self, u: &Undo<'_>, r: &Resource) -> Result<(), StepError> {
+        terminate(u.ec2, r.region(), r.id(), u.settings).await
+    }
+}
+
+/// Terminates `id` and waits until it is gone, retrying throttling and 5xx
+/// answers for `settings.cleanup_timeout_secs`. Never cancelled.
+pub(crate) async fn terminate(
+    ec2: &crate::Ec2Clients,
+    region: &str,
+    id: &str,
+    settings: &WaitSettings,
+) -> Result<(), StepError> {
+    let c = ec2.client(region);
+    let deadline = Instant::now() + settings.cleanup_timeout();
+    let res = wait::retry_transient(settings, deadline, || async {
+        c.terminate_instances().instance_ids(id).send().await.ctx(
+            "TerminateInstances",
+            region,
+            Some(id),
+        )
+    })
+    .await;
+    match res {
+        Err(e) if e.is("InvalidInstanceID") => return Ok(()),
+        r => r?,
+    };
+    wait::until(
+        settings,
+        settings.instance_timeout().max(settings.cleanup_timeout()),
+        &CancelToken::new(),
+        region,
+        "instance terminated",
+        id,
+        || async {
+            match state(&c, region, id).await {
+                Ok(Some((InstanceStateName::Terminated, _))) | Ok(None) => Ok(Some(())),
+                Ok(_) => Ok(None),
+                Err(StepError::Aws(e)) if e.is("InvalidInstanceID") => Ok(Some(())),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await
 }
 
 /// The running instance.
@@ -71,7 +180,7 @@ pub(crate) fn block_device(req: &BuildRequest, source: &SourceImage) -> BlockDev
 }
 
 /// Runs the instance and waits until it is running.
-pub(crate) async fn run(
+async fn run(
     ctx: &Ctx<'_>,
     source: &SourceImage,
     key: &KeyMaterial,

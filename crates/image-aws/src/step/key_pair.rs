@@ -3,25 +3,78 @@
 //! as a temporary EC2 key pair; or an existing key pair with its private key
 //! read from a file.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::primitives::Blob;
 use aws_sdk_ec2::types::ResourceType;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
+use tokio::time::Instant;
 
-use super::Ctx;
-use crate::cleanup::Resource;
-use crate::error::{AwsContext, StepError};
+use super::{Actions, Ctx, Stage, State, Undo};
+use crate::error::{AwsContext, Step, StepError};
 use crate::request::{BuildRequest, KeyPairSpec};
+use crate::resource::Resource;
+use crate::wait;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if req.key_pair == KeyPairSpec::Generate {
-        a.insert("ec2:ImportKeyPair");
-        a.insert("ec2:DeleteKeyPair");
-        a.insert("ec2:CreateTags");
+/// The key pair step.
+pub(crate) struct KeyPair;
+
+#[async_trait]
+impl Stage for KeyPair {
+    fn name(&self) -> Step {
+        Step::KeyPair
+    }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        if req.key_pair == KeyPairSpec::Generate {
+            a.insert("ec2:ImportKeyPair");
+            a.insert("ec2:DeleteKeyPair");
+            a.insert("ec2:CreateTags");
+        }
+    }
+
+    async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
+        if cx.req.key_pair == KeyPairSpec::Generate {
+            st.would_create(format!(
+                "key pair {} in {} (temporary)",
+                cx.temp_name(),
+                cx.req.region
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let (key, msg) = run(cx).await?;
+        let _ = st.key.set(key);
+        Ok(msg)
+    }
+
+    fn creates(&self, r: &Resource) -> bool {
+        matches!(r, Resource::KeyPair { .. })
+    }
+
+    async fn undo(&self, u: &Undo<'_>, r: &Resource) -> Result<(), StepError> {
+        let (region, name) = (r.region(), r.id());
+        let c = u.ec2.client(region);
+        let deadline = Instant::now() + u.settings.cleanup_timeout();
+        // By name: unique per region, and understood by every EC2 stand-in.
+        let res = wait::retry_transient(u.settings, deadline, || async {
+            c.delete_key_pair()
+                .key_name(name)
+                .send()
+                .await
+                .ctx("DeleteKeyPair", region, Some(name))
+        })
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.is("InvalidKeyPair") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -113,7 +166,7 @@ fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Creates (or reads) the key pair.
-pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<(KeyMaterial, String), StepError> {
+async fn run(ctx: &Ctx<'_>) -> Result<(KeyMaterial, String), StepError> {
     let req = ctx.req;
     match &req.key_pair {
         KeyPairSpec::Existing {

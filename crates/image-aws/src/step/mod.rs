@@ -1,30 +1,176 @@
-//! The build steps, one file each, in pipeline order. Each step declares the
-//! EC2 actions it calls (`actions`), from which [`crate::required_actions`]
-//! is assembled, so the IAM list cannot drift from the code.
+//! The steps of a build, one file each, each behind the `Stage` trait:
+//! the actions it may call (for the IAM policy), its read-only checks (for
+//! `--dry-run`), what it does, and how to undo what it created. The lists of
+//! stages a build and a test run are in `crate::stages`; shared values (the
+//! source AMI, the instance, the AMI, ...) pass through `State`.
+//!
+//! Adding a step (see `imds_support.rs`): a file here with a unit struct
+//! implementing `Stage` (naming itself with [`Step::new`], saying when it
+//! `applies`), its `mod` line below, its place in `crate::stages`, and its
+//! setting in [`BuildRequest`] (from a definition: `from_plan.rs` and
+//! image-core's `spec/plan.rs` + `spec/build.rs`). The IAM policy, the dry
+//! run, the events and cleanup follow from the trait.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use image_core::events::{Event, EventSink, Outcome};
+use image_core::target::Target;
 
-use crate::cleanup::{CleanupStack, TAG_BUILD_ID, TAG_BUILD_NAME, TAG_CREATED, TAG_TEMPORARY};
+use crate::clients::Ec2Clients;
 use crate::error::{Step, StepError};
-use crate::request::BuildRequest;
-use crate::{CancelToken, Ec2Clients};
+use crate::hook::ProvisionHook;
+use crate::request::{BuildRequest, WaitSettings};
+use crate::resource::{
+    CleanupStack, Resource, TAG_BUILD_ID, TAG_BUILD_NAME, TAG_CREATED, TAG_TEMPORARY,
+};
+use crate::CancelToken;
 
 pub mod connect;
 pub mod console;
 pub mod copy;
 pub mod deprecate;
+pub(crate) mod finalize;
 pub mod image;
+pub(crate) mod imds_support;
 pub mod instance;
 pub mod key_pair;
 pub mod permissions;
+pub(crate) mod provision;
 pub mod security_group;
 pub mod source_ami;
 pub mod stop;
 pub mod terminate;
+pub(crate) mod validate;
+
+/// The IAM actions (`ec2:…`, `kms:…`, `iam:…`) a step may call.
+pub(crate) type Actions = BTreeSet<&'static str>;
+
+/// What a customer-managed KMS key needs for encrypted volumes, images and
+/// copies.
+pub const KMS_ACTIONS: [&str; 6] = [
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKeyWithoutPlainText",
+    "kms:ReEncrypt*",
+];
+
+/// One step of a build or test.
+#[async_trait]
+pub(crate) trait Stage: Send + Sync {
+    /// Its name in events and errors.
+    fn name(&self) -> Step;
+
+    /// False for a step that reports through messages only (no start and
+    /// finish events of its own).
+    fn reported(&self) -> bool {
+        true
+    }
+
+    /// False when these settings do not ask for the step: it is then not
+    /// run, checked nor reported (its actions are not declared either).
+    fn applies(&self, _req: &BuildRequest) -> bool {
+        true
+    }
+
+    /// Every action its `run`, `check` and `undo` may call with these
+    /// settings. The IAM policy is the union over the stages.
+    fn actions(&self, req: &BuildRequest, a: &mut Actions);
+
+    /// The dry run: checks what it can with read-only calls, sets in `st`
+    /// what later checks need, and notes what it would create
+    /// ([`State::would_create`]).
+    async fn check(&self, _cx: &Ctx<'_>, _st: &State) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    /// Does the step; sets in `st` what it made; pushes what it created on
+    /// the cleanup stack at once. Returns the message of its finish event.
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError>;
+
+    /// True when `r` is of a kind this step creates (and `undo` deletes).
+    fn creates(&self, _r: &Resource) -> bool {
+        false
+    }
+
+    /// Deletes `r` (one [`Stage::creates`] accepts), retrying transient
+    /// failures for `u.settings.cleanup_timeout_secs`; gone already is fine.
+    async fn undo(&self, _u: &Undo<'_>, _r: &Resource) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+/// What an `undo` needs.
+pub(crate) struct Undo<'a> {
+    /// The clients.
+    pub ec2: &'a Ec2Clients,
+    /// Retry and wait settings (cleanup's: no poll cap).
+    pub settings: &'a WaitSettings,
+    /// False: one try where deletion waits on another resource (a group
+    /// whose instance could not be terminated).
+    pub patient: bool,
+}
+
+/// AMIs found under the build's name, by region: (id, snapshots).
+pub(crate) type Existing = BTreeMap<String, Vec<(String, Vec<String>)>>;
+
+/// What the steps of one run hand each other. Each value is set once, by
+/// the step that makes it; steps of one phase run at once and set
+/// different values.
+#[derive(Default)]
+pub(crate) struct State {
+    /// The source AMI (`source_ami`).
+    pub source: OnceLock<source_ami::SourceImage>,
+    /// AMIs `force_deregister` removes (`source_ami`).
+    pub existing: OnceLock<Existing>,
+    /// The key pair (`key_pair`).
+    pub key: OnceLock<key_pair::KeyMaterial>,
+    /// The instance's security groups (`security_group`).
+    pub groups: OnceLock<Vec<String>>,
+    /// The running instance (`instance`).
+    pub instance: OnceLock<instance::InstanceInfo>,
+    /// The connection (`connect`), taken by the hook.
+    pub target: Mutex<Option<Arc<dyn Target>>>,
+    /// The AMI in the build region (`image`).
+    pub image: OnceLock<image::ImageInfo>,
+    /// The copies by region (`copy`).
+    pub copies: OnceLock<BTreeMap<String, image::ImageInfo>>,
+    /// Dry run: what the build would create, in order.
+    pub would_create: Mutex<Vec<String>>,
+}
+
+impl State {
+    /// The value a former step set, or an error naming it.
+    pub fn need<'s, T>(cell: &'s OnceLock<T>, what: &str) -> Result<&'s T, StepError> {
+        cell.get().ok_or_else(|| {
+            StepError::Invalid(vec![format!(
+                "internal: no {what} (the step making it did not run)"
+            )])
+        })
+    }
+
+    /// Dry run: notes something the build would create.
+    pub fn would_create(&self, what: String) {
+        self.would_create
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(what);
+    }
+
+    /// The AMI and its copies, by region.
+    pub fn images(&self) -> BTreeMap<String, image::ImageInfo> {
+        let mut all = self.copies.get().cloned().unwrap_or_default();
+        if let Some(i) = self.image.get() {
+            all.insert(i.region.clone(), i.clone());
+        }
+        all
+    }
+}
 
 /// Everything a running build shares between its steps.
 pub(crate) struct Ctx<'a> {
@@ -37,6 +183,12 @@ pub(crate) struct Ctx<'a> {
     pub stack: CleanupStack,
     /// `ami_regions: all`: regions whose copy failed, with why.
     pub failed_regions: std::sync::Mutex<BTreeMap<String, String>>,
+    /// The provisioning (or test) hook; `None` in a dry run.
+    pub hook: Option<&'a dyn ProvisionHook>,
+    /// How SSH connections are made.
+    pub connector: &'a dyn connect::Connector,
+    /// The temporary group's source is this machine's learned address.
+    pub learned_address: bool,
 }
 
 impl Ctx<'_> {
@@ -151,23 +303,4 @@ impl Ctx<'_> {
 
 pub(crate) fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
-}
-
-/// The EC2 actions every step of a build with these settings calls.
-pub(crate) fn all_actions(req: &BuildRequest) -> BTreeSet<&'static str> {
-    let mut a = BTreeSet::new();
-    crate::regions::actions(req, &mut a);
-    source_ami::actions(req, &mut a);
-    key_pair::actions(req, &mut a);
-    security_group::actions(req, &mut a);
-    instance::actions(req, &mut a);
-    connect::actions(req, &mut a);
-    console::actions(req, &mut a);
-    stop::actions(req, &mut a);
-    image::actions(req, &mut a);
-    copy::actions(req, &mut a);
-    permissions::actions(req, &mut a);
-    deprecate::actions(req, &mut a);
-    terminate::actions(req, &mut a);
-    a
 }

@@ -1,17 +1,40 @@
 //! Launch permissions (users, groups, organizations, OUs) on every AMI and
 //! createVolumePermission on every snapshot, in every region.
 
-use std::collections::BTreeSet;
-
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     LaunchPermission, LaunchPermissionModifications, OperationType, PermissionGroup,
     SnapshotAttributeName,
 };
 
 use super::image::ImageInfo;
-use super::Ctx;
-use crate::error::{AwsContext, StepError};
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{AwsContext, Step, StepError};
 use crate::request::BuildRequest;
+
+/// The permissions step.
+pub(crate) struct Permissions;
+
+#[async_trait]
+impl Stage for Permissions {
+    fn name(&self) -> Step {
+        Step::Permissions
+    }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        if has_launch(req) {
+            a.insert("ec2:ModifyImageAttribute");
+        }
+        if has_snapshot(req) {
+            a.insert("ec2:ModifySnapshotAttribute");
+        }
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let images: Vec<ImageInfo> = st.images().into_values().collect();
+        run(cx, &images).await
+    }
+}
 
 fn has_launch(req: &BuildRequest) -> bool {
     !(req.ami_users.is_empty()
@@ -22,15 +45,6 @@ fn has_launch(req: &BuildRequest) -> bool {
 
 fn has_snapshot(req: &BuildRequest) -> bool {
     !(req.snapshot_users.is_empty() && req.snapshot_groups.is_empty())
-}
-
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if has_launch(req) {
-        a.insert("ec2:ModifyImageAttribute");
-    }
-    if has_snapshot(req) {
-        a.insert("ec2:ModifySnapshotAttribute");
-    }
 }
 
 async fn in_region(ctx: &Ctx<'_>, img: &ImageInfo) -> Result<(), StepError> {
@@ -89,9 +103,9 @@ async fn in_region(ctx: &Ctx<'_>, img: &ImageInfo) -> Result<(), StepError> {
 }
 
 /// Sets permissions on every image, all regions concurrently.
-pub(crate) async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<((), String), StepError> {
+async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<String, StepError> {
     if !has_launch(ctx.req) && !has_snapshot(ctx.req) {
-        return Ok(((), "no permissions to set".to_string()));
+        return Ok("no permissions to set".to_string());
     }
     let futs = images
         .iter()
@@ -105,5 +119,5 @@ pub(crate) async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<((), Stri
         failed.sort_by(|a, b| a.0.cmp(&b.0));
         return Err(StepError::Regions(failed));
     }
-    Ok(((), format!("set in {} region(s)", images.len())))
+    Ok(format!("set in {} region(s)", images.len()))
 }

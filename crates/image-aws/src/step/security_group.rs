@@ -4,26 +4,105 @@
 //! were replaced by this machine's public address before the build's first
 //! EC2 call ([`crate::public_ip`]).
 
-use std::collections::BTreeSet;
-
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType};
 use aws_sdk_ec2::Client;
 
-use super::Ctx;
-use crate::cleanup::Resource;
-use crate::error::{AwsContext, StepError};
+use super::{Actions, Ctx, Stage, State, Undo};
+use crate::error::{AwsContext, Step, StepError};
 use crate::request::{BuildRequest, SecurityGroupSpec};
+use crate::resource::Resource;
+use crate::wait;
+use crate::CancelToken;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if let SecurityGroupSpec::Temporary { .. } = req.security_group {
-        a.insert("ec2:CreateSecurityGroup");
-        a.insert("ec2:AuthorizeSecurityGroupIngress");
-        a.insert("ec2:DeleteSecurityGroup");
-        a.insert("ec2:CreateTags");
-        if req.subnet_id.is_some() {
-            a.insert("ec2:DescribeSubnets");
+/// The security group step.
+pub(crate) struct SecurityGroup;
+
+#[async_trait]
+impl Stage for SecurityGroup {
+    fn name(&self) -> Step {
+        Step::SecurityGroup
+    }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        if let SecurityGroupSpec::Temporary { .. } = req.security_group {
+            a.insert("ec2:CreateSecurityGroup");
+            a.insert("ec2:AuthorizeSecurityGroupIngress");
+            a.insert("ec2:DeleteSecurityGroup");
+            a.insert("ec2:CreateTags");
+            if req.subnet_id.is_some() {
+                a.insert("ec2:DescribeSubnets");
+            }
         }
     }
+
+    async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
+        let req = cx.req;
+        if let SecurityGroupSpec::Temporary { source_cidrs } = &req.security_group {
+            st.would_create(format!(
+                "security group {} in {} allowing port {} from {}{} (temporary)",
+                cx.temp_name(),
+                req.region,
+                req.ssh.port,
+                source_cidrs.join(", "),
+                if cx.learned_address {
+                    " (this machine's public address)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let (groups, msg) = run(cx).await?;
+        let _ = st.groups.set(groups);
+        Ok(msg)
+    }
+
+    fn creates(&self, r: &Resource) -> bool {
+        matches!(r, Resource::SecurityGroup { .. })
+    }
+
+    async fn undo(&self, u: &Undo<'_>, r: &Resource) -> Result<(), StepError> {
+        delete(u, r.region(), r.id()).await
+    }
+}
+
+/// Deletes a security group; when `u.patient`, retries while an instance
+/// still holds it (DependencyViolation) until the instance timeout.
+async fn delete(u: &Undo<'_>, region: &str, id: &str) -> Result<(), StepError> {
+    let c = u.ec2.client(region);
+    let settings = u.settings;
+    let patient = u.patient;
+    let attempt = || async {
+        match c.delete_security_group().group_id(id).send().await.ctx(
+            "DeleteSecurityGroup",
+            region,
+            Some(id),
+        ) {
+            Ok(_) => Ok(Some(())),
+            Err(e) if e.is("InvalidGroup") => Ok(Some(())),
+            Err(e) if patient && e.is("DependencyViolation") => Ok(None),
+            Err(e) => Err(StepError::from(e)),
+        }
+    };
+    let timeout = if patient {
+        settings.instance_timeout()
+    } else {
+        settings.cleanup_timeout()
+    };
+    wait::until(
+        settings,
+        timeout.max(settings.cleanup_timeout()),
+        &CancelToken::new(),
+        region,
+        "security group deletable",
+        id,
+        attempt,
+    )
+    .await
 }
 
 /// The VPC of the temporary group: the subnet's or the given one; `None`
@@ -50,7 +129,7 @@ pub(crate) async fn vpc_for(
 }
 
 /// Returns the security group ids for the instance.
-pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepError> {
+async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepError> {
     let req = ctx.req;
     let region = req.region.as_str();
     let cidrs = match &req.security_group {

@@ -1,16 +1,69 @@
 //! Resolving the source AMI: a given id, or the (newest) match of a filter.
+//!
+//! In a build the same step checks that the AMI name is free in every
+//! target region (`image::check_names`), before anything is created.
 
-use std::collections::BTreeSet;
-
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, Image};
 use aws_sdk_ec2::Client;
 use serde::Serialize;
 
-use crate::error::{AwsContext, StepError};
-use crate::request::{BuildRequest, SourceAmi};
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{AwsContext, Step, StepError};
+use crate::request::{BuildRequest, SourceAmi as SourceAmiSpec};
 
-pub(crate) fn actions(_req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    a.insert("ec2:DescribeImages");
+/// Resolves the source AMI (and, in a build, checks the AMI name).
+pub(crate) struct SourceAmi {
+    names: bool,
+}
+
+impl SourceAmi {
+    /// A build's: the source, and the AMI name free in every region.
+    pub const BUILD: SourceAmi = SourceAmi { names: true };
+    /// A test's: the AMI under test.
+    pub const LAUNCH: SourceAmi = SourceAmi { names: false };
+
+    async fn resolve_all(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let req = cx.req;
+        let region = req.region.as_str();
+        let c = cx.ec2.client(region);
+        let src = if self.names {
+            let (src, existing) = tokio::try_join!(
+                resolve(&c, region, &req.source_ami),
+                super::image::check_names(cx),
+            )?;
+            let _ = st.existing.set(existing);
+            src
+        } else {
+            resolve(&c, region, &req.source_ami).await?
+        };
+        let msg = format!(
+            "{} ({})",
+            src.image_id,
+            src.name.as_deref().unwrap_or("unnamed")
+        );
+        let _ = st.source.set(src);
+        Ok(msg)
+    }
+}
+
+#[async_trait]
+impl Stage for SourceAmi {
+    fn name(&self) -> Step {
+        Step::SourceAmi
+    }
+
+    fn actions(&self, _req: &BuildRequest, a: &mut Actions) {
+        a.insert("ec2:DescribeImages");
+    }
+
+    async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
+        self.resolve_all(cx, st).await.map(|_| ())
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        self.resolve_all(cx, st).await
+    }
 }
 
 /// The resolved source AMI.
@@ -54,10 +107,10 @@ impl SourceImage {
 pub(crate) async fn resolve(
     c: &Client,
     region: &str,
-    spec: &SourceAmi,
+    spec: &SourceAmiSpec,
 ) -> Result<SourceImage, StepError> {
     match spec {
-        SourceAmi::Id(id) => {
+        SourceAmiSpec::Id(id) => {
             let out = c.describe_images().image_ids(id).send().await.ctx(
                 "DescribeImages",
                 region,
@@ -71,7 +124,7 @@ pub(crate) async fn resolve(
                     filter: format!("id {id}"),
                 })
         }
-        SourceAmi::Filter(f) => {
+        SourceAmiSpec::Filter(f) => {
             let mut req = c
                 .describe_images()
                 .set_owners(Some(f.owners.clone()))

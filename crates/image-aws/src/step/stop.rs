@@ -1,27 +1,41 @@
 //! Stopping the instance before imaging it (unless `disable_stop_instance`).
 
-use std::collections::BTreeSet;
-
+use async_trait::async_trait;
 use aws_sdk_ec2::types::InstanceStateName;
 
 use super::instance::state;
-use super::Ctx;
-use crate::error::{AwsContext, StepError};
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{AwsContext, Step, StepError};
 use crate::request::BuildRequest;
 use crate::wait;
 
-pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if !req.disable_stop_instance {
-        a.insert("ec2:StopInstances");
-        a.insert("ec2:DescribeInstances");
+/// The stop step.
+pub(crate) struct Stop;
+
+#[async_trait]
+impl Stage for Stop {
+    fn name(&self) -> Step {
+        Step::Stop
+    }
+
+    fn actions(&self, req: &BuildRequest, a: &mut Actions) {
+        if !req.disable_stop_instance {
+            a.insert("ec2:StopInstances");
+            a.insert("ec2:DescribeInstances");
+        }
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let inst = State::need(&st.instance, "instance")?;
+        run(cx, &inst.id).await
     }
 }
 
 /// Stops `id` and waits until it is stopped.
-pub(crate) async fn run(ctx: &Ctx<'_>, id: &str) -> Result<((), String), StepError> {
+async fn run(ctx: &Ctx<'_>, id: &str) -> Result<String, StepError> {
     let req = ctx.req;
     if req.disable_stop_instance {
-        return Ok(((), "skipped (disable_stop_instance)".to_string()));
+        return Ok("skipped (disable_stop_instance)".to_string());
     }
     let region = req.region.as_str();
     let c = ctx.ec2.client(region);
@@ -53,5 +67,5 @@ pub(crate) async fn run(ctx: &Ctx<'_>, id: &str) -> Result<((), String), StepErr
         },
     )
     .await?;
-    Ok(((), format!("{id} stopped")))
+    Ok(format!("{id} stopped"))
 }

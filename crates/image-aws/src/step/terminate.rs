@@ -12,16 +12,37 @@
 //! Termination is never cancelled (it is cleanup); if it fails, the
 //! instance stays on the cleanup stack and the final cleanup retries it.
 
-use std::collections::BTreeSet;
+use async_trait::async_trait;
 
-use super::Ctx;
-use crate::cleanup::{self, Resource};
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{Step, StepError};
 use crate::request::{BuildRequest, KeyPairSpec, SecurityGroupSpec};
-use crate::CancelToken;
+use crate::resource::Resource;
 
-pub(crate) fn actions(_req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    a.insert("ec2:TerminateInstances");
-    a.insert("ec2:DescribeInstances");
+/// Terminates the instance once the AMI is available (reports through
+/// messages; never fails the build).
+pub(crate) struct TerminateEarly;
+
+#[async_trait]
+impl Stage for TerminateEarly {
+    fn name(&self) -> Step {
+        Step::new("terminate")
+    }
+
+    fn reported(&self) -> bool {
+        false
+    }
+
+    fn actions(&self, _req: &BuildRequest, a: &mut Actions) {
+        a.insert("ec2:TerminateInstances");
+        a.insert("ec2:DescribeInstances");
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let inst = State::need(&st.instance, "instance")?;
+        early(cx, &inst.id).await;
+        Ok(String::new())
+    }
 }
 
 /// True when the build has another temporary resource to mark its AMIs as
@@ -34,7 +55,7 @@ pub(crate) fn can_terminate_early(req: &BuildRequest) -> bool {
 /// Terminates instance `id` (waiting until it is gone) and takes it off the
 /// cleanup stack; on failure leaves it there for the final cleanup. Does
 /// nothing when [`can_terminate_early`] says no.
-pub(crate) async fn early(ctx: &Ctx<'_>, id: &str) {
+async fn early(ctx: &Ctx<'_>, id: &str) {
     if !can_terminate_early(ctx.req) {
         return;
     }
@@ -46,7 +67,7 @@ pub(crate) async fn early(ctx: &Ctx<'_>, id: &str) {
         "terminating {id} now that the AMI is available (the copies go on)"
     ));
     let settings = ctx.req.wait.for_cleanup();
-    match cleanup::delete_one(ctx.ec2, &instance, &settings, &CancelToken::new()).await {
+    match super::instance::terminate(ctx.ec2, &ctx.req.region, id, &settings).await {
         Ok(()) => {
             ctx.stack.remove(&instance);
             ctx.message(format!("{id} terminated"));

@@ -14,7 +14,7 @@
 //! printed. Exit: 0 all built, 1 a build failed, 130 interrupted.
 //!
 //! Packer's `AWS_POLL_DELAY_SECONDS` and `AWS_MAX_ATTEMPTS` set how the
-//! waits poll ([`wait_settings_from_env`]); image-aws itself reads no
+//! waits poll ([`image_aws::wait_env::wait_settings_from_env`]); image-aws itself reads no
 //! environment.
 
 use std::path::PathBuf;
@@ -25,7 +25,6 @@ use futures::StreamExt;
 use image_aws::manifest::{self, ManifestBuild};
 use image_aws::{
     BuildError, BuildRequest, BuildResult, CancelToken, ClientOptions, Ec2Clients, OnError,
-    WaitSettings,
 };
 use image_cli::pipeline::PlanHook;
 use image_cli::progress::{JsonLines, Progress};
@@ -65,36 +64,6 @@ Environment (as packer's amazon-ebs):
 /// the exit codes, set on the subcommand).
 pub(crate) fn after_help() -> String {
     format!("{WAIT_ENV_HELP}\n{}", crate::exit::EXIT_CODES_HELP)
-}
-
-/// `base` with packer's wait variables applied: `AWS_POLL_DELAY_SECONDS`
-/// (fixed poll interval, seconds > 0) and `AWS_MAX_ATTEMPTS` (polls per
-/// wait, >= 1). `var` reads a variable (`std::env::var` in the CLI). An
-/// unusable value is an error naming the variable.
-pub(crate) fn wait_settings_from_env(
-    base: &WaitSettings,
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<WaitSettings, String> {
-    let mut w = base.clone();
-    if let Some(v) = var("AWS_POLL_DELAY_SECONDS").filter(|v| !v.trim().is_empty()) {
-        let secs: f64 = v
-            .trim()
-            .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-            .ok_or_else(|| {
-                format!("AWS_POLL_DELAY_SECONDS=`{v}`: expected seconds between 0 and 3600, e.g. 2")
-            })?;
-        w = w.fixed(std::time::Duration::from_secs_f64(secs));
-    }
-    if let Some(v) = var("AWS_MAX_ATTEMPTS").filter(|v| !v.trim().is_empty()) {
-        let n: u32 =
-            v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                format!("AWS_MAX_ATTEMPTS=`{v}`: expected a number of polls >= 1")
-            })?;
-        w.max_polls = Some(n);
-    }
-    Ok(w)
 }
 
 /// Arguments of `build`.
@@ -138,7 +107,7 @@ pub struct Args {
 struct Ready {
     reqs: Vec<BuildRequest>,
     hook: Option<PlanHook>,
-    region_locs: super::RegionLocs,
+    region_locs: image_aws::region_check::RegionLocs,
     /// Printed once the regions are checked.
     warnings: Diagnostics,
 }
@@ -166,9 +135,12 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
             p.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
         }
         if let Some(mut r) = super::request_from_plan(p, &mut diags) {
-            match wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
+            match image_aws::wait_env::wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
                 Ok(w) => r.wait = w,
-                Err(e) => diags.push(Diagnostic::error(None, e)),
+                Err(e) => diags.push(
+                    Diagnostic::error(None, e)
+                        .with_help("unset the variable or give it a usable value"),
+                ),
             }
             r.run_uuid = Some(run_uuid.clone());
             r.on_error = match args.on_error {
@@ -192,7 +164,7 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
     Ok(Ready {
         reqs,
         hook,
-        region_locs: super::region_locs(&plans),
+        region_locs: image_aws::region_check::region_locs(&plans),
         warnings: diags,
     })
 }
@@ -231,7 +203,9 @@ pub fn run(args: &Args) -> Exit {
         let ec2 = Ec2Clients::from_env(&opts).await;
         // Before the first mutating call: a region that does not exist or
         // is not enabled is bad input.
-        if let Err(mut diags) = super::check_regions(&ec2, &ready.reqs, &ready.region_locs).await {
+        let mut diags =
+            image_aws::region_check::check_regions(&ec2, &ready.reqs, &ready.region_locs).await;
+        if diags.has_errors() {
             // The offline "unknown region" warning says less than the error.
             let at: Vec<_> = diags.0.iter().map(|d| d.location.clone()).collect();
             diags.0.extend(
@@ -245,6 +219,8 @@ pub fn run(args: &Args) -> Exit {
             report::diagnostics(&diags);
             return Exit::BadInput;
         }
+        // A warning, when the regions could not be asked.
+        report::diagnostics(&diags);
         report::diagnostics(&ready.warnings);
         if args.dry_run {
             dry_run(&ec2, &ready.reqs, args.json).await
@@ -448,46 +424,5 @@ fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrup
         Exit::Failed
     } else {
         Exit::Ok
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
-    #[test]
-    fn packer_wait_variables_override_the_settings() {
-        let base = WaitSettings::default();
-        assert_eq!(wait_settings_from_env(&base, env(&[])).unwrap(), base);
-        let w = wait_settings_from_env(
-            &base,
-            env(&[("AWS_POLL_DELAY_SECONDS", "2"), ("AWS_MAX_ATTEMPTS", "40")]),
-        )
-        .unwrap();
-        assert_eq!(w.initial_interval_ms, 2000);
-        assert_eq!(w.max_interval_ms, 2000);
-        assert_eq!(w.multiplier, 1.0);
-        assert_eq!(w.jitter, 0.0);
-        assert_eq!(w.max_polls, Some(40));
-        assert_eq!(w.image_timeout_secs, base.image_timeout_secs);
-        let w = wait_settings_from_env(&base, env(&[("AWS_POLL_DELAY_SECONDS", "0.5")])).unwrap();
-        assert_eq!(w.initial_interval_ms, 500);
-        for bad in [
-            ("AWS_POLL_DELAY_SECONDS", "0"),
-            ("AWS_POLL_DELAY_SECONDS", "soon"),
-            ("AWS_MAX_ATTEMPTS", "0"),
-            ("AWS_MAX_ATTEMPTS", "-3"),
-        ] {
-            let e = wait_settings_from_env(&base, env(&[bad])).unwrap_err();
-            assert!(e.contains(bad.0), "{e}");
-        }
     }
 }

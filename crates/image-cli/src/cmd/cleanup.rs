@@ -11,7 +11,6 @@
 
 use clap::Args as ClapArgs;
 use image_aws::{cleanup, regions, ClientOptions, Ec2Clients, Leftover, Resource, WaitSettings};
-use image_verify::options::parse_duration;
 use serde_json::json;
 
 use crate::exit::Exit;
@@ -23,7 +22,7 @@ pub struct Args {
     #[arg(long = "region", value_name = "REGION")]
     pub regions: Vec<String>,
     /// Only what was created more than this long ago (e.g. 2h, 30m, 1d as 24h).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = older_than)]
     pub older_than: Option<std::time::Duration>,
     /// Delete what was found (without it: only list).
     #[arg(long)]
@@ -31,6 +30,13 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--older-than`: a duration as the image definition writes them
+/// (`90s`, `30m`, `2h`, `1h30m`; plain seconds).
+fn older_than(s: &str) -> Result<std::time::Duration, String> {
+    image_core::spec::check::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration (e.g. 30m, 2h, 1h30m; a day is 24h)"))
 }
 
 /// Runs `cleanup`.
@@ -131,5 +137,20 @@ fn list(found: &[Leftover], regions: usize, json_out: bool) {
             l.build_id.as_deref().unwrap_or("-"),
             l.created.as_deref().unwrap_or("-")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn older_than_takes_the_definitions_durations() {
+        assert_eq!(older_than("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(older_than("90"), Ok(Duration::from_secs(90)));
+        for bad in ["1d", "5x", "", "h"] {
+            assert!(older_than(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -23,10 +23,10 @@ use clap::Args as ClapArgs;
 use image_core::diag::{Diagnostic, Diagnostics};
 use image_core::events::{Event, EventSink, Outcome};
 use image_core::local::LocalTarget;
-use image_core::ssh::{SshAuth, SshConfig, SshTarget};
+use image_core::ssh::{HostAddr, SshAuth, SshTarget};
 use image_core::target::Target;
 use image_provision::{parse, Options};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::exit::Exit;
 use crate::report;
@@ -94,16 +94,41 @@ pub struct Args {
 }
 
 /// Prints task lines as they finish.
+/// With `--json`, every finished task (or loop item) carries its SSH
+/// round trips (`round_trips`: commands, uploads and downloads) and its
+/// time in microseconds (`elapsed_us`), both since the previous task event.
 struct Printer {
     host: String,
     json: bool,
+    trips: image_provision::round_trips::RoundTrips,
+    seen: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<std::time::Instant>,
 }
 
 impl EventSink for Printer {
     fn emit(&self, event: &Event) {
         let mut out = std::io::stdout().lock();
         if self.json {
-            let _ = writeln!(out, "{}", serde_json::to_string(event).unwrap_or_default());
+            use std::sync::atomic::Ordering;
+            let now = self.trips.get();
+            let before = self.seen.swap(now, Ordering::Relaxed);
+            let us = match self.last.lock() {
+                Ok(mut t) => {
+                    let us = t.elapsed().as_micros();
+                    *t = std::time::Instant::now();
+                    us
+                }
+                Err(_) => 0,
+            };
+            let mut v = serde_json::to_value(event).unwrap_or_default();
+            if let (Event::StepFinished { .. }, Json::Object(m)) = (event, &mut v) {
+                m.insert("round_trips".into(), Json::from(now.saturating_sub(before)));
+                m.insert(
+                    "elapsed_us".into(),
+                    Json::from(u64::try_from(us).unwrap_or(u64::MAX)),
+                );
+            }
+            let _ = writeln!(out, "{v}");
             return;
         }
         match event {
@@ -146,75 +171,13 @@ impl EventSink for Printer {
     }
 }
 
-fn extra_vars(items: &[String]) -> Result<Map<String, Json>, Diagnostic> {
-    let mut m = Map::new();
-    for it in items {
-        if let Some(file) = it.strip_prefix('@') {
-            let text = image_core::yaml::read_file(std::path::Path::new(file)).map_err(|e| {
-                Diagnostic::error(None, format!("-e @{file}: {e}"))
-                    .with_help("check the path of the variables file")
-            })?;
-            let doc = image_core::yaml::parse(file, &text)?;
-            match doc.to_json() {
-                Json::Object(o) => m.extend(o),
-                Json::Null => {}
-                _ => {
-                    return Err(doc
-                        .error(format!(
-                            "-e @{file} must hold a mapping, found {}",
-                            doc.kind()
-                        ))
-                        .with_help("write `name: value` lines"))
-                }
-            }
-        } else if it.trim_start().starts_with('{') {
-            match serde_json::from_str::<Json>(it) {
-                Ok(Json::Object(o)) => m.extend(o),
-                _ => {
-                    return Err(
-                        Diagnostic::error(None, format!("-e {it}: not a JSON object"))
-                            .with_help(r#"quote the whole value: -e '{"name": "value"}'"#),
-                    )
-                }
-            }
-        } else {
-            for word in it.split_whitespace() {
-                let (k, v) = word.split_once('=').ok_or_else(|| {
-                    Diagnostic::error(
-                        None,
-                        format!("-e {word}: expected key=value, @FILE or JSON"),
-                    )
-                    .with_help("e.g. -e version=1.30, -e @vars.yml or -e '{\"version\": \"1.30\"}'")
-                })?;
-                m.insert(k.to_string(), Json::String(v.to_string()));
-            }
-        }
-    }
-    Ok(m)
-}
-
-fn parse_host(s: &str) -> Result<(String, String, u16), String> {
-    let (user, rest) = match s.rsplit_once('@') {
-        Some((u, r)) if !u.is_empty() => (u.to_string(), r),
-        _ => ("root".to_string(), s),
-    };
-    match rest.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((
-            user,
-            h.to_string(),
-            p.parse().map_err(|_| format!("bad port in `{s}`"))?,
-        )),
-        _ => Ok((user, rest.trim_matches(['[', ']']).to_string(), 22)),
-    }
-}
-
 /// Runs `provision`.
 pub fn run(args: &Args) -> Exit {
     let fail = || {
         let _ = std::io::stdout().flush();
         std::process::exit(2)
     };
-    let extra = match extra_vars(&args.extra_vars) {
+    let extra = match image_provision::extra_vars::parse(&args.extra_vars) {
         Ok(m) => m,
         Err(d) => {
             report::diagnostics(&Diagnostics::from(d));
@@ -222,7 +185,7 @@ pub fn run(args: &Args) -> Exit {
         }
     };
     if let Some(h) = &args.host {
-        let problem = match parse_host(h) {
+        let problem = match HostAddr::parse(h) {
             Err(e) => Some(e),
             Ok(_) if args.identity.is_none() => Some("--host needs --identity KEY".to_string()),
             Ok(_) => None,
@@ -277,18 +240,22 @@ pub fn run(args: &Args) -> Exit {
         let target: Box<dyn Target> = match &args.host {
             None => Box::new(LocalTarget::new()),
             Some(h) => {
-                let (user, host, port) = parse_host(h)?;
+                let addr = HostAddr::parse(h)?;
                 let key = args.identity.clone().ok_or("--host needs --identity KEY")?;
-                let mut cfg = SshConfig::new(host, port, user, SshAuth::key_file(key));
+                let mut cfg = addr.ssh_config("root", SshAuth::key_file(key));
                 cfg.retry_until = Duration::from_secs(30);
                 Box::new(SshTarget::connect(cfg).await.map_err(|e| e.to_string())?)
             }
         };
+        let target = image_provision::round_trips::Counting::new(target);
         let printer = Printer {
             host: target.name(),
             json,
+            trips: target.counter(),
+            seen: Default::default(),
+            last: std::sync::Mutex::new(std::time::Instant::now()),
         };
-        Ok::<_, String>(image_provision::run(target.as_ref(), &steps, &opts, &printer).await)
+        Ok::<_, String>(image_provision::run(&target, &steps, &opts, &printer).await)
     });
     drop(rt);
     match outcome {
@@ -311,23 +278,5 @@ pub fn run(args: &Args) -> Exit {
             eprintln!("error: {e}");
             fail()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extra_vars_forms() {
-        let m = extra_vars(&["a=1 b=x".into(), r#"{"c": [1]}"#.into()]).unwrap();
-        assert_eq!(m["a"], "1");
-        assert_eq!(m["b"], "x");
-        assert_eq!(m["c"][0], 1);
-        assert_eq!(
-            parse_host("u@h:2222").unwrap(),
-            ("u".into(), "h".into(), 2222)
-        );
-        assert_eq!(parse_host("h").unwrap(), ("root".into(), "h".into(), 22));
     }
 }

@@ -9,38 +9,38 @@
 //!
 //! One build is selected from the definition (`--only` when it has
 //! several). The AMI is `--ami`, else the build region's AMI of the
-//! manifest's last run. [`image_aws::test_instance`] launches it with a
-//! temporary key pair and security group, exactly as a build would, and the
-//! hook here runs, over SSH: the build's verify files (image-verify), then
-//! each `--command` (output streamed, exit status checked), then with
-//! `--conformance` the node conformance suite
-//! ([`image_cli::conformance`]), whose junit reports are copied to
+//! manifest's last run ([`image_aws::ami_table::AmiTable`]).
+//! [`image_aws::test_instance`] launches it with a temporary key pair and
+//! security group, exactly as a build would, and
+//! [`image_cli::pipeline::TestHook`] runs an
+//! [`image_verify::host_test::HostTest`] on it over SSH: the build's verify
+//! files, then each `--command` (output streamed, exit status checked), then
+//! with `--conformance` the node conformance suite
+//! ([`image_verify::conformance`]), whose junit reports are copied to
 //! `--conformance-dir`. The first failure stops the test. The instance is
-//! always terminated and everything temporary deleted.
+//! always terminated and everything temporary deleted. This file only reads
+//! the flags and prints.
 //!
 //! Exit: 0 passed, 1 a check, command or the suite failed (or AWS/SSH did),
 //! 2 bad input (nothing called), 130 interrupted.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use async_trait::async_trait;
 use clap::Args as ClapArgs;
-use image_aws::manifest::Manifest;
-use image_aws::{
-    BuildRequest, CancelToken, ClientOptions, Ec2Clients, HookError, ProvisionHook, SourceAmi,
-    SshConnector,
-};
-use image_cli::conformance::{self, Sink};
-use image_cli::pipeline::{load_verify_files, VerifyFile};
+use image_aws::ami_table::AmiTable;
+use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, SourceAmi, SshConnector};
+use image_cli::pipeline::TestHook;
 use image_cli::progress::{JsonLines, Progress};
 use image_core::diag::{Diagnostic, Diagnostics};
-use image_core::events::{Event, EventSink, Outcome};
+use image_core::events::EventSink;
 use image_core::spec::load::check_files;
-use image_core::target::Target;
+use image_verify::conformance;
+use image_verify::host_test::{HostTest, TestOutput, TestRecord};
+use image_verify::plan::{load_verify_files, VerifyFile};
+use image_verify::report::Report;
 use image_verify::{output, OutputFormat};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::cmd::spec_args::SpecArgs;
@@ -101,48 +101,22 @@ struct Ready {
     ami: String,
     verify: Vec<VerifyFile>,
     conformance: Option<conformance::Options>,
-    region_locs: super::RegionLocs,
+    region_locs: image_aws::region_check::RegionLocs,
 }
 
-/// The AMI of `build` in `region` from the manifest's last run.
-fn ami_from_manifest(m: &Manifest, build: &str, region: &str) -> Result<String, String> {
-    let entry = m
-        .builds
-        .iter()
-        .rev()
-        .find(|b| b.name == build && b.packer_run_uuid == m.last_run_uuid)
-        .ok_or_else(|| format!("the last run recorded has no build `{build}`"))?;
-    entry
-        .artifact_id
-        .split(',')
-        .filter_map(|p| p.trim().split_once(':'))
-        .find(|(r, _)| *r == region)
-        .map(|(_, ami)| ami.to_string())
-        .ok_or_else(|| {
-            format!(
-                "build `{build}` of the last run has no AMI in {region} (artifact_id `{}`)",
-                entry.artifact_id
-            )
-        })
-}
-
+/// The AMI of `build` in `region` from the last run of the manifest at `path`.
 fn read_manifest(path: &Path, build: &str, region: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "reading the manifest {}: {e} (run `image-cli build` first, or pass --ami)",
-            path.display()
-        )
-    })?;
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a packer manifest: {e}", path.display()))?;
-    ami_from_manifest(&m, build, region)
-        .map_err(|e| format!("{}: {e} (pass --ami)", path.display()))
+    let table = AmiTable::read_last_run(path)?;
+    table
+        .ami(build, region)
+        .map(str::to_string)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
-    let err = |msg: String| {
+    let err = |msg: String, help: &str| {
         let mut d = Diagnostics::default();
-        d.push(Diagnostic::error(None, msg));
+        d.push(Diagnostic::error(None, msg).with_help(help));
         d
     };
     let loaded = args.spec.load()?;
@@ -154,15 +128,21 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
     }
     let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
     if plans.len() != 1 {
-        return Err(err(if plans.is_empty() {
-            "no build selected: check --only/--except".to_string()
-        } else {
-            format!(
-                "{} builds selected ({}): test one at a time with --only BUILD",
-                plans.len(),
-                names.join(", ")
+        return Err(if plans.is_empty() {
+            err(
+                "no build selected: check --only/--except".to_string(),
+                "`image-cli inspect` lists the definition's builds",
             )
-        }));
+        } else {
+            err(
+                format!(
+                    "{} builds selected ({}): test one at a time with --only BUILD",
+                    plans.len(),
+                    names.join(", ")
+                ),
+                "add --only BUILD",
+            )
+        });
     }
     let mut plan = plans.remove(0);
     if !args.ssh_source_cidrs.is_empty() {
@@ -173,20 +153,35 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
     };
     let ami = match &args.ami {
         Some(a) if a.starts_with("ami-") => a.clone(),
-        Some(a) => return Err(err(format!("--ami `{a}` is not an AMI id (ami-…)"))),
-        None => read_manifest(&args.manifest, &plan.name, &plan.region).map_err(err)?,
+        Some(a) => {
+            return Err(err(
+                format!("--ami `{a}` is not an AMI id (ami-…)"),
+                "AMI ids look like `ami-0123456789abcdef0`",
+            ))
+        }
+        None => read_manifest(&args.manifest, &plan.name, &plan.region).map_err(|e| {
+            err(
+                e,
+                "run `image-cli build` first, or name the AMI with --ami ami-…",
+            )
+        })?,
     };
     req.source_ami = SourceAmi::Id(ami.clone());
     // The same wait variables as `build` (packer's).
-    match super::build::wait_settings_from_env(&req.wait, |k| std::env::var(k).ok()) {
+    match image_aws::wait_env::wait_settings_from_env(&req.wait, |k| std::env::var(k).ok()) {
         Ok(w) => req.wait = w,
-        Err(e) => diags.push(Diagnostic::error(None, e)),
+        Err(e) => diags.push(
+            Diagnostic::error(None, e).with_help("unset the variable or give it a usable value"),
+        ),
     }
 
     let verify = load_verify_files(&plan, &plan.test_verify, &mut diags);
     let conformance = if args.conformance {
         if let Err(e) = conformance::check_cidr(&args.cni_subnet) {
-            diags.push(Diagnostic::error(None, format!("--cni-subnet: {e}")));
+            diags.push(
+                Diagnostic::error(None, format!("--cni-subnet: {e}"))
+                    .with_help("give an address and a prefix length, like `10.22.0.0/16`"),
+            );
         }
         let dir = args
             .conformance_dir
@@ -208,44 +203,22 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
         ami,
         verify,
         conformance,
-        region_locs: super::region_locs(std::slice::from_ref(&plan)),
+        region_locs: image_aws::region_check::region_locs(std::slice::from_ref(&plan)),
     })
 }
 
-/// What one verify file found.
-#[derive(Debug, Clone, Serialize)]
-struct VerifyRecord {
-    file: PathBuf,
-    passed: bool,
-    summary: String,
-    failures: Vec<String>,
-}
-
-/// What one `--command` did.
-#[derive(Debug, Clone, Serialize)]
-struct CommandRecord {
-    command: String,
-    exit_status: Option<i32>,
-    error: Option<String>,
-}
-
-/// What the test found, in order.
-#[derive(Debug, Default, Clone, Serialize)]
-struct Record {
-    verify: Vec<VerifyRecord>,
-    commands: Vec<CommandRecord>,
-    conformance: Option<conformance::Report>,
-    conformance_error: Option<String>,
-}
-
-/// Streamed output: text to stdout, or JSON lines.
-struct OutputSink {
+/// Streamed output and gossfile results: text to stdout, or JSON lines.
+struct Printer {
     build: String,
     json: bool,
-    events: Arc<dyn EventSink>,
 }
 
-impl OutputSink {
+impl TestOutput for Printer {
+    fn verify_report(&self, _file: &Path, report: &Report) {
+        if !self.json {
+            print!("{}", output::render(report, OutputFormat::Rspecish));
+        }
+    }
     fn line(&self, source: &str, text: &str) {
         if self.json {
             JsonLines::print(&json!({
@@ -254,214 +227,6 @@ impl OutputSink {
         } else {
             crate::report::out_line(text);
         }
-    }
-}
-
-impl Sink for OutputSink {
-    fn status(&self, text: &str) {
-        self.events.emit(&Event::Message {
-            build: self.build.clone(),
-            text: format!("conformance: {text}"),
-        });
-    }
-    fn line(&self, text: &str) {
-        OutputSink::line(self, "conformance", text);
-    }
-}
-
-/// The checks run on the instance.
-struct TestHook {
-    verify: Vec<VerifyFile>,
-    commands: Vec<String>,
-    conformance: Option<conformance::Options>,
-    events: Arc<dyn EventSink>,
-    json: bool,
-    record: Mutex<Record>,
-}
-
-impl TestHook {
-    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
-        self.record.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn started(&self, build: &str, step: &str) -> Instant {
-        self.events.emit(&Event::StepStarted {
-            build: build.to_string(),
-            step: step.to_string(),
-        });
-        Instant::now()
-    }
-
-    fn finished(&self, build: &str, step: &str, outcome: Outcome, t0: Instant, msg: String) {
-        self.events
-            .emit(&Event::finished(build, step, outcome, t0.elapsed(), msg));
-    }
-
-    async fn verify_one(
-        &self,
-        build: &str,
-        f: &VerifyFile,
-        target: Arc<dyn Target>,
-    ) -> Result<(), HookError> {
-        let step = format!("verify {}", file_name(&f.path));
-        let t0 = self.started(build, &step);
-        let report =
-            image_verify::runner::run(&f.suite, target.as_ref(), &f.opts.run_options()).await;
-        if !self.json {
-            print!("{}", output::render(&report, OutputFormat::Rspecish));
-        }
-        let failures: Vec<String> = report
-            .results
-            .iter()
-            .filter(|r| !r.successful() && !r.skipped())
-            .map(|r| format!("{} ({})", r.summary_line(), r.location))
-            .collect();
-        let passed = report.passed();
-        self.record().verify.push(VerifyRecord {
-            file: f.path.clone(),
-            passed,
-            summary: report.count_line(),
-            failures: failures.clone(),
-        });
-        if passed {
-            self.finished(build, &step, Outcome::Ok, t0, report.count_line());
-            return Ok(());
-        }
-        let msg = format!(
-            "{}: {} of {} checks failed: {}",
-            f.path.display(),
-            report.failed_count(),
-            report.test_count(),
-            failures
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        self.finished(build, &step, Outcome::Failed, t0, msg.clone());
-        Err(HookError::msg(msg))
-    }
-
-    async fn command(
-        &self,
-        build: &str,
-        n: usize,
-        command: &str,
-        target: &dyn Target,
-    ) -> Result<(), HookError> {
-        let step = format!("command {n}");
-        let t0 = self.started(build, &step);
-        self.events.emit(&Event::Message {
-            build: build.to_string(),
-            text: format!("$ {command}"),
-        });
-        let sink = OutputSink {
-            build: build.to_string(),
-            json: self.json,
-            events: self.events.clone(),
-        };
-        let on_line = |l: &str| sink.line("command", l);
-        let r =
-            conformance::stream_exec(target, command, None, Duration::from_millis(500), &on_line)
-                .await;
-        let (exit_status, error) = match &r {
-            Ok(s) => (Some(*s), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        self.record().commands.push(CommandRecord {
-            command: command.to_string(),
-            exit_status,
-            error: error.clone(),
-        });
-        match r {
-            Ok(0) => {
-                self.finished(
-                    build,
-                    &step,
-                    Outcome::Ok,
-                    t0,
-                    format!("`{command}`: exit 0"),
-                );
-                Ok(())
-            }
-            Ok(s) => {
-                let msg = format!("command `{command}` exited {s}");
-                self.finished(build, &step, Outcome::Failed, t0, msg.clone());
-                Err(HookError::msg(msg))
-            }
-            Err(e) => {
-                let msg = format!("command `{command}`: {e}");
-                self.finished(build, &step, Outcome::Failed, t0, msg.clone());
-                Err(HookError::with_source(format!("command `{command}`"), e))
-            }
-        }
-    }
-
-    async fn conformance(
-        &self,
-        build: &str,
-        opts: &conformance::Options,
-        target: &dyn Target,
-    ) -> Result<(), HookError> {
-        let step = "conformance";
-        let t0 = self.started(build, step);
-        let sink = OutputSink {
-            build: build.to_string(),
-            json: self.json,
-            events: self.events.clone(),
-        };
-        match conformance::run(target, opts, &sink).await {
-            Ok(report) => {
-                let passed = report.passed();
-                let msg = format!(
-                    "Kubernetes {} ({}): {}; ginkgo exit {}; junit: {} test(s), {} failure(s), {} error(s); results in {}",
-                    report.version,
-                    report.arch,
-                    if passed { "passed" } else { "FAILED" },
-                    report.exit_status,
-                    report.junit.tests,
-                    report.junit.failures,
-                    report.junit.errors,
-                    report.results_dir.display()
-                );
-                self.record().conformance = Some(report);
-                if passed {
-                    self.finished(build, step, Outcome::Ok, t0, msg);
-                    Ok(())
-                } else {
-                    self.finished(build, step, Outcome::Failed, t0, msg.clone());
-                    Err(HookError::msg(format!("conformance suite failed: {msg}")))
-                }
-            }
-            Err(e) => {
-                self.record().conformance_error = Some(e.to_string());
-                self.finished(build, step, Outcome::Failed, t0, e.to_string());
-                Err(HookError::with_source("conformance suite not run", e))
-            }
-        }
-    }
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.display().to_string())
-}
-
-#[async_trait]
-impl ProvisionHook for TestHook {
-    async fn provision(&self, build: &str, target: Arc<dyn Target>) -> Result<(), HookError> {
-        for f in &self.verify {
-            self.verify_one(build, f, target.clone()).await?;
-        }
-        for (i, c) in self.commands.iter().enumerate() {
-            self.command(build, i + 1, c, target.as_ref()).await?;
-        }
-        if let Some(opts) = &self.conformance {
-            self.conformance(build, opts, target.as_ref()).await?;
-        }
-        Ok(())
     }
 }
 
@@ -497,14 +262,14 @@ pub fn run(args: &Args) -> Exit {
         conformance,
         region_locs,
     } = ready;
-    let hook = TestHook {
-        verify,
-        commands: args.commands.clone(),
-        conformance,
-        events: events.clone(),
-        json: args.json,
-        record: Mutex::new(Record::default()),
-    };
+    let hook = TestHook::new(
+        HostTest::new(verify, args.commands.clone(), conformance),
+        events.clone(),
+        Arc::new(Printer {
+            build: req.name.clone(),
+            json: args.json,
+        }),
+    );
     let exit = rt.block_on(async {
         let cancel = CancelToken::new();
         let interrupts = match image_cli::signals::install(cancel.clone(), false) {
@@ -520,12 +285,9 @@ pub fn run(args: &Args) -> Exit {
             ..Default::default()
         };
         let ec2 = Ec2Clients::from_env(&opts).await;
-        // Only the build region matters to a test instance.
-        let mut launch = req.clone();
-        launch.ami_regions.clear();
-        launch.region_kms_key_ids.clear();
-        if let Err(diags) = super::check_regions(&ec2, &[launch], &region_locs).await {
-            report::diagnostics(&diags);
+        let diags = image_aws::region_check::check_test_region(&ec2, &req, &region_locs).await;
+        report::diagnostics(&diags);
+        if diags.has_errors() {
             return Exit::BadInput;
         }
         let r = image_aws::test_instance(&ec2, &req, &hook, &SshConnector, events.as_ref(), cancel)
@@ -535,8 +297,7 @@ pub fn run(args: &Args) -> Exit {
             p.clear();
         }
         let interrupted = interrupts.as_ref().is_some_and(|i| i.interrupted());
-        let record = hook.record().clone();
-        summarise(args, &req, &ami, r, &record, interrupted)
+        summarise(args, &req, &ami, r, &hook.record(), interrupted)
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     exit
@@ -547,7 +308,7 @@ fn summarise(
     req: &BuildRequest,
     ami: &str,
     r: Result<image_aws::TestResult, image_aws::BuildError>,
-    record: &Record,
+    record: &TestRecord,
     interrupted: bool,
 ) -> Exit {
     let passed = r.is_ok();
@@ -587,36 +348,8 @@ fn summarise(
             "test of build `{}`: {ami} in {}",
             req.name, req.region
         ));
-        for f in &record.verify {
-            crate::report::out_line(&format!(
-                "  verify {}: {} ({})",
-                file_name(&f.file),
-                if f.passed { "passed" } else { "FAILED" },
-                f.summary
-            ));
-        }
-        for c in &record.commands {
-            match (c.exit_status, &c.error) {
-                (Some(s), _) => {
-                    crate::report::out_line(&format!("  command `{}`: exit {s}", c.command))
-                }
-                (None, Some(e)) => {
-                    crate::report::out_line(&format!("  command `{}`: {e}", c.command))
-                }
-                (None, None) => {}
-            }
-        }
-        if let Some(c) = &record.conformance {
-            crate::report::out_line(&format!(
-                "  conformance Kubernetes {} ({}): {} (ginkgo exit {}, {} test(s), {} failure(s)); results: {}",
-                c.version,
-                c.arch,
-                if c.passed() { "passed" } else { "FAILED" },
-                c.exit_status,
-                c.junit.tests,
-                c.junit.failures,
-                c.results_dir.display()
-            ));
+        for line in record.summary_lines() {
+            crate::report::out_line(&line);
         }
         match &r {
             Ok(res) => {
@@ -644,50 +377,5 @@ fn summarise(
         Exit::Failed
     } else {
         Exit::Ok
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use image_aws::manifest::ManifestBuild;
-
-    #[test]
-    fn the_manifest_gives_the_last_runs_ami_of_the_build_region() {
-        let b = |name: &str, run: &str, art: &str| ManifestBuild {
-            name: name.into(),
-            builder_type: "amazon-ebs".into(),
-            build_time: 1,
-            files: None,
-            artifact_id: art.into(),
-            packer_run_uuid: run.into(),
-            custom_data: None,
-        };
-        let m = Manifest {
-            builds: vec![
-                b("node", "r1", "us-east-1:ami-old"),
-                b("node", "r2", "eu-west-1:ami-eu,us-east-1:ami-new"),
-                b("other", "r2", "us-east-1:ami-other"),
-            ],
-            last_run_uuid: "r2".into(),
-        };
-        assert_eq!(
-            ami_from_manifest(&m, "node", "us-east-1").unwrap(),
-            "ami-new"
-        );
-        assert_eq!(
-            ami_from_manifest(&m, "node", "eu-west-1").unwrap(),
-            "ami-eu"
-        );
-        assert!(ami_from_manifest(&m, "node", "ap-south-1")
-            .unwrap_err()
-            .contains("no AMI in ap-south-1"));
-        let m2 = Manifest {
-            last_run_uuid: "r3".into(),
-            ..m
-        };
-        assert!(ami_from_manifest(&m2, "node", "us-east-1")
-            .unwrap_err()
-            .contains("no build `node`"));
     }
 }

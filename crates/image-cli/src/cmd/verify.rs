@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Subcommand};
-use image_verify::options::{parse_duration, parse_host};
+use image_verify::options::parse_duration;
 use image_verify::{
     output, suite, ExitCode as VerifyExit, OutputFormat, TargetSpec, VerifyOptions,
 };
@@ -283,21 +283,7 @@ fn options(args: &RunArgs) -> Result<VerifyOptions, String> {
         .gossfile
         .clone()
         .ok_or("missing GOSSFILE (e.g. `image-cli verify goss.yaml`)")?;
-    let target = match &args.host {
-        None => TargetSpec::Local,
-        Some(h) => {
-            let (user, host, port) = parse_host(h)?;
-            TargetSpec::Ssh {
-                user,
-                host,
-                port,
-                identity: args.identity.clone(),
-            }
-        }
-    };
-    if matches!(target, TargetSpec::Ssh { identity: None, .. }) {
-        return Err("--host needs --identity KEY".into());
-    }
+    let target = TargetSpec::from_flags(args.host.as_deref(), args.identity.clone())?;
     Ok(VerifyOptions {
         gossfile,
         target,

@@ -181,9 +181,15 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
             );
         }
     }
+    let imds_support = r.one_of(&mut m, "imds_support", &["v2.0"]);
+    let skip_region_validation = r
+        .opt_bool(m.get("skip_region_validation"), "skip_region_validation")
+        .unwrap_or(false);
     let tags = r.tags(m.get("tags"), "tags");
     let run_tags = r.tags(m.get("run_tags"), "run_tags");
-    let volume_tags = r.tags(m.get("volume_tags"), "volume_tags");
+    let mut volume_tags = r.tags(m.get("volume_tags"), "volume_tags");
+    // packer's name for the same tags (the launch volumes').
+    volume_tags.extend(r.tags(m.get("run_volume_tags"), "run_volume_tags"));
     let snapshot_tags = r.tags(m.get("snapshot_tags"), "snapshot_tags");
     let provision = r.files(m.get("provision"), "provision");
     let provision_vars = r.json_map(m.get("provision_vars"), "provision_vars");
@@ -242,6 +248,8 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         snapshot_groups,
         force_deregister,
         deprecate_at,
+        imds_support,
+        skip_region_validation,
         tags,
         run_tags,
         volume_tags,
@@ -292,9 +300,12 @@ pub const KEYS: &[&str] = &[
     "snapshot_groups",
     "force_deregister",
     "deprecate_at",
+    "imds_support",
+    "skip_region_validation",
     "tags",
     "run_tags",
     "volume_tags",
+    "run_volume_tags",
     "snapshot_tags",
     "provision",
     "provision_vars",

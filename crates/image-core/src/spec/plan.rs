@@ -103,6 +103,10 @@ pub struct Plan {
     pub force_deregister: bool,
     /// When the AMI is deprecated (RFC 3339, as given).
     pub deprecate_at: Option<String>,
+    /// `v2.0`: instances launched from the AMI must use IMDSv2.
+    pub imds_support: Option<String>,
+    /// Do not ask EC2 whether the build's regions exist before building.
+    pub skip_region_validation: bool,
     /// Tags of the AMI.
     pub tags: BTreeMap<String, String>,
     /// Tags of the build instance.

@@ -1,57 +1,96 @@
 # The fact script (one round trip): raw data in sections, parsed by
 # facts.rs and its parsers. `@@s NAME` starts a section; every line until
 # the next one belongs to it. Nothing here needs python.
+#
+# Kept cheap (issue #16: facts in one exec under 30 ms): one-line files
+# are read with the shell's `read` instead of a `cat` each (`read` takes a
+# byte per system call, so longer files still go through one `cat`),
+# mounts are filtered by one awk (bind mounts by another), stat'ed with one `stat` and looked up in
+# one `lsblk`, and python3 (for the `python` facts) starts in the
+# background at the top.
+nl='
+'
 s() { echo "@@s $1"; }
 cat_() { [ -r "$1" ] && cat "$1" 2>/dev/null; }
+# one FILE: its first line into $v (empty when unreadable).
+one() { v=; [ -r "$1" ] || return 1; { IFS= read -r v < "$1"; } 2>/dev/null; return 0; }
+py=/tmp/.image-cli-facts-py.$$
+if command -v python3 >/dev/null 2>&1; then
+  python3 -I -S -c 'import sys,json; v=sys.version_info; print(json.dumps({"executable": sys.executable, "has_sslcontext": True, "type": sys.implementation.name.replace("cpython","cpython"), "version": {"major": v.major, "minor": v.minor, "micro": v.micro, "releaselevel": v.releaselevel, "serial": v.serial}, "version_info": list(v)}))' > "$py" 2>/dev/null &
+  pypid=$!
+else
+  pypid=
+fi
 s osrel; cat_ /etc/os-release
-s debver; cat_ /etc/debian_version
-s lsb; if command -v lsb_release >/dev/null 2>&1; then lsb_release -a 2>/dev/null; else cat_ /etc/lsb-release | sed 's/^/F:/'; fi
-s uname; uname -m; uname -r; uname -v; uname -n
-s host; hostname 2>/dev/null || uname -n; hostname -f 2>/dev/null || hostname 2>/dev/null || uname -n
+s debver; one /etc/debian_version && printf '%s\n' "$v"
+s lsb; if command -v lsb_release >/dev/null 2>&1; then lsb_release -a 2>/dev/null; elif [ -r /etc/lsb-release ]; then cat_ /etc/lsb-release | sed 's/^/F:/'; fi
+u=$(uname -nrvm); un=${u%% *}; u=${u#* }; ur=${u%% *}; u=${u#* }; um=${u##* }; uv=${u% *}
+s uname; printf '%s\n' "$um" "$ur" "$uv" "$un"
+s host; echo "$un"; hostname -f 2>/dev/null || hostname 2>/dev/null || echo "$un"
 s meminfo; cat_ /proc/meminfo
 s cpuinfo; cat_ /proc/cpuinfo
 s nproc; nproc 2>/dev/null || echo 1
-s mounts; while read -r dev mnt fs opts d p; do
-  case $dev in /*|\\*) ;; *:/*) ;; *) continue;; esac; [ "$fs" = none ] && continue
-  m=$(printf '%b' "$mnt")
-  st=$(stat -f -c '%s %S %b %a %f %c %d' "$m" 2>/dev/null) || st=""
-  u=$(lsblk -no UUID "$dev" 2>/dev/null | head -n1)
-  printf '%s|%s|%s|%s|%s|%s|%s\n' "$dev" "$m" "$fs" "$opts" "$st" "${u:-N/A}" "$d $p"
-done < "$( [ -e /etc/mtab ] && echo /etc/mtab || echo /proc/mounts)"
-s binds; command -v findmnt >/dev/null 2>&1 && findmnt --list --noheadings --notruncate 2>/dev/null | awk '$2 ~ /\]/ {print $1}'
+s mounts
+mt=$( [ -e /etc/mtab ] && echo /etc/mtab || echo /proc/mounts)
+set --
+rows=
+mts=$(awk '($1 ~ /^\// || $1 ~ /^\\/ || $1 ~ /:\//) && $3 != "none"' "$mt" 2>/dev/null)
+while read -r dev mnt fs opts d p; do
+  [ -n "$dev" ] || continue
+  case $mnt in *\\*) m=$(printf '%b' "$mnt");; *) m=$mnt;; esac
+  set -- "$@" "$m"
+  rows="$rows$dev|$m|$fs|$opts|$d $p$nl"
+done <<MOUNTS
+$mts
+MOUNTS
+if [ $# -gt 0 ]; then
+  sts="$nl$(stat -f -c '%n|%s %S %b %a %f %c %d' -- "$@" 2>/dev/null)$nl"
+  ids="$nl$(lsblk -rnpo NAME,UUID 2>/dev/null | sed 's/ /|/')$nl"
+  printf '%s' "$rows" | while IFS='|' read -r dev m fs opts dp; do
+    st=; case $sts in *"$nl$m|"*) st=${sts#*"$nl$m|"}; st=${st%%"$nl"*};; esac
+    id=; case $ids in *"$nl$dev|"*) id=${ids#*"$nl$dev|"}; id=${id%%"$nl"*};; esac
+    printf '%s|%s|%s|%s|%s|%s|%s\n' "$dev" "$m" "$fs" "$opts" "$st" "${id:-N/A}" "$dp"
+  done
+fi
+# Bind mounts: findmnt shows SOURCE[root] for a mount whose root is not /.
+s binds; awk '$4 != "/" {print $5}' /proc/self/mountinfo 2>/dev/null
 s links; for i in /sys/class/net/*; do [ -e "$i" ] || continue; n=${i##*/}
-  printf '%s|%s|%s|%s|%s|%s|%s\n' "$n" "$(cat_ $i/flags)" "$(cat_ $i/type)" "$(cat_ $i/mtu)" "$(cat_ $i/address)" "$( [ -d $i/bridge ] && echo bridge; [ -d $i/bonding ] && echo bonding)" "$(cat_ $i/speed)"; done
+  one $i/flags; fl=$v; one $i/type; ty=$v; one $i/mtu; mtu=$v; one $i/address; ad=$v; one $i/speed; sp=$v
+  k=; [ -d $i/bridge ] && k=bridge; [ -d $i/bonding ] && k=${k:+$k$nl}bonding
+  printf '%s|%s|%s|%s|%s|%s|%s\n' "$n" "$fl" "$ty" "$mtu" "$ad" "$k" "$sp"; done
 s addrs; ip -o addr show 2>/dev/null
-s route4; ip -4 route get 8.8.8.8 2>/dev/null | head -n1
-s route6; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | head -n1
+s route4; ip -4 route get 8.8.8.8 2>/dev/null | { IFS= read -r l && printf '%s\n' "$l"; }
+s route6; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | { IFS= read -r l && printf '%s\n' "$l"; }
 s resolv; cat_ /etc/resolv.conf
-s cmdline; cat_ /proc/cmdline
-s user; id -un; id -u; id -g; id -ru; id -rg; getent passwd "$(id -un)" 2>/dev/null
+s cmdline; one /proc/cmdline && printf '%s\n' "$v"
+s user
+u=$(id); uid=${u#uid=}; uname_=${uid#*\(}; uname_=${uname_%%\)*}; uid=${uid%%\(*}
+gid=${u#* gid=}; gid=${gid%%\(*}
+printf '%s\n' "$uname_" "$uid" "$gid" "$uid" "$gid"; getent passwd "$uname_" 2>/dev/null
 s date; date +'%Y|%m|%d|%H|%M|%S|%s|%A|%w|%W|%Z|%z|%N'; date -u +'%Y-%m-%dT%H:%M:%S|%N'; TZ= date +%Z 2>/dev/null
-s machine_id; cat_ /var/lib/dbus/machine-id || cat_ /etc/machine-id
+s machine_id; if [ -r /var/lib/dbus/machine-id ]; then one /var/lib/dbus/machine-id; else one /etc/machine-id; fi; [ -n "$v" ] && printf '%s\n' "$v"
 s dmi; for f in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type product_name product_serial product_uuid product_version sys_vendor product_family; do
-  v=$(cat /sys/devices/virtual/dmi/id/$f 2>/dev/null) || v="@@NA"; printf '%s=%s\n' "$f" "$v"; done
+  if [ -r /sys/devices/virtual/dmi/id/$f ]; then one /sys/devices/virtual/dmi/id/$f; else v="@@NA"; fi; printf '%s=%s\n' "$f" "$v"; done
 s virt
-cat_ /proc/1/cgroup | sed 's/^/cgroup:/'
+[ -r /proc/1/cgroup ] && sed 's/^/cgroup:/' /proc/1/cgroup 2>/dev/null
 if [ -r /proc/1/environ ]; then tr '\0' '\n' < /proc/1/environ 2>/dev/null | sed 's/^/environ:/'; fi
-echo "container:$(cat_ /run/systemd/container)"
+one /run/systemd/container; echo "container:$v"
 for f in /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen /proc/modules; do [ -e "$f" ] && echo "exists:$f"; done
-grep -q control_d /proc/xen/capabilities 2>/dev/null && echo xenhost:1
+[ -r /proc/xen/capabilities ] && grep -q control_d /proc/xen/capabilities 2>/dev/null && echo xenhost:1
 [ -r /proc/modules ] && awk '{print "module:" $1}' /proc/modules
 s misc
-echo "service_mgr=$( if [ -d /run/systemd/system ]; then echo systemd; else cat_ /proc/1/comm; fi )"
+if [ -d /run/systemd/system ]; then echo "service_mgr=systemd"; else one /proc/1/comm; echo "service_mgr=$v"; fi
 for p in apt-get dnf5 dnf yum zypper apk pacman; do if command -v $p >/dev/null 2>&1; then echo "pkg_mgr=${p%-get}"; break; fi; done
-echo "uptime=$(cut -d' ' -f1 /proc/uptime 2>/dev/null)"
-echo "loadavg=$(cat_ /proc/loadavg)"
-echo "fips=$(cat_ /proc/sys/crypto/fips_enabled)"
+one /proc/uptime; echo "uptime=${v%% *}"
+one /proc/loadavg; echo "loadavg=$v"
+one /proc/sys/crypto/fips_enabled; echo "fips=$v"
 echo "bits=$(getconf LONG_BIT 2>/dev/null)"
 echo "apparmor=$( [ -e /sys/kernel/security/apparmor ] && echo enabled || echo disabled)"
-r1=$(stat -c %d:%i / 2>/dev/null); r2=$(stat -c %d:%i /proc/1/root/. 2>/dev/null); echo "chroot=${r2:+$( [ "$r1" = "$r2" ] && echo 0 || echo 1)}"
-if command -v python3 >/dev/null 2>&1; then
-  echo "python=$(python3 -c 'import sys,json; v=sys.version_info; print(json.dumps({"executable": sys.executable, "has_sslcontext": True, "type": sys.implementation.name.replace("cpython","cpython"), "version": {"major": v.major, "minor": v.minor, "micro": v.micro, "releaselevel": v.releaselevel, "serial": v.serial}, "version_info": list(v)}))' 2>/dev/null)"
-fi
+r=$(stat -c %d:%i / /proc/1/root/. 2>/dev/null); r1=${r%%"$nl"*}; r2=; case $r in *"$nl"*) r2=${r#*"$nl"};; esac
+echo "chroot=${r2:+$( [ "$r1" = "$r2" ] && echo 0 || echo 1)}"
+if [ -n "$pypid" ]; then wait "$pypid"; one "$py"; echo "python=$v"; rm -f "$py"; fi
 for l in /lib/*/libselinux.so.1 /usr/lib/*/libselinux.so.1 /lib64/libselinux.so.1 /usr/lib64/libselinux.so.1 /lib/libselinux.so.1 /usr/lib/libselinux.so.1; do [ -e "$l" ] && { echo "selinux_lib=1"; break; }; done
-if [ -e /sys/fs/selinux/enforce ]; then echo "selinux_enforce=$(cat_ /sys/fs/selinux/enforce)"; echo "selinux_policyvers=$(cat_ /sys/fs/selinux/policyvers)"
+if [ -e /sys/fs/selinux/enforce ]; then one /sys/fs/selinux/enforce; echo "selinux_enforce=$v"; one /sys/fs/selinux/policyvers; echo "selinux_policyvers=$v"
   [ -r /etc/selinux/config ] && sed -n 's/^SELINUX=/selinux_config=/p; s/^SELINUXTYPE=/selinux_type=/p' /etc/selinux/config; fi
 s env; env -0 | base64 -w0 2>/dev/null || env -0 | base64 | tr -d '\n'; echo
 s end

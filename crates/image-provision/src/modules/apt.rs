@@ -12,6 +12,20 @@ use crate::script::q;
 /// The `apt` module.
 pub struct Apt;
 
+/// ansible's apt module runs on python3-apt: on a host with python3 but
+/// without it (`auto_install_module_deps`, default true), ansible first runs
+/// `apt-get update` (unless `update_cache: false` is written out) and
+/// installs python3-apt, before anything else. The image gets both effects
+/// (a fresh package cache, python3-apt installed), so image-cli does the
+/// same; `cache_updated` does not count that update (as ansible's).
+const AUTO_DEPS: &str = r#"if [ {auto} = 1 ] && [ "$CHECK" != 1 ] && [ -x /usr/bin/python3 ]; then
+  _pa=0; for _f in /usr/lib/python3/dist-packages/apt_pkg*.so; do [ -e "$_f" ] && _pa=1; break; done
+  if [ $_pa = 0 ]; then
+    if [ {noupd} = 0 ]; then _o=$(apt-get update 2>&1) || fail "apt-get update (to install python3-apt, as ansible does): $(printf '%s' "$_o" | tail -n 10)"; fi
+    _o=$(apt-get install python3-apt $F 2>&1) || fail "apt-get install python3-apt (as ansible does): $(printf '%s' "$_o" | tail -n 10)"
+  fi
+fi"#;
+
 #[async_trait]
 impl Module for Apt {
     fn name(&self) -> &'static str {
@@ -50,6 +64,7 @@ impl Module for Apt {
             "fail_on_autoremove",
             "update_cache_retries",
             "update_cache_retry_max_delay",
+            "auto_install_module_deps",
         ]
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
@@ -69,6 +84,11 @@ impl Module for Apt {
             "present",
         )?;
         let update = args.bool_or("update_cache", false)? || args.bool_or("update-cache", false)?;
+        // `update_cache: false` written out (ansible then installs its
+        // python3-apt without updating the cache first).
+        let no_update =
+            !(args.bool_or("update_cache", true)? && args.bool_or("update-cache", true)?);
+        let auto_deps = args.bool_or("auto_install_module_deps", true)?;
         let valid = args.opt_i64("cache_valid_time")?.unwrap_or(0);
         let downgrade =
             args.bool_or("allow_downgrade", false)? || args.bool_or("allow_downgrades", false)?;
@@ -124,6 +144,7 @@ impl Module for Apt {
 F="{flags}"
 upd=0
 prc={prc}
+{deps}
 apt_run() {{ [ "$CHECK" = 1 ] && return 0
   if [ -n "$prc" ]; then pb=""; if [ -e /usr/sbin/policy-rc.d ]; then pb=$(mktemp -d) && mv /usr/sbin/policy-rc.d "$pb/" || fail "Fail to move /usr/sbin/policy-rc.d to $pb"; fi
     printf '#!/bin/sh\nexit %d\n' "$prc" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d || fail "Failed to create or chmod /usr/sbin/policy-rc.d"; fi
@@ -144,6 +165,9 @@ fi
 echo "@@cache_updated=$upd"
 "#,
             update = u8::from(update),
+            deps = AUTO_DEPS
+                .replace("{auto}", if auto_deps { "1" } else { "0" })
+                .replace("{noupd}", if no_update { "1" } else { "0" }),
             prc = match args.opt_i64("policy_rc_d")? {
                 Some(n) => n.to_string(),
                 None => String::new(),
@@ -238,10 +262,15 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get remove $F {pu
             )
             .await?;
         let mut r = ModuleResult::from_script(&out, "apt");
-        r.data.insert(
-            "cache_updated".into(),
-            (out.get("cache_updated") == Some("1")).into(),
-        );
+        // ansible's removal returns no `cache_updated` (a playbook reading
+        // it fails there under ansible).
+        let removal = !names.is_empty() && matches!(state.as_str(), "absent" | "removed");
+        if !removal {
+            r.data.insert(
+                "cache_updated".into(),
+                (out.get("cache_updated") == Some("1")).into(),
+            );
+        }
         if let Some(c) = out.get("changes") {
             let c = c.trim().to_string();
             if ctx.diff && out.changed {

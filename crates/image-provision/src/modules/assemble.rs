@@ -6,6 +6,10 @@
 //! (`remote_src`, the default) or from the controller's `files/`; the
 //! result is written like `copy` (mode, owner, group, backup, validate).
 //! Returns `src`, `dest`, `checksum`, `md5sum`, `msg: OK` and the file keys.
+//!
+//! With `remote_src`, the script that reads the fragments also reports the
+//! destination's sha256 and attributes, so an unchanged `dest` costs that
+//! one round trip (the write script runs only when something differs).
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -69,9 +73,13 @@ impl Module for Assemble {
                 return Ok(ModuleResult::fail(format!("validate must contain %s: {v}")));
             }
         }
+        let mut dest_state = None;
         let fragments = if args.bool_or("remote_src", true)? {
-            match remote_fragments(ctx, &src).await? {
-                Ok(f) => f,
+            match remote_fragments(ctx, &src, &dest).await? {
+                Ok((f, out)) => {
+                    dest_state = Some(out);
+                    f
+                }
                 Err(msg) => return Ok(ModuleResult::fail(msg)),
             }
         } else {
@@ -87,7 +95,10 @@ impl Module for Assemble {
             args.bool_or("ignore_hidden", false)?,
         );
         let spec = file_spec(args, dest)?;
-        let mut r = write_content(ctx, &spec, &content, None).await?;
+        let mut r = match dest_state.and_then(|out| unchanged(&out, &spec, &content)) {
+            Some(r) => r,
+            None => write_content(ctx, &spec, &content, None).await?,
+        };
         if !r.failed {
             r.data.insert("src".into(), Json::String(src));
             r.data.insert("msg".into(), "OK".into());
@@ -96,12 +107,45 @@ impl Module for Assemble {
     }
 }
 
+/// The result [`write_content`] gives for an unchanged file, when the
+/// fragments script found `dest` already holding `content` with the
+/// wanted mode and ownership; `None` when it did not.
+fn unchanged(
+    out: &crate::script::ScriptOut,
+    spec: &crate::script::FileSpec,
+    content: &[u8],
+) -> Option<ModuleResult> {
+    let same = out.get("dest_sha256") == Some(crate::script::sha256_hex(content).as_str())
+        && out
+            .get("st")
+            .is_some_and(|st| crate::script::stat_matches(st, spec));
+    if !same {
+        return None;
+    }
+    let mut r = ModuleResult::ok();
+    r.data
+        .insert("dest".into(), Json::String(spec.dest.clone()));
+    r.data
+        .insert("path".into(), Json::String(spec.dest.clone()));
+    super::path_info::insert(out, &mut r.data);
+    r.data
+        .insert("checksum".into(), Json::String(super::sha1_hex(content)));
+    r.data
+        .insert("md5sum".into(), Json::String(super::md5_hex(content)));
+    Some(r)
+}
+
+/// Fragments with their names, and the script's output (the state of
+/// `dest`: `@@dest_sha256`, `@@st`, `@@fattrs`).
+type Fragments = (Vec<(String, Vec<u8>)>, crate::script::ScriptOut);
+
 /// The regular files of `src` on the target: (name, content), or the
 /// failure message.
 async fn remote_fragments(
     ctx: &ModuleCtx<'_>,
     src: &str,
-) -> Result<Result<Vec<(String, Vec<u8>)>, String>, ModuleError> {
+    dest: &str,
+) -> Result<Result<Fragments, String>, ModuleError> {
     let body = format!(
         r#"s={s}
 [ -e "$s" ] || fail "Source ($s) does not exist"
@@ -110,8 +154,14 @@ for f in "$s"/* "$s"/.*; do
   [ -f "$f" ] || continue
   [ "$(wc -c < "$f")" -le {max} ] || fail "fragment $f is larger than {max} bytes"
   printf '@@frag=%s ' "$(printf '%s' "${{f##*/}}" | base64 -w0)"; b64 "$f"; echo
-done"#,
+done
+d={d}
+if [ -f "$d" ] && [ ! -L "$d" ]; then
+  _h=$(sha256sum "$d" 2>/dev/null) && echo "@@dest_sha256=${{_h%% *}}"
+  stat -c '@@st=%a %U %G %u %g' "$d" 2>/dev/null; fattrs "$d"
+fi"#,
         s = q(src),
+        d = q(dest),
         max = MAX_FRAGMENT
     );
     let out = ctx.run_script(&body, None).await?;
@@ -136,7 +186,7 @@ done"#,
             return Ok(Err(format!("{src}: more than {MAX_FRAGMENTS} fragments")));
         }
     }
-    Ok(Ok(frags))
+    Ok(Ok((frags, out)))
 }
 
 /// The regular files of a controller directory: (name, content).

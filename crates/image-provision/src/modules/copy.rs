@@ -77,6 +77,9 @@ impl Module for Copy {
         let content: Vec<u8> = if let Some(c) = args.get("content") {
             match c {
                 serde_json::Value::String(s) => s.clone().into_bytes(),
+                // ansible writes str() of a scalar (`True`, as Python
+                // prints it) and json.dumps() of a list or dict.
+                serde_json::Value::Bool(b) => if *b { "True" } else { "False" }.into(),
                 other => serde_json::to_string(other)
                     .unwrap_or_default()
                     .into_bytes(),

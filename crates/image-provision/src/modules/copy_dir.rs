@@ -6,6 +6,11 @@
 //! tree gets them again, as ansible's per-directory `file` calls), then each
 //! file is written like a single-file copy (`mode` applies to files only).
 //! Symlinks in the source are followed (`local_follow`, the default).
+//!
+//! The directory script also reports the sha256 and the attributes of every
+//! destination file (one `sha256sum`, one `stat`), so a file already as
+//! wanted costs nothing more: an unchanged tree is one round trip, and only
+//! files that differ are written (one round trip each).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +21,8 @@ use crate::script::{q, FileSpec, ScriptOut};
 
 /// Most files one directory copy sends.
 const MAX_FILES: usize = 5_000;
+/// Most files whose state the directory script reports.
+const MAX_CHECKED: usize = 256;
 /// Deepest directory nesting followed.
 const MAX_DEPTH: usize = 64;
 
@@ -62,20 +69,25 @@ pub async fn run(
         top.push(join(prefix.trim_end_matches('/')));
     }
     let listed: Vec<String> = tree.dirs.iter().map(|d| join(d)).collect();
-    let out = make_dirs_listed(ctx, args, &top, &listed).await?;
+    let dests: Vec<String> = tree.files.iter().map(|(rel, _)| join(rel)).collect();
+    let out = make_dirs_listed(ctx, args, &top, &listed, &state_body(&dests)).await?;
     let mut r = ModuleResult::changed(out.changed);
     if let Some(f) = out.failed {
         return Ok(ModuleResult::fail(f));
     }
-    for (rel, local) in &tree.files {
+    let state = State::parse(&out);
+    for ((_, local), dest) in tree.files.iter().zip(&dests) {
         let content = tokio::fs::read(local)
             .await
             .map_err(|e| ModuleError::Arg(format!("cannot read {}: {e}", local.display())))?;
         let file = FileSpec {
             basename: None,
-            dest: join(rel),
+            dest: dest.clone(),
             ..spec.clone()
         };
+        if state.matches(dest, &crate::script::sha256_hex(&content), &file) {
+            continue;
+        }
         let one = write_content(ctx, &file, &content, None).await?;
         r.changed |= one.changed;
         r.diff.extend(one.diff);
@@ -104,16 +116,76 @@ pub async fn make_dirs(
     args: &Args,
     dirs: &[String],
 ) -> Result<ScriptOut, ModuleError> {
-    make_dirs_listed(ctx, args, dirs, &[]).await
+    make_dirs_listed(ctx, args, dirs, &[], "").await
+}
+
+/// Script lines reporting the destination files' sha256 (`sha256sum`
+/// lines on standard output) and attributes (`@@st=MODE USER GROUP UID
+/// GID|PATH`), one command each for all of them.
+fn state_body(dests: &[String]) -> String {
+    // The paths go on the command line: a large tree is not checked ahead
+    // (each file's own write script checks it).
+    if dests.is_empty() || dests.len() > MAX_CHECKED {
+        return String::new();
+    }
+    let all: Vec<String> = dests.iter().map(|d| q(d)).collect();
+    let all = all.join(" ");
+    format!(
+        "sha256sum -- {all} 2>/dev/null
+stat -c '@@st=%a %U %G %u %g|%n' -- {all} 2>/dev/null
+true
+"
+    )
+}
+
+/// What [`state_body`] found on the target.
+#[derive(Debug, Default)]
+struct State {
+    /// Path -> sha256.
+    sha: std::collections::HashMap<String, String>,
+    /// Path -> `MODE USER GROUP UID GID`.
+    stat: std::collections::HashMap<String, String>,
+}
+
+impl State {
+    fn parse(out: &ScriptOut) -> Self {
+        let mut st = State::default();
+        for l in out.stdout.lines() {
+            // `HASH  PATH`; a path sha256sum had to escape (`\HASH ...`)
+            // is not recognised, so that file is written as usual.
+            if let Some((h, p)) = l.split_once("  ") {
+                if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    st.sha.insert(p.to_string(), h.to_string());
+                }
+            }
+        }
+        for (k, v) in &out.kv {
+            if let ("st", Some((attrs, path))) = (k.as_str(), v.split_once('|')) {
+                st.stat.insert(path.to_string(), attrs.to_string());
+            }
+        }
+        st
+    }
+
+    /// True when `dest` is a file with content `sha` and the spec's mode
+    /// and ownership (symbolic modes never match: the file is written).
+    fn matches(&self, dest: &str, sha: &str, spec: &FileSpec) -> bool {
+        self.sha.get(dest).is_some_and(|h| h == sha)
+            && self
+                .stat
+                .get(dest)
+                .is_some_and(|s| crate::script::stat_matches(s, spec))
+    }
 }
 
 /// [`make_dirs`] of `made`, then of `listed`, whose attributes are applied
-/// also when they exist.
+/// also when they exist, then the script lines `tail`.
 async fn make_dirs_listed(
     ctx: &ModuleCtx<'_>,
     args: &Args,
     made: &[String],
     listed: &[String],
+    tail: &str,
 ) -> Result<ScriptOut, ModuleError> {
     let attrs = format!(
         "{} {} {}",
@@ -131,6 +203,7 @@ async fn make_dirs_listed(
             d = q(d)
         ));
     }
+    body.push_str(tail);
     ctx.run_script(&body, None).await
 }
 

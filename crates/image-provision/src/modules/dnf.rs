@@ -2,9 +2,34 @@
 //! first so that an idempotent run is one round trip.
 
 use async_trait::async_trait;
+use serde_json::Value as Json;
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
+
+/// Shell functions of the script: `snap` lists the installed packages as
+/// dnf names them (`name-[epoch:]version-release.arch`), `newer_ SPEC`
+/// succeeds when the package SPEC names is installed in a newer version
+/// than SPEC's (versions compared with `sort -V`), `run_ VERB ARGS` runs dnf
+/// (changed; in check mode `preview_` prints what dnf would install and
+/// remove as `@@would=Installed: NEVRA` lines, from its `--assumeno` table).
+const SNAP: &str = r#"snap() { rpm -qa --qf '%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\n' 2>/dev/null | grep -v '^gpg-pubkey-' | sort; }
+B_=$(mktemp); A_=$(mktemp); snap >"$B_"
+newer_() { case $1 in /*|*.rpm|*://*) return 1;; esac; r_=$($M -q repoquery $F --qf '%{name} %{evr}' "$1" 2>/dev/null | sort -k2,2V | tail -n1); [ -n "$r_" ] && rpm -q "${r_%% *}" >/dev/null 2>&1 || return 1; i_=$(rpm -q --qf '%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\n' "${r_%% *}" 2>/dev/null | sort -V | tail -n1); [ -n "$i_" ] && [ "$i_" != "${r_#* }" ] && [ "$(printf '%s\n%s\n' "$i_" "${r_#* }" | sort -V | tail -n1)" = "$i_" ]; }
+run_() { C=1; [ "$CHECK" = 1 ] && { preview_ "$@"; return 0; }; v_=$1; shift; _o=$($M "$v_" $F "$@" 2>&1) || { rm -f "$B_" "$A_"; fail "$M $v_ failed: $_o"; }; }
+preview_() { v_=$1; shift; $M "$v_" --assumeno ${F#-y -q} "$@" 2>/dev/null | awk '/^(Installing|Upgrading|Downgrading|Reinstalling)/ {m="Installed"; next} /^(Removing|Erasing)/ {m="Removed"; next} /^[^ ]/ {m=""} m != "" && NF >= 5 {print "@@would=" m ": " $1 "-" $3 "." $2}'; }
+"#;
+
+/// The end of the script: changed when the rpm database changed (outside
+/// check mode); what was installed and removed (`@@installed=a|b`,
+/// `@@removed=c`; as in ansible's, an upgraded package's old version is
+/// "removed").
+const REPORT: &str = r#"snap >"$A_"
+if [ "$CHECK" != 1 ]; then if cmp -s "$B_" "$A_"; then C=0; else C=1; fi; fi
+echo "@@installed=$(comm -13 "$B_" "$A_" | tr '\n' '|')"
+echo "@@removed=$(comm -23 "$B_" "$A_" | tr '\n' '|')"
+rm -f "$B_" "$A_"
+"#;
 
 /// The `dnf` module (also `yum`).
 pub struct Dnf;
@@ -26,6 +51,7 @@ impl Module for Dnf {
             "exclude",
             "disable_excludes",
             "allow_downgrade",
+            "allowerasing",
             "autoremove",
             "security",
             "bugfix",
@@ -95,38 +121,108 @@ impl Module for Dnf {
         if args.bool_or("disable_gpg_check", false)? {
             flags.push_str(" --nogpgcheck");
         }
-        if args.bool_or("allow_downgrade", false)? {
+        if args.bool_or("allowerasing", false)? {
             flags.push_str(" --allowerasing");
         }
+        // Without it, a spec older than the installed package is not
+        // installed (dnf's CLI would downgrade; ansible's module does not).
+        let downgrade = u8::from(args.bool_or("allow_downgrade", false)?);
         if args.get("install_weak_deps").and_then(super::json_bool) == Some(false) {
             flags.push_str(" --setopt=install_weak_deps=False");
         }
+        // ansible's dnf removes what a removed package pulled in only with
+        // `autoremove` (dnf's own default is to remove it).
+        let autoremove = args.bool_or("autoremove", false)?;
+        flags.push_str(&format!(
+            " --setopt=clean_requirements_on_remove={}",
+            if autoremove { "True" } else { "False" }
+        ));
         let list = names.iter().map(|n| q(n)).collect::<Vec<_>>().join(" ");
-        let mut body = format!("M=$(command -v dnf || command -v yum) || fail 'neither dnf nor yum on the target'\nF=\"{flags}\"\n");
+        let mut body = format!("M=$(command -v dnf || command -v yum) || fail 'neither dnf nor yum on the target'\nF=\"{flags}\"\n{SNAP}");
         if args.bool_or("update_cache", false)? {
             body.push_str("[ \"$CHECK\" = 1 ] || $M makecache -q >/dev/null 2>&1\n");
         }
         body.push_str(&match state.as_str() {
-            "present" | "installed" => format!("need=\"\"\nfor p in {list}; do case $p in /*|*.rpm|http*) n=$(rpm -qp --qf '%{{NAME}}' \"$p\" 2>/dev/null || echo \"$p\");; *) n=$p;; esac; rpm -q --whatprovides \"$n\" >/dev/null 2>&1 || need=\"$need $p\"; done\nif [ -n \"$need\" ]; then C=1; echo \"@@changes=$need\"; [ \"$CHECK\" = 1 ] || {{ _o=$($M install $F $need 2>&1) || fail \"$M install failed: $_o\"; }}; fi\n"),
-            "latest" => format!("need=\"\"\nfor p in {list}; do rpm -q \"$p\" >/dev/null 2>&1 || need=\"$need $p\"; done\nup=$($M -q check-update {list} 2>/dev/null | awk 'NF==3 {{print $1}}' | tr '\\n' ' ')\nif [ -n \"$need$up\" ]; then C=1; echo \"@@changes=$need $up\"; [ \"$CHECK\" = 1 ] || {{ _o=$($M install $F {list} 2>&1) && {{ [ -z \"$up\" ] || _o=$($M upgrade $F {list} 2>&1); }} || fail \"$M failed: $_o\"; }}; fi\n"),
-            _ => format!("rm_=\"\"\nfor p in {list}; do rpm -q \"$p\" >/dev/null 2>&1 && rm_=\"$rm_ $p\"; done\nif [ -n \"$rm_\" ]; then C=1; echo \"@@changes=$rm_\"; [ \"$CHECK\" = 1 ] || {{ _o=$($M remove $F $rm_ 2>&1) || fail \"$M remove failed: $_o\"; }}; fi\n"),
+            // Installed when rpm knows the spec as a package (`name`,
+            // `name-version`, ...) or a capability it provides.
+            "present" | "installed" => format!("need=\"\"\nfor p in {list}; do case $p in /*|*.rpm|http*) n=$(rpm -qp --qf '%{{NAME}}' \"$p\" 2>/dev/null || echo \"$p\");; *) n=$p;; esac; rpm -q \"$n\" >/dev/null 2>&1 || rpm -q --whatprovides \"$n\" >/dev/null 2>&1 || {{ [ {downgrade} = 0 ] && newer_ \"$p\"; }} || need=\"$need $p\"; done\nif [ -n \"$need\" ]; then run_ install $need; fi\n"),
+            // `*`: every installed package (ansible's upgrade_all).
+            "latest" if names == ["*"] => "up=$($M -q check-update $F 2>/dev/null | awk 'NF==3 {print $1}' | tr '\\n' ' ')\nif [ -n \"$up\" ]; then run_ upgrade; fi\n".to_string(),
+            "latest" => format!("need=\"\"\nfor p in {list}; do rpm -q \"$p\" >/dev/null 2>&1 || need=\"$need $p\"; done\nup=$($M -q check-update $F {list} 2>/dev/null | awk 'NF==3 {{print $1}}' | tr '\\n' ' ')\nif [ -n \"$need\" ]; then run_ install $need; fi\nif [ -n \"$up\" ]; then run_ upgrade {list}; fi\n"),
+            _ => format!("rm_=\"\"\nfor p in {list}; do if rpm -q \"$p\" >/dev/null 2>&1; then rm_=\"$rm_ $p\"; else echo \"@@nomatch=$p\"; fi; done\nif [ -n \"$rm_\" ]; then run_ remove $rm_; fi\n"),
         });
         // autoremove: leaf packages installed as dependencies; on its own
         // (no names) as ansible's dnf does it.
-        if args.bool_or("autoremove", false)? {
+        if autoremove {
             if !names.is_empty() && state != "absent" && state != "removed" {
                 return Err(ModuleError::Arg(
                     "dnf: `autoremove` with package names needs state=absent".into(),
                 ));
             }
-            body.push_str("_o=$($M autoremove ${F#-y -q} --assumeno 2>&1); case $_o in *Removing*|*Erasing*) C=1; [ \"$CHECK\" = 1 ] || { _o=$($M autoremove $F 2>&1) || fail \"$M autoremove failed: $_o\"; };; esac\n");
+            body.push_str("_o=$($M autoremove ${F#-y -q} --assumeno 2>&1); case $_o in *Removing*|*Erasing*) run_ autoremove;; esac\n");
         }
+        body.push_str(REPORT);
         let out = ctx.run_script(&body, None).await?;
         let mut r = ModuleResult::from_script(&out, "dnf");
-        if let Some(c) = out.get("changes") {
-            r.msg
-                .get_or_insert_with(|| format!("changed: {}", c.trim()));
+        let list_of = |k: &str, word: &str| -> Vec<Json> {
+            out.get(k)
+                .unwrap_or("")
+                .split('|')
+                .filter(|p| !p.is_empty())
+                .map(|p| Json::String(format!("{word}: {p}")))
+                .collect()
+        };
+        if r.failed {
+            // ansible: rc 1, one failure per package dnf found no match
+            // for, worded as ansible's (else what dnf said).
+            let said = r.msg.clone().unwrap_or_default();
+            let mut failures: Vec<Json> = said
+                .split("No match for argument: ")
+                .skip(1)
+                .filter_map(|rest| rest.split_whitespace().next())
+                .map(|p| Json::String(format!("No package {p} available.")))
+                .collect();
+            if failures.is_empty() {
+                failures = said
+                    .split(" Error: ")
+                    .skip(1)
+                    .map(|f| Json::String(f.trim().to_string()))
+                    .collect();
+            } else {
+                r.msg = Some(format!(
+                    "Failed to install some of the specified packages ({})",
+                    said.trim()
+                ));
+            }
+            return Ok(r
+                .with("rc", 1)
+                .with("results", Vec::<Json>::new())
+                .with("failures", failures));
         }
-        Ok(r)
+        let mut results = list_of("installed", "Installed");
+        results.extend(list_of("removed", "Removed"));
+        results.extend(
+            out.kv
+                .iter()
+                .filter(|(k, _)| k == "would")
+                .map(|(_, v)| Json::String(v.clone())),
+        );
+        // ansible's dnf on a name it cannot remove: not installed.
+        if !r.changed {
+            results.extend(
+                out.kv
+                    .iter()
+                    .filter(|(k, _)| k == "nomatch")
+                    .map(|(_, p)| Json::String(format!("No match for argument: {p}"))),
+            );
+        }
+        if r.changed && ctx.check {
+            r.msg = Some("Check mode: No changes made, but would have if not in check mode".into());
+        } else if r.changed {
+            r.msg = Some(String::new());
+        } else {
+            r.msg = Some("Nothing to do".into());
+        }
+        Ok(r.with("rc", 0).with("results", results))
     }
 }

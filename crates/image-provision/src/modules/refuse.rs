@@ -147,12 +147,6 @@ const RULES: &[(&str, &str, When, &str)] = &[
     ("dnf", "list", When::Set, "`list` is not supported"),
     (
         "dnf",
-        "autoremove",
-        When::Set,
-        "`autoremove` is not supported",
-    ),
-    (
-        "dnf",
         "validate_certs",
         When::Not("true"),
         "`validate_certs: false` is not supported",
@@ -212,12 +206,6 @@ const RULES: &[(&str, &str, When, &str)] = &[
         "encoding",
         When::Not("utf-8"),
         "only `encoding: utf-8` is supported",
-    ),
-    (
-        "rpm_key",
-        "fingerprint",
-        When::Set,
-        "`fingerprint` is not supported",
     ),
     (
         "rpm_key",

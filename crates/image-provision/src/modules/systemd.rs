@@ -123,7 +123,7 @@ fi
             }
             if state.is_some() || enabled.is_some() {
                 body.push_str(&format!(
-                    "ls=$({sc} show -p LoadState --value \"$u\" 2>/dev/null)\nif [ \"$ls\" = not-found ] || [ -z \"$ls\" ]; then [ \"$CHECK\" = 1 ] && {{ C=1; echo \"@@note=$u is not installed yet\"; return 0; }}; fail \"could not find the requested service $u\"; fi\n"
+                    "ls=$({sc} show -p LoadState --value \"$u\" 2>/dev/null)\nif [ \"$ls\" = not-found ] || [ -z \"$ls\" ]; then [ \"$CHECK\" = 1 ] && {{ C=1; echo \"@@note=$u is not installed yet\"; return 0; }}; fail \"Could not find the requested service $u: host\"; fi\n"
                 ));
             }
             if let Some(e) = enabled {

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use image_core::diag::Diagnostic;
 use image_core::target::shell_quote;
 
-use super::{all_failed, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{all_failed, Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section};
 
 /// The `addr` resource type.
 pub struct Addr;
@@ -64,35 +65,42 @@ impl Resource for Addr {
         }
         Vec::new()
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
         let mut jobs = Vec::new();
         for s in specs {
             let Some((p, h, port)) = parse_id(&s.id) else {
-                return all_failed(specs, &format!("bad address `{}`", s.id));
+                let e = all_failed(specs, &format!("bad address `{}`", s.id));
+                return Some(Plan {
+                    sections: Vec::new(),
+                    read: Box::new(move |_| e),
+                });
             };
             jobs.push((p, h, port, s.timeout(500).as_secs_f64()));
         }
-        let out = match probe.sh_stdout(&script(&jobs)).await {
-            Ok(o) => o,
-            Err(e) => return all_failed(specs, &e),
-        };
-        (0..specs.len())
-            .map(|i| {
-                let hit = out.lines().find_map(|l| {
-                    let (idx, v) = l.split_once('\t')?;
-                    (idx.parse::<usize>().ok()? == i).then_some(v == "1")
-                });
-                match hit {
-                    Some(r) => {
-                        let mut o = Observed::default();
-                        o.set("reachable", r);
-                        o
-                    }
-                    None => Observed::failed("no result"),
-                }
-            })
-            .collect()
+        let n = specs.len();
+        let section = Section::new(script(&jobs));
+        Some(Plan::one(specs, section, move |out| read(out, n)))
     }
+}
+
+/// One observation per address from the probe's `I<TAB>0|1` lines.
+fn read(out: &str, n: usize) -> Vec<Observed> {
+    (0..n)
+        .map(|i| {
+            let hit = out.lines().find_map(|l| {
+                let (idx, v) = l.split_once('\t')?;
+                (idx.parse::<usize>().ok()? == i).then_some(v == "1")
+            });
+            match hit {
+                Some(r) => {
+                    let mut o = Observed::default();
+                    o.set("reachable", r);
+                    o
+                }
+                None => Observed::failed("no result"),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

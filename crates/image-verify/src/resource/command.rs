@@ -1,12 +1,13 @@
 //! `command`: runs each command line with `sh -c` on the target (or the
 //! `exec` setting instead of the id), concurrently up to
 //! `--max-concurrent`, and checks `exit-status`, `stdout` and `stderr`.
-//! `timeout` is in milliseconds (default 10000, as goss).
+//! `timeout` is in milliseconds (default 10000, as goss). Each command is
+//! a section of the run's gathered probe ([`crate::gather`]).
 
 use async_trait::async_trait;
-use image_core::target::{Exec, TargetError};
 
-use super::{buffered, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section, SectionError, SectionResult};
 
 /// The `command` resource type.
 pub struct Command;
@@ -31,22 +32,26 @@ impl Resource for Command {
     fn settings(&self) -> &'static [&'static str] {
         &["exec", "timeout"]
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let futs: Vec<_> = specs.iter().map(|s| run_one(probe, s)).collect();
-        buffered(futs.into_iter(), probe.max_concurrent).await
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        let sections = specs
+            .iter()
+            .map(|s| Section {
+                script: s.setting_str("exec").unwrap_or_else(|| s.id.clone()),
+                timeout: Some(s.timeout(10_000)),
+                users: true,
+                ..Default::default()
+            })
+            .collect();
+        Some(Plan {
+            sections,
+            read: Box::new(|res| res.into_iter().map(read).collect()),
+        })
     }
 }
 
-/// Runs one command.
-async fn run_one(probe: &Probe<'_>, s: &ResourceSpec) -> Observed {
-    let line = s.setting_str("exec").unwrap_or_else(|| s.id.clone());
-    let timeout = s.timeout(10_000);
-    let cmd = Exec::new(line).timeout(timeout);
-    match probe
-        .target
-        .exec(&cmd.become_opt(probe.become_.clone()))
-        .await
-    {
+/// What one command did.
+fn read(res: SectionResult) -> Observed {
+    match res {
         Ok(out) => {
             let mut o = Observed::default();
             o.set("exit-status", out.status)
@@ -54,9 +59,9 @@ async fn run_one(probe: &Probe<'_>, s: &ResourceSpec) -> Observed {
                 .set("stderr", out.stderr_str());
             o
         }
-        Err(TargetError::Timeout { after, .. }) => {
+        Err(SectionError::TimedOut(after)) => {
             Observed::failed(format!("command execution timed out ({after:?})"))
         }
-        Err(e) => Observed::failed(e.to_string()),
+        Err(SectionError::Failed(e)) => Observed::failed(e),
     }
 }

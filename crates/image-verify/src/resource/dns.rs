@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::{all_failed, Observed, Probe, Property, Resource, ResourceSpec};
 use crate::dnswire;
+use crate::gather::{Plan, Section};
 
 /// The `dns` resource type.
 pub struct Dns;
@@ -291,6 +292,23 @@ impl Resource for Dns {
             None => {}
         }
         d
+    }
+    /// Gathered only when no spec names a `server` (one section of
+    /// system-resolver lookups); queries to servers are observed apart.
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        if specs
+            .iter()
+            .any(|s| s.setting_str("server").is_some_and(|s| !s.is_empty()))
+        {
+            return None;
+        }
+        let jobs: Vec<(&str, f64)> = specs
+            .iter()
+            .map(|s| (split_id(&s.id).1, s.timeout(500).as_secs_f64()))
+            .collect();
+        let n = jobs.len();
+        let section = Section::new(script(&jobs));
+        Some(Plan::one(specs, section, move |out| parse(out, n)))
     }
     async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
         let (with, without): (Vec<usize>, Vec<usize>) = (0..specs.len()).partition(|i| {

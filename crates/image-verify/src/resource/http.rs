@@ -8,10 +8,11 @@
 //! `password`, `ca-file`, `cert-file`, `key-file`, `proxy`.
 
 use async_trait::async_trait;
-use image_core::target::{shell_quote, Exec};
+use image_core::target::shell_quote;
 use serde_json::Value;
 
-use super::{buffered, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section, SectionResult};
 
 /// The `http` resource type.
 pub struct Http;
@@ -132,9 +133,22 @@ impl Resource for Http {
             "proxy",
         ]
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let futs: Vec<_> = specs.iter().map(|s| run_one(probe, s)).collect();
-        buffered(futs.into_iter(), probe.max_concurrent).await
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        let sections = specs
+            .iter()
+            .map(|s| Section {
+                script: command(s),
+                timeout: Some(s.timeout(5000) + std::time::Duration::from_secs(5)),
+                stdin: s.setting_str("request-body").map(String::into_bytes),
+                // No sudo: a request does not need root.
+                no_become: true,
+                users: false,
+            })
+            .collect();
+        Some(Plan {
+            sections,
+            read: Box::new(|res| res.into_iter().map(read).collect()),
+        })
     }
 }
 
@@ -168,15 +182,9 @@ fn canonical_name(name: &str) -> String {
         .collect()
 }
 
-/// Makes one request.
-async fn run_one(probe: &Probe<'_>, s: &ResourceSpec) -> Observed {
-    let mut cmd =
-        Exec::new(command(s)).timeout(s.timeout(5000) + std::time::Duration::from_secs(5));
-    if let Some(b) = s.setting_str("request-body") {
-        cmd = cmd.stdin(b.into_bytes());
-    }
-    // No sudo: a request does not need root.
-    match probe.target.exec(&cmd).await {
+/// What one request got.
+fn read(res: SectionResult) -> Observed {
+    match res {
         Ok(out) if out.status == 0 => match parse(&out.stdout_str()) {
             Some((status, headers, body)) => {
                 let mut o = Observed::default();

@@ -2,12 +2,13 @@
 //!
 //! A resource type knows its gossfile key (`kernel-param`), the name goss
 //! prints (`KernelParam`), its testable properties and its settings, and how
-//! to observe the state of *all* resources of its type on the target in as
-//! few round trips as possible: one shell script for all `file`s, one
-//! `dpkg-query` / `rpm -q` for all `package`s, one `systemctl show` for all
-//! `service`s, ... (`command` and `http` run one process per resource,
-//! concurrently). Scripts use POSIX sh, coreutils and what Debian, Ubuntu
-//! and AL2023 ship; nothing is installed on the target.
+//! to observe the state of *all* resources of its type on the target: a
+//! [`Plan`] of shell sections (one script for all `file`s, one `dpkg-query`
+//! / `rpm -q` for all `package`s, one `systemctl show` for all `service`s,
+//! one section per `command` and `http` request) that the runner gathers
+//! with the other types' into one exec ([`crate::gather`]). Scripts use
+//! POSIX sh, coreutils and what Debian, Ubuntu and AL2023 ship; nothing is
+//! installed on the target.
 //!
 //! The runner compares each property's matcher with the observed value, so
 //! a resource only turns target output into values.
@@ -38,9 +39,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use image_core::diag::Diagnostic;
-use image_core::target::{Become, Exec, Target};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use image_core::target::{Become, Exec, Target, TargetError};
 use serde_json::Value;
 
+use crate::gather::Plan;
 use crate::matcher::Matcher;
 
 /// A testable property of a resource type.
@@ -286,7 +290,8 @@ pub fn go_duration(s: &str) -> Option<Duration> {
     })
 }
 
-/// How a resource type reaches the target.
+/// How a resource type reaches the target; counts the execs (round trips)
+/// made through it.
 pub struct Probe<'a> {
     /// The host.
     pub target: &'a dyn Target,
@@ -294,18 +299,43 @@ pub struct Probe<'a> {
     pub become_: Option<Become>,
     /// At most this many commands at once (for `command`, `http`, ...).
     pub max_concurrent: usize,
+    /// Execs made so far.
+    pub execs: AtomicUsize,
 }
 
-impl Probe<'_> {
+impl<'a> Probe<'a> {
+    /// A probe of `target`, through sudo with `become_`.
+    pub fn new(target: &'a dyn Target, become_: Option<Become>, max_concurrent: usize) -> Self {
+        Probe {
+            target,
+            become_,
+            max_concurrent: max_concurrent.max(1),
+            execs: AtomicUsize::new(0),
+        }
+    }
+
+    /// Execs (round trips to the target) made so far.
+    pub fn round_trips(&self) -> usize {
+        self.execs.load(Ordering::Relaxed)
+    }
+
     /// Runs a shell script; `Err` only when it could not run at all.
     pub async fn sh(&self, script: &str) -> Result<image_core::target::Output, String> {
-        self.exec(Exec::new(script)).await
+        self.exec(Exec::new(script))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Runs a command (sudo folded in).
-    pub async fn exec(&self, cmd: Exec) -> Result<image_core::target::Output, String> {
-        let cmd = cmd.become_opt(self.become_.clone());
-        self.target.exec(&cmd).await.map_err(|e| e.to_string())
+    pub async fn exec(&self, cmd: Exec) -> Result<image_core::target::Output, TargetError> {
+        self.exec_as_user(cmd.become_opt(self.become_.clone()))
+            .await
+    }
+
+    /// Runs a command as the connecting user, without sudo.
+    pub async fn exec_as_user(&self, cmd: Exec) -> Result<image_core::target::Output, TargetError> {
+        self.execs.fetch_add(1, Ordering::Relaxed);
+        self.target.exec(&cmd).await
     }
 
     /// Runs `script` and returns its stdout, or the same error for every
@@ -351,9 +381,23 @@ pub trait Resource: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// The probe of every resource of `specs` (all of this type) as shell
+    /// sections and their reader, so that the runner can gather the probes
+    /// of all types in one script ([`crate::gather`]). `None` (the
+    /// default): the type is observed with [`Resource::observe`] only.
+    fn plan<'s>(&self, _specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        None
+    }
+
     /// Observes every resource of `specs` (all of this type), returning one
-    /// [`Observed`] per spec, in order.
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed>;
+    /// [`Observed`] per spec, in order. The default runs [`Resource::plan`]
+    /// with one exec per section.
+    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
+        match self.plan(specs) {
+            Some(plan) => crate::gather::alone(probe, plan).await,
+            None => all_failed(specs, &format!("{} cannot be observed", self.key())),
+        }
+    }
 }
 
 /// Every resource type, in goss's order of keys.
@@ -434,34 +478,6 @@ pub fn quote_all<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
         .map(image_core::target::shell_quote)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Awaits `futs` with at most `max` running at once, keeping order.
-pub async fn buffered<F>(futs: impl Iterator<Item = F> + Send, max: usize) -> Vec<Observed>
-where
-    F: std::future::Future<Output = Observed> + Send,
-{
-    use futures::stream::StreamExt;
-    futures::stream::iter(futs)
-        .buffered(max.max(1))
-        .collect()
-        .await
-}
-
-/// Observes resources named by their ids with one remote script:
-/// `script(ids)` builds it, `parse(stdout, ids)` reads one record per id.
-/// If the script cannot run, every spec fails with the same error.
-pub async fn observe_ids(
-    probe: &Probe<'_>,
-    specs: &[&ResourceSpec],
-    script: fn(&[&str]) -> String,
-    parse: fn(&str, &[&str]) -> Vec<Observed>,
-) -> Vec<Observed> {
-    let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-    match probe.sh_stdout(&script(&ids)).await {
-        Ok(out) => parse(&out, &ids),
-        Err(e) => all_failed(specs, &e),
-    }
 }
 
 /// The same error for every spec.

@@ -7,7 +7,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{all_failed, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section};
 
 /// The `mount` resource type.
 pub struct Mount;
@@ -134,7 +135,7 @@ impl Resource for Mount {
     fn settings(&self) -> &'static [&'static str] {
         &["timeout"]
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
         let points: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
         let usage: Vec<(usize, &str)> = specs
             .iter()
@@ -142,10 +143,8 @@ impl Resource for Mount {
             .filter(|(_, s)| s.checks_property("usage"))
             .map(|(i, s)| (i, s.id.as_str()))
             .collect();
-        match probe.sh_stdout(&script(&usage)).await {
-            Ok(out) => parse(&out, &points),
-            Err(e) => all_failed(specs, &e),
-        }
+        let section = Section::new(script(&usage));
+        Some(Plan::one(specs, section, move |out| parse(out, &points)))
     }
 }
 

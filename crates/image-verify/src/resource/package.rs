@@ -7,7 +7,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{quote_all, Observed, Property, Resource, ResourceSpec};
+use crate::gather::Plan;
 
 /// The `package` resource type.
 pub struct Package;
@@ -70,8 +71,8 @@ impl Resource for Package {
     fn properties(&self) -> &'static [Property] {
         PROPS
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        observe_ids(probe, specs, script, parse).await
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        Some(Plan::ids(specs, script, parse))
     }
 }
 

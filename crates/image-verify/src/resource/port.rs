@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use image_core::diag::Diagnostic;
 use serde_json::Value;
 
-use super::{all_failed, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section};
 
 /// The `port` resource type.
 pub struct Port;
@@ -113,12 +114,11 @@ impl Resource for Port {
         }
         Vec::new()
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
         let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(SCRIPT).await {
-            Ok(out) => parse(&out, &ids),
-            Err(e) => all_failed(specs, &e),
-        }
+        Some(Plan::one(specs, Section::new(SCRIPT), move |out| {
+            parse(out, &ids)
+        }))
     }
 }
 

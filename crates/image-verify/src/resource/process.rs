@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{all_failed, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section};
 
 /// The `process` resource type.
 pub struct Process;
@@ -40,12 +41,11 @@ impl Resource for Process {
     fn properties(&self) -> &'static [Property] {
         PROPS
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
         let names: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        match probe.sh_stdout(SCRIPT).await {
-            Ok(out) => parse(&out, &names),
-            Err(e) => all_failed(specs, &e),
-        }
+        Some(Plan::one(specs, Section::new(SCRIPT), move |out| {
+            parse(out, &names)
+        }))
     }
 }
 

@@ -9,7 +9,8 @@
 
 use async_trait::async_trait;
 
-use super::{all_failed, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use super::{quote_all, Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section, SectionResult};
 
 /// The `service` resource type.
 pub struct Service;
@@ -90,17 +91,24 @@ impl Resource for Service {
     fn properties(&self) -> &'static [Property] {
         PROPS
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        let units: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        let res = match probe.sh(&script(&units)).await {
-            Ok(out) if out.status == 0 => parse(&out.stdout_str(), &units),
-            Ok(out) => Err(format!(
-                "systemctl show failed: {}",
-                out.stderr_str().trim()
-            )),
-            Err(e) => Err(e),
-        };
-        res.unwrap_or_else(|e| all_failed(specs, &e))
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        let units: Vec<&'s str> = specs.iter().map(|s| s.id.as_str()).collect();
+        let section = Section::new(script(&units));
+        Some(Plan {
+            sections: vec![section],
+            read: Box::new(move |res: Vec<SectionResult>| {
+                let res = match res.into_iter().next() {
+                    Some(Ok(out)) if out.status == 0 => parse(&out.stdout_str(), &units),
+                    Some(Ok(out)) => Err(format!(
+                        "systemctl show failed: {}",
+                        out.stderr_str().trim()
+                    )),
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("no result".into()),
+                };
+                res.unwrap_or_else(|e| vec![Observed::failed(e); units.len()])
+            }),
+        })
     }
 }
 

@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{observe_ids, quote_all, Observed, Probe, Property, Resource, ResourceSpec};
+use image_core::target::shell_quote;
+
+use super::{Observed, Property, Resource, ResourceSpec};
+use crate::gather::{Plan, Section};
 
 /// The `user` resource type.
 pub struct User;
@@ -20,10 +23,27 @@ const PROPS: &[Property] = &[
 
 /// The probe: `i<TAB>P<TAB>passwd-line`, `i<TAB>G<TAB>groups` or `i<TAB>N`.
 pub fn script(users: &[&str]) -> String {
-    format!(
-        "i=0; for u in {}; do if e=$(getent passwd -- \"$u\"); then printf '%s\\tP\\t%s\\n' $i \"$e\"; printf '%s\\tG\\t%s\\n' $i \"$(id -Gn -- \"$u\" 2>/dev/null)\"; else printf '%s\\tN\\n' $i; fi; i=$((i+1)); done",
-        quote_all(users.iter().copied())
-    )
+    let all: Vec<(&str, bool)> = users.iter().map(|u| (*u, true)).collect();
+    script_for(&all)
+}
+
+/// [`script`] for `(user, with groups)`: `id -Gn` runs only for the users
+/// whose `groups` are wanted.
+pub fn script_for(users: &[(&str, bool)]) -> String {
+    let mut s = String::from(
+        "u() { if e=$(getent passwd -- \"$2\"); then printf '%s\\tP\\t%s\\n' $1 \"$e\"; \
+         [ $3 = 1 ] && printf '%s\\tG\\t%s\\n' $1 \"$(id -Gn -- \"$2\" 2>/dev/null)\"; \
+         else printf '%s\\tN\\n' $1; fi; }\n",
+    );
+    for (i, (name, groups)) in users.iter().enumerate() {
+        s.push_str(&format!(
+            "u {i} {} {}\n",
+            shell_quote(name),
+            u8::from(*groups)
+        ));
+    }
+    s.push_str("true\n");
+    s
 }
 
 /// Parses the probe output.
@@ -80,8 +100,20 @@ impl Resource for User {
     fn properties(&self) -> &'static [Property] {
         PROPS
     }
-    async fn observe(&self, probe: &Probe<'_>, specs: &[&ResourceSpec]) -> Vec<Observed> {
-        observe_ids(probe, specs, script, parse).await
+    fn plan<'s>(&self, specs: &[&'s ResourceSpec]) -> Option<Plan<'s>> {
+        // Every property when nothing is checked (`verify add`).
+        let jobs: Vec<(&str, bool)> = specs
+            .iter()
+            .map(|s| {
+                (
+                    s.id.as_str(),
+                    s.checks.is_empty() || s.checks_property("groups"),
+                )
+            })
+            .collect();
+        let ids: Vec<&'s str> = specs.iter().map(|s| s.id.as_str()).collect();
+        let section = Section::new(script_for(&jobs));
+        Some(Plan::one(specs, section, move |out| parse(out, &ids)))
     }
 }
 

@@ -1,0 +1,59 @@
+//! `imds_support: v2.0` (packer `imds_support`): marks every AMI of the
+//! build so instances launched from it require IMDSv2 (ModifyImageAttribute
+//! `ImdsSupport`), in every region at once. Skipped when unset.
+//!
+//! This file is the model of an optional step: the stage here, its place in
+//! `crate::stages`, its setting in [`BuildRequest::imds_support`].
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::AttributeValue;
+
+use super::{Actions, Ctx, Stage, State};
+use crate::error::{AwsContext, Step, StepError};
+use crate::request::BuildRequest;
+
+/// Sets `ImdsSupport` on the AMI and its copies.
+pub(crate) struct ImdsSupport;
+
+#[async_trait]
+impl Stage for ImdsSupport {
+    fn name(&self) -> Step {
+        Step::new("imds_support")
+    }
+
+    fn applies(&self, req: &BuildRequest) -> bool {
+        req.imds_support.is_some()
+    }
+
+    fn actions(&self, _req: &BuildRequest, a: &mut Actions) {
+        a.insert("ec2:ModifyImageAttribute");
+    }
+
+    async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
+        let Some(v) = &cx.req.imds_support else {
+            return Ok("not set".to_string());
+        };
+        let images = st.images();
+        let futs = images.values().map(|i| async move {
+            let r = cx
+                .ec2
+                .client(&i.region)
+                .modify_image_attribute()
+                .image_id(&i.image_id)
+                .imds_support(AttributeValue::builder().value(v).build())
+                .send()
+                .await
+                .ctx("ModifyImageAttribute", &i.region, Some(&i.image_id));
+            (i.region.clone(), r)
+        });
+        let failed: Vec<(String, StepError)> = futures::future::join_all(futs)
+            .await
+            .into_iter()
+            .filter_map(|(r, res)| res.err().map(|e| (r, StepError::Aws(e))))
+            .collect();
+        if !failed.is_empty() {
+            return Err(StepError::Regions(failed));
+        }
+        Ok(format!("imds_support {v} on {} AMI(s)", images.len()))
+    }
+}

@@ -1,0 +1,201 @@
+//! Round trips per task (issue #16): on a booted Debian target, an
+//! idempotent re-run costs at most one SSH round trip per task, whatever
+//! the module (facts, service_facts, package_facts, a directory copy,
+//! assemble, apt with a list, systemd, get_url with a checksum), counted by
+//! [`image_provision::round_trips::Counting`] around the SSH target; and the
+//! shortcuts that make it so still see changes: a file changed on the
+//! target is written again, a service disabled behind service_facts' cache
+//! shows as disabled.
+//!
+//! Needs `scripts/testbed/setup.sh` (root).
+
+mod bed_support;
+
+use std::sync::Mutex;
+
+use bed_support::{boot, connect, serve, stop};
+use image_core::events::{Event, EventSink};
+use image_core::target::{Exec, Target};
+use image_provision::round_trips::{Counting, RoundTrips};
+use image_provision::{parse, Options, Report};
+use image_testbed::HOST_ADDR_FROM_GUEST;
+use serde_json::{json, Map};
+
+/// Round trips of each finished task (or loop item), in order.
+struct PerTask {
+    trips: RoundTrips,
+    seen: Mutex<u64>,
+    counts: Mutex<Vec<(String, u64)>>,
+}
+
+impl EventSink for PerTask {
+    fn emit(&self, event: &Event) {
+        let now = self.trips.get();
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let before = std::mem::replace(&mut *seen, now);
+        if let Event::StepFinished { step, .. } = event {
+            if let Ok(mut c) = self.counts.lock() {
+                c.push((step.clone(), now - before));
+            }
+        }
+    }
+}
+
+const PLAY: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: true
+  tasks:
+    - name: dirs
+      file: {path: /srv/rt/frags, state: directory, mode: "0755"}
+    - name: fragments
+      copy: {content: "frag {{ item }}\n", dest: "/srv/rt/frags/{{ item }}.conf", mode: "0644"}
+      loop: [a, b]
+    - name: tree
+      copy: {src: tree/, dest: /srv/rt/tree/, mode: "0640", directory_mode: "0755"}
+    - name: assemble
+      assemble: {src: /srv/rt/frags, dest: /srv/rt/assembled.conf, mode: "0644"}
+    - name: apt list
+      apt: {name: [curl, python3, openssh-server], state: present}
+    - name: systemd
+      systemd: {name: ssh, state: started, enabled: true}
+    - name: get_url
+      get_url: {url: "{{ url }}", dest: /srv/rt/got.txt, checksum: "sha256:{{ sum }}", mode: "0644"}
+    - name: setup
+      setup: {gather_subset: ["!all"]}
+    - name: package_facts
+      package_facts: {}
+    - name: service_facts
+      service_facts: {}
+    - name: ssh unit state
+      assert:
+        that: ansible_facts.services['ssh.service'].status == ssh_status
+    - name: curl is installed
+      assert:
+        that: "'curl' in ansible_facts.packages"
+"#;
+
+const SF: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: service_facts
+      service_facts: {}
+    - name: ssh unit state
+      assert:
+        that: ansible_facts.services['ssh.service'].status == ssh_status
+"#;
+
+async fn run(
+    t: &Counting,
+    steps: &image_provision::Steps,
+    vars: &Map<String, serde_json::Value>,
+) -> (Report, Vec<(String, u64)>) {
+    let sink = PerTask {
+        trips: t.counter(),
+        seen: Mutex::new(t.counter().get()),
+        counts: Mutex::new(Vec::new()),
+    };
+    let o = Options {
+        extra_vars: vars.clone(),
+        ..Default::default()
+    };
+    let r = image_provision::run(t, steps, &o, &sink).await;
+    let counts = sink.counts.into_inner().expect("counts");
+    (r, counts)
+}
+
+fn changed_tasks(r: &Report) -> Vec<String> {
+    r.results
+        .iter()
+        .filter(|x| x.outcome == image_core::events::Outcome::Changed)
+        .map(|x| x.task.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
+    let bed = boot().await;
+    let t = Counting::new(Box::new(connect(&bed).await));
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(d.path().join("files/tree/sub")).expect("mkdir");
+    std::fs::write(d.path().join("files/tree/a.txt"), "a\n").expect("write");
+    std::fs::write(d.path().join("files/tree/sub/b.txt"), "b\n").expect("write");
+    std::fs::write(d.path().join("play.yml"), PLAY).expect("write");
+    let body = b"downloaded\n".to_vec();
+    let sum = image_provision::script::sha256_hex(&body);
+    let port = serve(body);
+    let mut vars = Map::new();
+    vars.insert(
+        "url".into(),
+        json!(format!("http://{HOST_ADDR_FROM_GUEST}:{port}/got.txt")),
+    );
+    vars.insert("sum".into(), json!(sum));
+    vars.insert("ssh_status".into(), json!("enabled"));
+    let steps = parse::load(&d.path().join("play.yml"), &[]).expect("parse");
+
+    let (r, _) = run(&t, &steps, &vars).await;
+    assert_eq!(r.recap.failed, 0, "first run: {:#?}", r.results);
+
+    // The re-run: nothing changes, no task costs more than one round trip.
+    let (r, counts) = run(&t, &steps, &vars).await;
+    assert_eq!(r.recap.failed, 0, "re-run: {:#?}", r.results);
+    assert_eq!(r.recap.changed, 0, "re-run changed {:?}", changed_tasks(&r));
+    let over: Vec<&(String, u64)> = counts.iter().filter(|(_, n)| *n > 1).collect();
+    assert!(over.is_empty(), "tasks over one round trip: {over:?}");
+    for name in [
+        "Gathering Facts",
+        "tree",
+        "assemble",
+        "service_facts",
+        "apt list",
+    ] {
+        assert!(
+            counts.iter().any(|(s, n)| s == name && *n == 1),
+            "{name}: {counts:?}"
+        );
+    }
+
+    // Changes on the target are still seen and undone.
+    let root = bed.root_dir().to_path_buf();
+    std::fs::write(root.join("srv/rt/tree/sub/b.txt"), "edited\n").expect("edit");
+    std::fs::write(root.join("srv/rt/assembled.conf"), "edited\n").expect("edit");
+    let (r, _) = run(&t, &steps, &vars).await;
+    assert_eq!(r.recap.failed, 0, "{:#?}", r.results);
+    assert_eq!(changed_tasks(&r), ["tree", "assemble"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("srv/rt/tree/sub/b.txt")).expect("read"),
+        "b\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("srv/rt/assembled.conf")).expect("read"),
+        "frag a\nfrag b\n"
+    );
+
+    // service_facts' cache follows the unit files: ssh disabled behind our
+    // back shows as disabled, and as enabled again once enabled.
+    std::fs::write(d.path().join("sf.yml"), SF).expect("write");
+    let sf = parse::load(&d.path().join("sf.yml"), &[]).expect("parse");
+    let status = |s: &str| {
+        let mut v = Map::new();
+        v.insert("ssh_status".into(), json!(s));
+        v
+    };
+    for (cmd, now, not) in [
+        ("systemctl disable ssh", "disabled", "enabled"),
+        ("systemctl enable ssh", "enabled", "disabled"),
+    ] {
+        let out = t.exec(&Exec::new(cmd).become_root()).await.expect("exec");
+        assert!(out.success(), "{cmd}: {}", out.stderr_str());
+        let (r, counts) = run(&t, &sf, &status(now)).await;
+        assert_eq!(r.recap.failed, 0, "after `{cmd}`: {:#?}", r.results);
+        assert!(counts.iter().all(|(_, n)| *n <= 1), "{counts:?}");
+        let (r, _) = run(&t, &sf, &status(not)).await;
+        assert_eq!(r.recap.failed, 1, "after `{cmd}` the unit is not {not}");
+    }
+    drop(t);
+    stop(bed).await;
+}
