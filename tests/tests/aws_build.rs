@@ -176,7 +176,7 @@ async fn builds_an_ami_copies_it_and_cleans_up() {
     let artifact = b["artifact_id"].as_str().unwrap();
     assert_eq!(artifact.split(',').count(), 4);
     assert!(artifact.contains(&format!("us-east-1:{}", res.amis["us-east-1"])));
-    let table = manifest::markdown_table(&res);
+    let table = image_aws::ami_table::markdown_table(&res);
     assert!(
         table.contains(&format!("| eu-west-1 | {} |", res.amis["eu-west-1"])),
         "{table}"

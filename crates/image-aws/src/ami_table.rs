@@ -165,6 +165,11 @@ impl AmiTable {
     }
 }
 
+/// A markdown table of one build: `| Region | AMI |`, one row per region.
+pub fn markdown_table(r: &BuildResult) -> String {
+    AmiTable::of_result(r).render(TableFormat::Markdown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

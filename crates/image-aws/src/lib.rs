@@ -43,7 +43,7 @@
 //! # let connector = NoConnector;
 //! let res = build_with(&ec2, &req, &NoProvisioning, &connector,
 //!     &image_core::events::NoEvents, CancelToken::new()).await?;
-//! println!("{}", manifest::markdown_table(&res));
+//! println!("{}", ami_table::markdown_table(&res));
 //! # Ok(()) }
 //! ```
 

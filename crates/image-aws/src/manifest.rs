@@ -108,11 +108,6 @@ pub fn append(path: &Path, build: ManifestBuild) -> std::io::Result<Manifest> {
     Ok(m)
 }
 
-/// A markdown table: `| Region | AMI |`, one row per region.
-pub fn markdown_table(r: &BuildResult) -> String {
-    crate::ami_table::AmiTable::of_result(r).render(crate::ami_table::TableFormat::Markdown)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@
 //! let ec2 = Ec2Clients::from_env(&ClientOptions::default()).await;
 //! let req = BuildRequest::from_plan(&plans[0])?;
 //! let res = build(&ec2, &req, &hook, events.as_ref(), CancelToken::new()).await?;
-//! println!("{}", image_aws::manifest::markdown_table(&res));
+//! println!("{}", image_aws::ami_table::markdown_table(&res));
 //! # Ok(()) }
 //! ```
 

@@ -385,7 +385,7 @@ fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrup
             }));
             continue;
         }
-        crate::report::out_line(&manifest::markdown_table(res));
+        crate::report::out_line(&image_aws::ami_table::markdown_table(res));
         for (region, why) in &res.failed_regions {
             crate::report::err_line(&format!(
                 "error: build `{}`: no AMI in {region}: {why}",
