@@ -37,24 +37,18 @@ async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<String, StepError> {
     };
     let when = DateTime::from_str(at, Format::DateTime)
         .map_err(|e| StepError::Invalid(vec![format!("deprecate_at `{at}`: {e}")]))?;
-    let futs = images.iter().map(|i| async move {
-        let c = ctx.ec2.client(&i.region);
-        let r = c
+    super::each_image(images, |i| async move {
+        ctx.ec2
+            .client(&i.region)
             .enable_image_deprecation()
             .image_id(&i.image_id)
             .deprecate_at(when)
             .send()
             .await
-            .ctx("EnableImageDeprecation", &i.region, Some(&i.image_id));
-        (i.region.clone(), r)
-    });
-    let failed: Vec<(String, StepError)> = futures::future::join_all(futs)
-        .await
-        .into_iter()
-        .filter_map(|(r, res)| res.err().map(|e| (r, StepError::Aws(e))))
-        .collect();
-    if !failed.is_empty() {
-        return Err(StepError::Regions(failed));
-    }
+            .ctx("EnableImageDeprecation", &i.region, Some(&i.image_id))
+            .map(|_| ())
+            .map_err(StepError::Aws)
+    })
+    .await?;
     Ok(format!("deprecated at {at}"))
 }

@@ -34,26 +34,19 @@ impl Stage for ImdsSupport {
             return Ok("not set".to_string());
         };
         let images = st.images();
-        let futs = images.values().map(|i| async move {
-            let r = cx
-                .ec2
+        super::each_image(images.values(), |i| async move {
+            cx.ec2
                 .client(&i.region)
                 .modify_image_attribute()
                 .image_id(&i.image_id)
                 .imds_support(AttributeValue::builder().value(v).build())
                 .send()
                 .await
-                .ctx("ModifyImageAttribute", &i.region, Some(&i.image_id));
-            (i.region.clone(), r)
-        });
-        let failed: Vec<(String, StepError)> = futures::future::join_all(futs)
-            .await
-            .into_iter()
-            .filter_map(|(r, res)| res.err().map(|e| (r, StepError::Aws(e))))
-            .collect();
-        if !failed.is_empty() {
-            return Err(StepError::Regions(failed));
-        }
+                .ctx("ModifyImageAttribute", &i.region, Some(&i.image_id))
+                .map(|_| ())
+                .map_err(StepError::Aws)
+        })
+        .await?;
         Ok(format!("imds_support {v} on {} AMI(s)", images.len()))
     }
 }

@@ -304,3 +304,27 @@ impl Ctx<'_> {
 pub(crate) fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
+
+/// Runs `f` on every image at once; the failures, by region (sorted), are
+/// one [`StepError::Regions`].
+pub(crate) async fn each_image<'a, I, F, Fut>(images: I, f: F) -> Result<(), StepError>
+where
+    I: IntoIterator<Item = &'a image::ImageInfo>,
+    F: Fn(&'a image::ImageInfo) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StepError>>,
+{
+    let futs = images.into_iter().map(|i| {
+        let fut = f(i);
+        async move { (i.region.clone(), fut.await) }
+    });
+    let mut failed: Vec<(String, StepError)> = futures::future::join_all(futs)
+        .await
+        .into_iter()
+        .filter_map(|(r, res)| res.err().map(|e| (r, e)))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    failed.sort_by(|a, b| a.0.cmp(&b.0));
+    Err(StepError::Regions(failed))
+}

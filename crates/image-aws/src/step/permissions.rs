@@ -107,17 +107,6 @@ async fn run(ctx: &Ctx<'_>, images: &[ImageInfo]) -> Result<String, StepError> {
     if !has_launch(ctx.req) && !has_snapshot(ctx.req) {
         return Ok("no permissions to set".to_string());
     }
-    let futs = images
-        .iter()
-        .map(|i| async move { (i.region.clone(), in_region(ctx, i).await) });
-    let mut failed: Vec<(String, StepError)> = futures::future::join_all(futs)
-        .await
-        .into_iter()
-        .filter_map(|(r, res)| res.err().map(|e| (r, e)))
-        .collect();
-    if !failed.is_empty() {
-        failed.sort_by(|a, b| a.0.cmp(&b.0));
-        return Err(StepError::Regions(failed));
-    }
+    super::each_image(images, |i| in_region(ctx, i)).await?;
     Ok(format!("set in {} region(s)", images.len()))
 }
