@@ -31,8 +31,8 @@ use image_core::target::Exec;
 use image_testbed::{Rootfs, TargetOptions, Testbed, HOST_ADDR_FROM_GUEST};
 use serde_json::{json, Map};
 
-/// The long key id (16 hex digits, lower case) of an armored public key.
-fn key_id(armored: &std::path::Path) -> String {
+/// Field `field` of the first `kind:` record of `gpg --with-colons --show-keys`.
+fn key_field(armored: &std::path::Path, kind: &str, field: usize) -> String {
     let out = Command::new("gpg")
         .args(["--batch", "--with-colons", "--show-keys"])
         .arg(armored)
@@ -40,25 +40,20 @@ fn key_id(armored: &std::path::Path) -> String {
         .expect("gpg --show-keys");
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find(|l| l.starts_with("pub:"))
-        .and_then(|l| l.split(':').nth(4))
-        .unwrap_or_else(|| panic!("no key in {}: {text}", armored.display()))
-        .to_lowercase()
+        .find(|l| l.starts_with(&format!("{kind}:")))
+        .and_then(|l| l.split(':').nth(field))
+        .unwrap_or_else(|| panic!("no `{kind}` record in {}: {text}", armored.display()))
+        .to_string()
+}
+
+/// The long key id (16 hex digits, lower case) of an armored public key.
+fn key_id(armored: &std::path::Path) -> String {
+    key_field(armored, "pub", 4).to_lowercase()
 }
 
 /// The fingerprint (40 hex digits) of an armored public key.
 fn key_fpr(armored: &std::path::Path) -> String {
-    let out = Command::new("gpg")
-        .args(["--batch", "--with-colons", "--show-keys"])
-        .arg(armored)
-        .output()
-        .expect("gpg --show-keys");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .unwrap_or_else(|| panic!("no fingerprint in {}: {text}", armored.display()))
-        .to_string()
+    key_field(armored, "fpr", 9)
 }
 
 /// Runs `cmd` as root on `t`; its stdout (must succeed).
