@@ -31,7 +31,14 @@ case "$FLAVOR" in
             || die "no $TESTBED_DIR/rpm-repo: run build-rpm-repo.sh first"
         RECIPE_EXTRA=("$RPM_HOOK" "$RPM_REPO"/release/*.rpm)
         ;;
-    *) die "unknown rootfs flavour $FLAVOR (debian, rpm)" ;;
+    vm)
+        # Booted by qemu with its own kernel (build-vm-image.sh).
+        PREFIX=rootfs-vm
+        PACKAGES="$PACKAGES,linux-image-cloud-amd64,initramfs-tools"
+        VM_HOOK="$TESTBED_SCRIPTS/rootfs-customize-vm.sh"
+        RECIPE_EXTRA=("$VM_HOOK")
+        ;;
+    *) die "unknown rootfs flavour $FLAVOR (debian, rpm, vm)" ;;
 esac
 
 mkdir -p "$TESTBED_DIR"
@@ -127,7 +134,10 @@ rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)
 hooks=(--customize-hook="\"$HOOK\" \"\$1\"")
-[ "$FLAVOR" = debian ] || hooks+=(--customize-hook="\"$RPM_HOOK\" \"\$1\" \"$RPM_REPO\"")
+case "$FLAVOR" in
+    rpm) hooks+=(--customize-hook="\"$RPM_HOOK\" \"\$1\" \"$RPM_REPO\"") ;;
+    vm) hooks+=(--customize-hook="\"$VM_HOOK\" \"\$1\"") ;;
+esac
 TESTBED_KEYS_DIR="$KEYS" mmdebstrap --quiet --mode=root --variant=minbase \
     --include="$PACKAGES" "${hooks[@]}" \
     "$SUITE" "$tmp" "${mirror_lines[@]}"

@@ -14,6 +14,9 @@
 #   extra/                     tb-extra (the repo tests enable on demand)
 #   release/                   tb-system-release (installed in the rootfs:
 #                              provides system-release(releasever) = 2023)
+#   standins/REPO/             empty packages standing in for a build's own
+#                              (rpm-standins.list: REPO NAME VERSION [SERVICE...]),
+#                              built from one spec per REPO
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
@@ -41,7 +44,8 @@ if [ ! -s "$GNUPG/testbed.pub" ] || [ ! -s "$GNUPG/other.pub" ]; then
     gpgconf --homedir "$GNUPG" --kill gpg-agent 2>/dev/null || true
 fi
 
-hash="$(cat "${BASH_SOURCE[0]}" "$GNUPG/testbed.pub" "$GNUPG/other.pub" | sha256sum | cut -c1-16)"
+STANDINS="$(dirname "${BASH_SOURCE[0]}")/rpm-standins.list"
+hash="$(cat "${BASH_SOURCE[0]}" "$STANDINS" "$GNUPG/testbed.pub" "$GNUPG/other.pub" | sha256sum | cut -c1-16)"
 REPO="$TESTBED_DIR/rpm-repo-$hash"
 link_current() {
     ln -sfn "rpm-repo-$hash" "$TESTBED_DIR/.rpm-repo.link.tmp"
@@ -59,6 +63,8 @@ tmp="$TESTBED_DIR/.rpm-repo-$hash.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 top="$tmp/build"
+# Reproducible packages: rpmbuild takes the build time from the environment.
+export SOURCE_DATE_EPOCH=1700000000
 mkdir -p "$top/SPECS" "$tmp/out/main" "$tmp/out/extra" "$tmp/out/release"
 
 # spec NAME VERSION REPO [EXTRA SPEC LINES...]: a noarch package owning
@@ -86,7 +92,7 @@ spec() {
     rpmbuild --quiet -bb --define "_topdir $top" --define "_rpmdir $tmp/out/$repo" \
         --define "_build_name_fmt %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}.rpm" \
         --define "_source_date_epoch_from_changelog 0" --define "source_date_epoch 1700000000" \
-        --define "use_source_date_epoch_as_buildtime 1" \
+        --define "use_source_date_epoch_as_buildtime 1" --define "_buildhost testbed" --define "clamp_mtime_to_source_date_epoch 1" \
         --define "_binary_payload w9.gzdio" "$f" >/dev/null
 }
 
@@ -99,16 +105,72 @@ spec tb-extra 1.0 extra
 spec tb-system-release 2023.0 release \
     "Provides: system-release" "Provides: system-release(releasever) = 2023"
 
-# Sign everything but tb-unsigned.
+# standins REPO: one spec whose subpackages are REPO's lines of
+# rpm-standins.list (one rpmbuild run per repository, not per package).
+standins() {
+    local repo="$1" f="$top/SPECS/standins-$1.spec" name ver rel svc s
+    local -a lines=()
+    mapfile -t lines < <(awk -v r="$repo" '$1 == r { $1 = ""; print }' "$STANDINS")
+    {
+        echo "Name: tb-standins-$repo"
+        echo "Version: 0"
+        echo "Release: 1"
+        echo "Summary: image-testbed stand-ins"
+        echo "License: MIT"
+        echo "BuildArch: noarch"
+        echo "%description"
+        echo "Stand-ins of the image-builder-rs test bed."
+        for l in "${lines[@]}"; do
+            read -r name ver _ <<<"$l"
+            rel=1
+            case "$ver" in *-*) rel="${ver#*-}" ver="${ver%%-*}" ;; esac
+            echo "%package -n $name"
+            echo "Version: $ver"
+            echo "Release: $rel"
+            echo "Summary: image-testbed stand-in for $name"
+            echo "%description -n $name"
+            echo "An empty stand-in for $name (image-builder-rs test bed)."
+        done
+        echo "%install"
+        echo "mkdir -p %{buildroot}/usr/lib/systemd/system"
+        for l in "${lines[@]}"; do
+            read -r name _ svc <<<"$l"
+            for s in $svc; do
+                echo "cat >%{buildroot}/usr/lib/systemd/system/$s.service <<'UNIT'"
+                printf '%s\n' '[Unit]' "Description=image-testbed stand-in $s" '[Service]' \
+                    'ExecStart=/bin/sleep infinity' '[Install]' 'WantedBy=multi-user.target' UNIT
+            done
+        done
+        echo "%files"
+        for l in "${lines[@]}"; do
+            read -r name _ svc <<<"$l"
+            echo "%files -n $name"
+            for s in $svc; do echo "/usr/lib/systemd/system/$s.service"; done
+        done
+    } >"$f"
+    mkdir -p "$tmp/out/standins/$repo"
+    rpmbuild --quiet -bb --define "_topdir $top" --define "_rpmdir $tmp/out/standins/$repo" \
+        --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
+        --define "_source_date_epoch_from_changelog 0" --define "source_date_epoch 1700000000" \
+        --define "use_source_date_epoch_as_buildtime 1" --define "_buildhost testbed" --define "clamp_mtime_to_source_date_epoch 1" \
+        --define "_binary_payload w9.gzdio" "$f" >/dev/null
+    rm -f "$tmp/out/standins/$repo"/tb-standins-*.rpm
+}
+standin_repos="$(awk '!/^#/ && NF { print $1 }' "$STANDINS" | sort -u)"
+for r in $standin_repos; do standins "$r"; done
+
+# Sign everything but tb-unsigned, at the key's creation time (the same
+# bytes on every rebuild, so the rootfs hash over release/ stays put).
+key_time="$(gpg --homedir "$GNUPG" --batch --with-colons --list-keys "$KEY_NAME" 2>/dev/null | awk -F: '$1 == "pub" { print $6; exit }')"
 signed=()
-for f in "$tmp"/out/*/*.rpm; do
+for f in "$tmp"/out/*/*.rpm "$tmp"/out/standins/*/*.rpm; do
     case "$f" in */tb-unsigned-*) ;; *) signed+=("$f") ;; esac
 done
 GPG_TTY="" rpmsign --addsign --define "__gpg $(command -v gpg)" --define "_gpg_path $GNUPG" \
-    --define "_gpg_name $KEY_NAME" --define "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback" \
+    --define "_gpg_name $KEY_NAME" --define "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --faked-system-time $key_time!" \
     "${signed[@]}" >/dev/null 2>&1 || die "rpmsign failed"
 
-for d in main extra release; do
+for d in main extra release $(printf 'standins/%s ' $standin_repos); do
     createrepo_c --quiet --no-database "$tmp/out/$d" >/dev/null
 done
 # No agent left running after setup.

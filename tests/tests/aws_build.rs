@@ -187,7 +187,7 @@ async fn builds_an_ami_copies_it_and_cleans_up() {
 async fn existing_ami_name_fails_fast_unless_force_deregister() {
     let env = Env::start().await;
     let mut req = request("dup");
-    req.ami_regions = vec!["us-west-2".into()];
+    req.ami_regions = AmiRegions::List(vec!["us-west-2".into()]);
     let hook = RecordingHook::default();
     let first = env
         .build(&req, &hook)
@@ -251,7 +251,7 @@ async fn dry_run_resolves_and_changes_nothing() {
     assert_eq!(env.census().await, before);
 
     let mut bad = request("plan-bad");
-    bad.ami_regions = vec!["xx-nowhere-1".into()];
+    bad.ami_regions = AmiRegions::List(vec!["xx-nowhere-1".into()]);
     let err = dry_run(&env.ec2, &bad).await.unwrap_err();
     assert!(err.to_string().contains("xx-nowhere-1"), "{err}");
 }
@@ -289,7 +289,7 @@ fn required_actions_follow_the_settings() {
         private_key_file: "/nonexistent".into(),
     };
     req.security_group = SecurityGroupSpec::Ids(vec!["sg-1".into()]);
-    req.ami_regions.clear();
+    req.ami_regions = AmiRegions::default();
     let a = required_actions(&req);
     assert!(a.contains("ec2:ModifyImageAttribute"));
     assert!(a.contains("ec2:EnableImageDeprecation"));

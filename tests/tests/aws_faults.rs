@@ -110,7 +110,7 @@ async fn an_image_that_never_becomes_available_times_out_and_is_deleted() {
     let before = env.census().await;
     env.proxy.pending_polls(usize::MAX);
     let mut req = request("slow");
-    req.ami_regions.clear();
+    req.ami_regions = AmiRegions::default();
     req.wait.image_timeout_secs = 1;
     let err = env
         .build(&req, &RecordingHook::default())
@@ -137,7 +137,7 @@ async fn cleanup_outlasts_throttling_and_leaves_nothing() {
 
     // A successful build: its instance, key pair and group still go.
     let mut req = request("throttled-cleanup");
-    req.ami_regions.clear();
+    req.ami_regions = AmiRegions::default();
     throttle_cleanup();
     let res = env
         .build(&req, &RecordingHook::default())

@@ -17,8 +17,8 @@ fn modify_image_attribute_bodies(moto: &image_testbed::Moto) -> Vec<String> {
 async fn imds_support_v2_is_set_on_every_ami() {
     let env = Env::start().await;
     let mut req = request("imds");
-    req.ami_regions = vec!["us-west-2".into()];
-    req.imds_support = Some("v2.0".into());
+    req.ami_regions = AmiRegions::List(vec!["us-west-2".into()]);
+    req.ami_options.imds_support = Some(ami_options::ImdsSupport::V2);
     assert!(required_actions(&req).contains("ec2:ModifyImageAttribute"));
 
     env.moto.start_recording().unwrap();
@@ -54,7 +54,7 @@ async fn imds_support_v2_is_set_on_every_ami() {
 
     // Unset: no call, no step, no action in the policy.
     let mut plain = request("imds-unset");
-    plain.ami_regions.clear();
+    plain.ami_regions = AmiRegions::default();
     assert!(!required_actions(&plain).contains("ec2:ModifyImageAttribute"));
     env.moto.start_recording().unwrap();
     env.build(&plain, &RecordingHook::default())
@@ -66,11 +66,15 @@ async fn imds_support_v2_is_set_on_every_ami() {
 
 #[test]
 fn only_v2_is_accepted() {
-    let mut req = request("imds-bad");
-    req.imds_support = Some("v1".into());
-    let errs = req.validate().unwrap_err();
+    // The value is typed (image-core's `ImdsSupport`): a request with
+    // another one does not even parse.
+    let mut json = serde_json::to_value(request("imds-bad")).unwrap();
+    json["ami_options"]["imds_support"] = "v1".into();
+    let e = serde_json::from_value::<BuildRequest>(json)
+        .unwrap_err()
+        .to_string();
     assert!(
-        errs.iter().any(|e| e.contains("imds_support `v1`")),
-        "{errs:?}"
+        e.contains("unknown variant `v1`") && e.contains("v2.0"),
+        "{e}"
     );
 }

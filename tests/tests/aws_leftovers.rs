@@ -75,7 +75,7 @@ async fn an_ami_that_cleanup_could_not_delete_is_tagged_and_found() {
     let cancel = CancelToken::new();
     let events = CancelOn::new(cancel.clone(), message_starts("created image"));
     let mut req = request("undeletable");
-    req.ami_regions.clear();
+    req.ami_regions = AmiRegions::default();
     // One try per deletion: more 500s than the client's 6 attempts fail it.
     req.wait.cleanup_timeout_secs = 0;
     env.proxy.fail("DeregisterImage", 6, Fault::ServerError);

@@ -34,7 +34,7 @@ fn learning_request(name: &str) -> BuildRequest {
     req.security_group = SecurityGroupSpec::Temporary {
         source_cidrs: Vec::new(),
     };
-    req.ami_regions.clear();
+    req.ami_regions = AmiRegions::default();
     req
 }
 

@@ -18,8 +18,8 @@ async fn one_failed_region_is_reported_and_the_others_kept() {
     };
     let ec2 = Ec2Clients::for_endpoint(&env.proxy.url(), REGION, &opts).await;
     let mut req = request("all");
-    req.ami_regions.clear();
-    req.ami_regions_all = true;
+    req.ami_regions = AmiRegions::default();
+    req.ami_regions = AmiRegions::All;
     req.copy_concurrency = 1;
     env.proxy.fail("CopyImage", 1, Fault::ServerError);
     let hook = RecordingHook::default();

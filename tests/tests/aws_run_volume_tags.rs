@@ -10,7 +10,7 @@ use aws_support::*;
 async fn launch_volumes_get_the_run_volume_tags() {
     let env = Env::start().await;
     let mut req = request("volume-tags");
-    req.ami_regions.clear();
+    req.ami_regions = image_aws::AmiRegions::default();
     req.volume_tags.insert("team".into(), "nodes".into());
     env.moto.start_recording().unwrap();
     env.build(&req, &RecordingHook::default())

@@ -12,7 +12,7 @@ use image_aws::*;
 async fn no_region_lookup_when_skipped() {
     let env = Env::start().await;
     let mut req = request("skip-regions");
-    req.ami_regions = vec!["xx-nowhere-1".into()];
+    req.ami_regions = AmiRegions::List(vec!["xx-nowhere-1".into()]);
 
     // Checked: the unknown region is refused, by one DescribeRegions.
     env.moto.start_recording().unwrap();
@@ -33,7 +33,7 @@ async fn no_region_lookup_when_skipped() {
         .unwrap();
     // (The dry run calls every copy region, so it gets one moto has.)
     let mut dry = req.clone();
-    dry.ami_regions = vec!["us-west-2".into()];
+    dry.ami_regions = AmiRegions::List(vec!["us-west-2".into()]);
     let plan = dry_run(&env.ec2, &dry)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -35,7 +35,7 @@ async fn ssh_build(name: &str) -> (Env, image_testbed::Target, BuildRequest) {
         .unwrap();
 
     let mut req = request(name);
-    req.ami_regions.clear();
+    req.ami_regions = AmiRegions::default();
     req.key_pair = KeyPairSpec::Existing {
         name: "testbed".into(),
         private_key_file: tb.ed25519_key().display().to_string(),

@@ -1,8 +1,10 @@
 //! `image-cli policy` against what builds really call: every EC2 action a
 //! build and its dry run make (moto's recorder) is in the printed policy, and every action
 //! the policy names is called by some configuration (here: a build with
-//! copies and launch permissions, and a rebuild under the same name with
-//! `force_deregister` and snapshot permissions).
+//! copies and launch permissions, a rebuild under the same name with
+//! `force_deregister` and snapshot permissions, a build on a spot
+//! instance: launch template and EC2 Fleet, and a build with the AMI options
+//! `ena_support`, `boot_mode` and `tpm_support`).
 
 mod cli_support;
 
@@ -29,7 +31,7 @@ async fn the_policy_covers_every_call_and_names_nothing_unused() {
     let dir = tempfile::tempdir().unwrap();
     let spec = fixture("cli_build/spec.yaml").display().to_string();
     let port = format!("ssh_port={}", target.ssh_port());
-    let configs: [&[&str]; 2] = [
+    let configs: [&[&str]; 4] = [
         &["--var", "ami_name=cli-policy-image"],
         &[
             "--var",
@@ -38,6 +40,22 @@ async fn the_policy_covers_every_call_and_names_nothing_unused() {
             "force_deregister=true",
             "--var",
             "snapshot_users=111122223333",
+        ],
+        &[
+            "--var",
+            "ami_name=cli-policy-spot",
+            "--var",
+            "spot_price=auto",
+        ],
+        &[
+            "--var",
+            "ami_name=cli-policy-options",
+            "--var",
+            "ena_support=true",
+            "--var",
+            "boot_mode=uefi",
+            "--var",
+            "tpm_support=v2.0",
         ],
     ];
     let mut called_any = BTreeSet::new();

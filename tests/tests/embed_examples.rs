@@ -1,6 +1,8 @@
 //! The embedding examples run as a user runs them (`cargo run --example`):
 //! `build_ami` (crates/image-cli/examples) against moto and a booted target
 //! whose sshd trusts only the key pair the build imported into EC2;
+//! `build_plans` (what `image-cli build` does, in library calls) on the
+//! same bed with the `image-cli build` test's definition;
 //! `run_steps` against a booted target over SSH and against this machine;
 //! `leftovers` (crates/image-aws/examples) on what an aborted build left.
 //! Outcomes are read from moto, the target's disk and the local disk.
@@ -12,12 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use cli_support::{aws_env, direct, start_moto, start_moto_and_target, workspace, REGION};
+use cli_support::{
+    artifact_amis, assert_nothing_left, aws_env, direct, fixture, regions, start_moto,
+    start_moto_and_target, workspace, REGION,
+};
 use image_aws::cleanup;
 use serde_json::json;
 
-const EXAMPLES: [(&str, &str); 3] = [
+const EXAMPLES: [(&str, &str); 4] = [
     ("image-cli", "build_ami"),
+    ("image-cli", "build_plans"),
     ("image-cli", "run_steps"),
     ("image-aws", "leftovers"),
 ];
@@ -150,6 +156,65 @@ async fn build_ami_provisions_checks_and_images_the_instance() {
         .await
         .unwrap();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_plans_builds_a_definition_as_image_cli_build_does() {
+    let (moto, target) = start_moto_and_target(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = fixture("cli_build/spec.yaml");
+    let port = format!("ssh_port={}", target.ssh_port());
+    let marker = "built-by-build-plans";
+    let vars = [format!("marker={marker}"), format!("expect={marker}")];
+    let args = [spec.to_str().unwrap(), &port, &vars[0], &vars[1]];
+
+    // A broken variable: exit 2, and nothing was asked of EC2.
+    let out = run(
+        "build_plans",
+        dir.path(),
+        Some(&moto),
+        &[spec.to_str().unwrap(), "ssh_port=1", "nope=1"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown variable `nope`"));
+
+    let out = run("build_plans", dir.path(), Some(&moto), &args);
+    assert_eq!(out.status.code(), Some(0), "build_plans failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+
+    // The manifest in the working directory: the build, its AMI per region.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let builds = m["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 1, "{m}");
+    assert_eq!(m["last_run_uuid"], builds[0]["packer_run_uuid"]);
+    let amis = artifact_amis(&builds[0]);
+    let all = regions(&["us-west-2", "eu-west-1", "ap-southeast-2"]);
+    let mut expected = all.clone();
+    expected.sort();
+    assert_eq!(amis.keys().cloned().collect::<Vec<_>>(), expected);
+    let ec2 = direct(&moto).await;
+    for (region, ami) in &amis {
+        assert!(
+            stdout.contains(ami.as_str()),
+            "{ami} not printed:\n{stdout}"
+        );
+        let imgs = ec2
+            .client(region)
+            .describe_images()
+            .image_ids(ami)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(imgs.images().len(), 1, "{region}: {ami}");
+    }
+    // The definition's step list ran on the target (and its gossfile
+    // passed, or there would be no AMI); nothing temporary is left.
+    let written = std::fs::read_to_string(target.root_dir().join("etc/built-by-image-cli"))
+        .expect("the marker file on the target");
+    assert_eq!(written, format!("{marker}\n"));
+    assert_nothing_left(&ec2, &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,18 +35,9 @@ use image_testbed::HOST_ADDR_FROM_GUEST;
 use serde_json::{json, Map, Value as Json};
 
 /// Playbooks image-cli does not run as ansible-core does yet: (stem, why).
-/// Generated from the run of 2026-12-05 14:10 (first difference of each);
-/// the full report names every difference.
+/// The full report names every difference.
 const KNOWN_DIVERGENT: &[(&str, &str)] = &[
     ("fail_play_bad_template", "image-cli checks template syntax when it loads the playbook and refuses it (on purpose); ansible-core runs up to the task and fails there"),
-    ("mod_apt_install", "`ansible.builtin.apt`: result `stdout`: ansible \"Reading package lists...\\nBuilding dependency tree...\\nReadi…"),
-    ("mod_copy_backup", "the backup file's name holds the pid and the time: `b.txt.279.2026-12-05@18:46:29~` on one target, `b.txt.1227.2026-12-05@18:46:20~` on the other"),
-    ("mod_copy_remote_src", "/srv/diff/mod_copy_remote_src/hn: ansible {\"group\":\"root\",\"mode\":\"0600\",\"owner\":\"root\",\"type\":\"file\",\"sha256\"…"),
-    ("mod_cron", "`ansible.builtin.apt`: result `stdout`: ansible \"Reading package lists...\\nBuilding dependency tree...\\nReadi…"),
-    ("mod_deb822_repository", "`ansible's module needs python3-debian on the target`: result `stdout`: ansible \"Reading package lists...\\nBu…"),
-    ("mod_raw", "`ansible.builtin.raw`: result `stdout`: ansible \"raw-out\\r\\n\", image-cli \"raw-out\""),
-    ("mod_script", "`ansible.builtin.script`: ansible runs it through `ssh -tt`: stdout \"script args: one two\\r\\nto stderr\\r\\n\" (stderr merged, CRLF), stderr ssh's \"Shared connection to 127.0.0.1 closed.\\r\\n\""),
-    ("mod_unarchive_remote", "`ansible.builtin.debug`: result `msg`: ansible true, image-cli \"true\""),
     ("tpl_list_methods", "`nums.count(1)` on a list variable: ansible-core 2.19 answers 0 (a bug of its lazy lists: `count` sees unrendered values), image-cli 1"),
 ];
 

@@ -1127,6 +1127,22 @@ async fn repositories(c: &Ctx, e: &mut Errs) {
             "644\n".into(),
         );
     }
+    // As ansible's module: a target with python3 but without python3-debian
+    // fails the task and writes nothing.
+    let r = c
+        .run(
+            "- deb822_repository:\n    name: pm-nodeb\n    uris: http://deb.debian.org/debian\n    suites: bookworm\n",
+            false,
+        )
+        .await;
+    e.check(
+        &format!("deb822 without python3-debian fails: {}", failures(&r)),
+        r.recap.failed == 1
+            && failures(&r).contains("python3-debian")
+            && !c.exists("/etc/apt/sources.list.d/pm-nodeb.sources"),
+    );
+    c.sh("export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q python3-debian >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q python3-debian >/dev/null; }")
+        .await;
     if e.cycle(
         c.cycle(
             "deb822_repository",

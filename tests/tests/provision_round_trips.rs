@@ -5,7 +5,9 @@
 //! [`image_provision::round_trips::Counting`] around the SSH target; and the
 //! shortcuts that make it so still see changes: a file changed on the
 //! target is written again, a service disabled behind service_facts' cache
-//! shows as disabled.
+//! shows as disabled. A loop's items are checked in one round trip (copy,
+//! file, lineinfile, apt), and an item changed on the target is still
+//! seen and put back.
 //!
 //! Needs `scripts/testbed/setup.sh` (root).
 
@@ -52,7 +54,16 @@ const PLAY: &str = r#"
       file: {path: /srv/rt/frags, state: directory, mode: "0755"}
     - name: fragments
       copy: {content: "frag {{ item }}\n", dest: "/srv/rt/frags/{{ item }}.conf", mode: "0644"}
-      loop: [a, b]
+      loop: [a, b, c, d]
+    - name: dir loop
+      file: {path: "/srv/rt/d{{ item }}", state: directory, mode: "0750"}
+      loop: [1, 2, 3, 4, 5]
+    - name: line loop
+      lineinfile: {path: /srv/rt/lines.conf, create: true, mode: "0644", regexp: "^{{ item.k }}=", line: "{{ item.k }}={{ item.v }}"}
+      loop: [{k: a, v: 1}, {k: b, v: 2}, {k: c, v: 3}]
+    - name: apt loop
+      apt: {name: "{{ item }}", state: present}
+      loop: [curl, python3, openssh-server]
     - name: tree
       copy: {src: tree/, dest: /srv/rt/tree/, mode: "0640", directory_mode: "0755"}
     - name: assemble
@@ -158,21 +169,63 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
             "{name}: {counts:?}"
         );
     }
+    // A loop's items are checked together: one round trip for the whole
+    // loop, not one per item.
+    for (name, items) in [
+        ("fragments", 4),
+        ("dir loop", 5),
+        ("line loop", 3),
+        ("apt loop", 3),
+    ] {
+        let per_item: Vec<u64> = counts
+            .iter()
+            .filter(|(s, _)| s == name)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(per_item.len(), items, "{name}: {counts:?}");
+        assert_eq!(per_item.iter().sum::<u64>(), 1, "{name}: {per_item:?}");
+    }
 
     // Changes on the target are still seen and undone.
     let root = bed.root_dir().to_path_buf();
     std::fs::write(root.join("srv/rt/tree/sub/b.txt"), "edited\n").expect("edit");
     std::fs::write(root.join("srv/rt/assembled.conf"), "edited\n").expect("edit");
+    // In loops: a fragment edited, a directory's mode changed, a line
+    // removed; the items after a changed one are checked again.
+    std::fs::write(root.join("srv/rt/frags/c.conf"), "edited\n").expect("edit");
+    std::fs::set_permissions(
+        root.join("srv/rt/d2"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    std::fs::write(root.join("srv/rt/lines.conf"), "a=1\nc=3\n").expect("edit");
     let (r, _) = run(&t, &steps, &vars).await;
     assert_eq!(r.recap.failed, 0, "{:#?}", r.results);
-    assert_eq!(changed_tasks(&r), ["tree", "assemble"]);
+    assert_eq!(
+        changed_tasks(&r),
+        ["fragments", "dir loop", "line loop", "tree", "assemble"]
+    );
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(root.join(p)).expect("stat").permissions(),
+        ) & 0o7777
+    };
+    assert_eq!(mode("srv/rt/d2"), 0o750);
+    assert_eq!(
+        std::fs::read_to_string(root.join("srv/rt/frags/c.conf")).expect("read"),
+        "frag c\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("srv/rt/lines.conf")).expect("read"),
+        "a=1\nc=3\nb=2\n"
+    );
     assert_eq!(
         std::fs::read_to_string(root.join("srv/rt/tree/sub/b.txt")).expect("read"),
         "b\n"
     );
     assert_eq!(
         std::fs::read_to_string(root.join("srv/rt/assembled.conf")).expect("read"),
-        "frag a\nfrag b\n"
+        "frag a\nfrag b\nfrag c\nfrag d\n"
     );
 
     // service_facts' cache follows the unit files: ssh disabled behind our

@@ -62,6 +62,19 @@ async fn exec_reports_exit_status_stdout_and_stderr() {
     // Killed by a signal.
     let out = t.exec(&Exec::new("kill -KILL $$")).await.expect("exec");
     assert_eq!(out.status, -1, "killed by a signal");
+    // On a terminal (as `ssh -tt`): both outputs on it, CRLF line ends; the
+    // same through sudo (which never takes a become shell then).
+    for cmd in [
+        Exec::new("echo to-out; echo to-err >&2; [ -t 1 ] && exit 3").tty(),
+        Exec::new("echo to-out; echo to-err >&2; [ -t 1 ] && exit 3")
+            .tty()
+            .become_root(),
+    ] {
+        let out = t.exec(&cmd).await.expect("exec on a terminal");
+        assert_eq!(out.status, 3, "stdout is a terminal");
+        assert_eq!(out.stdout_str(), "to-out\r\nto-err\r\n");
+        assert_eq!(out.stderr_str(), "");
+    }
     stop(bed).await;
 }
 

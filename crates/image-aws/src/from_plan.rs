@@ -1,15 +1,14 @@
 //! [`BuildRequest::from_plan`]: a resolved image definition build
-//! (`image_core::spec::Plan`) mapped onto an EC2 [`BuildRequest`], field by
-//! field. The only I/O is reading `user_data_file`.
+//! (`image_core::spec::Plan`) as an EC2 [`BuildRequest`]. Both hold the same
+//! setting types, so most fields are copied; what is mapped is what the
+//! definition spells differently (key pair, security group, SSH) or only a
+//! run has (waits). The only I/O is reading `user_data_file`.
 
 use std::fmt;
 
-use image_core::spec::{self, AmiRegions, Plan};
+use image_core::spec::Plan;
 
-use crate::request::{
-    BuildRequest, KeyPairSpec, MetadataOptions, RootDevice, SecurityGroupSpec, SourceAmi,
-    SourceAmiFilter, SshSpec, WaitSettings,
-};
+use crate::request::{BuildRequest, KeyPairSpec, SecurityGroupSpec, SshSpec, WaitSettings};
 
 /// A plan that cannot become a build request: every problem, for one build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +32,7 @@ impl BuildRequest {
     /// `security_group_ids` nor `temporary_security_group_source_cidrs`
     /// means a temporary group open to this machine's public address
     /// (learned when the build starts; 0.0.0.0/0 is never assumed). Errors
-    /// (all at once): a key pair name without its private key file or the
-    /// reverse, an unreadable `user_data_file`, and whatever
+    /// (all at once): an unreadable `user_data_file`, and whatever
     /// [`BuildRequest::validate`] finds (e.g. no CIDRs with a private
     /// `ssh_interface`, which a public address cannot reach).
     pub fn from_plan(plan: &Plan) -> Result<BuildRequest, PlanError> {
@@ -54,10 +52,11 @@ impl BuildRequest {
     /// build, like computing its IAM policy.
     pub fn from_plan_lenient(plan: &Plan) -> (BuildRequest, Vec<String>) {
         let mut problems = Vec::new();
+        // The settings of both are the same types: copied as they are.
         let mut req = BuildRequest::new(
             &plan.name,
             &plan.region,
-            source_ami(&plan.source_ami),
+            plan.source_ami.clone(),
             &plan.instance_type,
             &plan.ami_name,
         );
@@ -65,6 +64,30 @@ impl BuildRequest {
         req.vpc_id = plan.vpc_id.clone();
         req.associate_public_ip = plan.associate_public_ip_address;
         req.iam_instance_profile = plan.iam_instance_profile.clone();
+        req.metadata_options = plan.metadata_options.clone();
+        req.root_device = plan.root_device.clone();
+        req.encrypted = plan.encrypted;
+        req.kms_key_id = plan.kms_key_id.clone();
+        req.run_tags = plan.run_tags.clone();
+        req.volume_tags = plan.volume_tags.clone();
+        req.tags = plan.tags.clone();
+        req.snapshot_tags = plan.snapshot_tags.clone();
+        req.ami_description = plan.ami_description.clone();
+        req.ami_regions = plan.ami_regions.clone();
+        req.region_kms_key_ids = plan.region_kms_key_ids.clone();
+        req.ami_users = plan.ami_users.clone();
+        req.ami_groups = plan.ami_groups.clone();
+        req.ami_org_arns = plan.ami_org_arns.clone();
+        req.ami_ou_arns = plan.ami_ou_arns.clone();
+        req.snapshot_users = plan.snapshot_users.clone();
+        req.snapshot_groups = plan.snapshot_groups.clone();
+        req.force_deregister = plan.force_deregister;
+        req.deprecate_at = plan.deprecate_at.clone();
+        req.ami_options = plan.ami_options.clone();
+        req.spot = plan.spot.clone();
+        req.skip_region_validation = plan.skip_region_validation;
+
+        // What the definition spells differently or only a run has.
         req.user_data = match (&plan.user_data, &plan.user_data_file) {
             (Some(text), _) => Some(text.clone()),
             (None, Some(f)) => match std::fs::read_to_string(&f.path) {
@@ -80,38 +103,14 @@ impl BuildRequest {
             },
             (None, None) => None,
         };
-        req.metadata_options = MetadataOptions {
-            http_tokens: plan.metadata_options.http_tokens.clone(),
-            http_endpoint: plan.metadata_options.http_endpoint.clone(),
-            http_put_response_hop_limit: Some(i32::from(
-                plan.metadata_options.http_put_response_hop_limit,
-            )),
-            instance_metadata_tags: None,
-        };
-        req.root_device = root_device(plan, &mut problems);
-        req.run_tags = plan.run_tags.clone();
-        req.volume_tags = plan.volume_tags.clone();
-        req.tags = plan.tags.clone();
-        req.snapshot_tags = plan.snapshot_tags.clone();
+        // The definition refuses one of the two without the other, at its
+        // line (spec/build.rs).
         req.key_pair = match (&plan.ssh_keypair_name, &plan.ssh_private_key_file) {
             (Some(name), Some(file)) => KeyPairSpec::Existing {
                 name: name.clone(),
                 private_key_file: file.path.display().to_string(),
             },
-            (None, None) => KeyPairSpec::Generate,
-            (Some(name), None) => {
-                problems.push(format!(
-                    "ssh_keypair_name `{name}` needs ssh_private_key_file (its private key)"
-                ));
-                KeyPairSpec::Generate
-            }
-            (None, Some(_)) => {
-                problems.push(
-                    "ssh_private_key_file needs ssh_keypair_name (the EC2 key pair it belongs to)"
-                        .to_string(),
-                );
-                KeyPairSpec::Generate
-            }
+            _ => KeyPairSpec::Generate,
         };
         // No CIDRs: this machine's public address, learned at build time;
         // `validate` below refuses that with a private `ssh_interface`.
@@ -131,23 +130,6 @@ impl BuildRequest {
             timeout_secs: plan.ssh_timeout.as_secs().max(1),
             host_key_from_console: plan.ssh_host_key_from_console,
         };
-        req.ami_description = plan.ami_description.clone();
-        match &plan.ami_regions {
-            AmiRegions::All => req.ami_regions_all = true,
-            AmiRegions::List(l) => req.ami_regions = l.clone(),
-        }
-        req.region_kms_key_ids = plan.region_kms_key_ids.clone();
-        req.encrypt_copies = plan.encrypted;
-        req.ami_users = plan.ami_users.clone();
-        req.ami_groups = plan.ami_groups.clone();
-        req.ami_org_arns = plan.ami_org_arns.clone();
-        req.ami_ou_arns = plan.ami_ou_arns.clone();
-        req.snapshot_users = plan.snapshot_users.clone();
-        req.snapshot_groups = plan.snapshot_groups.clone();
-        req.force_deregister = plan.force_deregister;
-        req.deprecate_at = plan.deprecate_at.clone();
-        req.imds_support = plan.imds_support.clone();
-        req.skip_region_validation = plan.skip_region_validation;
         req.wait = WaitSettings {
             image_timeout_secs: plan.image_wait_timeout.as_secs().max(1),
             ..WaitSettings::default()
@@ -156,53 +138,6 @@ impl BuildRequest {
             problems.extend(errs);
         }
         (req, problems)
-    }
-}
-
-fn source_ami(s: &spec::SourceAmi) -> SourceAmi {
-    match s {
-        spec::SourceAmi::Id(id) => SourceAmi::Id(id.clone()),
-        spec::SourceAmi::Filter(f) => {
-            let mut filters = std::collections::BTreeMap::new();
-            filters.insert(
-                "virtualization-type".to_string(),
-                vec![f.virtualization_type.clone()],
-            );
-            filters.insert(
-                "root-device-type".to_string(),
-                vec![f.root_device_type.clone()],
-            );
-            SourceAmi::Filter(SourceAmiFilter {
-                owners: f.owners.clone(),
-                name: f.name.clone(),
-                architecture: Some(f.architecture.as_str().to_string()),
-                filters,
-                most_recent: f.most_recent,
-            })
-        }
-    }
-}
-
-fn root_device(plan: &Plan, problems: &mut Vec<String>) -> RootDevice {
-    let d = &plan.root_device;
-    let mut int = |what: &str, v: Option<u32>| {
-        v.and_then(|n| match i32::try_from(n) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                problems.push(format!("root_device.{what} {n} is too large"));
-                None
-            }
-        })
-    };
-    RootDevice {
-        device_name: d.device_name.clone(),
-        volume_size_gib: int("volume_size", d.volume_size),
-        volume_type: d.volume_type.as_str().to_string(),
-        iops: int("iops", d.iops),
-        throughput: int("throughput", d.throughput),
-        encrypted: plan.encrypted,
-        kms_key_id: plan.kms_key_id.clone(),
-        delete_on_termination: d.delete_on_termination,
     }
 }
 
@@ -256,6 +191,10 @@ builds:
     ami_regions: all
     run_volume_tags: { team: nodes }
     imds_support: v2.0
+    ena_support: true
+    boot_mode: uefi
+    tpm_support: v2.0
+    root_device: { volume_type: io2, iops: 4000 }
 "#;
 
     #[test]
@@ -263,8 +202,8 @@ builds:
         let p = plans(SPEC, &[]);
         let a = BuildRequest::from_plan(&p[0]).unwrap();
         assert_eq!(a.ami_name, "a-1700000000");
-        assert_eq!(a.ami_regions, ["us-west-2", "eu-west-1"]);
-        assert!(!a.ami_regions_all);
+        assert_eq!(a.ami_regions.list(), ["us-west-2", "eu-west-1"]);
+        assert!(!a.ami_regions.is_all());
         assert_eq!(a.ssh.host.as_deref(), Some("127.0.0.1"));
         assert_eq!(a.ssh.port, 2222);
         assert_eq!(a.ssh.username, "ubuntu");
@@ -278,18 +217,31 @@ builds:
             }
         );
         match &a.source_ami {
-            SourceAmi::Filter(f) => {
-                assert_eq!(f.architecture.as_deref(), Some("x86_64"));
+            image_core::spec::SourceAmi::Filter(f) => {
+                assert_eq!(f.architecture, image_core::spec::Architecture::X86_64);
                 assert!(f.most_recent);
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(a.imds_support, None);
+        assert_eq!(a.ami_options.imds_support, None);
         // No CIDRs: this machine's public address, learned at build time.
         let b = BuildRequest::from_plan(&p[1]).unwrap_or_else(|e| panic!("{e}"));
         // packer's names: `run_volume_tags` are the launch volumes' tags.
         assert_eq!(b.volume_tags["team"], "nodes");
-        assert_eq!(b.imds_support.as_deref(), Some("v2.0"));
+        assert_eq!(
+            b.ami_options.imds_support,
+            Some(image_core::spec::ami_options::ImdsSupport::V2)
+        );
+        assert!(b.ami_regions.is_all());
+        // The plan's values as they are: the same types.
+        assert_eq!(b.ami_options, p[1].ami_options);
+        assert_eq!(
+            b.ami_options.boot_mode,
+            Some(image_core::spec::ami_options::BootMode::Uefi)
+        );
+        assert_eq!(b.ami_options.ena_support, Some(true));
+        assert_eq!(b.root_device, p[1].root_device);
+        assert_eq!(b.root_device.iops, Some(4000));
         assert_eq!(b.security_group, SecurityGroupSpec::default());
         assert_eq!(
             b.security_group,

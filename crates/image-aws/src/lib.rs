@@ -3,11 +3,13 @@
 //! [`build`] turns a [`BuildRequest`] into AMIs:
 //!
 //! (source AMI | key pair | security group, concurrently) -> instance ->
-//! SSH connect -> [`ProvisionHook`] -> stop -> image ->
-//! (copies | terminate the instance) -> permissions -> deprecation -> finalize
+//! SSH connect -> [`ProvisionHook`] -> stop -> (ENA support) -> image ->
+//! (register again: boot mode, TPM) -> (copies | terminate the instance) ->
+//! (IMDS support) -> permissions -> deprecation -> finalize
 //!
 //! one module per step under [`step`], each behind one trait; the lists of
-//! steps a build and a test run are in one place (`stages.rs`), and the
+//! steps a build and a test run are in one place (`step/mod.rs`, next to
+//! the step modules; the loops in `stages.rs`), and the
 //! build, the dry run, [`test_instance`], cleanup and the IAM policy
 //! ([`required_actions`], [`policy`]) are loops over them. Everything is tagged at creation
 //! ([`cleanup::TAG_BUILD_ID`]; the key pair, group and instance also
@@ -22,6 +24,9 @@
 //! machine's public address only (/32), learned before the first EC2 call
 //! ([`public_ip`]); if it cannot be learned the build fails, asking for
 //! CIDRs. 0.0.0.0/0 is never assumed.
+//!
+//! [`batch::Batch`] runs several builds at once (a limit, one cancel token,
+//! one run id, the manifest appended as each finishes), as `image-cli build`.
 //!
 //! [`test_instance`] launches an instance from an existing AMI the same way
 //! (key pair, security group, instance, SSH), runs a hook that tests it, and
@@ -39,7 +44,7 @@
 //! let mut req = BuildRequest::new("ubuntu", "us-east-1",
 //!     SourceAmi::Id("ami-123".into()), "t3.large", "ubuntu-k8s-1");
 //! req.security_group = SecurityGroupSpec::Temporary { source_cidrs: vec!["198.51.100.7/32".into()] };
-//! req.ami_regions = vec!["eu-west-1".into()];
+//! req.ami_regions = vec!["eu-west-1".to_string()].into();
 //! # let connector = NoConnector;
 //! let res = build_with(&ec2, &req, &NoProvisioning, &connector,
 //!     &image_core::events::NoEvents, CancelToken::new()).await?;
@@ -50,8 +55,10 @@
 #![deny(missing_docs)]
 
 pub mod ami_table;
+pub mod batch;
 pub mod cleanup;
 mod clients;
+mod dry_run_report;
 mod error;
 mod from_plan;
 mod hook;
@@ -82,8 +89,9 @@ pub use from_plan::PlanError;
 pub use hook::{HookError, NoProvisioning, NotConnected, ProvisionHook};
 pub use launch::{test_actions, test_instance, TestResult};
 pub use request::{
-    BuildRequest, KeyPairSpec, MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi,
-    SourceAmiFilter, SshInterface, SshSpec, WaitSettings,
+    ami_options, AmiFilter, AmiOptions, AmiRegions, Architecture, BuildRequest, KeyPairSpec,
+    MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi, SpotOptions, SshInterface,
+    SshSpec, VolumeType, WaitSettings,
 };
 pub use step::connect::{Connector, NoConnector, SshConnector, SshSettings};
 pub use step::image::ImageInfo;
@@ -282,7 +290,7 @@ async fn resolve_regions(
     req: &BuildRequest,
     events: &dyn EventSink,
 ) -> Result<Option<BuildRequest>, BuildError> {
-    if !req.ami_regions_all {
+    if !req.ami_regions.is_all() {
         return Ok(None);
     }
     let started = std::time::Instant::now();
@@ -293,7 +301,7 @@ async fn resolve_regions(
     });
     match regions::resolve(ec2, req).await {
         Ok(r) => {
-            let n = r.as_ref().map_or(0, |r| r.ami_regions.len());
+            let n = r.as_ref().map_or(0, |r| r.ami_regions.list().len());
             events.emit(&Event::finished(
                 &req.name,
                 step,
@@ -442,7 +450,8 @@ pub async fn dry_run(ec2: &Ec2Clients, req: &BuildRequest) -> Result<DryRun, Bui
         root_device_name: step::instance::root_device_name(req, &source),
         root_volume_size_gib: req
             .root_device
-            .volume_size_gib
+            .volume_size
+            .and_then(|n| i32::try_from(n).ok())
             .or(source.root_volume_size_gib),
         source,
         would_deregister: st

@@ -44,12 +44,7 @@ pub fn document(reqs: &[BuildRequest]) -> Value {
     if !kms.is_empty() {
         let keys: BTreeSet<&str> = reqs
             .iter()
-            .flat_map(|r| {
-                r.root_device
-                    .kms_key_id
-                    .iter()
-                    .chain(r.region_kms_key_ids.values())
-            })
+            .flat_map(|r| r.kms_key_id.iter().chain(r.region_kms_key_ids.values()))
             .map(String::as_str)
             .collect();
         // Aliases and bare key ids cannot name a resource in a policy.
@@ -104,9 +99,9 @@ mod tests {
         assert!(plain.contains("ec2:DescribeRegions"));
 
         let mut r = req();
-        r.root_device.kms_key_id = Some("arn:aws:kms:us-east-1:1:key/k".into());
+        r.kms_key_id = Some("arn:aws:kms:us-east-1:1:key/k".into());
         r.iam_instance_profile = Some("builder".into());
-        r.ami_regions_all = true;
+        r.ami_regions = crate::AmiRegions::All;
         let a = actions(&[r.clone()]);
         for k in KMS_ACTIONS {
             assert!(a.contains(k), "{k}");

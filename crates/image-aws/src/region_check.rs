@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use image_core::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
 use image_core::spec::Plan;
 
-use crate::{BuildRequest, Ec2Clients};
+use crate::{AmiRegions, BuildRequest, Ec2Clients};
 
 /// Where each build names each region: build name -> region -> location.
 pub type RegionLocs = BTreeMap<String, BTreeMap<String, Location>>;
@@ -79,7 +79,7 @@ pub async fn check_test_region(
     locs: &RegionLocs,
 ) -> Diagnostics {
     let mut launch = req.clone();
-    launch.ami_regions.clear();
+    launch.ami_regions = AmiRegions::default();
     launch.region_kms_key_ids.clear();
     check_regions(ec2, std::slice::from_ref(&launch), locs).await
 }

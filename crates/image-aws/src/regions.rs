@@ -6,14 +6,16 @@
 //! per-region KMS keys) exists and is enabled for the account, asked with
 //! one `DescribeRegions` before anything is created.
 //!
-//! `resolve` turns a request with [`BuildRequest::ami_regions_all`] into
-//! one with a concrete `ami_regions` list, so every later step (name checks,
-//! copies, permissions) sees plain regions.
+//! `resolve` turns a request with `ami_regions: all`
+//! ([`BuildRequest::ami_regions`]) into one with the concrete list
+//! (`AmiRegions::Resolved`), so every later step (name checks, copies,
+//! permissions) sees plain regions, and the copy step still knows that a
+//! failed region is reported, not fatal.
 
 use std::collections::BTreeSet;
 
 use crate::error::{AwsContext, AwsError};
-use crate::request::BuildRequest;
+use crate::request::{AmiRegions, BuildRequest};
 use crate::Ec2Clients;
 
 /// Opt-in states of regions the account can use.
@@ -50,7 +52,7 @@ fn home_region(reqs: &[BuildRequest]) -> String {
 
 /// The regions the action [`check`] needs.
 pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
-    if !req.skip_region_validation || req.ami_regions_all {
+    if !req.skip_region_validation || req.ami_regions.from_all() {
         a.insert("ec2:DescribeRegions");
     }
 }
@@ -98,7 +100,7 @@ pub async fn check(
     let mut bad = Vec::new();
     for req in &reqs {
         let named = std::iter::once(&req.region)
-            .chain(req.ami_regions.iter())
+            .chain(req.ami_regions.list())
             .chain(req.region_kms_key_ids.keys());
         let mut seen = BTreeSet::new();
         for region in named {
@@ -142,20 +144,23 @@ pub async fn enabled_regions(ec2: &Ec2Clients, region: &str) -> Result<Vec<Strin
     Ok(set.into_iter().collect())
 }
 
-/// With `ami_regions_all`, a copy of `req` whose `ami_regions` are the
-/// account's enabled regions without the build region; else `None`.
+/// With `ami_regions: all`, a copy of `req` whose `ami_regions` are the
+/// account's enabled regions without the build region
+/// ([`AmiRegions::Resolved`]); else `None`.
 pub(crate) async fn resolve(
     ec2: &Ec2Clients,
     req: &BuildRequest,
 ) -> Result<Option<BuildRequest>, AwsError> {
-    if !req.ami_regions_all {
+    if !req.ami_regions.is_all() {
         return Ok(None);
     }
     let mut out = req.clone();
-    out.ami_regions = enabled_regions(ec2, &req.region)
-        .await?
-        .into_iter()
-        .filter(|r| *r != req.region)
-        .collect();
+    out.ami_regions = AmiRegions::Resolved(
+        enabled_regions(ec2, &req.region)
+            .await?
+            .into_iter()
+            .filter(|r| *r != req.region)
+            .collect(),
+    );
     Ok(Some(out))
 }

@@ -1,13 +1,24 @@
 //! [`BuildRequest`]: everything one EC2 build needs, as plain data.
 //!
-//! It is independent of the spec file format: the CLI maps a resolved
-//! `Plan` onto it. Durations are plain integers with their unit in the
-//! field name, so the struct serialises to obvious JSON.
+//! It is independent of the spec file format, but not a second model of
+//! the settings: its value types ([`SourceAmi`], [`MetadataOptions`],
+//! [`RootDevice`], [`AmiRegions`], [`AmiOptions`], …) are image-core's, the
+//! ones a definition is read into, with their defaults and checks.
+//! [`BuildRequest::from_plan`] adds what only exists at run time (key pair,
+//! security group and SSH choices, waits, `on_error`). Durations are plain
+//! integers with their unit in the field name, so the struct serialises to
+//! obvious JSON.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use image_core::spec::spot::SpotOptions;
+pub use image_core::spec::{
+    ami_options, AmiFilter, AmiOptions, AmiRegions, Architecture, MetadataOptions, RootDevice,
+    SourceAmi, SshInterface, VolumeType,
+};
 
 /// One EC2 build (packer `amazon-ebs` equivalent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,21 +80,24 @@ pub struct BuildRequest {
     /// The AMI description.
     #[serde(default)]
     pub ami_description: Option<String>,
-    /// Regions to copy the AMI to (the build region is ignored if listed).
+    /// Regions to copy the AMI to (the build region is ignored if listed),
+    /// or `all`: every region enabled for the account, resolved with
+    /// `DescribeRegions` when the build starts (see [`crate::regions`]); with
+    /// `all` a copy that fails in one region is deleted and reported in
+    /// [`crate::BuildResult::failed_regions`], the others are kept.
     #[serde(default)]
-    pub ami_regions: Vec<String>,
-    /// Copy to every region enabled for the account instead (`ami_regions:
-    /// all`), resolved with `DescribeRegions` when the build starts (see
-    /// [`crate::regions`]). A copy that fails in one region is deleted and
-    /// reported in [`crate::BuildResult::failed_regions`]; the others are kept.
-    #[serde(default)]
-    pub ami_regions_all: bool,
+    pub ami_regions: AmiRegions,
     /// KMS key per copy region; a copy to a listed region is encrypted with it.
     #[serde(default)]
     pub region_kms_key_ids: BTreeMap<String, String>,
-    /// Encrypt copies (with the region's KMS key if listed, else the default key).
+    /// Encrypt the root volume, the AMI's snapshots and the copies (with
+    /// the region's KMS key if listed, else the default key); true by default.
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+    /// KMS key of the root volume (and so the AMI) in the build region;
+    /// `None` = the AWS default key.
     #[serde(default)]
-    pub encrypt_copies: bool,
+    pub kms_key_id: Option<String>,
     /// Account ids allowed to launch the AMIs.
     #[serde(default)]
     pub ami_users: Vec<String>,
@@ -112,10 +126,14 @@ pub struct BuildRequest {
     /// Do not stop the instance before creating the image.
     #[serde(default)]
     pub disable_stop_instance: bool,
-    /// `v2.0`: instances launched from the AMIs must use IMDSv2 (packer
-    /// `imds_support`; see [`crate::step`]'s `imds_support`).
+    /// The AMI's optional attributes (`imds_support`, `ena_support`, …),
+    /// one step each.
     #[serde(default)]
-    pub imds_support: Option<String>,
+    pub ami_options: AmiOptions,
+    /// Spot instance settings (packer `spot_price`, `spot_instance_types`,
+    /// `spot_tags`); see [`crate::step::spot`].
+    #[serde(default)]
+    pub spot: SpotOptions,
     /// Do not ask EC2 whether the regions exist and are enabled before the
     /// build (packer `skip_region_validation`; for regions or endpoints
     /// `DescribeRegions` does not list).
@@ -141,6 +159,10 @@ pub struct BuildRequest {
 
 fn default_copy_concurrency() -> usize {
     4
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl BuildRequest {
@@ -173,10 +195,10 @@ impl BuildRequest {
             ssh: SshSpec::default(),
             ami_name: ami_name.into(),
             ami_description: None,
-            ami_regions: Vec::new(),
-            ami_regions_all: false,
+            ami_regions: AmiRegions::default(),
             region_kms_key_ids: BTreeMap::new(),
-            encrypt_copies: false,
+            encrypted: true,
+            kms_key_id: None,
             ami_users: Vec::new(),
             ami_groups: Vec::new(),
             ami_org_arns: Vec::new(),
@@ -186,7 +208,8 @@ impl BuildRequest {
             force_deregister: false,
             deprecate_at: None,
             disable_stop_instance: false,
-            imds_support: None,
+            ami_options: AmiOptions::default(),
+            spot: SpotOptions::default(),
             skip_region_validation: false,
             wait: WaitSettings::default(),
             copy_concurrency: default_copy_concurrency(),
@@ -208,7 +231,7 @@ impl BuildRequest {
     /// The copy regions: `ami_regions` without the build region and duplicates.
     pub fn copy_regions(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for r in &self.ami_regions {
+        for r in self.ami_regions.list() {
             if *r != self.region && !out.contains(r) {
                 out.push(r.clone());
             }
@@ -219,19 +242,25 @@ impl BuildRequest {
     /// Checks what can be checked without calling AWS. Returns every problem.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errs = self.launch_problems();
-        // The definition's rule (image_core), so both say the same.
+        // The definition's rules (image_core), so both say the same; the
+        // typed values (volume type, `ami_options`) need none.
         if let Some(p) = image_core::spec::check::ami_name_problem(&self.ami_name) {
-            errs.push(format!("ami_name `{}` {p}", self.ami_name));
+            errs.push(format!(
+                "invalid ami_name `{}`: {p} ({})",
+                self.ami_name,
+                image_core::spec::check::AMI_NAME_HELP
+            ));
         }
         if let Some(d) = &self.deprecate_at {
             if !image_core::spec::check::is_rfc3339(d) {
                 errs.push(format!("deprecate_at `{d}` is not an RFC 3339 time"));
             }
         }
-        if let Some(v) = &self.imds_support {
-            if v != "v2.0" {
-                errs.push(format!("imds_support `{v}`: the only value is `v2.0`"));
-            }
+        for (_, message, help) in self.root_device.problems() {
+            errs.push(format!("root_device: {message} ({help})"));
+        }
+        for (_, message, help) in self.ami_options.problems() {
+            errs.push(format!("{message} ({help})"));
         }
         if self.copy_concurrency == 0 {
             errs.push("copy_concurrency must be at least 1".to_string());
@@ -262,6 +291,7 @@ impl BuildRequest {
         if self.region.trim().is_empty() {
             errs.push("region is empty".to_string());
         }
+        errs.extend(self.spot.problems());
         if let SecurityGroupSpec::Temporary { source_cidrs } = &self.security_group {
             // Empty: this machine's public address, which reaches public
             // addresses only.
@@ -282,101 +312,6 @@ impl BuildRequest {
             }
         }
         errs
-    }
-}
-
-/// The AMI to start from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceAmi {
-    /// A given AMI id.
-    Id(String),
-    /// The AMI matching a filter.
-    Filter(SourceAmiFilter),
-}
-
-/// Finds a source AMI by owner and name (packer `source_ami_filter`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceAmiFilter {
-    /// Owner account ids or aliases (`amazon`, `self`).
-    pub owners: Vec<String>,
-    /// Name glob (`*` and `?`), as EC2's `name` filter understands it.
-    pub name: String,
-    /// `x86_64` or `arm64`.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// Extra EC2 filters (name -> values).
-    #[serde(default)]
-    pub filters: BTreeMap<String, Vec<String>>,
-    /// Take the newest of several matches; without it several matches are an error.
-    #[serde(default = "yes")]
-    pub most_recent: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Instance metadata options.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetadataOptions {
-    /// `required` (IMDSv2 only, the default) or `optional`.
-    pub http_tokens: String,
-    /// `enabled` or `disabled`.
-    pub http_endpoint: String,
-    /// Hop limit of PUT responses.
-    pub http_put_response_hop_limit: Option<i32>,
-    /// `enabled` or `disabled`.
-    pub instance_metadata_tags: Option<String>,
-}
-
-impl Default for MetadataOptions {
-    fn default() -> Self {
-        MetadataOptions {
-            http_tokens: "required".to_string(),
-            http_endpoint: "enabled".to_string(),
-            http_put_response_hop_limit: None,
-            instance_metadata_tags: None,
-        }
-    }
-}
-
-/// The root volume of the instance (and so of the AMI).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RootDevice {
-    /// Device name; default: the source AMI's `RootDeviceName`.
-    pub device_name: Option<String>,
-    /// Size in GiB; default: the source AMI's.
-    pub volume_size_gib: Option<i32>,
-    /// Volume type (`gp3` by default).
-    pub volume_type: String,
-    /// gp3/io IOPS.
-    pub iops: Option<i32>,
-    /// gp3 throughput (MiB/s).
-    pub throughput: Option<i32>,
-    /// Encrypt the volume (default true).
-    pub encrypted: bool,
-    /// KMS key for the volume.
-    pub kms_key_id: Option<String>,
-    /// Delete the volume with the instance (default true).
-    pub delete_on_termination: bool,
-}
-
-impl Default for RootDevice {
-    fn default() -> Self {
-        RootDevice {
-            device_name: None,
-            volume_size_gib: None,
-            volume_type: "gp3".to_string(),
-            iops: None,
-            throughput: None,
-            encrypted: true,
-            kms_key_id: None,
-            delete_on_termination: true,
-        }
     }
 }
 
@@ -420,9 +355,6 @@ impl Default for SecurityGroupSpec {
         }
     }
 }
-
-/// Which address of the instance SSH connects to (the definition's type).
-pub use image_core::spec::SshInterface;
 
 /// How to reach the instance over SSH.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -612,11 +544,19 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(req.metadata_options.http_tokens, "required");
-        assert!(req.root_device.encrypted);
+        assert!(req.encrypted);
         assert_eq!(req.key_pair, KeyPairSpec::Generate);
         assert_eq!(req.on_error, OnError::Cleanup);
         assert_eq!(req.copy_regions(), ["eu-west-1"]);
         assert!(req.validate().is_ok());
+        // `all`, and the spec's rules on the shared types.
+        let mut all: serde_json::Value = serde_json::to_value(&req).unwrap();
+        all["ami_regions"] = "all".into();
+        all["root_device"]["volume_type"] = "io1".into();
+        let all: BuildRequest = serde_json::from_value(all).unwrap();
+        assert!(all.ami_regions.is_all());
+        let errs = all.validate().unwrap_err();
+        assert!(errs[0].contains("io1 volumes need `iops`"), "{errs:?}");
     }
 
     #[test]

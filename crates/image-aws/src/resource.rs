@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// Tag key holding the build id (a UUID) on everything a build creates.
 pub const TAG_BUILD_ID: &str = "image-builder:build-id";
 /// Tag key (value `true`) on everything that must not outlive its build:
-/// key pair, security group, instance (and volumes). AMIs and snapshots get
+/// key pair, security group, instance (and volumes), a spot build's
+/// launch template. AMIs and snapshots get
 /// it only when a failed build could not delete them (and from image-cli
 /// versions that tagged them until the build succeeded).
 pub const TAG_TEMPORARY: &str = "image-builder:temporary";
@@ -68,6 +69,13 @@ pub enum Resource {
         /// `snap-...`.
         id: String,
     },
+    /// The temporary launch template of a spot build's EC2 Fleet.
+    LaunchTemplate {
+        /// Region.
+        region: String,
+        /// `lt-...`.
+        id: String,
+    },
 }
 
 impl Resource {
@@ -78,7 +86,8 @@ impl Resource {
             | Resource::SecurityGroup { region, .. }
             | Resource::Instance { region, .. }
             | Resource::Image { region, .. }
-            | Resource::Snapshot { region, .. } => region,
+            | Resource::Snapshot { region, .. }
+            | Resource::LaunchTemplate { region, .. } => region,
         }
     }
 
@@ -89,11 +98,13 @@ impl Resource {
             Resource::SecurityGroup { id, .. }
             | Resource::Instance { id, .. }
             | Resource::Image { id, .. }
-            | Resource::Snapshot { id, .. } => id,
+            | Resource::Snapshot { id, .. }
+            | Resource::LaunchTemplate { id, .. } => id,
         }
     }
 
-    /// `key_pair`, `security_group`, `instance`, `image`, `snapshot`.
+    /// `key_pair`, `security_group`, `instance`, `image`, `snapshot`,
+    /// `launch_template`.
     pub fn kind(&self) -> &'static str {
         match self {
             Resource::KeyPair { .. } => "key_pair",
@@ -101,6 +112,7 @@ impl Resource {
             Resource::Instance { .. } => "instance",
             Resource::Image { .. } => "image",
             Resource::Snapshot { .. } => "snapshot",
+            Resource::LaunchTemplate { .. } => "launch_template",
         }
     }
 

@@ -1,4 +1,5 @@
-//! The lists of stages a build and a test run, and the loops over them: the
+//! The loops over the lists of stages a build and a test run ([`BUILD`],
+//! [`TEST`], declared in `crate::step` next to the step modules): the
 //! build ([`run`]), the dry run ([`check`]), the IAM policy ([`actions`]) and
 //! cleanup ([`undo`]) all read the same lists, so none can call what the
 //! others do not know.
@@ -11,51 +12,8 @@
 use crate::error::{Step, StepError};
 use crate::request::BuildRequest;
 use crate::resource::Resource;
-use crate::step::copy::Copy;
-use crate::step::deprecate::Deprecate;
-use crate::step::finalize::Finalize;
-use crate::step::image::Image;
-use crate::step::imds_support::ImdsSupport;
-use crate::step::instance::Instance;
-use crate::step::key_pair::KeyPair;
-use crate::step::permissions::Permissions;
-use crate::step::provision::Hook;
-use crate::step::security_group::SecurityGroup;
-use crate::step::source_ami::SourceAmi;
-use crate::step::stop::Stop;
-use crate::step::terminate::TerminateEarly;
-use crate::step::validate::Validate;
-use crate::step::{connect::Connect, Actions, Ctx, Stage, State, Undo};
-
-/// Stages that run at once.
-pub(crate) type Phase = &'static [&'static dyn Stage];
-
-/// A build: (source AMI | key pair | security group) -> instance -> SSH ->
-/// provision -> stop -> image -> (copies | terminate the instance) ->
-/// IMDS support -> permissions -> deprecation -> finalize.
-pub(crate) static BUILD: &[Phase] = &[
-    &[&Validate::BUILD],
-    &[&SourceAmi::BUILD, &KeyPair, &SecurityGroup],
-    &[&Instance],
-    &[&Connect],
-    &[&Hook::PROVISION],
-    &[&Stop],
-    &[&Image],
-    &[&Copy, &TerminateEarly],
-    &[&ImdsSupport],
-    &[&Permissions],
-    &[&Deprecate],
-    &[&Finalize],
-];
-
-/// A test of an existing AMI: the launch half of a build, then the test hook.
-pub(crate) static TEST: &[Phase] = &[
-    &[&Validate::LAUNCH],
-    &[&SourceAmi::LAUNCH, &KeyPair, &SecurityGroup],
-    &[&Instance],
-    &[&Connect],
-    &[&Hook::TEST],
-];
+use crate::step::{Actions, Ctx, Stage, State, Undo};
+pub(crate) use crate::step::{Phase, BUILD, TEST};
 
 /// Every stage of [`BUILD`] and [`TEST`].
 fn all() -> impl Iterator<Item = &'static dyn Stage> {

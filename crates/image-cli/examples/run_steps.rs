@@ -1,5 +1,5 @@
 //! Runs a step list (ansible tasks or playbook) and then a gossfile against
-//! any [`Target`]: this machine, or a host over SSH. The same two calls run
+//! any `Target`: this machine, or a host over SSH. The same two calls run
 //! inside an image build's provisioning hook (see `build_ami.rs`).
 //!
 //! ```text
@@ -13,12 +13,9 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use image_core::events::{Event, EventSink};
-use image_core::local::LocalTarget;
-use image_core::ssh::{HostAddr, SshAuth, SshTarget};
-use image_core::target::Target;
+use image_core::target_spec::TargetSpec;
 use image_verify::output::{self, OutputFormat};
 use image_verify::VerifyOptions;
 
@@ -37,19 +34,6 @@ impl EventSink for Print {
             println!("{outcome:?}: {step} {message}");
         }
     }
-}
-
-/// This machine, or `[user@]host[:port]` over SSH with `key`.
-async fn connect(host: Option<&str>, key: Option<&str>) -> Result<Box<dyn Target>, String> {
-    let Some(host) = host else {
-        return Ok(Box::new(LocalTarget::new()));
-    };
-    let addr = HostAddr::parse(host)?;
-    let key = key.ok_or("an SSH host needs a private key file")?;
-    let mut cfg = addr.ssh_config("root", SshAuth::key_file(key));
-    cfg.retry_until = Duration::from_secs(30);
-    let target = SshTarget::connect(cfg).await.map_err(|e| e.to_string())?;
-    Ok(Box::new(target))
 }
 
 #[tokio::main]
@@ -78,12 +62,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let target = match connect(
+    // This machine, or `[user@]host[:port]` over SSH with the key file.
+    let spec = TargetSpec::from_flags(
         rest.first().map(String::as_str),
-        rest.get(1).map(String::as_str),
-    )
-    .await
-    {
+        rest.get(1).map(Into::into),
+    );
+    let target = match async { spec?.connect().await }.await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,6 +11,9 @@
 //! - [`signals`]: SIGINT/SIGTERM to a cancel token, with the cleanup told
 //!   apart from a hard exit.
 //!
+//! Several builds at once, as `image-cli build`: [`image_aws::batch::Batch`]
+//! with a [`pipeline::PlanHook`] (`examples/build_plans.rs`).
+//!
 //! ```no_run
 //! # async fn demo(plans: Vec<image_core::spec::Plan>) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;

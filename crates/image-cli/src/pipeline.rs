@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use image_aws::{HookError, ProvisionHook};
+use image_aws::{BuildError, BuildRequest, HookError, ProvisionHook, TestResult};
 use image_core::diag::Diagnostics;
 use image_core::events::{Event, EventSink, Outcome};
 use image_core::spec::{FileRef, Plan};
@@ -33,7 +33,7 @@ use image_core::target::Target;
 use image_provision::{parse, Steps};
 use image_verify::host_test::{FailureCause, HostTest, TestFailure, TestOutput, TestRecord};
 use image_verify::plan::{file_name, load_verify_files, run_file, VerifyFile};
-use serde_json::{Map, Value as Json};
+use serde_json::{json, Map, Value as Json};
 
 /// Every static check `build` (and `test`) makes before any EC2 call, and
 /// nothing more: the files the plans name exist, every step list parses and
@@ -290,6 +290,55 @@ impl TestHook {
     pub fn record(&self) -> TestRecord {
         self.test.record()
     }
+}
+
+/// The `test_result` object `image-cli test --json` prints: the build,
+/// region and AMI tested, whether it passed, what the [`TestRecord`] holds
+/// (verify files, commands, conformance), and the instance and cleanup
+/// failures, or the failed step, error and what was left in AWS.
+///
+/// ```no_run
+/// # fn demo(req: &image_aws::BuildRequest, r: Result<image_aws::TestResult, image_aws::BuildError>, hook: &image_cli::pipeline::TestHook) {
+/// let v = image_cli::pipeline::test_result_json(req, "ami-0123456789abcdef0", &r, &hook.record());
+/// println!("{v}");
+/// # }
+/// ```
+pub fn test_result_json(
+    req: &BuildRequest,
+    ami: &str,
+    r: &Result<TestResult, BuildError>,
+    record: &TestRecord,
+) -> Json {
+    let mut v = json!({
+        "event": "test_result",
+        "build": req.name,
+        "region": req.region,
+        "ami": ami,
+        "passed": r.is_ok(),
+        "verify": record.verify,
+        "commands": record.commands,
+        "conformance": record.conformance,
+        "conformance_error": record.conformance_error,
+    });
+    match r {
+        Ok(res) => {
+            v["build_id"] = json!(res.build_id);
+            v["instance_id"] = json!(res.instance.id);
+            v["cleanup_failures"] = json!(res
+                .cleanup_failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>());
+        }
+        Err(e) => {
+            v["build_id"] = json!(e.build_id);
+            v["step"] = json!(e.step.as_str());
+            v["error"] = json!(e.error.to_string());
+            v["cancelled"] = json!(e.is_cancelled());
+            v["left"] = json!(e.left);
+        }
+    }
+    v
 }
 
 fn hook_error(e: TestFailure) -> HookError {

@@ -52,6 +52,11 @@ pub struct Exec {
     pub timeout: Option<Duration>,
     /// Run through sudo as this user.
     pub become_: Option<Become>,
+    /// Run on a pseudo-terminal, as `ssh -tt` does (ansible's `raw` and
+    /// `script`): the terminal merges standard error into standard output
+    /// and ends lines with CRLF. The local target runs the command without
+    /// one (as ansible's `local` connection does: plain pipes).
+    pub tty: bool,
 }
 
 impl Exec {
@@ -90,6 +95,12 @@ impl Exec {
     /// Through sudo as `become_`, if given.
     pub fn become_opt(mut self, become_: Option<Become>) -> Self {
         self.become_ = become_;
+        self
+    }
+
+    /// On a pseudo-terminal (see [`Exec::tty`]).
+    pub fn tty(mut self) -> Self {
+        self.tty = true;
         self
     }
 

@@ -33,6 +33,7 @@ pub mod extra_vars;
 pub mod facts;
 pub mod modules;
 pub mod parse;
+pub mod print;
 pub mod round_trips;
 pub mod script;
 pub mod task;

@@ -189,6 +189,16 @@ fn strip_last_newline(s: &str) -> &str {
         .unwrap_or(s)
 }
 
+/// `out` with `\n`s appended until it ends with as many as `src` does
+/// (ansible's `_post_render_mutation`).
+fn pad_trailing_newlines(src: &str, mut out: String) -> String {
+    let (want, have) = (trailing_newlines(src), trailing_newlines(&out));
+    if want > have {
+        out.push_str(&"\n".repeat(want - have));
+    }
+    out
+}
+
 /// How many `\n` end `s`.
 fn trailing_newlines(s: &str) -> usize {
     s.len() - s.trim_end_matches('\n').len()
@@ -430,6 +440,7 @@ impl Templater {
         };
         if let Some(rest) = s.strip_prefix("#jinja2:") {
             let (header, body) = rest.split_once('\n').unwrap_or((rest, ""));
+            let mut keep = false;
             for opt in header.split(',') {
                 let Some((k, v)) = opt.split_once(':') else {
                     continue;
@@ -438,7 +449,7 @@ impl Templater {
                 match k.trim() {
                     "trim_blocks" => env.set_trim_blocks(on),
                     "lstrip_blocks" => env.set_lstrip_blocks(on),
-                    "keep_trailing_newline" => env.set_keep_trailing_newline(on),
+                    "keep_trailing_newline" => keep = on,
                     other => {
                         return Err(TemplateError(format!(
                             "#jinja2: option `{other}` is not supported (trim_blocks, lstrip_blocks, keep_trailing_newline)"
@@ -446,11 +457,17 @@ impl Templater {
                     }
                 }
             }
+            let text = if keep { body } else { strip_last_newline(body) };
             return env
-                .render_str(&syntax::percent_format_template(body), ctx)
+                .render_str(&syntax::percent_format_template(text), ctx)
+                .map(|out| pad_trailing_newlines(body, out))
                 .map_err(explain);
         }
-        env.render_str(&syntax::percent_format_template(s), ctx)
+        // As ansible: Jinja drops the file's last newline, then the result
+        // gets back as many as the file ended with, when it ends with fewer
+        // (`{{ empty }}\n` after a blank line renders one blank line).
+        env.render_str(&syntax::percent_format_template(strip_last_newline(s)), ctx)
+            .map(|out| pad_trailing_newlines(s, out))
             .map_err(explain)
     }
 
@@ -589,7 +606,13 @@ mod unit {
         let body = "{% if x %}\n  a\n{% endif %}\n";
         assert_eq!(t.render_with(body, &ctx).unwrap(), "  a\n");
         let hdr = format!("#jinja2: trim_blocks: False, lstrip_blocks: True\n{body}");
-        assert_eq!(t.render_with(&hdr, &ctx).unwrap(), "\n  a\n\n");
+        // ansible-core 2.19 writes "\n  a\n": Jinja drops the file's last
+        // newline and the result already ends with one (checked with
+        // ansible-playbook's template module).
+        assert_eq!(t.render_with(&hdr, &ctx).unwrap(), "\n  a\n");
+        // A blank line before an empty expression at the end stays one.
+        let tail = "first\n{% if false %}\nnever\n{% endif %}\n\n{{ '' }}\n";
+        assert_eq!(t.render_with(tail, &ctx).unwrap(), "first\n\n");
         // With a task's variables as context, an error names the missing one.
         let c = t.context(json!({"x": 1}).as_object().cloned().unwrap_or_default());
         let merged = minijinja::context! { extra => 2, ..c.value().clone() };

@@ -1,7 +1,7 @@
 //! Options of a verification, parsed from strings so that the CLI stays
 //! thin: [`VerifyOptions`], durations (`500ms`, `10s`, `2m`, `1h`; a bare
-//! number is seconds, as goss), the target from `--host` (parsed by
-//! [`image_core::ssh::HostAddr`]) and `--identity`.
+//! number is seconds, as goss), the target from `--host` and `--identity`
+//! ([`TargetSpec`], image-core's).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,68 +14,8 @@ use crate::runner::RunOptions;
 use crate::suite::{self, Suite};
 use crate::template::TemplateData;
 
-/// Where to verify.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum TargetSpec {
-    /// This machine.
-    #[default]
-    Local,
-    /// A host over SSH.
-    Ssh {
-        /// The login user (`None`: the caller's default).
-        user: Option<String>,
-        /// Host name or address.
-        host: String,
-        /// Port (22 by default).
-        port: u16,
-        /// Private key file.
-        identity: Option<PathBuf>,
-    },
-}
-
-impl TargetSpec {
-    /// Connects: this machine, or the SSH host (as `root` without a user;
-    /// retried for up to 30 s while the host comes up).
-    pub async fn connect(&self) -> Result<Box<dyn image_core::target::Target>, String> {
-        use image_core::ssh::{SshAuth, SshConfig, SshTarget};
-        match self {
-            TargetSpec::Local => Ok(Box::new(image_core::local::LocalTarget::new())),
-            TargetSpec::Ssh {
-                user,
-                host,
-                port,
-                identity,
-            } => {
-                let user = user.clone().unwrap_or_else(|| "root".to_string());
-                let key = identity.clone().ok_or("--host needs --identity KEY")?;
-                let mut cfg = SshConfig::new(host.clone(), *port, user, SshAuth::key_file(key));
-                cfg.retry_until = Duration::from_secs(30);
-                let t = SshTarget::connect(cfg).await.map_err(|e| e.to_string())?;
-                Ok(Box::new(t))
-            }
-        }
-    }
-
-    /// From `--host` / `--identity` (none: this machine).
-    pub fn from_flags(host: Option<&str>, identity: Option<PathBuf>) -> Result<Self, String> {
-        match host {
-            None => Ok(TargetSpec::Local),
-            Some(h) => {
-                let image_core::ssh::HostAddr { user, host, port } =
-                    image_core::ssh::HostAddr::parse(h)?;
-                if identity.is_none() {
-                    return Err("--host needs --identity KEY".into());
-                }
-                Ok(TargetSpec::Ssh {
-                    user,
-                    host,
-                    port,
-                    identity,
-                })
-            }
-        }
-    }
-}
+/// Where to verify (image-core's, shared by every command that targets a host).
+pub use image_core::target_spec::TargetSpec;
 
 /// Everything `image-cli verify` takes.
 #[derive(Debug, Clone)]

@@ -8,6 +8,10 @@
 //! * [`Rootfs::Rpm`]: the RPM-managed flavour of the target (rpm and dnf, an
 //!   rpm database, an Amazon Linux 2023 look-alike os-release, no apt), with
 //!   a local signed RPM repository of our own packages ([`Testbed::rpm_repo`]).
+//! * [`Vm`]: a target with its own Debian kernel booted by qemu (modules,
+//!   live sysctls, mounts), on a qcow2 overlay of the VM image
+//!   ([`Testbed::vm_image`], built only when asked: `TESTBED_VM=1
+//!   scripts/testbed/setup.sh`).
 //!
 //! Everything is prepared once per machine by `scripts/testbed/setup.sh`
 //! (host packages, a moto venv, the rootfs, test SSH keys) under the test bed
@@ -27,11 +31,13 @@ mod http;
 mod moto;
 mod run;
 mod target;
+mod vm;
 
 use std::path::{Path, PathBuf};
 
 pub use moto::Moto;
 pub use target::{Target, TargetOptions, GUEST_ADDR, HOST_ADDR_FROM_GUEST};
+pub use vm::{Accel, Vm, VmImage, VmOptions};
 
 /// Which cached rootfs a [`Target`] boots ([`TargetOptions::rootfs`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

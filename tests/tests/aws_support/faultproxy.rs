@@ -4,7 +4,8 @@
 //! `pending` either for N `DescribeImages` polls (per image id, polls by
 //! id only: [`FaultProxy::pending_polls`]) or for a fixed time after the
 //! `CreateImage` / `CopyImage` call that made them, whoever asks and however
-//! often ([`FaultProxy::pending_for`]), as EC2 does.
+//! often ([`FaultProxy::pending_for`]), as EC2 does; and instant
+//! `CreateFleet` answers without capacity ([`Fault::NoCapacity`]).
 //!
 //! std only (one thread per connection); configured at run time through
 //! [`FaultProxy`]'s methods, which share state with the serving threads.
@@ -29,6 +30,11 @@ pub enum Fault {
     /// HTTP 403 with `UnauthorizedOperation` (a policy without the action):
     /// not retried by anyone.
     Denied,
+    /// `CreateFleet` only: HTTP 200 with no instance and an
+    /// `InsufficientInstanceCapacity` error naming the request's first
+    /// override (type, subnet or zone), as an instant EC2 Fleet answers
+    /// when that spot pool has no capacity; moto is not called.
+    NoCapacity,
 }
 
 #[derive(Default)]
@@ -229,6 +235,28 @@ fn error_body(code: &str, message: &str) -> String {
     )
 }
 
+/// A `CreateFleet` answer without instances whose one error names the
+/// request's first override.
+fn no_capacity_body(form: &str) -> String {
+    let first = "LaunchTemplateConfigs.1.Overrides.1.";
+    let field = |name: &str, tag: &str| {
+        form_value(form, &format!("{first}{name}"))
+            .map(|v| {
+                format!(
+                    "<{tag}>{}</{tag}>",
+                    v.replace("%2D", "-").replace("%2E", ".")
+                )
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CreateFleetResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>fault-proxy</requestId><fleetId>fleet-00000000-0000-0000-0000-000000000000</fleetId><errorSet><item><launchTemplateAndOverrides><overrides>{}{}{}</overrides></launchTemplateAndOverrides><lifecycle>spot</lifecycle><errorCode>InsufficientInstanceCapacity</errorCode><errorMessage>There is no Spot capacity available that matches your request.</errorMessage></item></errorSet><fleetInstanceSet/></CreateFleetResponse>",
+        field("InstanceType", "instanceType"),
+        field("SubnetId", "subnetId"),
+        field("AvailabilityZone", "availabilityZone"),
+    )
+}
+
 fn write_response(
     w: &mut TcpStream,
     status: u16,
@@ -327,6 +355,17 @@ fn serve(conn: TcpStream, upstream: SocketAddr, st: &Mutex<State>) -> std::io::R
                     &mut w,
                     403,
                     "Forbidden",
+                    &[("Content-Type".into(), "text/xml".into())],
+                    b.as_bytes(),
+                )?;
+                continue;
+            }
+            Some(Fault::NoCapacity) => {
+                let b = no_capacity_body(&body);
+                write_response(
+                    &mut w,
+                    200,
+                    "OK",
                     &[("Content-Type".into(), "text/xml".into())],
                     b.as_bytes(),
                 )?;

@@ -5,7 +5,7 @@
 
 pub mod faultproxy;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,13 +149,10 @@ pub fn request(name: &str) -> BuildRequest {
     let mut req = BuildRequest::new(
         name,
         REGION,
-        SourceAmi::Filter(SourceAmiFilter {
-            owners: vec!["099720109477".into()],
-            name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*".into(),
-            architecture: Some("x86_64".into()),
-            filters: BTreeMap::new(),
-            most_recent: true,
-        }),
+        SourceAmi::Filter(AmiFilter::new(
+            vec!["099720109477".into()],
+            "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*",
+        )),
         "t3.large",
         format!("{name}-ami-1"),
     );
@@ -267,6 +264,8 @@ pub struct Census {
     pub security_groups: BTreeSet<(String, String)>,
     pub images: BTreeSet<(String, String)>,
     pub snapshots: BTreeSet<(String, String)>,
+    /// Launch templates (a spot build's, temporary).
+    pub launch_templates: BTreeSet<(String, String)>,
 }
 
 impl Census {
@@ -281,6 +280,7 @@ impl Census {
             security_groups: d(&self.security_groups, &before.security_groups),
             images: d(&self.images, &before.images),
             snapshots: d(&self.snapshots, &before.snapshots),
+            launch_templates: d(&self.launch_templates, &before.launch_templates),
         }
     }
 
@@ -288,9 +288,10 @@ impl Census {
         *self == Census::default()
     }
 
-    /// No live instance, no key pair, no security group.
+    /// No live instance, no key pair, no security group, no launch template.
     pub fn assert_no_temporaries(&self) {
         assert!(self.live_instances.is_empty(), "{self:?}");
+        assert!(self.launch_templates.is_empty(), "{self:?}");
         assert!(self.key_pairs.is_empty(), "{self:?}");
         assert!(self.security_groups.is_empty(), "{self:?}");
     }
@@ -318,6 +319,9 @@ impl Census {
                 }
                 Resource::Snapshot { .. } => {
                     c.snapshots.insert(k);
+                }
+                Resource::LaunchTemplate { .. } => {
+                    c.launch_templates.insert(k);
                 }
             }
         }
@@ -371,6 +375,11 @@ pub async fn census(ec2: &Ec2Clients, regions: &[String]) -> Census {
         for s in o.snapshots() {
             c.snapshots
                 .insert((r(), s.snapshot_id().unwrap().to_string()));
+        }
+        let o = cl.describe_launch_templates().send().await.unwrap();
+        for t in o.launch_templates() {
+            c.launch_templates
+                .insert((r(), t.launch_template_id().unwrap().to_string()));
         }
     }
     c

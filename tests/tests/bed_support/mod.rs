@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use image_core::ssh::{SshAuth, SshConfig, SshTarget};
-use image_testbed::{Target as Bed, TargetOptions};
+use image_testbed::{Target as Bed, TargetOptions, Vm, VmOptions};
 
 /// A target with the default options, booted off the async runtime.
 pub async fn boot() -> Bed {
@@ -41,6 +41,33 @@ pub async fn connect(bed: &Bed) -> SshTarget {
         SshAuth::key_file(bed.testbed().ed25519_key()),
     );
     cfg.retry_until = Duration::from_secs(30);
+    SshTarget::connect(cfg).await.expect("connect")
+}
+
+/// A VM target (own kernel, qemu) with `opts`, booted off the async runtime.
+pub async fn boot_vm(opts: VmOptions) -> Vm {
+    tokio::task::spawn_blocking(move || Vm::start(opts))
+        .await
+        .expect("boot task")
+        .expect("VM target (run TESTBED_VM=1 scripts/testbed/setup.sh)")
+}
+
+/// Stops `vm` off the async runtime.
+pub async fn stop_vm(vm: Vm) {
+    tokio::task::spawn_blocking(move || vm.stop())
+        .await
+        .expect("stop task");
+}
+
+/// SSH to `vm` as its user with the test bed's key, retrying for 60 s.
+pub async fn connect_vm(vm: &Vm) -> SshTarget {
+    let mut cfg = SshConfig::new(
+        vm.host(),
+        vm.ssh_port(),
+        vm.user(),
+        SshAuth::key_file(vm.testbed().ed25519_key()),
+    );
+    cfg.retry_until = Duration::from_secs(60);
     SshTarget::connect(cfg).await.expect("connect")
 }
 

@@ -6,7 +6,7 @@
 //! variables), and `rc`/`stdout`/`stderr` (+ `_lines`) of every module. Every
 //! key ansible returns (minus volatile ones: times, invocation, warnings,
 //! inode numbers, remote temp paths...) must be in image-cli's result with
-//! the same value; keys only image-cli returns are not judged. Failed tasks
+//! the same value (strings after [`normal`]'s rewriting); keys only image-cli returns are not judged. Failed tasks
 //! compare `rc` only (error wording is the tool's own).
 //!
 //! [`module_keys`] lists, apart from the verdict, the other return keys of
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use super::normal;
 use super::observed::{Observed, Status};
 
 /// Keys never compared, at any depth.
@@ -38,7 +39,6 @@ const VOLATILE: &[&str] = &[
     "device_type",
     "version",
     "attributes",
-    "backup_file",
     "action",
     "ansible_loop_var",
     "_ansible_item_label",
@@ -123,21 +123,22 @@ pub fn compare(ansible: &[Observed], cli: &[Observed]) -> Vec<String> {
                     msg(&y.result)
                 )),
                 (Some(x), Some(y)) => {
+                    let want = normal::ansible_result(&x.result);
                     let mut out = Vec::new();
                     match x.status {
                         Status::Skipped => {}
                         Status::Failed => {
                             for k in FAILED_KEYS {
-                                if let Some(v) = x.result.get(*k) {
+                                if let Some(v) = want.get(*k) {
                                     same(v, y.result.get(*k), k, &mut out);
                                 }
                             }
                         }
                         Status::Ok | Status::Changed => {
                             if is_full(&x.action) {
-                                same(&x.result, Some(&y.result), "", &mut out)
+                                same(&want, Some(&y.result), "", &mut out)
                             } else {
-                                core(&x.result, &y.result, "", &mut out)
+                                core(&want, &y.result, "", &mut out)
                             }
                         }
                     }
@@ -189,7 +190,12 @@ pub fn module_keys(ansible: &[Observed], cli: &[Observed]) -> Vec<String> {
             continue;
         };
         let mut out = Vec::new();
-        same(&x.result, Some(&y.result), "", &mut out);
+        same(
+            &normal::ansible_result(&x.result),
+            Some(&y.result),
+            "",
+            &mut out,
+        );
         let action = x.action.rsplit('.').next().unwrap_or(&x.action).to_string();
         for d in out {
             let key = strip_indices(d.split('`').nth(1).unwrap_or("?"));
@@ -286,7 +292,7 @@ fn same(want: &Json, got: Option<&Json>, path: &str, out: &mut Vec<String>) {
             }
         }
         (Json::Number(a), Json::Number(b)) if a.as_f64() == b.as_f64() => {}
-        (Json::String(a), Json::String(b)) if same_pause(a, b) => {}
+        (Json::String(a), Json::String(b)) if same_pause(a, b) || same_normal(a, b) => {}
         (a, b) if a == b => {}
         (a, b) => out.push(format!(
             "result `{path}`: ansible {}, image-cli {}",
@@ -294,6 +300,13 @@ fn same(want: &Json, got: Option<&Json>, path: &str, out: &mut Vec<String>) {
             clip(b)
         )),
     }
+}
+
+/// Equal once the volatile parts [`normal`] knows are rewritten (backup
+/// names, apt-get's download time and speed).
+fn same_normal(a: &str, b: &str) -> bool {
+    let n = |s: &str| normal::backup_name(&normal::text(s));
+    n(a) == n(b)
 }
 
 /// `pause` reports the time it measured (`Paused for 1.01 seconds`): equal

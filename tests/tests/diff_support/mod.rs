@@ -8,6 +8,8 @@
 //! * [`cli`]: image-cli's library on the other target.
 //! * [`observed`]: the shape both map to; [`compare`]: the task comparison.
 //! * [`tree`]: file trees of a target.
+//! * [`normal`]: the values that differ on two identical targets whatever
+//!   the tool (backup names, download speeds), rewritten alike on both sides.
 
 #![allow(dead_code)]
 
@@ -15,5 +17,6 @@ pub mod ansible;
 pub mod cli;
 pub mod compare;
 pub mod corpus;
+pub mod normal;
 pub mod observed;
 pub mod tree;

@@ -106,7 +106,7 @@ fn leftover(resource: Resource, tv: &TagView) -> Leftover {
 
 /// Lists what crashed or aborted builds left in `regions`: everything with
 /// the temporary tag (instances not yet terminated, security groups, key
-/// pairs; AMIs and snapshots a failed build could not delete), and the
+/// pairs, spot launch templates; AMIs and snapshots a failed build could not delete), and the
 /// account's AMIs and snapshots whose build still has a temporary instance,
 /// security group or key pair anywhere in `regions` (the build died before finishing; give
 /// the build region along with the copy regions). With `older_than`, only
@@ -251,6 +251,29 @@ async fn find_in_region(ec2: &Ec2Clients, region: &str) -> Result<RegionFinds, A
             out.note_live(&tv);
             out.temporary.push(leftover(
                 Resource::SecurityGroup {
+                    region: region_s.clone(),
+                    id: id.to_string(),
+                },
+                &tv,
+            ));
+        }
+    }
+
+    let templates: Vec<_> = c
+        .describe_launch_templates()
+        .filters(temporary_filter())
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .ctx("DescribeLaunchTemplates", region, None)?;
+    for t in &templates {
+        if let Some(id) = t.launch_template_id() {
+            let tv = tag_view(t.tags());
+            out.note_live(&tv);
+            out.temporary.push(leftover(
+                Resource::LaunchTemplate {
                     region: region_s.clone(),
                     id: id.to_string(),
                 },

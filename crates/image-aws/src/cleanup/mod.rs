@@ -3,7 +3,8 @@
 //! deleting what crashed builds left ([`find_leftovers`], [`delete_leftovers`]).
 //!
 //! Every resource a build creates is tagged at creation ([`TAG_BUILD_ID`],
-//! and [`TAG_TEMPORARY`] on the key pair, security group and instance) and
+//! and [`TAG_TEMPORARY`] on the key pair, security group and instance, and
+//! a spot build's launch template, deleted with the key pair) and
 //! pushed on the build's cleanup stack (`crate::resource`). On failure or cancellation the stack
 //! unwinds: AMIs and copies deregistered with their snapshots first, then
 //! the instance terminated (and waited for) while the key pair is deleted,

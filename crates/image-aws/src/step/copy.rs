@@ -26,10 +26,10 @@ impl Stage for Copy {
     }
 
     fn actions(&self, req: &BuildRequest, a: &mut Actions) {
-        if req.ami_regions_all {
+        if req.ami_regions.from_all() {
             a.insert("ec2:DescribeRegions");
         }
-        if req.ami_regions_all || !req.copy_regions().is_empty() {
+        if req.ami_regions.from_all() || !req.copy_regions().is_empty() {
             if !req.skip_region_validation {
                 // The dry run checks the copy regions exist.
                 a.insert("ec2:DescribeRegions");
@@ -89,7 +89,7 @@ impl Stage for Copy {
     }
 
     async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
-        let image = State::need(&st.image, "image")?;
+        let image = st.ami()?;
         let (copies, msg) = run(cx, image).await?;
         let _ = st.copies.set(copies);
         Ok(msg)
@@ -101,7 +101,7 @@ async fn copy_one(ctx: &Ctx<'_>, source: &ImageInfo, region: &str) -> Result<Ima
     let req = ctx.req;
     let c = ctx.ec2.client(region);
     let kms = req.region_kms_key_ids.get(region).cloned();
-    let encrypted = req.encrypt_copies || kms.is_some();
+    let encrypted = req.encrypted || kms.is_some();
     let out = c
         .copy_image()
         .source_region(&req.region)
@@ -177,7 +177,7 @@ async fn run(
     }
     if !failed.is_empty() {
         failed.sort_by(|a, b| a.0.cmp(&b.0));
-        if !ctx.req.ami_regions_all {
+        if !ctx.req.ami_regions.from_all() {
             return Err(StepError::Regions(failed));
         }
         // `ami_regions: all`: keep the copies that worked; delete what the

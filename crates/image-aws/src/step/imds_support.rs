@@ -3,7 +3,7 @@
 //! `ImdsSupport`), in every region at once. Skipped when unset.
 //!
 //! This file is the model of an optional step: the stage here, its place in
-//! `crate::stages`, its setting in [`BuildRequest::imds_support`].
+//! [`super`]'s stage list, its setting in image-core's `AmiOptions`.
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::AttributeValue;
@@ -22,7 +22,7 @@ impl Stage for ImdsSupport {
     }
 
     fn applies(&self, req: &BuildRequest) -> bool {
-        req.imds_support.is_some()
+        req.ami_options.imds_support.is_some()
     }
 
     fn actions(&self, _req: &BuildRequest, a: &mut Actions) {
@@ -30,7 +30,7 @@ impl Stage for ImdsSupport {
     }
 
     async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
-        let Some(v) = &cx.req.imds_support else {
+        let Some(v) = cx.req.ami_options.imds_support.map(|v| v.as_str()) else {
             return Ok("not set".to_string());
         };
         let images = st.images();

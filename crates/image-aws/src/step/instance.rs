@@ -30,6 +30,11 @@ impl Stage for Instance {
         Step::Instance
     }
 
+    /// A spot build launches through `super::spot` instead.
+    fn applies(&self, req: &BuildRequest) -> bool {
+        !req.spot.is_spot()
+    }
+
     fn actions(&self, req: &BuildRequest, a: &mut Actions) {
         a.insert("ec2:RunInstances");
         a.insert("ec2:DescribeInstances");
@@ -43,7 +48,7 @@ impl Stage for Instance {
         if req.iam_instance_profile.is_some() {
             a.insert("iam:PassRole");
         }
-        if req.root_device.kms_key_id.is_some() {
+        if req.kms_key_id.is_some() {
             a.extend(KMS_ACTIONS);
         }
     }
@@ -164,13 +169,15 @@ pub(crate) fn root_device_name(req: &BuildRequest, source: &SourceImage) -> Stri
 
 pub(crate) fn block_device(req: &BuildRequest, source: &SourceImage) -> BlockDeviceMapping {
     let rd = &req.root_device;
+    // In range: `RootDevice::problems` (validate) bounds them.
+    let int = |n: Option<u32>| n.and_then(|n| i32::try_from(n).ok());
     let ebs = EbsBlockDevice::builder()
-        .set_volume_size(rd.volume_size_gib.or(source.root_volume_size_gib))
+        .set_volume_size(int(rd.volume_size).or(source.root_volume_size_gib))
         .volume_type(VolumeType::from(rd.volume_type.as_str()))
-        .set_iops(rd.iops)
-        .set_throughput(rd.throughput)
-        .encrypted(rd.encrypted)
-        .set_kms_key_id(rd.kms_key_id.clone())
+        .set_iops(int(rd.iops))
+        .set_throughput(int(rd.throughput))
+        .encrypted(req.encrypted)
+        .set_kms_key_id(req.kms_key_id.clone())
         .delete_on_termination(rd.delete_on_termination)
         .build();
     BlockDeviceMapping::builder()
@@ -195,7 +202,7 @@ async fn run(
         .http_endpoint(InstanceMetadataEndpointState::from(
             mo.http_endpoint.as_str(),
         ))
-        .set_http_put_response_hop_limit(mo.http_put_response_hop_limit);
+        .http_put_response_hop_limit(i32::from(mo.http_put_response_hop_limit));
     if let Some(t) = &mo.instance_metadata_tags {
         metadata = metadata.instance_metadata_tags(InstanceMetadataTagsState::from(t.as_str()));
     }
@@ -253,8 +260,18 @@ async fn run(
         id: id.clone(),
     });
     ctx.message(format!("launched instance {id}"));
+    let info = wait_running(ctx, &id).await?;
+    let msg = format!("{id} running");
+    Ok((info, msg))
+}
 
-    let info = wait::until(
+/// Waits until instance `id` (in the build region) runs; its addresses.
+pub(crate) async fn wait_running(ctx: &Ctx<'_>, id: &str) -> Result<InstanceInfo, StepError> {
+    let req = ctx.req;
+    let region = req.region.as_str();
+    let c = ctx.ec2.client(region);
+    let id = id.to_string();
+    wait::until(
         &req.wait,
         req.wait.instance_timeout(),
         &ctx.cancel,
@@ -304,9 +321,7 @@ async fn run(
             }
         },
     )
-    .await?;
-    let msg = format!("{id} running");
-    Ok((info, msg))
+    .await
 }
 
 /// The state of an instance (`None` if EC2 does not list it).

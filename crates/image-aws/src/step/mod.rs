@@ -1,15 +1,18 @@
 //! The steps of a build, one file each, each behind the `Stage` trait:
 //! the actions it may call (for the IAM policy), its read-only checks (for
 //! `--dry-run`), what it does, and how to undo what it created. The lists of
-//! stages a build and a test run are in `crate::stages`; shared values (the
+//! stages a build and a test run (`BUILD`, `TEST`) are below, next to the
+//! step modules; the loops over them in `crate::stages`; shared values (the
 //! source AMI, the instance, the AMI, ...) pass through `State`.
 //!
-//! Adding a step (see `imds_support.rs`): a file here with a unit struct
-//! implementing `Stage` (naming itself with [`Step::new`], saying when it
-//! `applies`), its `mod` line below, its place in `crate::stages`, and its
-//! setting in [`BuildRequest`] (from a definition: `from_plan.rs` and
-//! image-core's `spec/plan.rs` + `spec/build.rs`). The IAM policy, the dry
-//! run, the events and cleanup follow from the trait.
+//! Adding a step touches three files (see `ena_support.rs`): the step's
+//! file here, a unit struct implementing `Stage` (naming itself with
+//! [`Step::new`], saying when it `applies`); its `mod` line and its place in
+//! `BUILD` / `TEST` below; its setting, declared once in image-core
+//! (`spec/ami_options.rs` for an AMI attribute: the field, its reading from
+//! the definition with file:line:col errors, its checks), which the plan
+//! and [`BuildRequest`] share. The IAM policy, the dry run, the events and
+//! cleanup follow from the trait; the loops are in `crate::stages`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,16 +38,62 @@ pub mod copy;
 pub mod deprecate;
 pub(crate) mod finalize;
 pub mod image;
-pub(crate) mod imds_support;
 pub mod instance;
 pub mod key_pair;
 pub mod permissions;
 pub(crate) mod provision;
 pub mod security_group;
 pub mod source_ami;
+pub mod spot;
 pub mod stop;
 pub mod terminate;
 pub(crate) mod validate;
+
+// Optional AMI attributes (image-core `AmiOptions`), one step each.
+pub(crate) mod ena_support;
+pub(crate) mod imds_support;
+pub(crate) mod register;
+
+/// Stages that run at once.
+pub(crate) type Phase = &'static [&'static dyn Stage];
+
+/// A build: (source AMI | key pair | security group) -> instance -> SSH ->
+/// provision -> stop -> ENA support -> image -> register again (boot mode,
+/// TPM) -> (copies | terminate the instance) -> IMDS support -> permissions
+/// -> deprecation -> finalize.
+pub(crate) static BUILD: &[Phase] = &[
+    &[&validate::Validate::BUILD],
+    &[
+        &source_ami::SourceAmi::BUILD,
+        &key_pair::KeyPair,
+        &security_group::SecurityGroup,
+    ],
+    &[&instance::Instance, &spot::SpotInstance],
+    &[&connect::Connect],
+    &[&provision::Hook::PROVISION],
+    &[&stop::Stop],
+    &[&ena_support::EnaSupport],
+    &[&image::Image],
+    &[&register::Register],
+    &[&copy::Copy, &terminate::TerminateEarly],
+    &[&imds_support::ImdsSupport],
+    &[&permissions::Permissions],
+    &[&deprecate::Deprecate],
+    &[&finalize::Finalize],
+];
+
+/// A test of an existing AMI: the launch half of a build, then the test hook.
+pub(crate) static TEST: &[Phase] = &[
+    &[&validate::Validate::LAUNCH],
+    &[
+        &source_ami::SourceAmi::LAUNCH,
+        &key_pair::KeyPair,
+        &security_group::SecurityGroup,
+    ],
+    &[&instance::Instance, &spot::SpotInstance],
+    &[&connect::Connect],
+    &[&provision::Hook::TEST],
+];
 
 /// The IAM actions (`ec2:…`, `kms:…`, `iam:…`) a step may call.
 pub(crate) type Actions = BTreeSet<&'static str>;
@@ -138,6 +187,8 @@ pub(crate) struct State {
     pub target: Mutex<Option<Arc<dyn Target>>>,
     /// The AMI in the build region (`image`).
     pub image: OnceLock<image::ImageInfo>,
+    /// The AMI registered again in its place (`register`).
+    pub registered: OnceLock<image::ImageInfo>,
     /// The copies by region (`copy`).
     pub copies: OnceLock<BTreeMap<String, image::ImageInfo>>,
     /// Dry run: what the build would create, in order.
@@ -165,10 +216,18 @@ impl State {
     /// The AMI and its copies, by region.
     pub fn images(&self) -> BTreeMap<String, image::ImageInfo> {
         let mut all = self.copies.get().cloned().unwrap_or_default();
-        if let Some(i) = self.image.get() {
+        if let Ok(i) = self.ami() {
             all.insert(i.region.clone(), i.clone());
         }
         all
+    }
+
+    /// The AMI in the build region: the registered one if `register` ran.
+    pub fn ami(&self) -> Result<&image::ImageInfo, StepError> {
+        match self.registered.get() {
+            Some(i) => Ok(i),
+            None => State::need(&self.image, "image"),
+        }
     }
 }
 

@@ -130,27 +130,20 @@ pub(crate) async fn resolve(
                 .set_owners(Some(f.owners.clone()))
                 .filters(Filter::builder().name("name").values(&f.name).build())
                 .filters(Filter::builder().name("state").values("available").build());
-            if let Some(arch) = &f.architecture {
-                req = req.filters(Filter::builder().name("architecture").values(arch).build());
-            }
-            for (k, v) in &f.filters {
-                req = req.filters(
-                    Filter::builder()
-                        .name(k)
-                        .set_values(Some(v.clone()))
-                        .build(),
-                );
+            for (k, v) in [
+                ("architecture", f.architecture.as_str()),
+                ("virtualization-type", &f.virtualization_type),
+                ("root-device-type", &f.root_device_type),
+            ] {
+                req = req.filters(Filter::builder().name(k).values(v).build());
             }
             let out = req.send().await.ctx("DescribeImages", region, None)?;
             let mut images: Vec<&Image> = out.images().iter().collect();
             let desc = format!(
-                "owners [{}] name `{}`{}",
+                "owners [{}] name `{}` architecture {}",
                 f.owners.join(", "),
                 f.name,
-                f.architecture
-                    .as_ref()
-                    .map(|a| format!(" architecture {a}"))
-                    .unwrap_or_default()
+                f.architecture.as_str()
             );
             if images.is_empty() {
                 return Err(StepError::SourceAmiNotFound {

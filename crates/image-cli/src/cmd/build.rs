@@ -8,10 +8,12 @@
 //!
 //! Everything is checked before the first EC2 call — the definition, its
 //! files, every step list and gossfile: bad input exits 2 having called
-//! nothing. Then the selected builds run concurrently (image-aws, with
-//! [`image_cli::pipeline::PlanHook`] provisioning and verifying), each
-//! finished build is appended to the manifest, and a region -> AMI table is
-//! printed. Exit: 0 all built, 1 a build failed, 130 interrupted.
+//! nothing. Then the selected builds run concurrently
+//! ([`image_aws::batch::Batch`], with [`image_cli::pipeline::PlanHook`]
+//! provisioning and verifying), each finished build is appended to the
+//! manifest, and a region -> AMI table is printed. This file reads the flags
+//! and prints; `examples/build_plans.rs` makes the same library calls.
+//! Exit: 0 all built, 1 a build failed, 130 interrupted.
 //!
 //! Packer's `AWS_POLL_DELAY_SECONDS` and `AWS_MAX_ATTEMPTS` set how the
 //! waits poll ([`image_aws::wait_env::wait_settings_from_env`]); image-aws itself reads no
@@ -21,11 +23,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args as ClapArgs, ValueEnum};
-use futures::StreamExt;
-use image_aws::manifest::{self, ManifestBuild};
-use image_aws::{
-    BuildError, BuildRequest, BuildResult, CancelToken, ClientOptions, Ec2Clients, OnError,
-};
+use image_aws::batch::{Batch, BatchOutcome};
+use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, OnError};
 use image_cli::pipeline::PlanHook;
 use image_cli::progress::{JsonLines, Progress};
 use image_core::diag::{Diagnostic, Diagnostics};
@@ -127,22 +126,12 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
         ));
         return Err(diags);
     }
-    // One run id for this run's builds (the manifest's `packer_run_uuid`).
-    let run_uuid = uuid::Uuid::new_v4().to_string();
     let mut reqs = Vec::new();
     for p in plans.iter_mut() {
         if !args.ssh_source_cidrs.is_empty() {
             p.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
         }
         if let Some(mut r) = super::request_from_plan(p, &mut diags) {
-            match image_aws::wait_env::wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
-                Ok(w) => r.wait = w,
-                Err(e) => diags.push(
-                    Diagnostic::error(None, e)
-                        .with_help("unset the variable or give it a usable value"),
-                ),
-            }
-            r.run_uuid = Some(run_uuid.clone());
             r.on_error = match args.on_error {
                 OnErrorArg::Cleanup => OnError::Cleanup,
                 OnErrorArg::Abort => OnError::Abort,
@@ -254,35 +243,10 @@ async fn dry_run(ec2: &Ec2Clients, reqs: &[BuildRequest], json_out: bool) -> Exi
                     JsonLines::print(&json!({"event": "dry_run", "plan": d}));
                     continue;
                 }
-                crate::report::out_line(&format!("build {}:", d.build));
-                crate::report::out_line(&format!(
-                    "  source AMI: {} ({})",
-                    d.source.image_id,
-                    d.source.name.as_deref().unwrap_or("unnamed")
-                ));
-                crate::report::out_line(&format!(
-                    "  root device: {} {} GiB",
-                    d.root_device_name,
-                    d.root_volume_size_gib
-                        .map_or("(source size)".to_string(), |s| s.to_string())
-                ));
-                for (region, ids) in &d.would_deregister {
-                    crate::report::out_line(&format!(
-                        "  would deregister in {region}: {}",
-                        ids.join(", ")
-                    ));
-                }
-                crate::report::out_line("  would create:");
-                for c in &d.would_create {
-                    crate::report::out_line(&format!("    - {c}"));
-                }
-                crate::report::out_line(&format!(
-                    "  EC2 actions: {}",
-                    d.actions.iter().copied().collect::<Vec<_>>().join(", ")
-                ));
+                report::out_line(d.to_string().trim_end());
             }
             Err(e) => {
-                crate::report::err_line(&format!("error: {e}"));
+                report::err_line(&format!("error: {e}"));
                 exit = Exit::Failed;
             }
         }
@@ -303,124 +267,66 @@ async fn builds(
         match image_cli::signals::install(cancel.clone(), args.on_error == OnErrorArg::Abort) {
             Ok(i) => Some(i),
             Err(e) => {
-                crate::report::err_line(&format!("warning: cannot watch for Ctrl-C: {e}"));
+                report::err_line(&format!("warning: cannot watch for Ctrl-C: {e}"));
                 None
             }
         };
-    let parallel = if args.parallel_builds == 0 {
-        reqs.len().max(1)
-    } else {
-        args.parallel_builds
-    };
-    let mut results = futures::stream::iter(reqs.iter().map(|req| {
-        let cancel = cancel.clone();
-        async move {
-            let r = image_aws::build(ec2, req, hook, events, cancel).await;
-            (req, r)
-        }
-    }))
-    .buffer_unordered(parallel);
-
-    let mut built: Vec<BuildResult> = Vec::new();
-    let mut failed: Vec<BuildError> = Vec::new();
-    while let Some((req, r)) = results.next().await {
-        match r {
-            Ok(res) => {
-                if let Some(p) = progress {
-                    p.finish(&req.name, &format!("built {} AMI(s)", res.amis.len()));
+    let outcome = Batch::new(ec2, hook, events)
+        .parallel(args.parallel_builds)
+        .manifest(&args.manifest)
+        .on_finished(|build, r| {
+            if let Some(p) = progress {
+                match r {
+                    Ok(res) => p.finish(build, &format!("built {} AMI(s)", res.amis.len())),
+                    Err(_) => p.finish(build, "failed"),
                 }
-                if let Err(e) = append_manifest(&args.manifest, &res).await {
-                    crate::report::err_line(&format!("error: build `{}`: {e}", res.build));
-                }
-                built.push(res);
             }
-            Err(e) => {
-                if let Some(p) = progress {
-                    p.finish(&req.name, "failed");
-                }
-                failed.push(e);
-            }
-        }
-    }
-    drop(results);
+        })
+        .run(reqs, cancel)
+        .await;
     if let Some(p) = progress {
         p.clear();
     }
     let interrupted = interrupts.as_ref().is_some_and(|i| i.interrupted());
-    summarise(args, &built, &failed, interrupted)
+    summarise(args, &outcome, interrupted)
 }
 
-async fn append_manifest(path: &std::path::Path, res: &BuildResult) -> Result<(), String> {
-    let path = path.to_path_buf();
-    let mut entry = ManifestBuild::from_result(res);
-    // The manifest is output too: no sensitive value in it.
-    let redactor = image_core::redact::global();
-    for v in entry.custom_data.iter_mut().flat_map(|m| m.values_mut()) {
-        *v = redactor.redact_string(v);
+fn summarise(args: &Args, outcome: &BatchOutcome, interrupted: bool) -> Exit {
+    for (build, e) in &outcome.manifest_errors {
+        report::err_line(&format!("error: build `{build}`: {e}"));
     }
-    tokio::task::spawn_blocking(move || {
-        manifest::append(&path, entry)
-            .map(|_| ())
-            .map_err(|e| format!("writing the manifest {}: {e}", path.display()))
-    })
-    .await
-    .map_err(|e| format!("writing the manifest: {e}"))?
-}
-
-fn summarise(args: &Args, built: &[BuildResult], failed: &[BuildError], interrupted: bool) -> Exit {
-    let mut built: Vec<&BuildResult> = built.iter().collect();
-    built.sort_by(|a, b| a.build.cmp(&b.build));
-    let mut partial = false;
-    for res in &built {
-        partial |= !res.failed_regions.is_empty();
+    for res in &outcome.built {
         if args.json {
-            JsonLines::print(&json!({
-                "event": "build_result",
-                "build": res.build,
-                "build_id": res.build_id,
-                "artifact_id": manifest::artifact_id(&res.amis),
-                "amis": res.amis,
-                "failed_regions": res.failed_regions,
-                "cleanup_failures": res.cleanup_failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-            }));
+            JsonLines::print(&res.event_json());
             continue;
         }
-        crate::report::out_line(&image_aws::ami_table::markdown_table(res));
+        report::out_line(&image_aws::ami_table::markdown_table(res));
         for (region, why) in &res.failed_regions {
-            crate::report::err_line(&format!(
+            report::err_line(&format!(
                 "error: build `{}`: no AMI in {region}: {why}",
                 res.build
             ));
         }
         for f in &res.cleanup_failures {
-            crate::report::err_line(&format!(
+            report::err_line(&format!(
                 "warning: build `{}`: could not delete {f}",
                 res.build
             ));
         }
     }
-    for e in failed {
+    for e in &outcome.failed {
         if args.json {
-            JsonLines::print(&json!({
-                "event": "build_failed",
-                "build": e.build,
-                "build_id": e.build_id,
-                "step": e.step.as_str(),
-                "region": e.region,
-                "error": e.error.to_string(),
-                "cancelled": e.is_cancelled(),
-                "left": e.left,
-            }));
+            JsonLines::print(&e.event_json());
             continue;
         }
-        crate::report::build_error("build", e);
+        report::build_error("build", e);
     }
-    if !args.json && !built.is_empty() {
-        crate::report::err_line(&format!("manifest: {}", args.manifest.display()));
+    if !args.json && !outcome.built.is_empty() {
+        report::err_line(&format!("manifest: {}", args.manifest.display()));
     }
     if interrupted {
         Exit::Interrupted
-    } else if !failed.is_empty() || partial {
+    } else if !outcome.all_built() {
         Exit::Failed
     } else {
         Exit::Ok

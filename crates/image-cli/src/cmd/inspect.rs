@@ -115,8 +115,10 @@ fn build(out: &mut String, p: &Plan, mask: &dyn Fn(&str) -> String) {
     let _ = writeln!(out, "    region:        {}", p.region);
     let regions = match &p.ami_regions {
         AmiRegions::All => "all".to_string(),
-        AmiRegions::List(l) if l.is_empty() => "<build region only>".to_string(),
-        AmiRegions::List(l) => l.join(", "),
+        AmiRegions::List(l) | AmiRegions::Resolved(l) if l.is_empty() => {
+            "<build region only>".to_string()
+        }
+        AmiRegions::List(l) | AmiRegions::Resolved(l) => l.join(", "),
     };
     let _ = writeln!(out, "    ami_regions:   {regions}");
     let _ = writeln!(out, "    ami_name:      {}", mask(&p.ami_name));

@@ -3,13 +3,15 @@
 //! `ansible-playbook`, without Python on the target.
 //!
 //! ```text
-//! image-cli provision (--host [user@]HOST[:PORT] --identity KEY | --local) [--become]
+//! image-cli provision (--host [user@]HOST[:PORT] --identity KEY | --local) [--become] [--become-user U]
 //!                     [-e k=v | -e @vars.yml | -e '{"json": 1}']... [--check] [--diff]
 //!                     [--tags T,..] [--skip-tags T,..] [--start-at-task NAME]
 //!                     [--roles-path DIR]... [--syntax-check] STEPS.yaml
 //! ```
 //!
-//! Output: one line per task (ok / changed / skipping / failed, with the
+//! The host flags are [`HostArgs`], shared with `verify`; the output is
+//! [`image_provision::print::TaskPrinter`]'s:
+//! one line per task (ok / changed / skipping / failed, with the
 //! loop item), diffs with `--diff`, then the recap
 //! `ok=N changed=N unreachable=N failed=N skipped=N rescued=N ignored=N`.
 //! Exit status: 0 success, 2 a task failed, the host was unreachable or the
@@ -17,17 +19,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args as ClapArgs;
 use image_core::diag::{Diagnostic, Diagnostics};
-use image_core::events::{Event, EventSink, Outcome};
-use image_core::local::LocalTarget;
-use image_core::ssh::{HostAddr, SshAuth, SshTarget};
 use image_core::target::Target;
+use image_provision::print::TaskPrinter;
 use image_provision::{parse, Options};
-use serde_json::Value as Json;
 
+use crate::cmd::host_args::HostArgs;
 use crate::exit::Exit;
 use crate::report;
 
@@ -39,28 +38,13 @@ Exit codes (as ansible-playbook):
 
 /// Arguments of `provision`.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = EXIT_CODES_HELP)]
+#[command(
+    after_help = EXIT_CODES_HELP,
+    mut_arg("host", |a| a.required_unless_present_any(["local", "syntax_check"]))
+)]
 pub struct Args {
-    /// Provision this host over SSH: [user@]HOST[:PORT] (user defaults to root).
-    #[arg(
-        long,
-        value_name = "[USER@]HOST[:PORT]",
-        conflicts_with = "local",
-        required_unless_present_any = ["local", "syntax_check"]
-    )]
-    pub host: Option<String>,
-    /// Private key for --host.
-    #[arg(long, short = 'i', value_name = "KEY", requires = "host")]
-    pub identity: Option<PathBuf>,
-    /// Provision this machine instead of a remote host.
-    #[arg(long)]
-    pub local: bool,
-    /// Run tasks through sudo unless a play or task says otherwise.
-    #[arg(long = "become", short = 'b')]
-    pub become_: bool,
-    /// The user to become (default root).
-    #[arg(long, value_name = "USER")]
-    pub become_user: Option<String>,
+    #[command(flatten)]
+    pub target: HostArgs,
     /// Extra variables (highest precedence): k=v, @FILE (YAML/JSON) or JSON; repeatable.
     #[arg(long = "extra-vars", short = 'e', value_name = "VARS")]
     pub extra_vars: Vec<String>,
@@ -93,84 +77,6 @@ pub struct Args {
     pub steps: PathBuf,
 }
 
-/// Prints task lines as they finish.
-/// With `--json`, every finished task (or loop item) carries its SSH
-/// round trips (`round_trips`: commands, uploads and downloads) and its
-/// time in microseconds (`elapsed_us`), both since the previous task event.
-struct Printer {
-    host: String,
-    json: bool,
-    trips: image_provision::round_trips::RoundTrips,
-    seen: std::sync::atomic::AtomicU64,
-    last: std::sync::Mutex<std::time::Instant>,
-}
-
-impl EventSink for Printer {
-    fn emit(&self, event: &Event) {
-        let mut out = std::io::stdout().lock();
-        if self.json {
-            use std::sync::atomic::Ordering;
-            let now = self.trips.get();
-            let before = self.seen.swap(now, Ordering::Relaxed);
-            let us = match self.last.lock() {
-                Ok(mut t) => {
-                    let us = t.elapsed().as_micros();
-                    *t = std::time::Instant::now();
-                    us
-                }
-                Err(_) => 0,
-            };
-            let mut v = serde_json::to_value(event).unwrap_or_default();
-            if let (Event::StepFinished { .. }, Json::Object(m)) = (event, &mut v) {
-                m.insert("round_trips".into(), Json::from(now.saturating_sub(before)));
-                m.insert(
-                    "elapsed_us".into(),
-                    Json::from(u64::try_from(us).unwrap_or(u64::MAX)),
-                );
-            }
-            let _ = writeln!(out, "{v}");
-            return;
-        }
-        match event {
-            Event::StepStarted { .. } => {}
-            Event::StepFinished {
-                step,
-                outcome,
-                elapsed_ms,
-                message,
-                ..
-            } => {
-                let word = match outcome {
-                    Outcome::Ok => "ok",
-                    Outcome::Changed => "changed",
-                    Outcome::Skipped => "skipping",
-                    Outcome::Failed => "failed",
-                };
-                let (item, rest) = match message.strip_prefix("item=") {
-                    Some(m) => match m.split_once(": ") {
-                        Some((i, r)) => (format!(" (item={i})"), r.to_string()),
-                        None => (format!(" (item={m})"), String::new()),
-                    },
-                    None => (String::new(), message.clone()),
-                };
-                let rest = if rest.is_empty() || (*outcome == Outcome::Skipped) {
-                    String::new()
-                } else {
-                    format!(": {rest}")
-                };
-                let _ = writeln!(
-                    out,
-                    "{word}: [{}] {step}{item} ({elapsed_ms} ms){rest}",
-                    self.host
-                );
-            }
-            Event::Message { text, .. } => {
-                let _ = writeln!(out, "{}", text.trim_end());
-            }
-        }
-    }
-}
-
 /// Runs `provision`.
 pub fn run(args: &Args) -> Exit {
     let fail = || {
@@ -184,20 +90,16 @@ pub fn run(args: &Args) -> Exit {
             return Exit::BadInput;
         }
     };
-    if let Some(h) = &args.host {
-        let problem = match HostAddr::parse(h) {
-            Err(e) => Some(e),
-            Ok(_) if args.identity.is_none() => Some("--host needs --identity KEY".to_string()),
-            Ok(_) => None,
-        };
-        if let Some(e) = problem {
+    let target = match args.target.target() {
+        Ok(t) => t,
+        Err(e) => {
             report::diagnostics(&Diagnostics::from(
                 Diagnostic::error(None, e)
                     .with_help("write --host [USER@]HOST[:PORT] (port 1 to 65535) with --identity KEY, or use --local"),
             ));
             return Exit::BadInput;
         }
-    }
+    };
     // Parse and check the whole tree before connecting anywhere.
     let steps = match parse::load(&args.steps, &args.roles_path) {
         Ok(s) => s,
@@ -227,8 +129,8 @@ pub fn run(args: &Args) -> Exit {
         tags: args.tags.clone(),
         skip_tags: args.skip_tags.clone(),
         start_at_task: args.start_at_task.clone(),
-        become_: args.become_,
-        become_user: args.become_user.clone(),
+        become_: args.target.become_,
+        become_user: args.target.become_user.clone(),
         build: String::new(),
     };
     let rt = match super::runtime() {
@@ -237,37 +139,21 @@ pub fn run(args: &Args) -> Exit {
     };
     let json = args.json;
     let outcome = rt.block_on(async {
-        let target: Box<dyn Target> = match &args.host {
-            None => Box::new(LocalTarget::new()),
-            Some(h) => {
-                let addr = HostAddr::parse(h)?;
-                let key = args.identity.clone().ok_or("--host needs --identity KEY")?;
-                let mut cfg = addr.ssh_config("root", SshAuth::key_file(key));
-                cfg.retry_until = Duration::from_secs(30);
-                Box::new(SshTarget::connect(cfg).await.map_err(|e| e.to_string())?)
-            }
-        };
+        let target = target.connect().await?;
         let target = image_provision::round_trips::Counting::new(target);
-        let printer = Printer {
-            host: target.name(),
-            json,
-            trips: target.counter(),
-            seen: Default::default(),
-            last: std::sync::Mutex::new(std::time::Instant::now()),
-        };
-        Ok::<_, String>(image_provision::run(&target, &steps, &opts, &printer).await)
+        let printer = if json {
+            TaskPrinter::json(target.name())
+        } else {
+            TaskPrinter::text(target.name())
+        }
+        .with_round_trips(target.counter());
+        let report = image_provision::run(&target, &steps, &opts, &printer).await;
+        printer.recap(&report);
+        Ok::<_, String>(report)
     });
     drop(rt);
     match outcome {
         Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "recap", "host": report.host, "recap": report.recap})
-                );
-            } else {
-                println!("\nRECAP {} : {}", report.host, report.recap);
-            }
             if report.failed() {
                 fail()
             } else {

@@ -31,7 +31,7 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 use image_aws::ami_table::AmiTable;
 use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, SourceAmi, SshConnector};
-use image_cli::pipeline::TestHook;
+use image_cli::pipeline::{test_result_json, TestHook};
 use image_cli::progress::{JsonLines, Progress};
 use image_core::diag::{Diagnostic, Diagnostics};
 use image_core::events::EventSink;
@@ -167,13 +167,6 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
         })?,
     };
     req.source_ami = SourceAmi::Id(ami.clone());
-    // The same wait variables as `build` (packer's).
-    match image_aws::wait_env::wait_settings_from_env(&req.wait, |k| std::env::var(k).ok()) {
-        Ok(w) => req.wait = w,
-        Err(e) => diags.push(
-            Diagnostic::error(None, e).with_help("unset the variable or give it a usable value"),
-        ),
-    }
 
     let verify = load_verify_files(&plan, &plan.test_verify, &mut diags);
     let conformance = if args.conformance {
@@ -313,36 +306,7 @@ fn summarise(
 ) -> Exit {
     let passed = r.is_ok();
     if args.json {
-        let mut v = json!({
-            "event": "test_result",
-            "build": req.name,
-            "region": req.region,
-            "ami": ami,
-            "passed": passed,
-            "verify": record.verify,
-            "commands": record.commands,
-            "conformance": record.conformance,
-            "conformance_error": record.conformance_error,
-        });
-        match &r {
-            Ok(res) => {
-                v["build_id"] = json!(res.build_id);
-                v["instance_id"] = json!(res.instance.id);
-                v["cleanup_failures"] = json!(res
-                    .cleanup_failures
-                    .iter()
-                    .map(|f| f.to_string())
-                    .collect::<Vec<_>>());
-            }
-            Err(e) => {
-                v["build_id"] = json!(e.build_id);
-                v["step"] = json!(e.step.as_str());
-                v["error"] = json!(e.error.to_string());
-                v["cancelled"] = json!(e.is_cancelled());
-                v["left"] = json!(e.left);
-            }
-        }
-        JsonLines::print(&v);
+        JsonLines::print(&test_result_json(req, ami, &r, record));
     } else {
         crate::report::out_line(&format!(
             "test of build `{}`: {ami} in {}",

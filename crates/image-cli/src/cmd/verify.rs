@@ -1,7 +1,7 @@
 //! `image-cli verify`: goss's `validate` and `render` over a target.
 //!
 //! ```text
-//! image-cli verify [--host [user@]HOST[:PORT] --identity KEY [--become] | --local]
+//! image-cli verify [--host [user@]HOST[:PORT] --identity KEY | --local] [--become [--become-user U]]
 //!                  [--vars FILE]... [--vars-inline JSON]...
 //!                  [--format documentation|rspecish|json|junit|nagios|prometheus|structured|tap|silent]
 //!                  [--format-options perfdata,verbose,pretty,sort,exclude_raw]
@@ -12,7 +12,8 @@
 //! image-cli verify autoadd [--host ... -i KEY [--become] | --local] [-g GOSSFILE] NAME...
 //! ```
 //!
-//! Everything but flag parsing lives in `image-verify`. Exit codes are
+//! The host flags are [`HostArgs`], shared with `provision`. Everything but
+//! flag parsing and printing lives in `image-verify`. Exit codes are
 //! goss's: 0 passed, 1 a check failed (2 with `--format nagios`, 0 with
 //! `structured`), 3 retries timed out, 78 bad spec (also: no tests).
 
@@ -21,10 +22,9 @@ use std::time::Duration;
 
 use clap::{Args as ClapArgs, Subcommand};
 use image_verify::options::parse_duration;
-use image_verify::{
-    output, suite, ExitCode as VerifyExit, OutputFormat, TargetSpec, VerifyOptions,
-};
+use image_verify::{output, suite, ExitCode as VerifyExit, OutputFormat, VerifyOptions};
 
+use crate::cmd::host_args::HostArgs;
 use crate::exit::Exit;
 use crate::report;
 
@@ -58,21 +58,9 @@ pub enum Action {
     Autoadd(AutoaddArgs),
 }
 
-/// Where `add` / `autoadd` look.
+/// The gossfile `add` / `autoadd` write.
 #[derive(Debug, Clone, ClapArgs)]
-pub struct HostArgs {
-    /// Look at this host over SSH: [user@]HOST[:PORT].
-    #[arg(long, value_name = "[USER@]HOST[:PORT]", conflicts_with = "local")]
-    pub host: Option<String>,
-    /// The SSH private key for --host.
-    #[arg(long, short = 'i', value_name = "KEY", requires = "host")]
-    pub identity: Option<PathBuf>,
-    /// Observe through `sudo -n` (root).
-    #[arg(long = "become")]
-    pub become_: bool,
-    /// Look at this machine (the default without --host).
-    #[arg(long)]
-    pub local: bool,
+pub struct RecordArgs {
     /// The gossfile to write (merged into when it exists).
     #[arg(long, short = 'g', value_name = "FILE", default_value = "goss.yaml")]
     pub gossfile: PathBuf,
@@ -86,6 +74,8 @@ pub struct HostArgs {
 pub struct AddArgs {
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// The timeout recorded (and used) for addr, command, dns, http, mount.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -105,6 +95,8 @@ pub struct AddArgs {
 pub struct AutoaddArgs {
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub record: RecordArgs,
     /// Names to look for.
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
@@ -136,18 +128,8 @@ pub struct RenderArgs {
 /// Arguments of `verify GOSSFILE`.
 #[derive(Debug, ClapArgs)]
 pub struct RunArgs {
-    /// Check this host over SSH: [user@]HOST[:PORT].
-    #[arg(long, value_name = "[USER@]HOST[:PORT]", conflicts_with = "local")]
-    pub host: Option<String>,
-    /// The SSH private key for --host.
-    #[arg(long, short = 'i', value_name = "KEY", requires = "host")]
-    pub identity: Option<PathBuf>,
-    /// Observe through `sudo -n` (root), e.g. to read root-only files.
-    #[arg(long = "become")]
-    pub become_: bool,
-    /// Check this machine (the default without --host).
-    #[arg(long)]
-    pub local: bool,
+    #[command(flatten)]
+    pub host: HostArgs,
     #[command(flatten)]
     pub vars: VarsArgs,
     /// Output format.
@@ -189,17 +171,17 @@ fn exit(code: VerifyExit) -> Exit {
 pub fn run(args: &Args) -> Exit {
     match &args.action {
         Some(Action::Render(r)) => render(r),
-        Some(Action::Add(a)) => add(&a.host, Some(a), &a.names),
-        Some(Action::Autoadd(a)) => add(&a.host, None, &a.names),
+        Some(Action::Add(a)) => add(&a.host, &a.record, Some(a), &a.names),
+        Some(Action::Autoadd(a)) => add(&a.host, &a.record, None, &a.names),
         None => validate(&args.run),
     }
 }
 
 /// `add` (with its arguments) or `autoadd`: observe, merge into the
 /// gossfile, print what was recorded.
-fn add(host: &HostArgs, add: Option<&AddArgs>, names: &[String]) -> Exit {
+fn add(host: &HostArgs, record: &RecordArgs, add: Option<&AddArgs>, names: &[String]) -> Exit {
     use image_verify::add as goss_add;
-    let spec = match TargetSpec::from_flags(host.host.as_deref(), host.identity.clone()) {
+    let spec = match host.target() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -207,9 +189,9 @@ fn add(host: &HostArgs, add: Option<&AddArgs>, names: &[String]) -> Exit {
         }
     };
     let cfg = goss_add::AddConfig {
-        become_: host.become_.then(Default::default),
+        become_: host.become_as(),
         timeout: add.and_then(|a| a.timeout),
-        exclude: host.exclude_attr.clone(),
+        exclude: record.exclude_attr.clone(),
         dns_server: add.and_then(|a| a.server.clone()),
     };
     let rt = match super::runtime() {
@@ -231,7 +213,7 @@ fn add(host: &HostArgs, add: Option<&AddArgs>, names: &[String]) -> Exit {
             return Exit::Failed;
         }
     };
-    if let Err(e) = goss_add::write(&host.gossfile, &entries) {
+    if let Err(e) = goss_add::write(&record.gossfile, &entries) {
         eprintln!("error: {e}");
         return Exit::Failed;
     }
@@ -283,11 +265,11 @@ fn options(args: &RunArgs) -> Result<VerifyOptions, String> {
         .gossfile
         .clone()
         .ok_or("missing GOSSFILE (e.g. `image-cli verify goss.yaml`)")?;
-    let target = TargetSpec::from_flags(args.host.as_deref(), args.identity.clone())?;
+    let target = args.host.target()?;
     Ok(VerifyOptions {
         gossfile,
         target,
-        become_: args.become_,
+        become_: args.host.become_,
         vars_files: args.vars.vars.clone(),
         vars_inline: args.vars.vars_inline.clone(),
         format: args.format,
@@ -343,11 +325,13 @@ fn validate(args: &RunArgs) -> Exit {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
+    let run_options = image_verify::runner::RunOptions {
+        become_: args.host.become_as(),
+        ..opts.run_options()
+    };
     let outcome = rt.block_on(async {
         let target = opts.target.connect().await?;
-        Ok::<_, String>(
-            image_verify::runner::run(&suite, target.as_ref(), &opts.run_options()).await,
-        )
+        Ok::<_, String>(image_verify::runner::run(&suite, target.as_ref(), &run_options).await)
     });
     drop(rt);
     match outcome {

@@ -9,10 +9,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use super::ami_options::{self, AmiOptions};
 use super::check;
 use super::plan::*;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
 use crate::yaml::{MapReader, Node, Value};
+
+mod spot;
 
 /// What reading a build needs besides its settings.
 pub struct BuildContext<'a> {
@@ -41,12 +44,16 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
     let mut m = MapReader::new(node, &what, &mut r.diags)?;
 
     let source_ami = r.source_ami(m.get("source_ami"));
-    let instance_type = r.required_str(&mut m, "instance_type");
+    let spot = r.spot(&mut m);
+    // With spot_instance_types, instance_type may be left out (the first).
+    let instance_type = match spot.types.first() {
+        Some(first) => r
+            .opt_str(m.get("instance_type"), "instance_type")
+            .or_else(|| Some(first.clone())),
+        None => r.required_str(&mut m, "instance_type"),
+    };
     if let (Some(t), Some(n)) = (&instance_type, m.node().get("instance_type")) {
-        if !(t.contains('.')
-            && t.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'))
-        {
+        if !spot::is_instance_type(t) {
             r.err(
                 n.error(format!("invalid instance type `{t}`"))
                     .with_help("instance types look like `t3.small` or `m7g.large`"),
@@ -90,6 +97,14 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
     ) {
         r.err(n.error("ssh_keypair_name needs ssh_private_key_file")
             .with_help("set ssh_private_key_file to the key pair's private key, or drop ssh_keypair_name for a temporary key"));
+    }
+    if let (None, Some(_), Some(n)) = (
+        &ssh_keypair_name,
+        &ssh_private_key_file,
+        m.node().get("ssh_private_key_file"),
+    ) {
+        r.err(n.error("ssh_private_key_file needs ssh_keypair_name")
+            .with_help("set ssh_keypair_name to the EC2 key pair the key belongs to, or drop ssh_private_key_file for a temporary key"));
     }
     let subnet_id = r.resource_id(m.get("subnet_id"), "subnet_id", "subnet");
     let vpc_id = r.resource_id(m.get("vpc_id"), "vpc_id", "vpc");
@@ -137,8 +152,10 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
     let ami_name = r.required_str(&mut m, "ami_name");
     if let (Some(a), Some(n)) = (&ami_name, m.node().get("ami_name")) {
         if let Some(p) = check::ami_name_problem(a) {
-            r.err(n.error(format!("invalid ami_name `{a}`: {p}"))
-                .with_help("AMI names may contain letters, digits, spaces and ( ) [ ] . / - ' @ _; the `clean_ami_name` filter replaces the rest"));
+            r.err(
+                n.error(format!("invalid ami_name `{a}`: {p}"))
+                    .with_help(check::AMI_NAME_HELP),
+            );
         }
     }
     let ami_description = r.opt_str(m.get("ami_description"), "ami_description");
@@ -181,7 +198,7 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
             );
         }
     }
-    let imds_support = r.one_of(&mut m, "imds_support", &["v2.0"]);
+    let ami_options = AmiOptions::read(&mut r, &mut m);
     let skip_region_validation = r
         .opt_bool(m.get("skip_region_validation"), "skip_region_validation")
         .unwrap_or(false);
@@ -248,7 +265,12 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         snapshot_groups,
         force_deregister,
         deprecate_at,
-        imds_support,
+        ami_options,
+        spot: super::spot::SpotOptions {
+            spot_price: spot.price,
+            spot_instance_types: spot.types,
+            spot_tags: spot.tags,
+        },
         skip_region_validation,
         tags,
         run_tags,
@@ -263,8 +285,14 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
     })
 }
 
-/// Every build setting.
-pub const KEYS: &[&str] = &[
+/// Every build setting: [`BUILD_KEYS`] and [`ami_options::KEYS`].
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    BUILD_KEYS.iter().chain(ami_options::KEYS).copied()
+}
+
+/// The build settings read here (the AMI options are read in
+/// [`ami_options`]).
+pub const BUILD_KEYS: &[&str] = &[
     "source_ami",
     "instance_type",
     "region",
@@ -300,7 +328,9 @@ pub const KEYS: &[&str] = &[
     "snapshot_groups",
     "force_deregister",
     "deprecate_at",
-    "imds_support",
+    "spot_price",
+    "spot_instance_types",
+    "spot_tags",
     "skip_region_validation",
     "tags",
     "run_tags",
@@ -318,7 +348,8 @@ pub const KEYS: &[&str] = &[
 /// A failed check of one list item: (message, help).
 type ItemCheck<'a> = &'a dyn Fn(&str) -> Result<(), (&'static str, &'static str)>;
 
-struct Reader<'a> {
+/// Reads one build's mapping, collecting diagnostics.
+pub(super) struct Reader<'a> {
     cx: &'a BuildContext<'a>,
     node: &'a Node,
     diags: Diagnostics,
@@ -328,7 +359,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// Pushes `d` unless it is about a string whose template already failed.
-    fn err(&mut self, d: Diagnostic) {
+    pub(super) fn err(&mut self, d: Diagnostic) {
         if d.location
             .as_ref()
             .is_some_and(|l| self.cx.failed.contains(l))
@@ -341,8 +372,9 @@ impl Reader<'_> {
     /// True when a key of the build is an unknown key close to `key`.
     fn typo_of(&self, key: &str) -> bool {
         self.node.as_map().unwrap_or_default().iter().any(|(k, _)| {
-            k.as_key()
-                .is_some_and(|k| !KEYS.contains(&k.as_str()) && did_you_mean(&k, [key]).is_some())
+            k.as_key().is_some_and(|k| {
+                !keys().any(|known| known == k.as_str()) && did_you_mean(&k, [key]).is_some()
+            })
         })
     }
 
@@ -396,7 +428,7 @@ impl Reader<'_> {
         v
     }
 
-    fn one_of(
+    pub(super) fn one_of(
         &mut self,
         m: &mut MapReader<'_>,
         key: &'static str,
@@ -423,7 +455,7 @@ impl Reader<'_> {
         None
     }
 
-    fn opt_bool(&mut self, node: Option<&Node>, key: &str) -> Option<bool> {
+    pub(super) fn opt_bool(&mut self, node: Option<&Node>, key: &str) -> Option<bool> {
         let n = node?;
         if n.is_null() || n.as_str() == Some("") {
             return None;
@@ -781,11 +813,7 @@ impl Reader<'_> {
     }
 
     fn metadata_options(&mut self, node: Option<&Node>) -> MetadataOptions {
-        let mut out = MetadataOptions {
-            http_tokens: "required".into(),
-            http_put_response_hop_limit: 2,
-            http_endpoint: "enabled".into(),
-        };
+        let mut out = MetadataOptions::default();
         let Some(n) = node.filter(|n| !n.is_null()) else {
             return out;
         };
@@ -810,19 +838,16 @@ impl Reader<'_> {
                 out.http_endpoint = s;
             }
         }
+        if let Some(v) = m.get("instance_metadata_tags") {
+            out.instance_metadata_tags =
+                self.choice(v, "instance_metadata_tags", &["enabled", "disabled"]);
+        }
         m.finish(&mut self.diags);
         out
     }
 
     fn root_device(&mut self, node: Option<&Node>) -> RootDevice {
-        let mut out = RootDevice {
-            device_name: None,
-            volume_size: None,
-            volume_type: VolumeType::Gp3,
-            iops: None,
-            throughput: None,
-            delete_on_termination: true,
-        };
+        let mut out = RootDevice::default();
         let Some(n) = node.filter(|n| !n.is_null()) else {
             return out;
         };
@@ -854,60 +879,18 @@ impl Reader<'_> {
                 _ => VolumeType::Gp3,
             };
         }
-        let vt = out.volume_type;
         let iops_node = m.get("iops");
         out.iops = self.int(iops_node, "iops", 1, 256_000).map(|i| i as u32);
-        if let (Some(iops), Some(inode)) = (out.iops, iops_node) {
-            let range = match vt {
-                VolumeType::Gp2 => None,
-                VolumeType::Gp3 => Some((3000, 80_000)),
-                VolumeType::Io1 => Some((100, 64_000)),
-                VolumeType::Io2 => Some((100, 256_000)),
-            };
-            match range {
-                None => self.err(
-                    inode
-                        .error("iops is only valid for gp3, io1 and io2 volumes, not gp2")
-                        .with_help("remove `iops` or change `volume_type`"),
-                ),
-                Some((lo, hi)) if !(lo..=hi).contains(&iops) => self.err(
-                    inode
-                        .error(format!(
-                            "iops for {} volumes must be between {lo} and {hi}, found {iops}",
-                            vt.as_str()
-                        ))
-                        .with_help(format!("choose iops from {lo} to {hi}")),
-                ),
-                Some(_) => {}
-            }
-        } else if matches!(vt, VolumeType::Io1 | VolumeType::Io2) && iops_node.is_none() {
-            let at = vt_node.unwrap_or(n);
-            self.err(
-                at.error(format!("{} volumes need `iops`", vt.as_str()))
-                    .with_help("set `iops` (100 to 64000 for io1, 256000 for io2)"),
-            );
-        }
         let tp_node = m.get("throughput");
         out.throughput = self.int(tp_node, "throughput", 1, 2000).map(|i| i as u32);
-        if let (Some(tp), Some(tnode)) = (out.throughput, tp_node) {
-            if vt != VolumeType::Gp3 {
-                self.err(
-                    tnode
-                        .error(format!(
-                            "throughput is only valid for gp3 volumes, not {}",
-                            vt.as_str()
-                        ))
-                        .with_help("remove `throughput` or set `volume_type: gp3`"),
-                );
-            } else if !(125..=2000).contains(&tp) {
-                self.err(
-                    tnode
-                        .error(format!(
-                            "throughput for gp3 volumes must be between 125 and 2000 MiB/s, found {tp}"
-                        ))
-                        .with_help("choose a throughput from 125 to 2000"),
-                );
-            }
+        // The rules across fields are the request's (one place for both).
+        for (key, message, help) in out.problems() {
+            let at = match key {
+                "iops" => iops_node,
+                "throughput" => tp_node,
+                _ => vt_node,
+            };
+            self.err(at.unwrap_or(n).error(message).with_help(help));
         }
         out.delete_on_termination = self
             .opt_bool(m.get("delete_on_termination"), "delete_on_termination")
@@ -950,10 +933,9 @@ impl Reader<'_> {
             if !self.check_region(&k.0, region, "region_kms_key_ids") {
                 continue;
             }
-            let listed = match regions {
-                AmiRegions::All => true,
-                AmiRegions::List(l) => l.contains(region) || build == Some(region.as_str()),
-            };
+            let listed = regions.is_all()
+                || regions.list().contains(region)
+                || build == Some(region.as_str());
             if !listed {
                 self.err(
                     k.0.error(format!(

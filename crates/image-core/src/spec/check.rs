@@ -151,6 +151,9 @@ pub fn ami_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "()[]./-'@_ ".contains(c)
 }
 
+/// How to fix what [`ami_name_problem`] finds.
+pub const AMI_NAME_HELP: &str = "AMI names may contain letters, digits, spaces and ( ) [ ] . / - ' @ _; the `clean_ami_name` filter replaces the rest";
+
 /// Why `s` is not a valid AMI name, if it is not.
 pub fn ami_name_problem(s: &str) -> Option<String> {
     let n = s.chars().count();

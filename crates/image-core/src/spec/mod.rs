@@ -24,7 +24,8 @@
 //!   var files < `--var` (see [`values`]).
 //! - `defaults` and `builds.<name>`: build settings, merged deeply (mappings
 //!   merge, lists replace; see [`merge`]). The settings and their checks are
-//!   in [`build`]; their typed form is [`Plan`].
+//!   in [`build`] (the AMI's optional attributes in [`ami_options`]); their
+//!   typed form is [`Plan`], whose value types the EC2 request shares.
 //! - Every string is a minijinja template over the variables plus
 //!   `timestamp`, `build_name` and `isotime(fmt)` (see [`template`]).
 //! - Errors are collected, never stopped at: [`Spec::resolve`] returns every
@@ -35,6 +36,7 @@
 //! [`load::check_files`]); everything else here is pure: the caller passes
 //! the sources and the time.
 
+pub mod ami_options;
 pub mod bounded;
 pub mod build;
 pub mod check;
@@ -43,6 +45,7 @@ pub mod load;
 pub mod merge;
 pub mod plan;
 pub mod select;
+pub mod spot;
 pub mod template;
 pub mod values;
 pub mod vars;
@@ -54,6 +57,7 @@ use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
 use crate::redact::Redactor;
 use crate::yaml::{self, MapReader, Node, Value};
 
+pub use ami_options::AmiOptions;
 pub use plan::{
     AmiFilter, AmiRegions, Architecture, FileRef, MetadataOptions, Plan, RootDevice, SourceAmi,
     SshInterface, VolumeType,

@@ -5,13 +5,19 @@
 //!
 //! Field names follow the YAML keys of the definition (see [`crate::spec`]),
 //! so the definition's documentation is the documentation of these fields.
+//!
+//! The value types here ([`SourceAmi`], [`MetadataOptions`], [`RootDevice`],
+//! [`AmiRegions`], [`SshInterface`], …) and [`AmiOptions`] are also the
+//! types of the EC2 backend's request (image-aws `BuildRequest`): each
+//! setting is declared once, its defaults and checks with it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::ami_options::AmiOptions;
 use crate::diag::Location;
 
 /// One resolved build.
@@ -103,8 +109,14 @@ pub struct Plan {
     pub force_deregister: bool,
     /// When the AMI is deprecated (RFC 3339, as given).
     pub deprecate_at: Option<String>,
-    /// `v2.0`: instances launched from the AMI must use IMDSv2.
-    pub imds_support: Option<String>,
+    /// The AMI's optional EC2 attributes, one step each (`imds_support`,
+    /// `boot_mode`, `tpm_support`, `ena_support`).
+    #[serde(flatten)]
+    pub ami_options: AmiOptions,
+    /// `spot_price`, `spot_instance_types`, `spot_tags`: the build
+    /// instance as a spot instance.
+    #[serde(flatten)]
+    pub spot: super::spot::SpotOptions,
     /// Do not ask EC2 whether the build's regions exist before building.
     pub skip_region_validation: bool,
     /// Tags of the AMI.
@@ -139,7 +151,7 @@ impl Plan {
     pub fn image_regions(&self) -> Option<Vec<String>> {
         match &self.ami_regions {
             AmiRegions::All => None,
-            AmiRegions::List(list) => {
+            AmiRegions::List(list) | AmiRegions::Resolved(list) => {
                 let mut out = vec![self.region.clone()];
                 for r in list {
                     if !out.contains(r) {
@@ -166,7 +178,7 @@ pub struct FileRef {
 }
 
 /// The AMI to start from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceAmi {
     /// An AMI id.
@@ -175,28 +187,60 @@ pub enum SourceAmi {
     Filter(AmiFilter),
 }
 
-/// A `DescribeImages` filter.
-#[derive(Debug, Clone, Serialize)]
+/// A `DescribeImages` filter (packer `source_ami_filter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AmiFilter {
     /// Account ids or aliases (`amazon`, `self`, `aws-marketplace`).
     pub owners: Vec<String>,
-    /// Name glob.
+    /// Name glob (`*` and `?`), as EC2's `name` filter understands it.
     pub name: String,
     /// CPU architecture.
+    #[serde(default)]
     pub architecture: Architecture,
     /// `hvm` by default.
+    #[serde(default = "hvm")]
     pub virtualization_type: String,
     /// `ebs` by default.
+    #[serde(default = "ebs")]
     pub root_device_type: String,
     /// Take the newest match (true by default); false = more than one match is
     /// an error.
+    #[serde(default = "yes")]
     pub most_recent: bool,
 }
 
+impl AmiFilter {
+    /// A filter with the defaults: `x86_64`, `hvm`, `ebs`, the newest match.
+    pub fn new(owners: Vec<String>, name: impl Into<String>) -> Self {
+        AmiFilter {
+            owners,
+            name: name.into(),
+            architecture: Architecture::default(),
+            virtualization_type: hvm(),
+            root_device_type: ebs(),
+            most_recent: true,
+        }
+    }
+}
+
+fn hvm() -> String {
+    "hvm".into()
+}
+
+fn ebs() -> String {
+    "ebs".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// CPU architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Architecture {
-    /// `x86_64`.
+    /// `x86_64` (default).
+    #[default]
     #[serde(rename = "x86_64")]
     X86_64,
     /// `arm64`.
@@ -248,7 +292,8 @@ impl SshInterface {
 }
 
 /// Instance metadata service settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetadataOptions {
     /// `required` (IMDSv2 only, the default) or `optional`.
     pub http_tokens: String,
@@ -256,10 +301,25 @@ pub struct MetadataOptions {
     pub http_put_response_hop_limit: u8,
     /// `enabled` (default) or `disabled`.
     pub http_endpoint: String,
+    /// `enabled` or `disabled` (instance tags in IMDS); `None` = EC2's
+    /// default (disabled).
+    pub instance_metadata_tags: Option<String>,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        MetadataOptions {
+            http_tokens: "required".into(),
+            http_put_response_hop_limit: 2,
+            http_endpoint: "enabled".into(),
+            instance_metadata_tags: None,
+        }
+    }
 }
 
 /// The root EBS volume.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RootDevice {
     /// Device name; `None` = the source AMI's root device name.
     pub device_name: Option<String>,
@@ -275,13 +335,96 @@ pub struct RootDevice {
     pub delete_on_termination: bool,
 }
 
+impl Default for RootDevice {
+    fn default() -> Self {
+        RootDevice {
+            device_name: None,
+            volume_size: None,
+            volume_type: VolumeType::Gp3,
+            iops: None,
+            throughput: None,
+            delete_on_termination: true,
+        }
+    }
+}
+
+impl RootDevice {
+    /// What is wrong with these settings together (iops and throughput for
+    /// the volume type), each as (key, message, help): the one place of
+    /// these rules, for the definition (at the key's line) and for requests
+    /// built in code.
+    pub fn problems(&self) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        if let Some(n) = self.volume_size.filter(|n| !(1..=65_536).contains(n)) {
+            out.push((
+                "volume_size",
+                format!("volume_size must be between 1 and 65536 GiB, found {n}"),
+                "choose a size from 1 to 65536".to_string(),
+            ));
+        }
+        let vt = self.volume_type;
+        match (self.iops, vt) {
+            (Some(_), VolumeType::Gp2) => out.push((
+                "iops",
+                "iops is only valid for gp3, io1 and io2 volumes, not gp2".to_string(),
+                "remove `iops` or change `volume_type`".to_string(),
+            )),
+            (Some(iops), _) => {
+                let (lo, hi) = match vt {
+                    VolumeType::Gp3 => (3000, 80_000),
+                    VolumeType::Io1 => (100, 64_000),
+                    _ => (100, 256_000),
+                };
+                if !(lo..=hi).contains(&iops) {
+                    out.push((
+                        "iops",
+                        format!(
+                            "iops for {} volumes must be between {lo} and {hi}, found {iops}",
+                            vt.as_str()
+                        ),
+                        format!("choose iops from {lo} to {hi}"),
+                    ));
+                }
+            }
+            (None, VolumeType::Io1 | VolumeType::Io2) => out.push((
+                "volume_type",
+                format!("{} volumes need `iops`", vt.as_str()),
+                "set `iops` (100 to 64000 for io1, 256000 for io2)".to_string(),
+            )),
+            (None, _) => {}
+        }
+        if let Some(tp) = self.throughput {
+            if vt != VolumeType::Gp3 {
+                out.push((
+                    "throughput",
+                    format!(
+                        "throughput is only valid for gp3 volumes, not {}",
+                        vt.as_str()
+                    ),
+                    "remove `throughput` or set `volume_type: gp3`".to_string(),
+                ));
+            } else if !(125..=2000).contains(&tp) {
+                out.push((
+                    "throughput",
+                    format!(
+                        "throughput for gp3 volumes must be between 125 and 2000 MiB/s, found {tp}"
+                    ),
+                    "choose a throughput from 125 to 2000".to_string(),
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// EBS volume type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumeType {
     /// General purpose SSD, older generation.
     Gp2,
     /// General purpose SSD (default).
+    #[default]
     Gp3,
     /// Provisioned IOPS SSD.
     Io1,
@@ -301,20 +444,80 @@ impl VolumeType {
     }
 }
 
-/// Where the AMI is copied.
+/// Where the AMI is copied: `all` or a list of regions (JSON and YAML
+/// alike).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AmiRegions {
     /// Every region enabled in the account (`ami_regions: all`).
     All,
     /// These regions; empty = the build region only.
     List(Vec<String>),
+    /// `all`, resolved to these regions when the build starts (EC2
+    /// backend): a copy that fails in one of them is reported, not fatal.
+    Resolved(Vec<String>),
+}
+
+impl Default for AmiRegions {
+    fn default() -> Self {
+        AmiRegions::List(Vec::new())
+    }
+}
+
+impl From<Vec<String>> for AmiRegions {
+    fn from(list: Vec<String>) -> Self {
+        AmiRegions::List(list)
+    }
+}
+
+impl FromIterator<String> for AmiRegions {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        AmiRegions::List(iter.into_iter().collect())
+    }
+}
+
+impl AmiRegions {
+    /// The listed regions (none for `all` before it is resolved).
+    pub fn list(&self) -> &[String] {
+        match self {
+            AmiRegions::All => &[],
+            AmiRegions::List(l) | AmiRegions::Resolved(l) => l,
+        }
+    }
+
+    /// `ami_regions: all`, not yet resolved.
+    pub fn is_all(&self) -> bool {
+        matches!(self, AmiRegions::All)
+    }
+
+    /// `ami_regions: all`, resolved or not.
+    pub fn from_all(&self) -> bool {
+        matches!(self, AmiRegions::All | AmiRegions::Resolved(_))
+    }
+}
+
+impl<'de> Deserialize<'de> for AmiRegions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(AmiRegions::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "ami_regions: expected `all` or a list of regions, found `{w}`"
+            ))),
+            Raw::List(l) => Ok(AmiRegions::List(l)),
+        }
+    }
 }
 
 impl Serialize for AmiRegions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             AmiRegions::All => s.serialize_str("all"),
-            AmiRegions::List(l) => l.serialize(s),
+            AmiRegions::List(l) | AmiRegions::Resolved(l) => l.serialize(s),
         }
     }
 }

@@ -90,7 +90,7 @@ fn sensitive_values_are_masked() {
 #[test]
 fn every_known_key_is_accepted() {
     let mut src = String::from("builds:\n  x:\n");
-    for k in build::KEYS {
+    for k in build::keys() {
         src.push_str(&format!("    {k}:\n"));
     }
     let e = resolve(&src, &[]).unwrap_err().to_string();

@@ -78,16 +78,18 @@ pub(super) fn close_channel(conn: &Conn, mut ch: Channel, pending: Option<Vec<u8
 
 /// Runs one command line on a new channel of `conn`: writes `stdin` (then
 /// EOF), reads stdout and stderr interleaved (a full stderr window must not
-/// stall stdout), and returns the exit status.
+/// stall stdout), and returns the exit status. With `tty`, on a
+/// pseudo-terminal (both outputs then arrive as standard output).
 pub(super) fn run_channel(
     conn: &Conn,
     line: &str,
     stdin: &[u8],
     deadline: Option<Instant>,
     on_timeout: Option<&str>,
+    tty: bool,
 ) -> Result<Output, ChanError> {
     let _active = Active::new(conn);
-    let (e, chan) = match conn.start(line, deadline) {
+    let (e, chan) = match conn.start(line, deadline, tty) {
         Ok(mut chan) => match drive(conn, &mut chan, stdin, deadline) {
             Ok(out) => return Ok(out),
             Err(e) => (e, Some(chan)),
@@ -100,7 +102,7 @@ pub(super) fn run_channel(
         // closes the channel at once and the session stays clean (else
         // closing it waits for the command to end).
         let until = Some(Instant::now() + Duration::from_secs(10));
-        if run_channel(conn, kill, &[], until, None).is_err() {
+        if run_channel(conn, kill, &[], until, None, false).is_err() {
             tracing::debug!("could not kill a timed-out command");
         }
     }

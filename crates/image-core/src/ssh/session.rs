@@ -168,10 +168,12 @@ impl Conn {
     /// Opens a channel and starts `line` on it. Both steps hold [`Conn::open`]:
     /// libssh2 keeps one channel-open state per session, and while waiting
     /// for the reply to `exec` it takes any channel's reply for its own.
+    /// With `tty`, a pseudo-terminal is asked for first (as `ssh -tt`).
     pub(super) fn start<'a>(
         &'a self,
         line: &str,
         deadline: Option<Instant>,
+        tty: bool,
     ) -> Result<Chan<'a>, (ChanError, Option<Chan<'a>>)> {
         let _one = lock(&self.open);
         let ch = self
@@ -186,6 +188,19 @@ impl Conn {
             ch: Some(ch),
             write_pending: None,
         };
+        // A terminal as `ssh -tt` asks for one (default modes: CRLF output,
+        // standard error on the terminal too).
+        if tty {
+            if let Err(e) = self.retry(deadline, || {
+                match chan.ch().request_pty("xterm", None, None) {
+                    Ok(()) => Ok(Some(())),
+                    Err(e) if would_block(&e) => Ok(None),
+                    Err(e) => Err(self.classify("asking for a terminal", &e)),
+                }
+            }) {
+                return Err((e, Some(chan)));
+            }
+        }
         // Once the request is out the command may run, even if we give up
         // waiting for the reply: the channel comes back with the error.
         match self.retry(deadline, || match chan.ch().exec(line) {

@@ -187,7 +187,7 @@ pub(super) fn shell_exec(conn: &Conn, job: &ShellJob) -> ShellOutcome {
                     // Killed while the shell's channel is open: the server
                     // then replies at once and ends when its channel closes.
                     let until = Some(Instant::now() + Duration::from_secs(10));
-                    if run_channel(conn, kill, &[], until, None).is_err() {
+                    if run_channel(conn, kill, &[], until, None, false).is_err() {
                         tracing::debug!("could not kill a timed-out command");
                     }
                 }
@@ -207,7 +207,7 @@ pub(super) fn shell_exec(conn: &Conn, job: &ShellJob) -> ShellOutcome {
 fn start_shell(conn: &Conn, user: &str, deadline: Option<Instant>) -> Result<Shell, ChanError> {
     let limit = Instant::now() + SHELL_START_TIMEOUT;
     let until = deadline.map_or(limit, |d| d.min(limit));
-    let mut chan = match conn.start(&become_shell::start_line(user), Some(until)) {
+    let mut chan = match conn.start(&become_shell::start_line(user), Some(until), false) {
         Ok(chan) => chan,
         // No user command was sent: always safe to retry.
         Err((ChanError::Lost(d), _)) => return Err(ChanError::NotStarted(d)),

@@ -110,7 +110,8 @@ impl SshTarget {
         stdin: Option<Vec<u8>>,
     ) -> Result<Output, TargetError> {
         let stdin = Arc::new(stdin);
-        if let (true, Some(b)) = (self.shared.cfg.become_shell, &cmd.become_) {
+        // A become shell has no terminal: a `tty` command takes its own channel.
+        if let (true, false, Some(b)) = (self.shared.cfg.become_shell, cmd.tty, &cmd.become_) {
             // sudo has let the shell start: its output is the command's own,
             // never a sudo refusal.
             if let Some(res) = self.run_in_shell(cmd, &b.user, stdin.clone()).await {
@@ -149,10 +150,10 @@ impl SshTarget {
         let mut retried = false;
         let res = loop {
             let conn = self.conn().await?;
-            let (line, stdin, kill) = (line.clone(), stdin.clone(), kill.clone());
+            let (line, stdin, kill, tty) = (line.clone(), stdin.clone(), kill.clone(), cmd.tty);
             let res = tokio::task::spawn_blocking(move || {
                 let stdin = stdin.as_deref().unwrap_or_default();
-                run_channel(&conn, &line, stdin, deadline, kill.as_deref())
+                run_channel(&conn, &line, stdin, deadline, kill.as_deref(), tty)
             })
             .await
             .map_err(|e| TargetError::Other {

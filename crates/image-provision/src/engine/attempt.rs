@@ -77,6 +77,67 @@ impl Runner<'_> {
         Ok(out)
     }
 
+    /// What a module runs with for one task or item: the rendered
+    /// arguments (module defaults under them, `omit` dropped), the
+    /// environment, the target and the search path; or why the item
+    /// fails.
+    pub(super) fn prepare(
+        &self,
+        t: &Task,
+        module: &'static dyn Module,
+        args: &Map<String, Json>,
+        ctx: &Ctx,
+        scope: &Scope,
+        st: &Settings,
+    ) -> Result<Prepared<'_>, String> {
+        let mut all = self.module_defaults(scope, t, module.name(), ctx)?;
+        let mut args = args.clone();
+        if let Some(tmpl) = args.remove("__args_template") {
+            match self.tmpl.render(&tmpl, ctx) {
+                Ok(Json::Object(m)) => {
+                    for (k, v) in m {
+                        args.entry(k).or_insert(v);
+                    }
+                }
+                Ok(other) => return Err(format!("args must be a mapping, got {other}")),
+                Err(e) => return Err(format!("template error in args: {e}")),
+            }
+        }
+        let rendered = match self.tmpl.render(&Json::Object(args), ctx) {
+            Ok(Json::Object(m)) => m,
+            Ok(_) => Map::new(),
+            Err(e) => return Err(format!("template error in arguments: {e}")),
+        };
+        all.extend(rendered);
+        let args = Args(strip_omit(all));
+        let mut env: Vec<(String, String)> = Vec::new();
+        for e in scope.env.iter().chain(t.kw.environment.iter()) {
+            match self.tmpl.render(e, ctx) {
+                Ok(Json::Object(m)) => {
+                    for (k, v) in m {
+                        env.retain(|(kk, _)| *kk != k);
+                        env.push((k, json_to_string(&v)));
+                    }
+                }
+                Ok(Json::Null) => {}
+                Ok(other) => return Err(format!("environment must be a mapping, got {other}")),
+                Err(e) => return Err(format!("template error in environment: {e}")),
+            }
+        }
+        let (target, local) = self.delegate(st, ctx)?;
+        Ok(Prepared {
+            args,
+            env,
+            target,
+            local,
+            search: self.search_dirs(scope, t),
+        })
+    }
+
+    /// Runs the module (or takes `pre`, the result a loop's batched
+    /// check already had for this item, see `batch`), then applies
+    /// `until`/`retries`, `changed_when` and `failed_when`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn attempt(
         &self,
         t: &Task,
@@ -85,65 +146,28 @@ impl Runner<'_> {
         vars: Map<String, Json>,
         st: &Settings,
         scope: &Scope,
+        mut pre: Option<ModuleResult>,
     ) -> ItemOut {
         let ctx = self.tmpl.context(vars.clone());
-        let mut all = match self.module_defaults(scope, t, module.name(), &ctx) {
-            Ok(m) => m,
-            Err(e) => return ItemOut::failed(e),
-        };
-        let mut args = args.clone();
-        if let Some(tmpl) = args.remove("__args_template") {
-            match self.tmpl.render(&tmpl, &ctx) {
-                Ok(Json::Object(m)) => {
-                    for (k, v) in m {
-                        args.entry(k).or_insert(v);
-                    }
-                }
-                Ok(other) => {
-                    return ItemOut::failed(format!("args must be a mapping, got {other}"))
-                }
-                Err(e) => return ItemOut::failed(format!("template error in args: {e}")),
+        let p = if pre.is_some() {
+            None
+        } else {
+            match self.prepare(t, module, args, &ctx, scope, st) {
+                Ok(p) => Some(p),
+                Err(msg) => return ItemOut::failed(msg),
             }
-        }
-        let rendered = match self.tmpl.render(&Json::Object(args), &ctx) {
-            Ok(Json::Object(m)) => m,
-            Ok(_) => Map::new(),
-            Err(e) => return ItemOut::failed(format!("template error in arguments: {e}")),
         };
-        all.extend(rendered);
-        let args = Args(strip_omit(all));
-        let mut env_pairs: Vec<(String, String)> = Vec::new();
-        for e in scope.env.iter().chain(t.kw.environment.iter()) {
-            match self.tmpl.render(e, &ctx) {
-                Ok(Json::Object(m)) => {
-                    for (k, v) in m {
-                        env_pairs.retain(|(kk, _)| *kk != k);
-                        env_pairs.push((k, json_to_string(&v)));
-                    }
-                }
-                Ok(Json::Null) => {}
-                Ok(other) => {
-                    return ItemOut::failed(format!("environment must be a mapping, got {other}"))
-                }
-                Err(e) => return ItemOut::failed(format!("template error in environment: {e}")),
-            }
-        }
-        let (target, _local) = match self.delegate(st, &ctx) {
-            Ok(t) => t,
-            Err(e) => return ItemOut::failed(e),
-        };
-        let search = self.search_dirs(scope, t);
-        let mctx = ModuleCtx {
-            target,
+        let mctx = p.as_ref().map(|p| ModuleCtx {
+            target: p.target,
             become_: st.become_.clone(),
-            env: env_pairs,
+            env: p.env.clone(),
             check: st.check,
             diff: st.diff,
             templates: &self.tmpl,
             vars: &ctx,
-            search: &search,
+            search: &p.search,
             facts: &self.module_facts,
-        };
+        });
         let retries = match (&t.until, &t.retries) {
             (None, _) => 0,
             (Some(_), None) => 3,
@@ -164,21 +188,12 @@ impl Runner<'_> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let res = match module.run(&mctx, &args).await {
-                Err(ModuleError::Target(e)) if e.is_connection_lost() => {
-                    self.emit(Event::Message {
-                        build: self.opts.build.clone(),
-                        text: format!(
-                            "{}: connection lost ({e}); reconnecting and retrying the task once",
-                            self.host
-                        ),
-                    });
-                    match target.reconnect().await {
-                        Ok(()) => module.run(&mctx, &args).await,
-                        Err(e2) => Err(ModuleError::Target(e2)),
-                    }
-                }
-                other => other,
+            let res = match (pre.take(), &p, &mctx) {
+                (Some(r), _, _) => Ok(r),
+                (None, Some(p), Some(mctx)) => self.run_once(module, mctx, p).await,
+                _ => Err(ModuleError::Arg(
+                    "internal: a batched result was used twice".into(),
+                )),
             };
             let r = match res {
                 Ok(r) => r,
@@ -260,6 +275,48 @@ impl Runner<'_> {
                 }
             }
             return out;
+        }
+    }
+}
+
+/// What a module runs with (see [`Runner::prepare`]).
+pub(super) struct Prepared<'r> {
+    /// The rendered arguments.
+    pub args: Args,
+    /// `environment:`.
+    pub env: Vec<(String, String)>,
+    /// This host, or the controller when delegated to it.
+    pub target: &'r dyn Target,
+    /// True when `target` is the controller.
+    pub local: bool,
+    /// Where `src:` files are searched.
+    pub search: Vec<std::path::PathBuf>,
+}
+
+impl Runner<'_> {
+    /// One module run; a lost connection is retried once after a
+    /// reconnect.
+    async fn run_once(
+        &self,
+        module: &'static dyn Module,
+        mctx: &ModuleCtx<'_>,
+        p: &Prepared<'_>,
+    ) -> Result<ModuleResult, ModuleError> {
+        match module.run(mctx, &p.args).await {
+            Err(ModuleError::Target(e)) if e.is_connection_lost() => {
+                self.emit(Event::Message {
+                    build: self.opts.build.clone(),
+                    text: format!(
+                        "{}: connection lost ({e}); reconnecting and retrying the task once",
+                        self.host
+                    ),
+                });
+                match p.target.reconnect().await {
+                    Ok(()) => module.run(mctx, &p.args).await,
+                    Err(e2) => Err(ModuleError::Target(e2)),
+                }
+            }
+            other => other,
         }
     }
 }

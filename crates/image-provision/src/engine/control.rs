@@ -21,6 +21,7 @@ impl Runner<'_> {
             if out.failed {
                 return self.fail_structural(t, out.msg);
             }
+            self.record_meta_skip(t, m, scope);
             return Ok(());
         }
         match m {
@@ -40,6 +41,44 @@ impl Runner<'_> {
             // noop, clear_host_errors (one host: nothing to clear).
             _ => Ok(()),
         }
+    }
+
+    /// A meta task whose `when` is false: ansible reports the ones that
+    /// evaluate it as skipped, with its reason (not counted in the recap).
+    fn record_meta_skip(&mut self, t: &Task, m: &str, scope: &Scope) {
+        let host = self.host.clone();
+        let role = scope
+            .roles
+            .last()
+            .map(|r| r.role.name.clone())
+            .unwrap_or_default();
+        let tail = match m {
+            "flush_handlers" => format!(", not running handlers for {host}"),
+            "clear_facts" => format!(", not clearing facts and fact cache for {host}"),
+            "clear_host_errors" => format!(", not clearing host error state for {host}"),
+            "end_batch" => ", continuing current batch".into(),
+            "end_play" => ", continuing play".into(),
+            "end_host" => format!(", continuing execution for {host}"),
+            "end_role" => format!("continuing role {role} for {host}"),
+            // noop, reset_connection, refresh_inventory: not reported.
+            _ => return,
+        };
+        let reason = format!("{m} conditional evaluated to False{tail}");
+        let out = ItemOut {
+            skipped: true,
+            msg: reason.clone(),
+            result: json!({"msg": "", "skipped": true, "skip_reason": reason}),
+            ..ItemOut::ok(Json::Null)
+        };
+        let st = Settings::of(t, scope, self.opts);
+        self.record(
+            t,
+            &t.display_name(),
+            None,
+            &out,
+            &st,
+            std::time::Instant::now(),
+        );
     }
 
     /// Marks the handlers `n` names (by name, `role : name`, or topic).

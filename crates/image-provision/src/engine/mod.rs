@@ -7,7 +7,8 @@
 //!
 //! - `scope`: what a task inherits; `vars`: variable precedence.
 //! - `task_run`: one task (its loop, conditions, recap); `attempt`:
-//!   one module run with retries and `changed_when`/`failed_when`.
+//!   one module run with retries and `changed_when`/`failed_when`;
+//!   `batch`: a loop's items checked in one round trip.
 //! - [`include`]: `include_tasks` / `include_role`; `control`: `meta`,
 //!   handlers, `setup`, `group_by`; `record`: results and events;
 //!   `loops`: loop items; `tags`: tag selection.
@@ -16,6 +17,7 @@
 //! fails the host is reported unreachable and the run stops.
 
 mod attempt;
+mod batch;
 mod control;
 mod include;
 mod loops;

@@ -76,6 +76,10 @@ impl Runner<'_> {
                 Some(p) => self.number(p, &ctx).unwrap_or(0.0).max(0.0),
                 None => 0.0,
             };
+            let t_probe = Instant::now();
+            let mut probed = self.probe_loop(t, &conds, l, &items, &st, scope).await;
+            // Probe results hold until an item runs its module for real.
+            let mut acted = false;
             let mut results = Vec::new();
             let (mut changed, mut failed, mut all_skipped) = (false, false, true);
             for i in 0..items.len() {
@@ -99,8 +103,14 @@ impl Runner<'_> {
                 } else {
                     label
                 };
-                let ti = Instant::now();
-                let mut out = self.item(t, &conds, vars.clone(), &st, scope).await;
+                // The batched check counts in the first item's time.
+                let ti = if i == 0 { t_probe } else { Instant::now() };
+                let pre = if acted { None } else { probed[i].take() };
+                let batched = pre.is_some();
+                let mut out = self.item(t, &conds, vars.clone(), &st, scope, pre).await;
+                if !batched && !out.skipped {
+                    acted = true;
+                }
                 // The item's result holds its loop variables (also as
                 // reported per item, as ansible does).
                 if let Json::Object(m) = &mut out.result {
@@ -165,7 +175,7 @@ impl Runner<'_> {
             }
             (outcome, reg, changed, failed && st.ignore_errors)
         } else {
-            let out = self.item(t, &conds, base, &st, scope).await;
+            let out = self.item(t, &conds, base, &st, scope, None).await;
             return self.finish_single(t, &name, out, &st, t0, scope).await;
         };
         self.finish(
@@ -269,7 +279,8 @@ impl Runner<'_> {
         None
     }
 
-    /// One item of a task: its conditions, then what it does.
+    /// One item of a task: its conditions, then what it does (`pre`: the
+    /// module's result from the loop's batched check).
     async fn item(
         &mut self,
         t: &Task,
@@ -277,6 +288,7 @@ impl Runner<'_> {
         vars: Map<String, Json>,
         st: &Settings,
         scope: &Scope,
+        pre: Option<crate::modules::ModuleResult>,
     ) -> ItemOut {
         let ctx = self.tmpl.context(vars.clone());
         if let Some(out) = self.check_when(conds, &ctx) {
@@ -284,7 +296,7 @@ impl Runner<'_> {
         }
         match &t.action {
             Action::Module { module, args } => {
-                self.attempt(t, *module, args, vars, st, scope).await
+                self.attempt(t, *module, args, vars, st, scope, pre).await
             }
             Action::Missing { msg, .. } => ItemOut::failed(msg.clone()),
             Action::Facts { args, .. } => self.setup_task(args, &ctx, st).await,

@@ -3,6 +3,10 @@
 //! cache (`cache_valid_time`; changed only when the package lists changed,
 //! as ansible reports it), all in one script that first asks dpkg what is
 //! installed and does nothing when everything is as wanted.
+//!
+//! As ansible's module, the result carries the whole standard output and
+//! standard error of the last apt-get command run (install, remove,
+//! upgrade, ...), each read apart, in ansible's locale and environment.
 
 use async_trait::async_trait;
 
@@ -24,7 +28,24 @@ const AUTO_DEPS: &str = r#"if [ {auto} = 1 ] && [ "$CHECK" != 1 ] && [ -x /usr/b
     if [ {noupd} = 0 ]; then _o=$(apt-get update 2>&1) || fail "apt-get update (to install python3-apt, as ansible does): $(printf '%s' "$_o" | tail -n 10)"; fi
     _o=$(apt-get install python3-apt $F 2>&1) || fail "apt-get install python3-apt (as ansible does): $(printf '%s' "$_o" | tail -n 10)"
   fi
+fi
+if [ {auto} = 1 ] && [ "$CHECK" = 1 ] && [ -x /usr/bin/python3 ]; then
+  _pa=0; for _f in /usr/lib/python3/dist-packages/apt_pkg*.so; do [ -e "$_f" ] && _pa=1; break; done
+  [ $_pa = 1 ] || echo "@@deps_missing=1"
 fi"#;
+
+/// ansible's apt module runs apt-get in the best parsable locale it finds
+/// (`C.UTF-8` on Debian and Ubuntu), with every locale variable set.
+const LOCALE: &str = "for _l in C.utf8 C.UTF-8 C; do if [ \"$_l\" = C ] || locale -a 2>/dev/null | grep -qx \"$_l\"; then export LANG=$_l LC_ALL=$_l LC_MESSAGES=$_l LC_CTYPE=$_l LANGUAGE=$_l; break; fi; done";
+
+/// A `@@key=BASE64` value as text (lossy UTF-8).
+fn decode_b64(b: &str) -> String {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b.trim())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
 
 #[async_trait]
 impl Module for Apt {
@@ -67,6 +88,31 @@ impl Module for Apt {
             "auto_install_module_deps",
         ]
     }
+    /// Installing or removing named packages, nothing else: every
+    /// effect sets `C` (python3-apt's installation is flagged).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let on = |k: &str| args.bool_or(k, false).unwrap_or(true);
+        matches!(
+            args.opt_str("state").as_deref(),
+            None | Some("present" | "installed" | "absent" | "removed" | "fixed")
+        ) && [
+            "update_cache",
+            "update-cache",
+            "clean",
+            "autoremove",
+            "autoclean",
+        ]
+        .iter()
+        .all(|k| !on(k))
+            && args.get("deb").is_none()
+            && args.opt_str("upgrade").is_none_or(|u| u == "no")
+            && !args.list_any(&["name", "pkg", "package"]).is_empty()
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let names = args.list_any(&["name", "pkg", "package"]);
@@ -104,7 +150,9 @@ impl Module for Apt {
             .opt_str("dpkg_options")
             .unwrap_or_else(|| "force-confdef,force-confold".into());
         let default_release = args.opt_str_any(&["default_release", "default-release"]);
-        let mut flags = format!("-y -q -o DPkg::Lock::Timeout={lock}");
+        // No `-q`: ansible's install/upgrade commands have none (its output
+        // is the result's `stdout`); removal adds it, as ansible's does.
+        let mut flags = format!("-y -o DPkg::Lock::Timeout={lock}");
         for o in dpkg_opts.split(',').filter(|o| !o.is_empty()) {
             flags.push_str(&format!(" -o Dpkg::Options::=--{}", o.trim()));
         }
@@ -140,7 +188,8 @@ impl Module for Apt {
         // `clean`: `apt-get clean` first; alone it is always a change.
         let clean = args.bool_or("clean", false)?;
         let mut body = format!(
-            r#"export DEBIAN_FRONTEND=noninteractive
+            r#"export DEBIAN_FRONTEND=noninteractive DEBIAN_PRIORITY=critical
+{locale}
 F="{flags}"
 upd=0
 prc={prc}
@@ -148,9 +197,12 @@ prc={prc}
 apt_run() {{ [ "$CHECK" = 1 ] && return 0
   if [ -n "$prc" ]; then pb=""; if [ -e /usr/sbin/policy-rc.d ]; then pb=$(mktemp -d) && mv /usr/sbin/policy-rc.d "$pb/" || fail "Fail to move /usr/sbin/policy-rc.d to $pb"; fi
     printf '#!/bin/sh\nexit %d\n' "$prc" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d || fail "Failed to create or chmod /usr/sbin/policy-rc.d"; fi
-  _o=$("$@" 2>&1); _rc=$?
+  _t=$(mktemp -d) || fail "cannot make a temporary directory"
+  "$@" >"$_t/o" 2>"$_t/e"; _rc=$?
   if [ -n "$prc" ]; then rm -f /usr/sbin/policy-rc.d; if [ -n "$pb" ]; then mv "$pb/policy-rc.d" /usr/sbin/policy-rc.d && rmdir "$pb" || fail "Fail to move back $pb/policy-rc.d to /usr/sbin/policy-rc.d"; fi; fi
-  [ $_rc = 0 ] || fail "$*: $(printf '%s' "$_o" | tail -n 15)"; echo "$_o" | tail -n 3 | sed 's/^/@@out=/'; }}
+  printf '@@stdout='; b64 "$_t/o"; echo; printf '@@stderr='; b64 "$_t/e"; echo
+  _m=$(tail -n 15 "$_t/e"); rm -rf "$_t"
+  [ $_rc = 0 ] || fail "$*: $_m"; }}
 if [ {update} = 1 ]; then
   st=/var/lib/apt/periodic/update-success-stamp; [ -f $st ] || st=/var/cache/apt/pkgcache.bin
   if [ {valid} -gt 0 ] && [ -f $st ] && [ $(( $(date +%s) - $(stat -c %Y $st) )) -lt {valid} ]; then :; else
@@ -165,6 +217,7 @@ fi
 echo "@@cache_updated=$upd"
 "#,
             update = u8::from(update),
+            locale = LOCALE,
             deps = AUTO_DEPS
                 .replace("{auto}", if auto_deps { "1" } else { "0" })
                 .replace("{noupd}", if no_update { "1" } else { "0" }),
@@ -215,7 +268,7 @@ if [ -n "$ch" ]; then C=1; echo "@@changes=$ch"; apt_run apt-get install $F {spe
                 "absent" | "removed" => body.push_str(&format!(
                     r#"rm_=""
 for n in {specs}; do n=${{n%%=*}}; st=$(dpkg-query -W -f='${{db:Status-Abbrev}}' "$n" 2>/dev/null); case $st in ii*|iU*|iF*|hi*) rm_="$rm_ $n";; rc*) [ {purge} = 1 ] && rm_="$rm_ $n";; esac; done
-if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get remove $F {purgeflag} $rm_; fi
+if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get -q remove $F {purgeflag} $rm_; fi
 "#,
                     purge = u8::from(purge),
                     purgeflag = if purge { "--purge" } else { "" },
@@ -262,6 +315,8 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get remove $F {pu
             )
             .await?;
         let mut r = ModuleResult::from_script(&out, "apt");
+        // The real run would install python3-apt first.
+        r.not_a_probe = out.get("deps_missing").is_some();
         // ansible's removal returns no `cache_updated` (a playbook reading
         // it fails there under ansible).
         let removal = !names.is_empty() && matches!(state.as_str(), "absent" | "removed");
@@ -288,13 +343,34 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get remove $F {pu
                 )
             });
         }
-        let tail: Vec<&str> = out
-            .kv
-            .iter()
-            .filter(|(k, _)| k == "out")
-            .map(|(_, v)| v.as_str())
-            .collect();
-        r.data.insert("stdout".into(), tail.join("\n").into());
+        // The last apt-get command's outputs (none when nothing ran, as
+        // ansible's result has no `stdout` then either).
+        for key in ["stdout", "stderr"] {
+            if let Some(b) = out.get(key) {
+                let text = decode_b64(b);
+                r.data
+                    .insert(format!("{key}_lines"), super::splitlines(&text).into());
+                r.data.insert(key.into(), text.into());
+            }
+        }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_come_back_whole_with_python_lines() {
+        // "Reading...\r\nSetting up\rx\n" in base64, as the script prints it.
+        let text = decode_b64("UmVhZGluZy4uLg0KU2V0dGluZyB1cA14Cg==");
+        assert_eq!(text, "Reading...\r\nSetting up\rx\n");
+        assert_eq!(
+            crate::modules::splitlines(&text),
+            ["Reading...", "Setting up", "x"]
+        );
+        assert_eq!(crate::modules::splitlines("a\n\nb"), ["a", "", "b"]);
+        assert!(crate::modules::splitlines("").is_empty());
     }
 }

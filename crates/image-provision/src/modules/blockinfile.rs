@@ -44,6 +44,15 @@ impl Module for BlockInFile {
     fn required(&self) -> &'static [&'static str] {
         &["path|dest|destfile|name"]
     }
+    /// Reads, edits here, writes only a change (a symbolic mode excepted).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "destfile", "name"])?;

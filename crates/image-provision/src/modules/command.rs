@@ -2,7 +2,10 @@
 //! `creates` / `removes` / `chdir` / `stdin`. Always "changed" when it runs;
 //! in check mode: skipped without `creates`/`removes`; with them, "changed"
 //! when it would run and "ok" when they say it would not (as ansible).
-//! The run code is shared with `shell` and `raw`.
+//! The run code is shared with `shell` and `raw`. A program that cannot be
+//! executed (not found, not executable) fails as ansible's `run_command`
+//! does on its OSError: `rc` the errno (2, 13), "Error executing command.",
+//! not changed, `cmd` the quoted line, no output (not the shell's 127).
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
@@ -49,13 +52,59 @@ impl Module for Command {
             split_words(&args.str_any(&["cmd", "_raw_params"])?)?
         };
         let line = words.iter().map(|w| q(w)).collect::<Vec<_>>().join(" ");
-        let mut r = run_command(ctx, args, &line, Runner::Sh).await?;
+        let script = match words.first() {
+            Some(program) => format!("{}{line}", exec_check(program)),
+            None => line.clone(),
+        };
+        let mut r = run_command(ctx, args, &script, Runner::Sh).await?;
+        if let Some(errno) = exec_error(&r) {
+            let mut e = ModuleResult::ok()
+                .msg("Error executing command.")
+                .with("rc", errno)
+                .with("cmd", line)
+                .with("stdout", "")
+                .with("stderr", "")
+                .with("stdout_lines", json!([]))
+                .with("stderr_lines", json!([]));
+            e.failed = true;
+            return Ok(e);
+        }
         // ansible's `cmd` of the command module is the argument vector.
         if r.data.contains_key("cmd") {
             r.data.insert("cmd".into(), json!(words));
         }
         Ok(r)
     }
+}
+
+/// Shell lines run before the program: print `@@exec-error ERRNO` and stop
+/// when it cannot be executed (ENOENT 2: not found; EACCES 13: a directory
+/// or not executable), what Python's exec would raise. A name without `/`
+/// is looked up in `PATH` (a shell builtin does not count).
+fn exec_check(program: &str) -> String {
+    let p = q(program);
+    if program.contains('/') {
+        format!(
+            "if [ ! -e {p} ]; then echo '@@exec-error 2'; exit 0; \
+             elif [ -d {p} ] || [ ! -x {p} ]; then echo '@@exec-error 13'; exit 0; fi\n"
+        )
+    } else {
+        // Each `PATH` directory in turn, as Python's execvpe: the first
+        // executable file wins; a file there that is not executable makes
+        // EACCES, nothing at all ENOENT.
+        format!(
+            "_x=2; _ifs=$IFS; IFS=:; for _d in $PATH; do \
+             if [ -f \"${{_d:-.}}\"/{p} ]; then \
+             if [ -x \"${{_d:-.}}\"/{p} ]; then _x=0; break; else _x=13; fi; fi; done; \
+             IFS=$_ifs; [ $_x = 0 ] || {{ echo \"@@exec-error $_x\"; exit 0; }}\n"
+        )
+    }
+}
+
+/// The errno [`exec_check`] reported, if it did.
+fn exec_error(r: &ModuleResult) -> Option<i64> {
+    let out = r.data.get("stdout")?.as_str()?;
+    out.strip_prefix("@@exec-error ")?.trim().parse().ok()
 }
 
 /// How the command line is run.
@@ -68,13 +117,35 @@ pub enum Runner {
     Raw,
 }
 
-/// Runs a command line with the common options; shared by command, shell
-/// and raw.
+/// Runs a command line with the common options; shared by command and
+/// shell.
 pub async fn run_command(
     ctx: &ModuleCtx<'_>,
     args: &Args,
     line: &str,
     runner: Runner,
+) -> Result<ModuleResult, ModuleError> {
+    run_with(ctx, args, line, runner, false).await
+}
+
+/// [`run_command`] on a pseudo-terminal, as ansible runs `raw` and
+/// `script` (`ssh -tt`): standard error arrives in `stdout`, lines end with
+/// CRLF, and the output is returned as it came (no `strip_empty_ends`).
+pub async fn run_on_tty(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    line: &str,
+    runner: Runner,
+) -> Result<ModuleResult, ModuleError> {
+    run_with(ctx, args, line, runner, true).await
+}
+
+async fn run_with(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    line: &str,
+    runner: Runner,
+    tty: bool,
 ) -> Result<ModuleResult, ModuleError> {
     let creates = args.opt_str("creates");
     let removes = args.opt_str("removes");
@@ -119,7 +190,7 @@ pub async fn run_command(
         s.into_bytes()
     });
     let start = std::time::Instant::now();
-    let out = ctx.sh(&script, stdin).await?;
+    let out = ctx.sh_on(&script, stdin, tty).await?;
     let delta = start.elapsed();
     let mut stdout = out.stdout_str();
     if let Some(l) = stdout.lines().find(|l| l.starts_with("@@skip")) {
@@ -141,7 +212,7 @@ pub async fn run_command(
             .with("stderr_lines", json!([])));
     }
     let mut stderr = out.stderr_str();
-    if args.bool_or("strip_empty_ends", true)? {
+    if !tty && args.bool_or("strip_empty_ends", true)? {
         stdout = stdout.trim_end_matches('\n').to_string();
         stderr = stderr.trim_end_matches('\n').to_string();
     }
@@ -149,8 +220,8 @@ pub async fn run_command(
     let mut r = ModuleResult::changed(true)
         .with("rc", out.status)
         .with("cmd", line)
-        .with("stdout_lines", json!(stdout.lines().collect::<Vec<_>>()))
-        .with("stderr_lines", json!(stderr.lines().collect::<Vec<_>>()))
+        .with("stdout_lines", json!(super::splitlines(&stdout)))
+        .with("stderr_lines", json!(super::splitlines(&stderr)))
         .with("delta", format!("{:.6}", delta.as_secs_f64()));
     if failed {
         r.failed = true;

@@ -46,6 +46,15 @@ impl Module for Copy {
     fn required(&self) -> &'static [&'static str] {
         &["dest"]
     }
+    /// Every effect sets `C` (a symbolic mode excepted).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode", "directory_mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let dest = args.str("dest")?;

@@ -2,12 +2,23 @@
 //! `/etc/apt/sources.list.d/<name>.sources`. A `signed_by` URL is
 //! downloaded on the target to `/etc/apt/keyrings/<name>.asc|.gpg` (kept
 //! once there); an inline key is written into the file.
+//!
+//! The file is written as ansible's module writes it (python-debian's
+//! `Deb822.dump()`: one field per given parameter, in sorted parameter
+//! order). ansible's module imports python3-debian and fails when the
+//! target's Python lacks it (it does not install it); image-cli needs no
+//! Python, but on a target with `/usr/bin/python3` and no python3-debian it
+//! fails the same way, so a playbook behaves alike under both.
 
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::{write_content, Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::{q, FileSpec};
+
+/// Prints `missing` when the target has Python 3 but not python3-debian.
+const NEEDS_DEBIAN: &str =
+    "if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import debian.deb822' >/dev/null 2>&1; then echo missing; fi";
 
 /// The `deb822_repository` module.
 pub struct Deb822Repository;
@@ -50,9 +61,15 @@ impl Module for Deb822Repository {
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
-        let fname = name.replace(' ', "-").to_lowercase();
+        let fname = slug(&name);
         let dest = format!("/etc/apt/sources.list.d/{fname}.sources");
         let state = args.choice("state", &["present", "absent"], "present")?;
+        let probe = ctx.sh(NEEDS_DEBIAN, None).await?;
+        if probe.stdout_str().trim() == "missing" {
+            return Ok(ModuleResult::fail(
+                "Failed to import the required Python library (python3-debian) on the target's Python /usr/bin/python3. Please read the module documentation and install it in the appropriate location.",
+            ));
+        }
         if state == "absent" {
             let out = ctx
                 .run_script(&format!("rmf {}\nfor k in /etc/apt/keyrings/{f}.asc /etc/apt/keyrings/{f}.gpg; do rmf \"$k\"; done", q(&dest), f = fname), None)
@@ -113,43 +130,46 @@ echo "@@key=$k""#,
                 key_path = Some(sb);
             }
         }
-        let mut lines = vec![format!("X-Repolib-Name: {name}")];
-        let mut field = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                lines.push(format!("{k}: {v}"));
-            }
-        };
-        field("Types", words("types").or(Some("deb".into())));
-        field("URIs", words("uris"));
-        field("Suites", words("suites"));
-        field("Components", words("components"));
-        field("Architectures", words("architectures"));
-        field("Languages", words("languages"));
-        field("Targets", words("targets"));
-        field("Enabled", yn("enabled")?);
-        field("Trusted", yn("trusted")?);
-        field("Allow-Insecure", yn("allow_insecure")?);
-        field("Allow-Weak", yn("allow_weak")?);
-        field(
-            "Allow-Downgrade-To-Insecure",
-            yn("allow_downgrade_to_insecure")?,
-        );
-        field("Check-Date", yn("check_date")?);
-        field("Check-Valid-Until", yn("check_valid_until")?);
-        field("PDiffs", yn("pdiffs")?);
-        field("By-Hash", yn("by_hash")?);
-        field("Date-Max-Future", args.opt_str("date_max_future"));
-        field("InRelease-Path", args.opt_str("inrelease_path"));
-        field("Signed-By", key_path.clone());
-        if let Some(k) = inline_key {
-            lines.push("Signed-By:".into());
-            for l in k.trim_end().lines() {
-                lines.push(if l.trim().is_empty() {
-                    " .".into()
-                } else {
-                    format!(" {l}")
-                });
-            }
+        // As ansible's module: one field per given parameter, in the
+        // parameters' sorted order, named from the parameter.
+        let mut fields: Vec<(&str, String)> = vec![("name", name.clone())];
+        for k in [
+            "types",
+            "uris",
+            "suites",
+            "components",
+            "architectures",
+            "languages",
+            "targets",
+        ] {
+            let v = if k == "types" {
+                words(k).or(Some("deb".into()))
+            } else {
+                words(k)
+            };
+            fields.extend(v.map(|v| (k, v)));
+        }
+        for k in [
+            "enabled",
+            "trusted",
+            "allow_insecure",
+            "allow_weak",
+            "allow_downgrade_to_insecure",
+            "check_date",
+            "check_valid_until",
+            "pdiffs",
+            "by_hash",
+        ] {
+            fields.extend(yn(k)?.map(|v| (k, v)));
+        }
+        for k in ["date_max_future", "inrelease_path"] {
+            fields.extend(args.opt_str(k).map(|v| (k, v)));
+        }
+        fields.extend(key_path.clone().or(inline_key).map(|v| ("signed_by", v)));
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let mut lines = Vec::new();
+        for (k, v) in fields {
+            lines.push(field_line(k, &v));
         }
         let content = lines.join("\n") + "\n";
         let spec = FileSpec {
@@ -165,5 +185,84 @@ echo "@@key=$k""#,
         }
         r.data.insert("repo".into(), Json::String(content));
         Ok(r)
+    }
+}
+
+/// ansible's field name for a parameter (`X-Repolib-Name`, `URIs`, else
+/// the words title-cased and joined by `-`: `By-Hash`, `Pdiffs`).
+fn field_name(k: &str) -> String {
+    match k {
+        "name" => "X-Repolib-Name".into(),
+        "uris" => "URIs".into(),
+        _ => k
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                match c.next() {
+                    Some(f) => f
+                        .to_uppercase()
+                        .chain(c.flat_map(char::to_lowercase))
+                        .collect(),
+                    None => String::new(),
+                }
+            })
+            .collect::<Vec<String>>()
+            .join("-"),
+    }
+}
+
+/// One field as python-debian writes it: `Name: value`, or a multi-line
+/// value on indented lines under `Name:` (each line stripped, an empty one
+/// written `.`, as ansible formats it).
+fn field_line(k: &str, v: &str) -> String {
+    if !v.contains('\n') {
+        return format!("{}: {v}", field_name(k));
+    }
+    let body: Vec<String> = v
+        .trim()
+        .lines()
+        .map(|l| match l.trim() {
+            "" => "    .".to_string(),
+            t => format!("    {t}"),
+        })
+        .collect();
+    format!("{}:\n{}", field_name(k), body.join("\n"))
+}
+
+/// ansible's file name stem for a repository name: lower case, runs of
+/// `_` and whitespace made `-`, then anything but `a-z0-9-` dropped.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    let mut in_sep = false;
+    for c in name.to_lowercase().chars() {
+        if c == '_' || c.is_whitespace() {
+            if !in_sep {
+                out.push('-');
+            }
+            in_sep = true;
+            continue;
+        }
+        in_sep = false;
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_fields_as_ansible_writes_them() {
+        assert_eq!(slug("My_Repo  x.y"), "my-repo-xy");
+        assert_eq!(field_name("by_hash"), "By-Hash");
+        assert_eq!(field_name("pdiffs"), "Pdiffs");
+        assert_eq!(field_name("inrelease_path"), "Inrelease-Path");
+        assert_eq!(
+            field_line("signed_by", "-----BEGIN\n\n  abc \n-----END\n"),
+            "Signed-By:\n    -----BEGIN\n    .\n    abc\n    -----END"
+        );
     }
 }

@@ -43,6 +43,15 @@ impl Module for File {
     fn required(&self) -> &'static [&'static str] {
         &["path|dest|name"]
     }
+    /// Every effect sets `C` (a symbolic mode excepted).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "name"])?;
@@ -145,7 +154,9 @@ impl Module for File {
         if !state.is_empty() {
             r.data.insert("state".into(), state.clone().into());
         }
-        if !ctx.check {
+        // ansible stats the path in any mode; in check mode a path about to
+        // change is still in its old state, which we do not report.
+        if !ctx.check || !r.changed {
             super::path_info::insert(&out, &mut r.data);
         }
         if let (Some(s), true) = (

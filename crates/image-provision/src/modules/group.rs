@@ -27,6 +27,16 @@ impl Module for Group {
     fn required(&self) -> &'static [&'static str] {
         &["name"]
     }
+    /// Every effect sets `C`.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let _ = args;
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;

@@ -108,6 +108,17 @@ pub trait Module: Send + Sync {
         false
     }
 
+    /// True when a check-mode run with these arguments is a pure probe:
+    /// it changes nothing on the host, and when it reports no change and
+    /// no failure, a real run would change nothing either (every effect
+    /// of a real run counts as a change) and return the same result. A
+    /// loop of such items is checked in one round trip (the engine's
+    /// `batch`). `facts` are the host's (the package manager). False by
+    /// default.
+    fn check_is_probe(&self, _args: &Args, _facts: &Map<String, Json>) -> bool {
+        false
+    }
+
     /// Runs with rendered arguments. A failure of the managed thing is a
     /// result with `failed: true`; an `Err` is a bad argument or a broken
     /// connection.
@@ -268,9 +279,21 @@ pub struct ModuleCtx<'a> {
 impl ModuleCtx<'_> {
     /// Runs a script through `sh` with the task's become and environment.
     pub async fn sh(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<Output, ModuleError> {
+        self.sh_on(script, stdin, false).await
+    }
+
+    /// [`ModuleCtx::sh`], on a pseudo-terminal when `tty` (as ansible runs
+    /// `raw` and `script`: `ssh -tt`; see [`Exec::tty`]).
+    pub async fn sh_on(
+        &self,
+        script: &str,
+        stdin: Option<Vec<u8>>,
+        tty: bool,
+    ) -> Result<Output, ModuleError> {
         let mut e = Exec::new(script.to_string()).become_opt(self.become_.clone());
         e.env = self.env.clone();
         e.stdin = stdin;
+        e.tty = tty;
         Ok(self.target.exec(&e).await?)
     }
 
@@ -411,6 +434,11 @@ pub struct ModuleResult {
     pub ansible_facts: Option<Map<String, Json>>,
     /// Variables loaded by include_vars.
     pub include_vars: Option<Map<String, Json>>,
+    /// Set by a check-mode run that saw the real run would do something
+    /// it does not count as a change (apt installing python3-apt first):
+    /// its result cannot stand for the real run's (see
+    /// [`Module::check_is_probe`]).
+    pub not_a_probe: bool,
 }
 
 impl ModuleResult {
@@ -608,6 +636,32 @@ pub fn json_to_string(v: &Json) -> String {
     }
 }
 
+/// Python's `str.splitlines()`, which ansible uses for `stdout_lines` and
+/// `stderr_lines`: breaks at `\n`, `\r\n`, `\r` and the other Unicode line
+/// boundaries; no empty last line for a trailing break.
+pub fn splitlines(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push(std::mem::take(&mut cur));
+            }
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// Ansible's boolean conversion.
 pub fn json_bool(v: &Json) -> Option<bool> {
     match v {
@@ -723,6 +777,17 @@ pub fn md5_hex(data: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// True when each of the mode arguments `keys` is absent or octal: a
+/// symbolic mode (`u+x`) is only seen to change by applying it, so a
+/// check-mode run cannot tell (see [`Module::check_is_probe`]).
+pub fn octal_modes(args: &Args, keys: &[&str]) -> bool {
+    keys.iter().all(|k| match args.mode(k) {
+        Ok(None) => true,
+        Ok(Some(m)) => m.bytes().all(|b| b.is_ascii_digit()),
+        Err(_) => false,
+    })
 }
 
 /// The common file attributes of a module's arguments.

@@ -1,6 +1,7 @@
 //! `modprobe`: loads or unloads a kernel module and, with `persistent`,
 //! keeps it in `/etc/modules-load.d/<name>.conf` (and its `params` in
-//! `/etc/modprobe.d/<name>.conf`). In a container, where modules cannot be
+//! `/etc/modprobe.d/<name>.conf`; `persistent: absent` comments their lines
+//! out, as ansible's). In a container, where modules cannot be
 //! loaded, a module that is not loaded fails with a message saying so —
 //! unless `persistent: present`, in which case the files are written and
 //! loading is left to the next boot (reported as a warning).
@@ -42,7 +43,7 @@ impl Module for Modprobe {
                 r#"if [ $loaded = 0 ]; then
   if [ $incontainer = 1 ] && [ {p} = 1 ]; then echo "@@warn=module $n is not loaded and cannot be loaded in a container; it will be loaded at boot from /etc/modules-load.d/$n.conf"
   elif [ "$CHECK" = 1 ]; then C=1; [ $incontainer = 1 ] && echo "@@warn=module $n is not loaded and cannot be loaded in a container"
-  else C=1; _o=$(modprobe "$n" {params} 2>&1) || {{ [ $incontainer = 1 ] && fail "modprobe $n failed: $_o (modules cannot be loaded from a container: load $n on the host, or use persistent: present to load it at boot)"; fail "modprobe $n failed: $_o"; }}; fi
+  else C=1; _o=$(modprobe "$n" {params} 2>&1 >/dev/null) || {{ _rc=$?; [ $incontainer = 1 ] && fail "modprobe $n failed: $_o (modules cannot be loaded from a container: load $n on the host, or use persistent: present to load it at boot)"; echo "@@rc=$_rc"; printf '@@stderr64=%s\n' "$(printf '%s\n' "$_o" | base64 -w0)"; fail "$_o"; }}; fi
 fi
 "#,
                 p = u8::from(persistent == "present"),
@@ -63,8 +64,17 @@ fi
                     ));
                 }
             }
+            // As ansible's: the lines naming the module (and its
+            // `options` lines) are commented out in every file; the files
+            // stay (rewritten as it does: lines joined with an extra "\n").
             "absent" => body.push_str(&format!(
-                "rmf /etc/modules-load.d/{name}.conf\nrmf /etc/modprobe.d/{name}.conf\n"
+                r##"comment_out() {{ for f in "$1"/*; do [ -f "$f" ] || continue; grep -qE "$2" "$f" || continue; C=1; before "$f"; [ "$CHECK" = 1 ] && continue
+  awk -v re="$2" 'NR>1 {{ printf "\n" }} {{ if ($0 ~ re) printf "#%s\n", $0; else printf "%s\n", $0 }}' "$f" >"$f.tb-new" && cat "$f.tb-new" >"$f" && rm -f "$f.tb-new" || fail "rewriting $f failed"; done; }}
+comment_out /etc/modules-load.d {m}
+comment_out /etc/modprobe.d {o}
+"##,
+                m = q(&format!("^ *{name} *([#;].*)?$")),
+                o = q(&format!("^options {name} [A-Za-z0-9_]+=[^[:space:]]+ *([#;].*)?$"))
             )),
             _ => {}
         }
@@ -80,7 +90,23 @@ fi
                 r.msg = Some(w.to_string());
             }
         }
+        // A failed modprobe: its exit status and stderr, which is also the
+        // message (as ansible's `fail_json(msg=err, rc=rc, ...)`).
+        if let Some(rc) = out.get("rc").and_then(|v| v.parse::<i64>().ok()) {
+            use base64::Engine as _;
+            let stderr = out
+                .get("stderr64")
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            r.data.insert("rc".into(), rc.into());
+            r.data.insert("stdout".into(), "".into());
+            r.data.insert("stderr".into(), stderr.clone().into());
+            r.msg = Some(stderr);
+        }
         r.data.insert("name".into(), name.into());
+        r.data.insert("params".into(), params.into());
+        r.data.insert("state".into(), state.into());
         Ok(r)
     }
 }

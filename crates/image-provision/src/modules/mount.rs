@@ -1,6 +1,8 @@
 //! `mount`: keeps an `/etc/fstab` entry (edited locally after one read)
 //! and the mount state (`mounted`, `unmounted`, `present`, `absent`,
 //! `remounted`); `fstype: swap` entries are switched on with `swapon`.
+//! `absent` (as ansible's): when the entry was removed, unmounts and
+//! removes the mount point directory.
 
 use async_trait::async_trait;
 
@@ -122,7 +124,13 @@ impl Module for Mount {
                 u8::from(fstab_changed)
             ),
             ("unmounted", true) | ("absent", true) => format!("s={}\ngrep -q \"^$(readlink -f \"$s\" 2>/dev/null || echo \"$s\") \" /proc/swaps && {{ C=1; do_ swapoff \"$s\"; }}; true", q(src.as_deref().unwrap_or(""))),
-            ("unmounted", false) | ("absent", false) => format!("p={}\nif mountpoint -q \"$p\" 2>/dev/null; then C=1; do_ umount \"$p\"; fi", q(&path)),
+            ("unmounted", false) => format!("p={}\nif mountpoint -q \"$p\" 2>/dev/null; then C=1; do_ umount \"$p\"; fi", q(&path)),
+            // As ansible: only when the entry was removed, unmount and
+            // remove the mount point (rmdir: an error if not empty).
+            ("absent", false) if fstab_changed => format!(
+                "p={}\nif [ \"$CHECK\" != 1 ]; then\n  if mountpoint -q \"$p\" 2>/dev/null; then _o=$(umount \"$p\" 2>&1) || fail \"Error unmounting $p: $_o\"; fi\n  if [ -e \"$p\" ]; then _o=$(rmdir \"$p\" 2>&1) || fail \"Error rmdir $p: $_o\"; fi\nfi",
+                q(&path)
+            ),
             ("remounted", _) => format!("p={}\nC=1; do_ mount -o remount \"$p\"", q(&path)),
             _ => String::new(),
         };

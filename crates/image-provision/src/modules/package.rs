@@ -24,6 +24,23 @@ impl Module for Package {
     fn required(&self) -> &'static [&'static str] {
         &["name"]
     }
+    /// As the backend's (apt only).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let mgr = args.opt_str("use").filter(|u| u != "auto").or_else(|| {
+            facts
+                .get("pkg_mgr")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+        let mut a = args.clone();
+        a.0.remove("use");
+        mgr.as_deref() == Some("apt") && super::apt::Apt.check_is_probe(&a, facts)
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let mut a = args.clone();

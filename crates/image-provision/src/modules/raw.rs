@@ -1,9 +1,11 @@
 //! `raw`: runs a command line as it is (no creates/removes/chdir). Here it
-//! is the same as `shell` without options, since nothing needs Python.
+//! is the same as `shell` without options, since nothing needs Python. As
+//! ansible (`ssh -tt`), on a pseudo-terminal: `stdout` holds both outputs
+//! with CRLF line ends.
 
 use async_trait::async_trait;
 
-use super::command::{run_command, Runner};
+use super::command::{run_on_tty, Runner};
 use super::{Args, FreeForm, Module, ModuleCtx, ModuleError, ModuleResult};
 
 /// The `raw` module.
@@ -30,6 +32,6 @@ impl Module for Raw {
             Some(e) => Runner::Executable(e),
             None => Runner::Raw,
         };
-        run_command(ctx, args, &line, runner).await
+        run_on_tty(ctx, args, &line, runner).await
     }
 }

@@ -25,6 +25,14 @@ ids_of() {
 }
 "#;
 
+/// ansible's gpg calls (`getkeyid` on a key file, `is_key_imported`),
+/// their output unused; none without gpg.
+const GPG_SIDE_EFFECT: &str = r#"if command -v gpg >/dev/null 2>&1; then
+  if [ -n "${f:-}" ]; then gpg --no-tty --batch --with-colons --fixed-list-mode "$f" >/dev/null 2>&1 || :; fi
+  rpm -q gpg-pubkey --qf '%{description}' 2>/dev/null | gpg --no-tty --batch --with-colons --fixed-list-mode - >/dev/null 2>&1 || :
+fi
+"#;
+
 /// The `rpm_key` module.
 pub struct RpmKey;
 
@@ -71,6 +79,10 @@ impl Module for RpmKey {
             let short = id.to_lowercase();
             body.push_str(&format!("ids={}\n", q(&short[short.len() - 8..])));
         }
+        // ansible reads the key file's id with the target's gpg and asks gpg
+        // which keys rpm has, on every run, in the user's home: its
+        // ~/.gnupg (pubring.kbx, trustdb.gpg) appears as under ansible.
+        body.push_str(GPG_SIDE_EFFECT);
         if !fingerprints.is_empty() {
             body.push_str(&format!(
                 "fp=$(gpg --batch --with-colons --show-keys \"$f\" 2>/dev/null | awk -F: '$1==\"fpr\" {{print $10}}') || fail 'checking the fingerprint needs gpg on the target'\nfor w in {}; do printf '%s\\n' \"$fp\" | grep -qxF \"$w\" || fail \"The specified fingerprint, $w, does not match the key fingerprint(s) $(echo $fp)\"; done\n",

@@ -5,12 +5,13 @@
 //! The script travels inside the command (base64), lands in a private
 //! temporary file, runs (through `executable` when given) and is removed.
 //! `creates`, `removes` and `chdir` as for `command`; returns `rc`,
-//! `stdout`, `stderr` and their `_lines`.
+//! `stdout`, `stderr` and their `_lines`. As ansible (`ssh -tt`), on a
+//! pseudo-terminal: `stdout` holds both outputs with CRLF line ends.
 
 use async_trait::async_trait;
 use base64::Engine as _;
 
-use super::command::{run_command, split_words, Runner};
+use super::command::{run_on_tty, split_words, Runner};
 use super::{Args, FreeForm, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
 
@@ -70,7 +71,7 @@ impl Module for Script {
             "_s=$(mktemp /tmp/.image-cli-script.XXXXXX) || exit 1\nprintf '%s' {b64} | base64 -d > \"$_s\" && chmod 700 \"$_s\" || {{ rm -f \"$_s\"; exit 1; }}\n{exe}\"$_s\" {rest}\n_rc=$?; rm -f \"$_s\"; exit $_rc",
             b64 = q(&b64),
         );
-        let mut r = run_command(ctx, args, &line, Runner::Sh).await?;
+        let mut r = run_on_tty(ctx, args, &line, Runner::Sh).await?;
         r.data.remove("cmd");
         if !r.failed {
             r.data.remove("msg");

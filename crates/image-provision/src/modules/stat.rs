@@ -34,6 +34,16 @@ impl Module for Stat {
     fn required(&self) -> &'static [&'static str] {
         &["path|dest|name"]
     }
+    /// Reads only.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let _ = args;
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let path = args.str_any(&["path", "dest", "name"])?;

@@ -43,6 +43,16 @@ impl Module for Sysctl {
     fn required(&self) -> &'static [&'static str] {
         &["name|key"]
     }
+    /// Reads, then writes and reloads only a change.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let _ = args;
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str_any(&["name", "key"])?.trim().to_string();

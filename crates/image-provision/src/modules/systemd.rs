@@ -38,6 +38,18 @@ impl Module for Systemd {
             "use",
         ]
     }
+    /// Every effect sets `C`, but for `daemon_reload` and `daemon_reexec`.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        !args.bool_or("daemon_reload", false).unwrap_or(true)
+            && !args.bool_or("daemon-reload", false).unwrap_or(true)
+            && !args.bool_or("daemon_reexec", false).unwrap_or(true)
+            && !args.bool_or("daemon-reexec", false).unwrap_or(true)
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.opt_str_any(&["name", "unit", "service"]);

@@ -46,6 +46,15 @@ impl Module for Template {
     fn required(&self) -> &'static [&'static str] {
         &["src", "dest"]
     }
+    /// Every effect sets `C` (a symbolic mode excepted).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let src = args.str("src")?;

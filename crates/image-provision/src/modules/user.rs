@@ -52,6 +52,16 @@ impl Module for User {
     fn required(&self) -> &'static [&'static str] {
         &["name|user"]
     }
+    /// Every effect sets `C`.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let _ = args;
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str_any(&["name", "user"])?;

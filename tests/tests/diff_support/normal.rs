@@ -1,0 +1,153 @@
+//! The few values that differ between two runs of the same playbook on two
+//! identical targets whatever the tool, rewritten the same way on both sides
+//! before they are compared. Each rule is narrow (one known shape) so that a
+//! real difference next to it still shows:
+//!
+//! * backup names (`b.txt.279.2026-12-05@18:46:29~`): ansible's
+//!   `backup_local` puts the module's pid and the local time in the name;
+//!   [`backup_name`] keeps the file's name and the format, not the values.
+//! * apt-get's `Fetched 132 kB in 0s (2,430 kB/s)`: the time and the speed
+//!   of the download ([`text`], per line).
+//! * OpenSSH's own `Shared connection to HOST closed.\r\n`: ansible runs
+//!   `raw` and `script` through `ssh -tt` over a shared (ControlMaster)
+//!   connection, and the ssh client writes that line to its standard error
+//!   when the session ends; ansible returns it as the task's `stderr`. It is
+//!   the client's message, not the target's output (on a terminal the
+//!   command's standard error is in `stdout`), and image-cli uses no
+//!   OpenSSH client: [`ansible_result`] takes exactly that line out of
+//!   ansible's `stderr` (and `stderr_lines`), nothing else.
+//!
+//! (The crontab header `crontab` writes, with its temporary file's name and
+//! the time, is taken out on the target by [`super::tree`]'s walker.)
+
+use serde_json::Value as Json;
+
+/// ansible's result with OpenSSH's `Shared connection to HOST closed.`
+/// taken out of `stderr`/`stderr_lines` (per loop item too) when it is the
+/// whole of `stderr`.
+pub fn ansible_result(r: &Json) -> Json {
+    let mut r = r.clone();
+    strip_ssh_closed(&mut r);
+    r
+}
+
+fn strip_ssh_closed(r: &mut Json) {
+    let Json::Object(m) = r else { return };
+    if let Some(Json::Array(items)) = m.get_mut("results") {
+        items.iter_mut().for_each(strip_ssh_closed);
+    }
+    let closed = m.get("stderr").and_then(Json::as_str).is_some_and(|s| {
+        s.strip_prefix("Shared connection to ")
+            .and_then(|h| h.strip_suffix(" closed.\r\n"))
+            .is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+    });
+    if closed {
+        m.insert("stderr".into(), Json::String(String::new()));
+        if m.contains_key("stderr_lines") {
+            m.insert("stderr_lines".into(), Json::Array(Vec::new()));
+        }
+    }
+}
+
+/// `text` with apt-get's `Fetched` lines rewritten.
+pub fn text(s: &str) -> String {
+    if !s.contains("Fetched ") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for piece in s.split_inclusive('\n') {
+        let (line, end) = match piece.strip_suffix('\n') {
+            Some(l) => (l, "\n"),
+            None => (piece, ""),
+        };
+        out.push_str(&fetched(line));
+        out.push_str(end);
+    }
+    out
+}
+
+/// `Fetched SIZE in TIME (SPEED)` -> `Fetched SIZE in <time> (<speed>)`:
+/// the size stays compared.
+fn fetched(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("Fetched ") else {
+        return line.to_string();
+    };
+    let Some((size, tail)) = rest.split_once(" in ") else {
+        return line.to_string();
+    };
+    let well_formed = tail.ends_with("/s)") && tail.contains(" (");
+    if well_formed && !size.contains(" in ") {
+        format!("Fetched {size} in <time> (<speed>)")
+    } else {
+        line.to_string()
+    }
+}
+
+/// A path or name ending in ansible's backup suffix `.PID.YYYY-MM-DD@HH:MM:SS~`
+/// with the pid and time replaced by `<pid>` and `<time>`; anything else as it is.
+pub fn backup_name(s: &str) -> String {
+    let Some(body) = s.strip_suffix('~') else {
+        return s.to_string();
+    };
+    // "YYYY-MM-DD@HH:MM:SS" is 19 bytes, then the pid before it.
+    if body.len() < 19 || !body.is_char_boundary(body.len() - 19) {
+        return s.to_string();
+    }
+    let (head, time) = body.split_at(body.len() - 19);
+    let shape = time.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'@',
+        13 | 16 => b == b':',
+        _ => b.is_ascii_digit(),
+    });
+    let Some(head) = head.strip_suffix('.') else {
+        return s.to_string();
+    };
+    let Some((name, pid)) = head.rsplit_once('.') else {
+        return s.to_string();
+    };
+    if shape && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{name}.<pid>.<time>~")
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_whole_ssh_closing_line_leaves_stderr() {
+        let r = json!({"stdout": "x\r\n", "stderr": "Shared connection to 127.0.0.1 closed.\r\n", "stderr_lines": ["Shared connection to 127.0.0.1 closed."]});
+        assert_eq!(
+            ansible_result(&r),
+            json!({"stdout": "x\r\n", "stderr": "", "stderr_lines": []})
+        );
+        let r = json!({"stderr": "oops\r\nShared connection to 127.0.0.1 closed.\r\n"});
+        assert_eq!(ansible_result(&r), r);
+    }
+
+    #[test]
+    fn backup_names_lose_pid_and_time_only() {
+        assert_eq!(
+            backup_name("/srv/d/b.txt.279.2026-12-05@18:46:29~"),
+            "/srv/d/b.txt.<pid>.<time>~"
+        );
+        assert_eq!(backup_name("/srv/d/b.txt~"), "/srv/d/b.txt~");
+        assert_eq!(
+            backup_name("/srv/d/b.txt.x.2026-12-05@18:46:29~"),
+            "/srv/d/b.txt.x.2026-12-05@18:46:29~"
+        );
+    }
+
+    #[test]
+    fn only_the_time_and_speed_of_fetched_lines_go() {
+        assert_eq!(
+            text("Get:1 x\nFetched 132 kB in 0s (2,430 kB/s)\nSetting up less\n"),
+            "Get:1 x\nFetched 132 kB in <time> (<speed>)\nSetting up less\n"
+        );
+        assert_eq!(text("Fetched 1 kB"), "Fetched 1 kB");
+    }
+}
