@@ -821,29 +821,7 @@ impl Target {
     /// Connects once and reads the SSH identification line. Fails if sshd is
     /// not up (slirp accepts, then closes the connection).
     pub fn read_banner(&self, timeout: Duration) -> Result<String> {
-        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.ssh_port));
-        let what = || format!("SSH banner from {addr}");
-        let mut s = TcpStream::connect_timeout(&addr, timeout).ctx(what)?;
-        s.set_read_timeout(Some(timeout)).ctx(what)?;
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        // RFC 4253: lines before the identification string are allowed.
-        loop {
-            match s.read(&mut byte) {
-                Ok(0) => return Err(Error::Failed(format!("{}: connection closed", what()))),
-                Ok(_) => {}
-                Err(e) => return Err(e).ctx(what),
-            }
-            if byte[0] == b'\n' {
-                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                if line.starts_with("SSH-") {
-                    return Ok(line);
-                }
-                buf.clear();
-            } else if buf.len() < 1024 {
-                buf.push(byte[0]);
-            }
-        }
+        read_ssh_banner(self.ssh_port, timeout)
     }
 
     /// The port of 127.0.0.1 forwarded to the guest's port 22 (the same
@@ -1043,6 +1021,35 @@ fn add_hostfwd(sock: &Path, port: u16) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Connects once to 127.0.0.1:`port` and reads the SSH identification
+/// line (RFC 4253 allows lines before it). Fails if sshd is not up: slirp
+/// and qemu accept, then close the connection.
+pub(crate) fn read_ssh_banner(port: u16, timeout: Duration) -> Result<String> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+    let what = || format!("SSH banner from {addr}");
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ctx(what)?;
+    s.set_read_timeout(Some(timeout)).ctx(what)?;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    // RFC 4253: lines before the identification string are allowed.
+    loop {
+        match s.read(&mut byte) {
+            Ok(0) => return Err(Error::Failed(format!("{}: connection closed", what()))),
+            Ok(_) => {}
+            Err(e) => return Err(e).ctx(what),
+        }
+        if byte[0] == b'\n' {
+            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+            if line.starts_with("SSH-") {
+                return Ok(line);
+            }
+            buf.clear();
+        } else if buf.len() < 1024 {
+            buf.push(byte[0]);
+        }
+    }
 }
 
 #[cfg(test)]

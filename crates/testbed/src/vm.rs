@@ -32,8 +32,6 @@
 //! (emulation, several times slower). `TESTBED_VM_ACCEL=kvm|tcg` overrides.
 
 use std::fs;
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -443,28 +441,7 @@ impl Vm {
     /// Connects once and reads the SSH identification line (qemu accepts
     /// and closes the connection while the guest's sshd is not up).
     pub fn read_banner(&self, timeout: Duration) -> Result<String> {
-        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.ssh_port));
-        let what = || format!("SSH banner from {addr}");
-        let mut s = TcpStream::connect_timeout(&addr, timeout).ctx(what)?;
-        s.set_read_timeout(Some(timeout)).ctx(what)?;
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        loop {
-            match s.read(&mut byte) {
-                Ok(0) => return Err(Error::Failed(format!("{}: connection closed", what()))),
-                Ok(_) => {}
-                Err(e) => return Err(e).ctx(what),
-            }
-            if byte[0] == b'\n' {
-                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                if line.starts_with("SSH-") {
-                    return Ok(line);
-                }
-                buf.clear();
-            } else if buf.len() < 1024 {
-                buf.push(byte[0]);
-            }
-        }
+        crate::target::read_ssh_banner(self.ssh_port, timeout)
     }
 
     /// The port of 127.0.0.1 forwarded to the guest's port 22.

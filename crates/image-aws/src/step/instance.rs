@@ -1,5 +1,7 @@
 //! Launching the instance and waiting for it to run.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
@@ -45,12 +47,7 @@ impl Stage for Instance {
         if req.subnet_id.is_some() {
             a.insert("ec2:DescribeSubnets");
         }
-        if req.iam_instance_profile.is_some() {
-            a.insert("iam:PassRole");
-        }
-        if req.kms_key_id.is_some() {
-            a.extend(KMS_ACTIONS);
-        }
+        launch_actions(req, a);
     }
 
     async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
@@ -167,6 +164,27 @@ pub(crate) fn root_device_name(req: &BuildRequest, source: &SourceImage) -> Stri
         .unwrap_or_else(|| "/dev/xvda".to_string())
 }
 
+/// The actions any launch of this request needs besides the launch call
+/// itself: passing the instance profile's role, the KMS key of an
+/// encrypted root volume (the plain and the spot launch share them).
+pub(crate) fn launch_actions(req: &BuildRequest, a: &mut Actions) {
+    if req.iam_instance_profile.is_some() {
+        a.insert("iam:PassRole");
+    }
+    if req.kms_key_id.is_some() {
+        a.extend(KMS_ACTIONS);
+    }
+}
+
+/// The instance's tags while it runs: `run_tags`, with a `Name` of
+/// `image-builder <build>` unless they name it.
+pub(crate) fn run_tags(req: &BuildRequest) -> BTreeMap<String, String> {
+    let mut tags = req.run_tags.clone();
+    tags.entry("Name".to_string())
+        .or_insert_with(|| format!("image-builder {}", req.name));
+    tags
+}
+
 pub(crate) fn block_device(req: &BuildRequest, source: &SourceImage) -> BlockDeviceMapping {
     let rd = &req.root_device;
     // In range: `RootDevice::problems` (validate) bounds them.
@@ -206,10 +224,7 @@ async fn run(
     if let Some(t) = &mo.instance_metadata_tags {
         metadata = metadata.instance_metadata_tags(InstanceMetadataTagsState::from(t.as_str()));
     }
-    let mut run_tags = req.run_tags.clone();
-    run_tags
-        .entry("Name".to_string())
-        .or_insert_with(|| format!("image-builder {}", req.name));
+    let run_tags = run_tags(req);
     let mut r = c
         .run_instances()
         .image_id(&source.image_id)

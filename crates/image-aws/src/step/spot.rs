@@ -39,10 +39,10 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use tokio::time::Instant;
 
-use super::instance::{block_device, wait_running};
+use super::instance::{block_device, launch_actions, run_tags, wait_running};
 use super::key_pair::KeyMaterial;
 use super::source_ami::SourceImage;
-use super::{Actions, Ctx, Stage, State, Undo, KMS_ACTIONS};
+use super::{Actions, Ctx, Stage, State, Undo};
 use crate::error::{AwsContext, AwsError, Step, StepError};
 use crate::request::{BuildRequest, WaitSettings};
 use crate::resource::Resource;
@@ -82,12 +82,7 @@ impl Stage for SpotInstance {
         } else {
             a.insert("ec2:DescribeAvailabilityZones");
         }
-        if req.iam_instance_profile.is_some() {
-            a.insert("iam:PassRole");
-        }
-        if req.kms_key_id.is_some() {
-            a.extend(KMS_ACTIONS);
-        }
+        launch_actions(req, a);
     }
 
     async fn check(&self, cx: &Ctx<'_>, st: &State) -> Result<(), StepError> {
@@ -347,10 +342,7 @@ async fn create_template(
             .set_delete_on_termination(e.delete_on_termination())
             .build()
     });
-    let mut run_tags = req.run_tags.clone();
-    run_tags
-        .entry("Name".to_string())
-        .or_insert_with(|| format!("image-builder {}", req.name));
+    let run_tags = run_tags(req);
     let lt_tags = |rt: ResourceType, user| {
         let spec = cx.temp_tag_spec(rt.clone(), user);
         LaunchTemplateTagSpecificationRequest::builder()
