@@ -24,23 +24,11 @@ fn param(body: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Every form body moto recorded, in order (decoded).
+/// Every form body moto recorded, in order, each ending in `&` (so
+/// `Action=X&` finds the last parameter too).
 fn all_bodies(moto: &image_testbed::Moto) -> Vec<String> {
-    use base64::Engine as _;
-    moto.recorded_calls()
-        .unwrap()
-        .iter()
-        .filter_map(|c| {
-            let body = c.get("body")?.as_str()?;
-            if c.get("body_encoded").and_then(|v| v.as_bool()) == Some(true) {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .ok()?;
-                String::from_utf8(bytes).ok()
-            } else {
-                Some(body.to_string())
-            }
-        })
+    all_recorded_bodies(moto)
+        .into_iter()
         .map(|b| b + "&")
         .collect()
 }

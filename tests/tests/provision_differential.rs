@@ -30,7 +30,7 @@ use bed_support::{boot, connect, serve_dir, stop};
 use diff_support::ansible::{self, Conn};
 use diff_support::cli::{self, CliRun};
 use diff_support::corpus::{self, Playbook};
-use diff_support::{compare, tree};
+use diff_support::{compare, tree, verdict};
 use image_testbed::HOST_ADDR_FROM_GUEST;
 use serde_json::{json, Map, Value as Json};
 
@@ -175,23 +175,11 @@ async fn corpus_runs_as_under_ansible_core() {
     let (mut matching, mut known) = (0, 0);
     for p in &playbooks {
         let (a_tasks, a_failed) = theirs.get(&p.stem).cloned().unwrap_or_default();
-        let mut diffs = match ours.get(&p.stem) {
-            Some(CliRun::Refused(d)) => vec![format!("image-cli refused it: {}", d.trim())],
-            Some(CliRun::Ran { tasks, failed }) => {
-                module_keys.extend(compare::module_keys(&a_tasks, tasks));
-                let mut d = compare::compare(&a_tasks, tasks);
-                if *failed != a_failed {
-                    d.push(format!(
-                        "the run {} under ansible-core, {} under image-cli",
-                        if a_failed { "failed" } else { "succeeded" },
-                        if *failed { "failed" } else { "succeeded" }
-                    ));
-                }
-                d
-            }
-            None => vec!["image-cli did not run it".into()],
-        };
-        diffs.extend(tree::diff(&tree_a, &tree_b, &p.paths));
+        let run = ours.get(&p.stem);
+        if let Some(CliRun::Ran { tasks, .. }) = run {
+            module_keys.extend(compare::module_keys(&a_tasks, tasks));
+        }
+        let diffs = verdict::differences(&a_tasks, a_failed, run, &tree_a, &tree_b, &p.paths);
         let listed = KNOWN_DIVERGENT.iter().find(|(s, _)| *s == p.stem);
         match (diffs.is_empty(), listed) {
             (true, None) => matching += 1,

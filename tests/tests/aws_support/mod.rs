@@ -385,25 +385,33 @@ pub async fn census(ec2: &Ec2Clients, regions: &[String]) -> Census {
     c
 }
 
-/// The decoded form bodies of the `action` calls moto recorded since
-/// `start_recording` (the request as moto received it).
-pub fn recorded_bodies(moto: &image_testbed::Moto, action: &str) -> Vec<String> {
+/// Every form body moto recorded since `start_recording`, in order and
+/// decoded (the requests as moto received them).
+pub fn all_recorded_bodies(moto: &image_testbed::Moto) -> Vec<String> {
     use base64::Engine as _;
-    let marker = format!("Action={action}&");
     moto.recorded_calls()
         .unwrap()
         .iter()
         .filter_map(|c| {
             let body = c.get("body")?.as_str()?;
-            let text = if c.get("body_encoded").and_then(|v| v.as_bool()) == Some(true) {
+            if c.get("body_encoded").and_then(|v| v.as_bool()) == Some(true) {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(body)
                     .ok()?;
-                String::from_utf8(bytes).ok()?
+                String::from_utf8(bytes).ok()
             } else {
-                body.to_string()
-            };
-            format!("{text}&").contains(&marker).then_some(text)
+                Some(body.to_string())
+            }
         })
+        .collect()
+}
+
+/// The decoded form bodies of the `action` calls moto recorded since
+/// `start_recording` (the request as moto received it).
+pub fn recorded_bodies(moto: &image_testbed::Moto, action: &str) -> Vec<String> {
+    let marker = format!("Action={action}&");
+    all_recorded_bodies(moto)
+        .into_iter()
+        .filter(|text| format!("{text}&").contains(&marker))
         .collect()
 }

@@ -7,7 +7,7 @@
 //! * [`ansible`]: ansible-playbook runs, several playbooks per invocation.
 //! * [`cli`]: image-cli's library on the other target.
 //! * [`observed`]: the shape both map to; [`compare`]: the task comparison.
-//! * [`tree`]: file trees of a target.
+//! * [`tree`]: file trees of a target; [`verdict`]: one playbook's differences.
 //! * [`normal`]: the values that differ on two identical targets whatever
 //!   the tool (backup names, download speeds), rewritten alike on both sides.
 
@@ -20,3 +20,4 @@ pub mod corpus;
 pub mod normal;
 pub mod observed;
 pub mod tree;
+pub mod verdict;
