@@ -9,10 +9,17 @@
 # call, images pending for 3 polls, AWS_POLL_DELAY_SECONDS=2 for both), 3
 # copy regions, a fresh nspawn target per tool run. Prints a markdown table
 # (wall time median of ROUNDS, ratio, EC2 calls, provisioning changed=N,
-# peak RSS, target provisioned and nothing left in moto).
+# peak RSS, target provisioned and nothing left in moto), then where the
+# time goes: each tool's run cut into phases (AWS set-up, launch, SSH,
+# provisioning split per slow task, verify, stop, AMI + wait, copies + wait,
+# sharing, cleanup) against the floor both share, measured each round on a
+# fresh target (the recipe's apt commands run bare, no SSH and no tool; the
+# images' pending time at this poll interval), and each tool's time above it.
 #
-#   bench/node/run.sh [ROUNDS] [extra args of tests/examples/bench_node.rs]
+#   [RELEASE=1] bench/node/run.sh [ROUNDS] [extra args of tests/examples/bench_node.rs]
 #   bench/node/run.sh 1
+#   RELEASE=1 bench/node/run.sh 3          # image-cli as released (optimized)
+#   bench/node/run.sh 1 --no-floor          # without the floor run
 #   bench/node/run.sh 2 --packer-proxy      # packer's default SSH proxy adapter
 #   bench/node/run.sh 1 --skip-packer
 #
@@ -36,12 +43,20 @@ if [ ! -x "$venv/bin/ansible-playbook" ]; then
 fi
 "$venv/bin/ansible-playbook" --version | sed -n 1p >&2
 
-cargo build -q --locked -p image-cli --bin image-cli
+# A debug build by default (the shared target dir has it); RELEASE=1 for
+# an optimized one, as users run it (a long first build: aws-sdk-ec2).
+if [ "${RELEASE:-0}" = 1 ]; then
+    cargo build -q --locked --release -p image-cli --bin image-cli
+    cli=$CARGO_TARGET_DIR/release/image-cli
+else
+    cargo build -q --locked -p image-cli --bin image-cli
+    cli=$CARGO_TARGET_DIR/debug/image-cli
+fi
 cargo build -q --locked -p tests --example bench_node
 log=${BENCH_LOG_DIR:-$(mktemp -d -t bench-node-XXXXXX)}
 mkdir -p "$log"
 exec "$CARGO_TARGET_DIR/debug/examples/bench_node" \
-    --image-cli "$CARGO_TARGET_DIR/debug/image-cli" \
+    --image-cli "$cli" \
     --packer "$(command -v packer)" \
     --ansible-playbook "$venv/bin/ansible-playbook" \
     --rounds "$rounds" --log-dir "$log" "$@"

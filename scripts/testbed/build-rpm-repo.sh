@@ -14,8 +14,8 @@
 #   extra/                     tb-extra (the repo tests enable on demand)
 #   release/                   tb-system-release (installed in the rootfs:
 #                              provides system-release(releasever) = 2023)
-#   standins/REPO/             empty packages standing in for a build's own
-#                              (rpm-standins.list: REPO NAME VERSION [SERVICE...]),
+#   standins/REPO/             small packages standing in for a build's own
+#                              (rpm-standins.list: REPO NAME VERSION [SERVICE|bin:TOOL...]),
 #                              built from one spec per REPO
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -45,7 +45,8 @@ if [ ! -s "$GNUPG/testbed.pub" ] || [ ! -s "$GNUPG/other.pub" ]; then
 fi
 
 STANDINS="$(dirname "${BASH_SOURCE[0]}")/rpm-standins.list"
-hash="$(cat "${BASH_SOURCE[0]}" "$STANDINS" "$GNUPG/testbed.pub" "$GNUPG/other.pub" | sha256sum | cut -c1-16)"
+K8S_STANDIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/../fixtures" && pwd)/k8s-standin.sh"
+hash="$(cat "${BASH_SOURCE[0]}" "$STANDINS" "$K8S_STANDIN" "$GNUPG/testbed.pub" "$GNUPG/other.pub" | sha256sum | cut -c1-16)"
 REPO="$TESTBED_DIR/rpm-repo-$hash"
 link_current() {
     ln -sfn "rpm-repo-$hash" "$TESTBED_DIR/.rpm-repo.link.tmp"
@@ -128,24 +129,40 @@ standins() {
             echo "Version: $ver"
             echo "Release: $rel"
             echo "Summary: image-testbed stand-in for $name"
+            # No "Requires: /bin/sh" for a bin: script (the real ones are Go binaries).
+            echo "AutoReq: no"
             echo "%description -n $name"
             echo "An empty stand-in for $name (image-builder-rs test bed)."
         done
         echo "%install"
-        echo "mkdir -p %{buildroot}/usr/lib/systemd/system"
+        echo "mkdir -p %{buildroot}/usr/lib/systemd/system %{buildroot}/usr/bin"
         for l in "${lines[@]}"; do
-            read -r name _ svc <<<"$l"
+            read -r name ver svc <<<"$l"
             for s in $svc; do
-                echo "cat >%{buildroot}/usr/lib/systemd/system/$s.service <<'UNIT'"
-                printf '%s\n' '[Unit]' "Description=image-testbed stand-in $s" '[Service]' \
-                    'ExecStart=/bin/sleep infinity' '[Install]' 'WantedBy=multi-user.target' UNIT
+                case "$s" in
+                bin:*)
+                    # A stand-in binary answering like the real tool (k8s-standin.sh).
+                    echo "cat >%{buildroot}/usr/bin/${s#bin:} <<'BIN'"
+                    "$K8S_STANDIN" "${s#bin:}" "${ver%%-*}" "$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')"
+                    echo "BIN"
+                    echo "chmod 0755 %{buildroot}/usr/bin/${s#bin:}" ;;
+                *)
+                    echo "cat >%{buildroot}/usr/lib/systemd/system/$s.service <<'UNIT'"
+                    printf '%s\n' '[Unit]' "Description=image-testbed stand-in $s" '[Service]' \
+                        'ExecStart=/bin/sleep infinity' '[Install]' 'WantedBy=multi-user.target' UNIT ;;
+                esac
             done
         done
         echo "%files"
         for l in "${lines[@]}"; do
             read -r name _ svc <<<"$l"
             echo "%files -n $name"
-            for s in $svc; do echo "/usr/lib/systemd/system/$s.service"; done
+            for s in $svc; do
+                case "$s" in
+                bin:*) echo "/usr/bin/${s#bin:}" ;;
+                *) echo "/usr/lib/systemd/system/$s.service" ;;
+                esac
+            done
         done
     } >"$f"
     mkdir -p "$tmp/out/standins/$repo"

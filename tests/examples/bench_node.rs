@@ -26,13 +26,18 @@
 //!
 //! After each run: the target really got provisioned (containerd, runc,
 //! kubelet held, the release file, sealed), nothing temporary is left in
-//! moto, and 4 AMIs were made. Prints a markdown table.
+//! moto, and 4 AMIs were made. Prints a markdown table, then where the time
+//! goes (`bench_support/phases.rs`): both runs cut into the same phases by
+//! the bench's own clock on each stdout line, the provisioning split per
+//! slow task, next to the floor both tools share, measured each round on a
+//! fresh target (the recipe's apt commands run bare; `--no-floor` skips it)
+//! plus the images' pending time at the poll interval.
 //!
 //! ```text
 //! cargo run -p tests --example bench_node -- --image-cli target/debug/image-cli \
 //!     --ansible-playbook $IMAGE_TESTBED_DIR/ansible-venv/bin/ansible-playbook \
 //!     [--packer /usr/bin/packer] [--rounds 1] [--latency-ms 50] [--pending 3] \
-//!     [--poll-secs 2] [--packer-proxy] [--skip-packer] [--skip-cli] [--log-dir DIR]
+//!     [--poll-secs 2] [--packer-proxy] [--skip-packer] [--skip-cli] [--no-floor] [--log-dir DIR]
 //! ```
 
 #[path = "../tests/aws_support/faultproxy.rs"]
@@ -43,6 +48,9 @@ mod cli_support;
 
 #[path = "bench_support/mod.rs"]
 mod bench_support;
+
+#[path = "bench_support/phases.rs"]
+mod phases;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -59,12 +67,17 @@ use bench_support::{
 const BUILD: &str = "ubuntu-2404";
 /// AMIs a build makes: the build region's and one copy per copy region.
 const AMIS_PER_BUILD: usize = 1 + COPY_REGIONS.len();
+/// The Kubernetes packages' version the var file makes the recipe install.
+const K8S_DEB_VERSION: &str = "1.31.4-1.1";
 
 struct Opts {
     common: CommonOpts,
     ansible_playbook: PathBuf,
     packer_proxy: bool,
     log_dir: Option<PathBuf>,
+    /// Measure the floor (the recipe's apt work bare on a fresh target)
+    /// each round; `--no-floor` skips it.
+    floor: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -73,11 +86,13 @@ fn parse_args() -> Result<Opts, String> {
         ansible_playbook: PathBuf::new(),
         packer_proxy: false,
         log_dir: None,
+        floor: true,
     };
     o.common.parse_args(|a, val| {
         match a {
             "--ansible-playbook" => o.ansible_playbook = PathBuf::from(val()?),
             "--packer-proxy" => o.packer_proxy = true,
+            "--no-floor" => o.floor = false,
             "--log-dir" => o.log_dir = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -339,10 +354,10 @@ fn check_target(root: &Path) -> Option<String> {
                 let held = status.split("\n\n").any(|s| {
                     s.lines().any(|l| l == format!("Package: {pkg}"))
                         && s.contains("Status: hold ok installed")
-                        && s.contains("Version: 1.31.4-1.1")
+                        && s.contains(&format!("Version: {K8S_DEB_VERSION}"))
                 });
                 if !held {
-                    problems.push(format!("{pkg} 1.31.4-1.1 not installed and held"));
+                    problems.push(format!("{pkg} {K8S_DEB_VERSION} not installed and held"));
                 }
             }
         }
@@ -424,6 +439,44 @@ impl Bench<'_> {
             target_problem,
             left: (after.0, after.1, after.2, after.3),
             amis_made: after.4.saturating_sub(before.4),
+        })
+    }
+
+    /// The floor both tools share this round: the recipe's apt work
+    /// (`apt-get update` + python3-apt, the base packages, the Kubernetes
+    /// repository's update and packages) run bare as root in a fresh target,
+    /// no SSH and no tool; and the least wait for an image pending for
+    /// `--pending` polls when polling every `--poll-secs`.
+    async fn floor(&self) -> Result<phases::Floor, String> {
+        let defaults = cli_support::workspace().join("images/node/vars/default.yml");
+        let defaults = std::fs::read_to_string(&defaults)
+            .map_err(|e| format!("{}: {e}", defaults.display()))?;
+        let debs = phases::setup_debs(&defaults);
+        if debs.is_empty() {
+            return Err("no setup_debs in images/node/vars/default.yml".into());
+        }
+        let vars = std::fs::read_to_string(&self.var_file)
+            .map_err(|e| format!("{}: {e}", self.var_file.display()))?;
+        let var = |k: &str| {
+            phases::var(&vars, k).ok_or_else(|| format!("no {k} in {}", self.var_file.display()))
+        };
+        let script = phases::floor_script(
+            &debs,
+            &var("kubernetes_deb_repo")?,
+            &var("kubernetes_deb_gpg_key")?,
+            K8S_DEB_VERSION,
+        );
+        let target = boot_target(self.moto.port()).await?;
+        let out = tokio::task::spawn_blocking(move || {
+            let out = target.sh(&script).map_err(|e| format!("floor script: {e}"));
+            target.stop();
+            out
+        })
+        .await
+        .map_err(|e| format!("floor run: {e}"))??;
+        Ok(phases::Floor {
+            apt: phases::floor_apt(&out)?,
+            pending_wait: (self.o.common.pending as u64 * self.o.common.poll_secs) as f64,
         })
     }
 
@@ -523,7 +576,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut failures = Vec::new();
     let mut cli_runs: Vec<NodeRun> = Vec::new();
     let mut packer_runs: Vec<NodeRun> = Vec::new();
+    let mut floors: Vec<phases::Floor> = Vec::new();
     for round in 1..=o.common.rounds {
+        if o.floor {
+            eprintln!("round {round}: the floor (the recipe's apt work bare) on a fresh target");
+            let f = bench.floor().await?;
+            eprintln!(
+                "round {round}: floor {}",
+                f.apt
+                    .iter()
+                    .map(|(n, s)| format!("{n} {s:.1} s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            floors.push(f);
+        }
         // Alternate who goes first.
         let order = if round % 2 == 1 {
             [Tool::Cli, Tool::Packer]
@@ -690,7 +757,38 @@ packer, the largest of packer, ansible-playbook and its workers).",
         }
     )?;
 
-    // Where the time goes.
+    // Where the time goes, phase by phase.
+    let ok_cli: Vec<&NodeRun> = cli_runs.iter().filter(|r| r.run.ok).collect();
+    let ok_packer: Vec<&NodeRun> = packer_runs.iter().filter(|r| r.run.ok).collect();
+    let cli_b: Vec<phases::Breakdown> = ok_cli
+        .iter()
+        .map(|r| phases::cli(&r.run.stdout, &r.run.line_secs, r.run.secs))
+        .collect();
+    let packer_b: Vec<phases::Breakdown> = ok_packer
+        .iter()
+        .map(|r| phases::packer(&r.run.stdout, &r.run.line_secs, r.run.secs))
+        .collect();
+    let total = |v: &[&NodeRun]| median(&v.iter().map(|r| r.run.secs).collect::<Vec<_>>());
+    writeln!(
+        t,
+        "\nwhere the time goes (ok runs; the bench's clock on each stdout line; phases cut at the \
+next one's start, so each column adds up to the wall time; provisioning tasks of 0.5 s or more for \
+either tool, and the apt ones, on their own rows; floor: the recipe's apt commands run bare as \
+root on a fresh target (no SSH, no tool; median of {} run(s)), and the least wait for an image \
+pending {} polls when polling every {} s, for the AMI and again for its copies):\n",
+        floors.len(),
+        o.common.pending,
+        o.common.poll_secs
+    )?;
+    phases::write_table(
+        &mut t,
+        &cli_b,
+        &packer_b,
+        &floors,
+        total(&ok_cli),
+        total(&ok_packer),
+        0.5,
+    );
     if let Some(r) = cli_runs.iter().find(|r| r.run.ok) {
         writeln!(t, "\nimage-cli steps (first ok run, s):")?;
         let mut line = String::new();

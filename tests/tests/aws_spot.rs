@@ -149,6 +149,29 @@ async fn a_spot_build_asks_one_instant_fleet_and_leaves_nothing() {
     assert_eq!(prices.len(), types.len(), "{f}");
     assert!(prices.iter().all(|p| *p == "0.05"), "{f}");
     assert!(zones.iter().all(|z| z.starts_with("us-east-1")), "{f}");
+    // `spot_tags` (with our bookkeeping tags) on the fleet: in the request
+    // moto received and on the fleet moto keeps.
+    assert!(f.contains("TagSpecification.1.ResourceType=fleet"), "{f}");
+    assert!(values(f, ".Key").contains(&"team"), "{f}");
+    assert!(values(f, ".Value").contains(&"nodes"), "{f}");
+    let kept = env
+        .direct
+        .client(REGION)
+        .describe_fleets()
+        .send()
+        .await
+        .unwrap();
+    let fleet_tags: BTreeMap<&str, &str> = kept
+        .fleets()
+        .iter()
+        .flat_map(|f| f.tags())
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    assert_eq!(fleet_tags.get("team"), Some(&"nodes"), "{fleet_tags:?}");
+    assert!(
+        fleet_tags.contains_key(cleanup::TAG_BUILD_ID),
+        "{fleet_tags:?}"
+    );
 
     // The build ran on a spot instance of the first type.
     let i = instance(&env, &res.instance_id).await;

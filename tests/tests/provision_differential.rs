@@ -15,7 +15,8 @@
 //! ansible-core yet, with the reason: they are run and compared like the
 //! others, the test passes while they still diverge, and fails when one of
 //! them starts to match (remove it from the list) or when any other playbook
-//! diverges. `DIFF_ONLY=stem,stem` runs a subset (while working on one).
+//! diverges. `DIFF_ONLY=stem,stem` runs a subset (while working on one);
+//! `DIFF_DUMP=FILE` writes both tools' results of every task to FILE (JSON).
 //!
 //! Needs `scripts/testbed/setup.sh` (root; installs ansible-core in the test
 //! bed's venv) and Debian's mirror for the apt playbooks.
@@ -145,7 +146,12 @@ async fn corpus_runs_as_under_ansible_core() {
         a.testbed().ed25519_key().to_path_buf(),
     );
     let ctl = control.path().to_path_buf();
-    let (pbs, ex) = (playbooks.clone(), extra.clone());
+    // Each side's own directory on the controller (`fetch`'s dest): the
+    // two runs go at once, on the same machine.
+    let ours_dir = tempfile::tempdir().expect("tempdir");
+    let (pbs, mut ex) = (playbooks.clone(), extra.clone());
+    ex.insert("controller_dir".into(), json!(ctl.join("files")));
+    extra.insert("controller_dir".into(), json!(ours_dir.path()));
     let oracle = tokio::task::spawn_blocking(move || {
         let conn = Conn {
             port,
@@ -166,6 +172,10 @@ async fn corpus_runs_as_under_ansible_core() {
     let tree_b = tree::snapshot(&tb, &paths).await;
     drop((ta, tb));
     tokio::join!(stop(a), stop(b));
+
+    if let Ok(file) = std::env::var("DIFF_DUMP") {
+        dump(&file, &playbooks, &theirs, &ours);
+    }
 
     // Verdicts.
     let mut report = String::new();
@@ -230,4 +240,33 @@ async fn corpus_runs_as_under_ansible_core() {
         unexpected.is_empty() && fixed.is_empty(),
         "{summary}\nnewly divergent: {unexpected:?}\nnow matching: {fixed:?}\n{report}"
     );
+}
+
+/// Writes both tools' tasks (status, action, result) per playbook to `file`
+/// as JSON (`DIFF_DUMP`), to audit the keys each module returns.
+fn dump(file: &str, playbooks: &[Playbook], theirs: &Outcomes, ours: &BTreeMap<String, CliRun>) {
+    let side = |tasks: &[diff_support::observed::Observed]| -> Json {
+        tasks
+            .iter()
+            .map(|t| {
+                json!({"loc": t.loc(), "name": t.name, "status": t.status.word(),
+                       "action": t.action, "result": t.result})
+            })
+            .collect()
+    };
+    let mut out = Map::new();
+    for p in playbooks {
+        let a = theirs
+            .get(&p.stem)
+            .map(|(t, _)| side(t))
+            .unwrap_or(Json::Null);
+        let b = match ours.get(&p.stem) {
+            Some(CliRun::Ran { tasks, .. }) => side(tasks),
+            _ => Json::Null,
+        };
+        out.insert(p.stem.clone(), json!({"ansible": a, "cli": b}));
+    }
+    if let Err(e) = std::fs::write(file, Json::Object(out).to_string()) {
+        println!("DIFF_DUMP: cannot write {file}: {e}");
+    }
 }

@@ -953,6 +953,8 @@ async fn control_modules(c: &Ctx, e: &mut Errs) {
     // check mode and the real run each pause 1 s.
     e.check("pause waits", t0.elapsed() >= Duration::from_secs(2));
 
+    // A stopped unit systemd still has loaded is `stopped`; one it has
+    // unloaded gets `systemctl show`'s ActiveState (`inactive`), as ansible's.
     if let Err(m) = c
         .read_only(
             "service_facts",
@@ -962,7 +964,8 @@ async fn control_modules(c: &Ctx, e: &mut Errs) {
     that:
       - ansible_facts.services['ssh.service'].state == 'running'
       - ansible_facts.services['ssh.service'].source == 'systemd'
-      - ansible_facts.services['pm-demo.service'].state == 'stopped'
+      - ansible_facts.services['pm-demo.service'].state in ['stopped', 'inactive']
+      - ansible_facts.services['pm-demo.service'].status == 'disabled'
 "#,
         )
         .await

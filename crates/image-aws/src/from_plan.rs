@@ -1,14 +1,18 @@
 //! [`BuildRequest::from_plan`]: a resolved image definition build
 //! (`image_core::spec::Plan`) as an EC2 [`BuildRequest`]. Both hold the same
-//! setting types, so most fields are copied; what is mapped is what the
-//! definition spells differently (key pair, security group, SSH) or only a
-//! run has (waits). The only I/O is reading `user_data_file`.
+//! [`image_core::spec::BuildSettings`], taken as it is; what is mapped is
+//! what the definition spells differently (key pair, security group, SSH,
+//! user data file) or only a run has (waits). The only I/O is reading
+//! `user_data_file`.
 
 use std::fmt;
 
-use image_core::spec::Plan;
+use image_core::diag::{Diagnostic, Diagnostics};
+use image_core::spec::{check, Plan};
 
-use crate::request::{BuildRequest, KeyPairSpec, SecurityGroupSpec, SshSpec, WaitSettings};
+use crate::request::{
+    BuildRequest, KeyPairSpec, OnError, SecurityGroupSpec, SshSpec, WaitSettings,
+};
 
 /// A plan that cannot become a build request: every problem, for one build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +31,112 @@ impl fmt::Display for PlanError {
 
 impl std::error::Error for PlanError {}
 
+/// What one run adds to a definition's builds: the choices a command line
+/// (or an embedding tool) makes, as `image-cli build` and `image-cli test`
+/// do through [`BuildRequest::for_run`].
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// When not empty, replaces every build's
+    /// `temporary_security_group_source_cidrs`.
+    pub ssh_source_cidrs: Vec<String>,
+    /// How the user gives `ssh_source_cidrs` (a flag such as
+    /// `--ssh-source-cidr`), named in errors; `None`: `ssh_source_cidrs`.
+    pub ssh_source_cidrs_flag: Option<String>,
+    /// What happens to what a failed build made.
+    pub on_error: OnError,
+}
+
+impl RunOptions {
+    fn flag(&self) -> &str {
+        self.ssh_source_cidrs_flag
+            .as_deref()
+            .unwrap_or("ssh_source_cidrs")
+    }
+
+    /// The options' own problems (a source CIDR that is none), to report
+    /// before reading anything else; [`BuildRequest::for_run`] checks them
+    /// too.
+    pub fn problems(&self) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        for v in self.ssh_source_cidrs.iter().filter(|v| !check::is_cidr(v)) {
+            diags.push(
+                Diagnostic::error(
+                    None,
+                    format!("invalid {} `{v}`: not a CIDR block", self.flag()),
+                )
+                .with_help("use an address and a prefix length, like `203.0.113.7/32` or `::/0`"),
+            );
+        }
+        diags
+    }
+}
+
 impl BuildRequest {
+    /// The requests of `plans` for one run: [`RunOptions`] applied, the
+    /// waits set by packer's `AWS_POLL_DELAY_SECONDS` / `AWS_MAX_ATTEMPTS`
+    /// as `env` gives them ([`crate::wait_env`]; this crate reads no
+    /// environment itself), and every problem of every build as
+    /// diagnostics.
+    ///
+    /// ```no_run
+    /// # fn demo(plans: &[image_core::spec::Plan]) -> Result<(), image_core::diag::Diagnostics> {
+    /// use image_aws::{BuildRequest, OnError, RunOptions};
+    ///
+    /// let run = RunOptions {
+    ///     ssh_source_cidrs: vec!["203.0.113.0/24".into()],
+    ///     on_error: OnError::Abort,
+    ///     ..Default::default()
+    /// };
+    /// let reqs = BuildRequest::for_run(plans, &run, |k| std::env::var(k).ok())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn for_run(
+        plans: &[Plan],
+        run: &RunOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<BuildRequest>, Diagnostics> {
+        let mut diags = run.problems();
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        let mut reqs = Vec::new();
+        for plan in plans {
+            let (mut req, problems) = if run.ssh_source_cidrs.is_empty() {
+                Self::from_plan_lenient(plan)
+            } else {
+                let mut plan = plan.clone();
+                plan.temporary_security_group_source_cidrs = run.ssh_source_cidrs.clone();
+                Self::from_plan_lenient(&plan)
+            };
+            for problem in problems {
+                let hint = match &run.ssh_source_cidrs_flag {
+                    Some(f) if problem.contains("temporary_security_group_source_cidrs") => {
+                        format!(" (or pass {f} CIDR)")
+                    }
+                    _ => String::new(),
+                };
+                diags.push(Diagnostic::error(
+                    None,
+                    format!("build `{}`: {problem}{hint}", plan.name),
+                ));
+            }
+            match crate::wait_env::wait_settings_from_env(&req.wait, &env) {
+                Ok(w) => req.wait = w,
+                Err(e) => diags.push(
+                    Diagnostic::error(None, e)
+                        .with_help("unset the variable or give it a usable value"),
+                ),
+            }
+            req.on_error = run.on_error;
+            reqs.push(req);
+        }
+        if diags.has_errors() {
+            Err(diags)
+        } else {
+            Ok(reqs)
+        }
+    }
+
     /// Maps every field of `plan` onto a request. Neither
     /// `security_group_ids` nor `temporary_security_group_source_cidrs`
     /// means a temporary group open to this machine's public address
@@ -52,40 +161,8 @@ impl BuildRequest {
     /// build, like computing its IAM policy.
     pub fn from_plan_lenient(plan: &Plan) -> (BuildRequest, Vec<String>) {
         let mut problems = Vec::new();
-        // The settings of both are the same types: copied as they are.
-        let mut req = BuildRequest::new(
-            &plan.name,
-            &plan.region,
-            plan.source_ami.clone(),
-            &plan.instance_type,
-            &plan.ami_name,
-        );
-        req.subnet_id = plan.subnet_id.clone();
-        req.vpc_id = plan.vpc_id.clone();
-        req.associate_public_ip = plan.associate_public_ip_address;
-        req.iam_instance_profile = plan.iam_instance_profile.clone();
-        req.metadata_options = plan.metadata_options.clone();
-        req.root_device = plan.root_device.clone();
-        req.encrypted = plan.encrypted;
-        req.kms_key_id = plan.kms_key_id.clone();
-        req.run_tags = plan.run_tags.clone();
-        req.volume_tags = plan.volume_tags.clone();
-        req.tags = plan.tags.clone();
-        req.snapshot_tags = plan.snapshot_tags.clone();
-        req.ami_description = plan.ami_description.clone();
-        req.ami_regions = plan.ami_regions.clone();
-        req.region_kms_key_ids = plan.region_kms_key_ids.clone();
-        req.ami_users = plan.ami_users.clone();
-        req.ami_groups = plan.ami_groups.clone();
-        req.ami_org_arns = plan.ami_org_arns.clone();
-        req.ami_ou_arns = plan.ami_ou_arns.clone();
-        req.snapshot_users = plan.snapshot_users.clone();
-        req.snapshot_groups = plan.snapshot_groups.clone();
-        req.force_deregister = plan.force_deregister;
-        req.deprecate_at = plan.deprecate_at.clone();
-        req.ami_options = plan.ami_options.clone();
-        req.spot = plan.spot.clone();
-        req.skip_region_validation = plan.skip_region_validation;
+        // The settings are one struct in both.
+        let mut req = BuildRequest::with_settings(&plan.name, plan.settings.clone());
 
         // What the definition spells differently or only a run has.
         req.user_data = match (&plan.user_data, &plan.user_data_file) {

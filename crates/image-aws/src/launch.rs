@@ -83,9 +83,8 @@ pub async fn test_instance(
     let learned = crate::public_ip::fill_source_cidrs(ec2, req, events).await?;
     let learned_address = learned.is_some();
     let mut req = learned.unwrap_or_else(|| req.clone());
-    req.run_tags
-        .entry("Name".to_string())
-        .or_insert_with(|| format!("image-builder test {}", req.name));
+    let name = format!("image-builder test {}", req.name);
+    req.run_tags.entry("Name".to_string()).or_insert(name);
     let parts = RunParts {
         hook: Some(hook),
         connector,

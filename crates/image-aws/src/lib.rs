@@ -25,6 +25,12 @@
 //! ([`public_ip`]); if it cannot be learned the build fails, asking for
 //! CIDRs. 0.0.0.0/0 is never assumed.
 //!
+//! The settings of a build are image-core's [`BuildSettings`], the struct
+//! a definition is read into, with the rules on its values: a
+//! [`BuildRequest`] holds it (and dereferences to it) beside what only a
+//! run has. [`BuildRequest::for_run`] makes the requests of a definition's
+//! builds with a run's [`RunOptions`], as `image-cli build` and `test` do.
+//!
 //! [`batch::Batch`] runs several builds at once (a limit, one cancel token,
 //! one run id, the manifest appended as each finishes), as `image-cli build`.
 //!
@@ -85,13 +91,13 @@ use serde::Serialize;
 pub use cleanup::{CleanupFailure, Leftover, Resource};
 pub use clients::{ClientOptions, Ec2Clients};
 pub use error::{AwsError, BuildError, Step, StepError};
-pub use from_plan::PlanError;
+pub use from_plan::{PlanError, RunOptions};
 pub use hook::{HookError, NoProvisioning, NotConnected, ProvisionHook};
 pub use launch::{test_actions, test_instance, TestResult};
 pub use request::{
-    ami_options, AmiFilter, AmiOptions, AmiRegions, Architecture, BuildRequest, KeyPairSpec,
-    MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi, SpotOptions, SshInterface,
-    SshSpec, VolumeType, WaitSettings,
+    ami_options, AmiFilter, AmiOptions, AmiRegions, Architecture, BuildRequest, BuildSettings,
+    KeyPairSpec, MetadataOptions, OnError, RootDevice, SecurityGroupSpec, SourceAmi, SpotOptions,
+    SshInterface, SshSpec, VolumeType, WaitSettings,
 };
 pub use step::connect::{Connector, NoConnector, SshConnector, SshSettings};
 pub use step::image::ImageInfo;

@@ -7,7 +7,7 @@
 //! one `DescribeRegions` before anything is created.
 //!
 //! `resolve` turns a request with `ami_regions: all`
-//! ([`BuildRequest::ami_regions`]) into one with the concrete list
+//! ([`BuildSettings::ami_regions`](crate::BuildSettings::ami_regions)) into one with the concrete list
 //! (`AmiRegions::Resolved`), so every later step (name checks, copies,
 //! permissions) sees plain regions, and the copy step still knows that a
 //! failed region is reported, not fatal.
@@ -62,7 +62,7 @@ pub(crate) fn actions(req: &BuildRequest, a: &mut BTreeSet<&'static str>) {
 /// `DescribeRegions` (all regions, with their opt-in status). Call it
 /// before the first mutating call: a nonexistent region (`us-east-9`)
 /// otherwise fails only after resources exist (or after long retries).
-/// Requests with [`BuildRequest::skip_region_validation`] are left out.
+/// Requests with [`BuildSettings::skip_region_validation`](crate::BuildSettings::skip_region_validation) are left out.
 pub async fn check(
     ec2: &Ec2Clients,
     reqs: &[BuildRequest],

@@ -1,11 +1,12 @@
 //! [`BuildRequest`]: everything one EC2 build needs, as plain data.
 //!
 //! It is independent of the spec file format, but not a second model of
-//! the settings: its value types ([`SourceAmi`], [`MetadataOptions`],
-//! [`RootDevice`], [`AmiRegions`], [`AmiOptions`], …) are image-core's, the
-//! ones a definition is read into, with their defaults and checks.
-//! [`BuildRequest::from_plan`] adds what only exists at run time (key pair,
-//! security group and SSH choices, waits, `on_error`). Durations are plain
+//! the settings: it holds image-core's [`BuildSettings`], the struct a
+//! definition is read into, with its value types ([`SourceAmi`],
+//! [`RootDevice`], [`AmiRegions`], [`AmiOptions`], …) and the rules on its
+//! values ([`BuildSettings::problems`]). Besides, it holds what only a run
+//! has (key pair, security group and SSH choices, waits, `on_error`), which
+//! [`BuildRequest::from_plan`] maps from the definition. Durations are plain
 //! integers with their unit in the field name, so the struct serialises to
 //! obvious JSON.
 
@@ -16,56 +17,40 @@ use serde::{Deserialize, Serialize};
 
 pub use image_core::spec::spot::SpotOptions;
 pub use image_core::spec::{
-    ami_options, AmiFilter, AmiOptions, AmiRegions, Architecture, MetadataOptions, RootDevice,
-    SourceAmi, SshInterface, VolumeType,
+    ami_options, AmiFilter, AmiOptions, AmiRegions, Architecture, BuildSettings, MetadataOptions,
+    RootDevice, SourceAmi, SshInterface, VolumeType,
 };
 
-/// One EC2 build (packer `amazon-ebs` equivalent).
+/// One EC2 build (packer `amazon-ebs` equivalent): a name, the build's
+/// [`BuildSettings`] (image-core's, the ones a definition is read into),
+/// and what only a run has.
+///
+/// A `BuildRequest` dereferences to its settings, so `req.ami_name` is
+/// `req.settings.ami_name`. In JSON the settings' keys sit beside the
+/// request's own (`{"name": …, "region": …, "ami_name": …, "wait": …}`).
+///
+/// ```
+/// use image_aws::{BuildRequest, SourceAmi};
+///
+/// let mut req = BuildRequest::new("node", "us-east-1",
+///     SourceAmi::Id("ami-0123456789abcdef0".into()), "t3.small", "node-1");
+/// req.ami_users.push("123456789012".into());
+/// req.tags.insert("team".into(), "nodes".into());
+/// assert!(req.validate().is_ok());
+/// req.ami_users.push("everyone".into());
+/// assert!(req.validate().unwrap_err()[0].contains("invalid account id `everyone`"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildRequest {
     /// The build's name (events, manifest, error messages).
     pub name: String,
-    /// The region the instance runs in and the AMI is created in.
-    pub region: String,
-    /// The AMI to start from.
-    pub source_ami: SourceAmi,
-    /// The instance type, e.g. `t3.large`.
-    pub instance_type: String,
-    /// Subnet to launch in (its VPC is used for the temporary security group).
-    #[serde(default)]
-    pub subnet_id: Option<String>,
-    /// VPC for the temporary security group when no subnet is given
-    /// (default: the region's default VPC).
-    #[serde(default)]
-    pub vpc_id: Option<String>,
-    /// Ask for a public IP on the instance's network interface.
-    #[serde(default)]
-    pub associate_public_ip: Option<bool>,
-    /// Instance profile name.
-    #[serde(default)]
-    pub iam_instance_profile: Option<String>,
+    /// What the instance is launched with and what the AMI becomes.
+    #[serde(flatten)]
+    pub settings: BuildSettings,
     /// User data, as text (base64-encoded by us).
     #[serde(default)]
     pub user_data: Option<String>,
-    /// Instance metadata options.
-    #[serde(default)]
-    pub metadata_options: MetadataOptions,
-    /// The root volume.
-    #[serde(default)]
-    pub root_device: RootDevice,
-    /// Tags of the instance while it runs.
-    #[serde(default)]
-    pub run_tags: BTreeMap<String, String>,
-    /// Tags of the instance's volumes while it runs.
-    #[serde(default)]
-    pub volume_tags: BTreeMap<String, String>,
-    /// Tags of the AMIs (every region).
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Tags of the AMIs' snapshots (every region).
-    #[serde(default)]
-    pub snapshot_tags: BTreeMap<String, String>,
     /// The SSH key pair.
     #[serde(default)]
     pub key_pair: KeyPairSpec,
@@ -75,70 +60,6 @@ pub struct BuildRequest {
     /// How to reach the instance.
     #[serde(default)]
     pub ssh: SshSpec,
-    /// The AMI name (already rendered). Must not exist unless `force_deregister`.
-    pub ami_name: String,
-    /// The AMI description.
-    #[serde(default)]
-    pub ami_description: Option<String>,
-    /// Regions to copy the AMI to (the build region is ignored if listed),
-    /// or `all`: every region enabled for the account, resolved with
-    /// `DescribeRegions` when the build starts (see [`crate::regions`]); with
-    /// `all` a copy that fails in one region is deleted and reported in
-    /// [`crate::BuildResult::failed_regions`], the others are kept.
-    #[serde(default)]
-    pub ami_regions: AmiRegions,
-    /// KMS key per copy region; a copy to a listed region is encrypted with it.
-    #[serde(default)]
-    pub region_kms_key_ids: BTreeMap<String, String>,
-    /// Encrypt the root volume, the AMI's snapshots and the copies (with
-    /// the region's KMS key if listed, else the default key); true by default.
-    #[serde(default = "yes")]
-    pub encrypted: bool,
-    /// KMS key of the root volume (and so the AMI) in the build region;
-    /// `None` = the AWS default key.
-    #[serde(default)]
-    pub kms_key_id: Option<String>,
-    /// Account ids allowed to launch the AMIs.
-    #[serde(default)]
-    pub ami_users: Vec<String>,
-    /// Groups allowed to launch the AMIs (`all` makes them public).
-    #[serde(default)]
-    pub ami_groups: Vec<String>,
-    /// Organization ARNs allowed to launch the AMIs.
-    #[serde(default)]
-    pub ami_org_arns: Vec<String>,
-    /// Organizational unit ARNs allowed to launch the AMIs.
-    #[serde(default)]
-    pub ami_ou_arns: Vec<String>,
-    /// Account ids allowed to create volumes from the snapshots.
-    #[serde(default)]
-    pub snapshot_users: Vec<String>,
-    /// Groups allowed to create volumes from the snapshots.
-    #[serde(default)]
-    pub snapshot_groups: Vec<String>,
-    /// Deregister (and delete the snapshots of) existing AMIs with the same
-    /// name, in every target region, instead of failing.
-    #[serde(default)]
-    pub force_deregister: bool,
-    /// RFC 3339 time at which the AMIs are deprecated.
-    #[serde(default)]
-    pub deprecate_at: Option<String>,
-    /// Do not stop the instance before creating the image.
-    #[serde(default)]
-    pub disable_stop_instance: bool,
-    /// The AMI's optional attributes (`imds_support`, `ena_support`, …),
-    /// one step each.
-    #[serde(default)]
-    pub ami_options: AmiOptions,
-    /// Spot instance settings (packer `spot_price`, `spot_instance_types`,
-    /// `spot_tags`); see [`crate::step::spot`].
-    #[serde(default)]
-    pub spot: SpotOptions,
-    /// Do not ask EC2 whether the regions exist and are enabled before the
-    /// build (packer `skip_region_validation`; for regions or endpoints
-    /// `DescribeRegions` does not list).
-    #[serde(default)]
-    pub skip_region_validation: bool,
     /// Polling and timeouts.
     #[serde(default)]
     pub wait: WaitSettings,
@@ -157,12 +78,22 @@ pub struct BuildRequest {
     pub run_uuid: Option<String>,
 }
 
-fn default_copy_concurrency() -> usize {
-    4
+impl std::ops::Deref for BuildRequest {
+    type Target = BuildSettings;
+
+    fn deref(&self) -> &BuildSettings {
+        &self.settings
+    }
 }
 
-fn yes() -> bool {
-    true
+impl std::ops::DerefMut for BuildRequest {
+    fn deref_mut(&mut self) -> &mut BuildSettings {
+        &mut self.settings
+    }
+}
+
+fn default_copy_concurrency() -> usize {
+    4
 }
 
 impl BuildRequest {
@@ -174,43 +105,21 @@ impl BuildRequest {
         instance_type: impl Into<String>,
         ami_name: impl Into<String>,
     ) -> Self {
+        Self::with_settings(
+            name,
+            BuildSettings::new(region, source_ami, instance_type, ami_name),
+        )
+    }
+
+    /// A request for `settings`, with the defaults for the rest.
+    pub fn with_settings(name: impl Into<String>, settings: BuildSettings) -> Self {
         BuildRequest {
             name: name.into(),
-            region: region.into(),
-            source_ami,
-            instance_type: instance_type.into(),
-            subnet_id: None,
-            vpc_id: None,
-            associate_public_ip: None,
-            iam_instance_profile: None,
+            settings,
             user_data: None,
-            metadata_options: MetadataOptions::default(),
-            root_device: RootDevice::default(),
-            run_tags: BTreeMap::new(),
-            volume_tags: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            snapshot_tags: BTreeMap::new(),
             key_pair: KeyPairSpec::default(),
             security_group: SecurityGroupSpec::default(),
             ssh: SshSpec::default(),
-            ami_name: ami_name.into(),
-            ami_description: None,
-            ami_regions: AmiRegions::default(),
-            region_kms_key_ids: BTreeMap::new(),
-            encrypted: true,
-            kms_key_id: None,
-            ami_users: Vec::new(),
-            ami_groups: Vec::new(),
-            ami_org_arns: Vec::new(),
-            ami_ou_arns: Vec::new(),
-            snapshot_users: Vec::new(),
-            snapshot_groups: Vec::new(),
-            force_deregister: false,
-            deprecate_at: None,
-            disable_stop_instance: false,
-            ami_options: AmiOptions::default(),
-            spot: SpotOptions::default(),
-            skip_region_validation: false,
             wait: WaitSettings::default(),
             copy_concurrency: default_copy_concurrency(),
             on_error: OnError::default(),
@@ -219,49 +128,12 @@ impl BuildRequest {
         }
     }
 
-    /// The build region followed by the copy regions, without duplicates.
-    pub fn all_regions(&self) -> Vec<String> {
-        let mut out = vec![self.region.clone()];
-        for r in &self.copy_regions() {
-            out.push(r.clone());
-        }
-        out
-    }
-
-    /// The copy regions: `ami_regions` without the build region and duplicates.
-    pub fn copy_regions(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for r in self.ami_regions.list() {
-            if *r != self.region && !out.contains(r) {
-                out.push(r.clone());
-            }
-        }
-        out
-    }
-
-    /// Checks what can be checked without calling AWS. Returns every problem.
+    /// Checks what can be checked without calling AWS. Returns every
+    /// problem: the settings' ([`BuildSettings::problems`], the rules a
+    /// definition is checked with) and the run's.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errs = self.launch_problems();
-        // The definition's rules (image_core), so both say the same; the
-        // typed values (volume type, `ami_options`) need none.
-        if let Some(p) = image_core::spec::check::ami_name_problem(&self.ami_name) {
-            errs.push(format!(
-                "invalid ami_name `{}`: {p} ({})",
-                self.ami_name,
-                image_core::spec::check::AMI_NAME_HELP
-            ));
-        }
-        if let Some(d) = &self.deprecate_at {
-            if !image_core::spec::check::is_rfc3339(d) {
-                errs.push(format!("deprecate_at `{d}` is not an RFC 3339 time"));
-            }
-        }
-        for (_, message, help) in self.root_device.problems() {
-            errs.push(format!("root_device: {message} ({help})"));
-        }
-        for (_, message, help) in self.ami_options.problems() {
-            errs.push(format!("{message} ({help})"));
-        }
+        errs.extend(self.settings.problems().iter().map(ToString::to_string));
         if self.copy_concurrency == 0 {
             errs.push("copy_concurrency must be at least 1".to_string());
         }
@@ -557,6 +429,30 @@ mod tests {
         assert!(all.ami_regions.is_all());
         let errs = all.validate().unwrap_err();
         assert!(errs[0].contains("io1 volumes need `iops`"), "{errs:?}");
+    }
+
+    #[test]
+    fn settings_keys_sit_beside_the_requests_and_typos_are_refused() {
+        let req = BuildRequest::new(
+            "b",
+            "us-east-1",
+            SourceAmi::Id("ami-1".into()),
+            "t3.micro",
+            "node-1",
+        );
+        let mut v = serde_json::to_value(&req).unwrap();
+        assert_eq!(v["ami_name"], "node-1");
+        assert_eq!(v["name"], "b");
+        assert!(v.get("settings").is_none(), "{v}");
+        assert_eq!(
+            serde_json::from_value::<BuildRequest>(v.clone()).unwrap(),
+            req
+        );
+        v["ami_nmae"] = "x".into();
+        let e = serde_json::from_value::<BuildRequest>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `ami_nmae`"), "{e}");
     }
 
     #[test]

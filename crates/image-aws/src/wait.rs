@@ -1,5 +1,6 @@
 //! Polling with exponential backoff, jitter, a deadline, an optional cap on
-//! the polls, an optional pause after the first poll, and cancellation;
+//! the polls, an optional pause after the first poll, and cancellation
+//! (polls start an interval apart, not an interval after each answer);
 //! and retrying transient failures (throttling, 5xx) of one call until a
 //! deadline. Sleeps with `tokio::time::sleep`, never blocking the runtime.
 //! (The default schedule and why: [`WaitSettings`].)
@@ -129,6 +130,7 @@ where
         if cancel.is_cancelled() {
             return Err(StepError::Cancelled);
         }
+        let poll_started = Instant::now();
         let r = tokio::select! {
             r = check() => r,
             _ = cancel.cancelled() => return Err(StepError::Cancelled),
@@ -156,10 +158,23 @@ where
         }
         let d = match second_poll.take() {
             Some(at) => at.saturating_duration_since(now),
-            None => backoff.next_interval(),
+            None => between_polls(
+                backoff.next_interval(),
+                now.saturating_duration_since(poll_started),
+            ),
         };
         sleep(d.min(deadline - now), cancel).await?;
     }
+}
+
+/// The sleep after a poll that took `took` when polls are to start
+/// `interval` apart: the rest of the interval (a state reached during the
+/// wait is seen up to one call's time sooner than when sleeping the whole
+/// interval after each answer), but at least half of it after the answer, so
+/// slow answers (throttling, the SDK's retries) never bring polls closer
+/// together than that.
+fn between_polls(interval: Duration, took: Duration) -> Duration {
+    interval.saturating_sub(took).max(interval / 2)
 }
 
 /// Calls `call` again while it fails with a transient error (throttling,
@@ -194,6 +209,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_start_an_interval_apart_but_never_closer_than_half_after_an_answer() {
+        let i = Duration::from_secs(2);
+        assert_eq!(
+            between_polls(i, Duration::from_millis(70)).as_millis(),
+            1930
+        );
+        assert_eq!(between_polls(i, Duration::ZERO), i);
+        assert_eq!(
+            between_polls(i, Duration::from_secs(5)),
+            Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn backoff_grows_to_the_cap() {

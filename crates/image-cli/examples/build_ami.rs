@@ -5,8 +5,9 @@
 //! event is printed as it comes.
 //!
 //! The build is an [`image_aws::BuildRequest`] read from a JSON file (its
-//! fields are documented on the struct; the ones left out take their
-//! defaults). Credentials and endpoint come from the standard AWS chain
+//! fields are documented on the struct, the settings' on
+//! [`image_aws::BuildSettings`], whose keys are the definition's and sit
+//! beside the request's own; the ones left out take their defaults). Credentials and endpoint come from the standard AWS chain
 //! (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, ...).
 //!
 //! ```text

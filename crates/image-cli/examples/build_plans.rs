@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use image_aws::batch::Batch;
 use image_aws::region_check::{check_regions, region_locs};
-use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients};
+use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, RunOptions};
 use image_cli::pipeline::{validate_plans, PlanHook};
 use image_cli::progress::Progress;
 use image_core::spec::load::{load, Request};
@@ -37,10 +37,9 @@ async fn run(spec: String, vars: Vec<String>) -> Result<bool, Box<dyn std::error
     if diags.has_errors() {
         return Err(diags.into());
     }
-    let reqs = plans
-        .iter()
-        .map(BuildRequest::from_plan)
-        .collect::<Result<Vec<_>, _>>()?;
+    // The flags' part of a run (`--ssh-source-cidr`, `--on-error`) and
+    // packer's wait variables, as `image-cli build` applies them.
+    let reqs = BuildRequest::for_run(plans, &RunOptions::default(), |k| std::env::var(k).ok())?;
     let progress = Arc::new(Progress::stderr(false));
     let hook = PlanHook::prepare(plans, progress.clone())?;
     let opts = ClientOptions {

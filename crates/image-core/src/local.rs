@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::target::{
     get_exec, put_exec, sudo_refusal, Become, Exec, FileMeta, Output, Target, TargetError,
@@ -128,15 +128,21 @@ impl Target for LocalTarget {
             });
         }
         let timeout = cmd.timeout.or(self.command_timeout);
+        let (mut out_pipe, mut err_pipe) = (child.stdout.take(), child.stderr.take());
+        let run = async {
+            let (status, stdout, stderr) = tokio::try_join!(
+                child.wait(),
+                read_all(&mut out_pipe),
+                read_all(&mut err_pipe)
+            )?;
+            Ok::<_, std::io::Error>((status, stdout, stderr))
+        };
         let waited = match timeout {
-            Some(t) => match tokio::time::timeout(t, child.wait_with_output()).await {
+            Some(t) => match tokio::time::timeout(t, run).await {
                 Ok(r) => r,
                 Err(_) => {
                     if let Some(pid) = pid {
-                        // SAFETY: plain syscall; the group is the child's own.
-                        unsafe {
-                            libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-                        }
+                        kill_group(&mut child, pid).await;
                     }
                     return Err(TargetError::Timeout {
                         host: HOST.to_string(),
@@ -145,16 +151,16 @@ impl Target for LocalTarget {
                     });
                 }
             },
-            None => child.wait_with_output().await,
+            None => run.await,
         };
-        let out = waited.map_err(|e| TargetError::Other {
+        let (status, stdout, stderr) = waited.map_err(|e| TargetError::Other {
             host: HOST.to_string(),
             detail: format!("waiting for `{}`: {e}", cmd.command),
         })?;
         let output = Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            status: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
         };
         if matches!(switch, Switch::Sudo) {
             if let Some(detail) = sudo_refusal(&output) {
@@ -340,6 +346,64 @@ pub(crate) fn group_id(name: &str) -> Option<u32> {
         )
     };
     (rc == 0 && !res.is_null()).then_some(gr.gr_gid)
+}
+
+/// Everything a child's pipe yields (nothing when the pipe was not captured).
+async fn read_all<R: AsyncRead + Unpin>(pipe: &mut Option<R>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(p) = pipe.as_mut() {
+        p.read_to_end(&mut buf).await?;
+    }
+    Ok(buf)
+}
+
+/// Kills a timed-out command's whole process group and waits, bounded, until
+/// it is gone: the group's leader is reaped first, then the rest (reaped by
+/// whoever adopted them) is polled for until no member is alive. A killed
+/// member that nobody has reaped yet is a zombie: it runs nothing, so it
+/// counts as gone.
+async fn kill_group(child: &mut tokio::process::Child, pid: u32) {
+    let group = pid as libc::pid_t;
+    // SAFETY: plain syscall; the group is the child's own.
+    unsafe {
+        libc::killpg(group, libc::SIGKILL);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+    for _ in 0..200 {
+        if !group_has_live_member(group) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether any process of `group` is alive (not a zombie), read from `/proc`.
+/// Without `/proc` it answers with `killpg(group, 0)`.
+fn group_has_live_member(group: libc::pid_t) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // SAFETY: signal 0 only checks whether any member of the group exists.
+        return unsafe { libc::killpg(group, 0) } == 0;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<libc::pid_t>().ok());
+        pgrp == Some(group) && !matches!(state, Some("Z") | Some("X"))
+    })
 }
 
 #[cfg(test)]

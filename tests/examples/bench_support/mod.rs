@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -257,6 +258,12 @@ pub struct Run {
     /// tool's tree.
     pub max_rss_kb: i64,
     pub stdout: String,
+    /// When each line of `stdout` arrived, in seconds since the start (one
+    /// per `stdout.lines()` item): the bench's own clock, in ms, for both
+    /// tools (packer's own timestamps are whole seconds). Read by
+    /// `bench_node` only (`bench_build` shares this module).
+    #[allow(dead_code)]
+    pub line_secs: Vec<f64>,
     pub stderr: String,
 }
 
@@ -268,33 +275,71 @@ pub fn recorded(moto: &image_testbed::Moto, cmd: Command, dir: &Path) -> Result<
     let measured = run_measured(cmd, dir);
     moto.stop_recording()
         .map_err(|e| format!("moto recording: {e}"))?;
-    let (secs, ok, max_rss_kb, stdout, stderr) = measured?;
+    let m = measured?;
     let actions = cli_support::build_actions(moto);
     Ok(Run {
-        secs,
-        ok,
+        secs: m.secs,
+        ok: m.ok,
         calls: actions.len(),
         by_action: count(&actions),
-        max_rss_kb,
-        stdout,
-        stderr,
+        max_rss_kb: m.max_rss_kb,
+        stdout: m.stdout,
+        line_secs: m.line_secs,
+        stderr: m.stderr,
     })
 }
 
+/// What [`run_measured`] saw.
+struct Measured {
+    secs: f64,
+    ok: bool,
+    max_rss_kb: i64,
+    stdout: String,
+    line_secs: Vec<f64>,
+    stderr: String,
+}
+
 /// Runs `cmd` with stdout/stderr into `dir/stdout.log`/`dir/stderr.log`,
-/// waiting with wait4 for its peak RSS.
-fn run_measured(mut cmd: Command, dir: &Path) -> Result<(f64, bool, i64, String, String), String> {
+/// waiting with wait4 for its peak RSS; stdout goes through a pipe read by a
+/// thread that notes when each line arrived.
+fn run_measured(mut cmd: Command, dir: &Path) -> Result<Measured, String> {
     let out_p = dir.join("stdout.log");
     let err_p = dir.join("stderr.log");
-    let out_f =
+    let mut out_f =
         std::fs::File::create(&out_p).map_err(|e| format!("creating {}: {e}", out_p.display()))?;
     let err_f =
         std::fs::File::create(&err_p).map_err(|e| format!("creating {}: {e}", err_p.display()))?;
-    cmd.stdin(Stdio::null()).stdout(out_f).stderr(err_f);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err_f);
     let t0 = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("starting {:?}: {e}", cmd.get_program()))?;
+    let pipe = child.stdout.take().ok_or("no stdout pipe")?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let line_secs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let line_secs = line_secs.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(pipe);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let at = t0.elapsed().as_secs_f64();
+                        if let Ok(mut v) = line_secs.lock() {
+                            v.push(at);
+                        }
+                        let _ = out_f.write_all(&line);
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        })
+    };
     let pid = i32::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
     let mut status = 0i32;
     // SAFETY: rusage is plain data; we wait for our own child (and never
@@ -310,10 +355,26 @@ fn run_measured(mut cmd: Command, dir: &Path) -> Result<(f64, bool, i64, String,
             std::io::Error::last_os_error()
         ));
     }
+    // A grandchild still holding the pipe must not hang the bench.
+    if done_rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+        let _ = reader.join();
+    }
+    let line_secs = line_secs.lock().map(|v| v.clone()).unwrap_or_default();
+    // Kept next to stdout.log: when each of its lines arrived.
+    let times: String = line_secs.iter().map(|t| format!("{t:.3}\n")).collect();
+    let times_p = dir.join("stdout.times");
+    std::fs::write(&times_p, times).map_err(|e| format!("{}: {e}", times_p.display()))?;
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     let stdout = std::fs::read_to_string(&out_p).unwrap_or_default();
     let stderr = std::fs::read_to_string(&err_p).unwrap_or_default();
-    Ok((secs, ok, ru.ru_maxrss, stdout, stderr))
+    Ok(Measured {
+        secs,
+        ok,
+        max_rss_kb: ru.ru_maxrss,
+        stdout,
+        line_secs,
+        stderr,
+    })
 }
 
 fn count(actions: &[String]) -> BTreeMap<String, usize> {

@@ -2,6 +2,9 @@
 //! the AMI. As packer does, ModifyInstanceAttribute `EnaSupport` on the
 //! stopped instance before CreateImage; the AMI inherits the attribute
 //! (and so do its copies). `false` turns it off; unset = the source AMI's.
+//! EC2 changes the attribute on a stopped instance only: with
+//! `disable_stop_instance` the request is refused before any call
+//! (image-core's `BuildSettings::problems`).
 //!
 //! The model of an optional step: this file, its line in [`super`]'s stage
 //! list, its setting in image-core's `AmiOptions`.
@@ -30,15 +33,10 @@ impl Stage for EnaSupport {
         a.insert("ec2:ModifyInstanceAttribute");
     }
 
-    async fn check(&self, cx: &Ctx<'_>, _st: &State) -> Result<(), StepError> {
-        stopped(cx.req)
-    }
-
     async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
         let Some(on) = cx.req.ami_options.ena_support else {
             return Ok("not set".to_string());
         };
-        stopped(cx.req)?;
         let inst = State::need(&st.instance, "instance")?;
         let region = cx.req.region.as_str();
         cx.ec2
@@ -51,15 +49,4 @@ impl Stage for EnaSupport {
             .ctx("ModifyInstanceAttribute", region, Some(&inst.id))?;
         Ok(format!("ena_support {on} on {}", inst.id))
     }
-}
-
-/// EC2 changes `EnaSupport` on a stopped instance only.
-fn stopped(req: &BuildRequest) -> Result<(), StepError> {
-    if req.disable_stop_instance {
-        return Err(StepError::Invalid(vec![
-            "ena_support needs a stopped instance: unset disable_stop_instance or ena_support"
-                .to_string(),
-        ]));
-    }
-    Ok(())
 }

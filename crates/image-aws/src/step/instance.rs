@@ -85,7 +85,8 @@ impl Stage for Instance {
         let source = State::need(&st.source, "source AMI")?;
         let key = State::need(&st.key, "key pair")?;
         let groups = State::need(&st.groups, "security groups")?;
-        let (info, msg) = run(cx, source, key, groups).await?;
+        let subnet = st.subnet_id(cx.req);
+        let (info, msg) = run(cx, source, key, groups, subnet).await?;
         let _ = st.instance.set(info);
         Ok(msg)
     }
@@ -210,6 +211,7 @@ async fn run(
     source: &SourceImage,
     key: &KeyMaterial,
     groups: &[String],
+    subnet: Option<&str>,
 ) -> Result<(InstanceInfo, String), StepError> {
     let req = ctx.req;
     let region = req.region.as_str();
@@ -237,7 +239,7 @@ async fn run(
         .block_device_mappings(block_device(req, source))
         .tag_specifications(ctx.temp_tag_spec(ResourceType::Instance, &run_tags))
         .tag_specifications(ctx.temp_tag_spec(ResourceType::Volume, &req.volume_tags));
-    if let Some(assoc) = req.associate_public_ip {
+    if let Some(assoc) = req.associate_public_ip_address {
         // A public IP can only be asked for on an explicit interface, which
         // then carries the subnet and groups.
         r = r.network_interfaces(
@@ -245,13 +247,13 @@ async fn run(
                 .device_index(0)
                 .associate_public_ip_address(assoc)
                 .delete_on_termination(true)
-                .set_subnet_id(req.subnet_id.clone())
+                .set_subnet_id(subnet.map(str::to_string))
                 .set_groups(Some(groups.to_vec()))
                 .build(),
         );
     } else {
         r = r
-            .set_subnet_id(req.subnet_id.clone())
+            .set_subnet_id(subnet.map(str::to_string))
             .set_security_group_ids(Some(groups.to_vec()));
     }
     if let Some(p) = &req.iam_instance_profile {

@@ -46,6 +46,7 @@ pub mod security_group;
 pub mod source_ami;
 pub mod spot;
 pub mod stop;
+pub(crate) mod subnet;
 pub mod terminate;
 pub(crate) mod validate;
 
@@ -57,12 +58,14 @@ pub(crate) mod register;
 /// Stages that run at once.
 pub(crate) type Phase = &'static [&'static dyn Stage];
 
-/// A build: (source AMI | key pair | security group) -> instance -> SSH ->
+/// A build: subnet (`subnet_filter`) -> (source AMI | key pair |
+/// security group) -> instance -> SSH ->
 /// provision -> stop -> ENA support -> image -> register again (boot mode,
 /// TPM) -> (copies | terminate the instance) -> IMDS support -> permissions
 /// -> deprecation -> finalize.
 pub(crate) static BUILD: &[Phase] = &[
     &[&validate::Validate::BUILD],
+    &[&subnet::Subnet],
     &[
         &source_ami::SourceAmi::BUILD,
         &key_pair::KeyPair,
@@ -85,6 +88,7 @@ pub(crate) static BUILD: &[Phase] = &[
 /// A test of an existing AMI: the launch half of a build, then the test hook.
 pub(crate) static TEST: &[Phase] = &[
     &[&validate::Validate::LAUNCH],
+    &[&subnet::Subnet],
     &[
         &source_ami::SourceAmi::LAUNCH,
         &key_pair::KeyPair,
@@ -179,6 +183,8 @@ pub(crate) struct State {
     pub existing: OnceLock<Existing>,
     /// The key pair (`key_pair`).
     pub key: OnceLock<key_pair::KeyMaterial>,
+    /// The subnet `subnet_filter` found (`subnet`).
+    pub subnet: OnceLock<subnet::Placement>,
     /// The instance's security groups (`security_group`).
     pub groups: OnceLock<Vec<String>>,
     /// The running instance (`instance`).

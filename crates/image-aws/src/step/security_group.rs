@@ -56,7 +56,7 @@ impl Stage for SecurityGroup {
     }
 
     async fn run(&self, cx: &Ctx<'_>, st: &State) -> Result<String, StepError> {
-        let (groups, msg) = run(cx).await?;
+        let (groups, msg) = run(cx, st.found_vpc()).await?;
         let _ = st.groups.set(groups);
         Ok(msg)
     }
@@ -128,8 +128,9 @@ pub(crate) async fn vpc_for(
     Ok(req.vpc_id.clone())
 }
 
-/// Returns the security group ids for the instance.
-async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepError> {
+/// Returns the security group ids for the instance; `found_vpc`: the VPC
+/// of the subnet `subnet_filter` found.
+async fn run(ctx: &Ctx<'_>, found_vpc: Option<&str>) -> Result<(Vec<String>, String), StepError> {
     let req = ctx.req;
     let region = req.region.as_str();
     let cidrs = match &req.security_group {
@@ -139,7 +140,10 @@ async fn run(ctx: &Ctx<'_>) -> Result<(Vec<String>, String), StepError> {
         SecurityGroupSpec::Temporary { source_cidrs } => source_cidrs,
     };
     let c = ctx.ec2.client(region);
-    let vpc = vpc_for(&c, region, req).await?;
+    let vpc = match found_vpc {
+        Some(v) => Some(v.to_string()),
+        None => vpc_for(&c, region, req).await?,
+    };
     ctx.check_cancel()?;
     let name = ctx.temp_name();
     let out = c

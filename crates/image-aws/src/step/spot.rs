@@ -7,7 +7,9 @@
 //! user data, instance and volume tags) and an EC2 Fleet of type
 //! `instant` for one spot instance, whose overrides are the pools: every
 //! type of `spot_instance_types` (else `instance_type`) in the subnet
-//! (`subnet_id`) or in every availability zone of the region, each with
+//! (`subnet_id`), in one subnet per zone of those `subnet_filter` matches
+//! (so a zone without capacity falls back to another; packer stays in
+//! one subnet) or in every availability zone of the region, each with
 //! the highest price (`spot_price`; `auto`: none, the on-demand price).
 //! EC2 picks the pool (`price-capacity-optimized`: the cheapest with
 //! capacity). When the fleet launches nothing, the pools its errors name
@@ -79,7 +81,8 @@ impl Stage for SpotInstance {
         ]);
         if req.subnet_id.is_some() {
             a.insert("ec2:DescribeSubnets");
-        } else {
+        } else if req.subnet_filter.is_none() {
+            // (With a filter, the `subnet` step found the zones.)
             a.insert("ec2:DescribeAvailabilityZones");
         }
         launch_actions(req, a);
@@ -112,7 +115,7 @@ impl Stage for SpotInstance {
                 missing.join(", ")
             )]));
         }
-        let pools = pools(cx).await?;
+        let pools = pools(cx, st).await?;
         let source = State::need(&st.source, "source AMI")?;
         st.would_create(format!(
             "launch template {} in {region} (temporary, deleted once the fleet answers)",
@@ -136,7 +139,7 @@ impl Stage for SpotInstance {
         let source = State::need(&st.source, "source AMI")?;
         let key = State::need(&st.key, "key pair")?;
         let groups = State::need(&st.groups, "security groups")?;
-        let pools = pools(cx).await?;
+        let pools = pools(cx, st).await?;
         let template = create_template(cx, source, key, groups).await?;
         let launched = launch(cx, &template, pools).await;
         // The template has served; a failed delete stays on the stack.
@@ -252,14 +255,22 @@ fn price_text(req: &BuildRequest) -> String {
     }
 }
 
-/// The pools, in order: each type (in the order given) in the subnet, or
-/// in each available zone of the region (by name).
-async fn pools(cx: &Ctx<'_>) -> Result<Vec<Pool>, StepError> {
+/// The pools, in order: each type (in the order given) in the subnet, in
+/// one subnet per zone of those `subnet_filter` matched (see
+/// `super::subnet`), or in each available zone of the region (by name).
+async fn pools(cx: &Ctx<'_>, st: &State) -> Result<Vec<Pool>, StepError> {
     let req = cx.req;
     let region = req.region.as_str();
     let c = cx.ec2.client(region);
-    let places: Vec<(Option<String>, Option<String>)> = match &req.subnet_id {
-        Some(s) => {
+    let found = st.subnet.get().map(|p| {
+        p.per_zone
+            .iter()
+            .map(|s| (Some(s.id.clone()), Some(s.zone.clone())))
+            .collect::<Vec<_>>()
+    });
+    let places: Vec<(Option<String>, Option<String>)> = match (&req.subnet_id, found) {
+        (_, Some(found)) => found,
+        (Some(s), None) => {
             let out = c.describe_subnets().subnet_ids(s).send().await.ctx(
                 "DescribeSubnets",
                 region,
@@ -272,7 +283,7 @@ async fn pools(cx: &Ctx<'_>) -> Result<Vec<Pool>, StepError> {
                 .map(str::to_string);
             vec![(Some(s.clone()), zone)]
         }
-        None => {
+        (None, None) => {
             let out = c
                 .describe_availability_zones()
                 .filters(Filter::builder().name("state").values("available").build())
@@ -362,7 +373,7 @@ async fn create_template(
         )
         .tag_specifications(lt_tags(ResourceType::Instance, &run_tags))
         .tag_specifications(lt_tags(ResourceType::Volume, &req.volume_tags));
-    if let Some(assoc) = req.associate_public_ip {
+    if let Some(assoc) = req.associate_public_ip_address {
         // As RunInstances: a public IP is asked for on an explicit
         // interface, which carries the groups (the subnet is the pool's).
         data = data.network_interfaces(

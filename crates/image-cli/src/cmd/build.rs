@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use clap::{Args as ClapArgs, ValueEnum};
 use image_aws::batch::{Batch, BatchOutcome};
-use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, OnError};
+use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, OnError, RunOptions};
 use image_cli::pipeline::PlanHook;
 use image_cli::progress::{JsonLines, Progress};
 use image_core::diag::{Diagnostic, Diagnostics};
@@ -33,6 +33,7 @@ use image_core::spec::load::check_files;
 use serde_json::json;
 
 use crate::cmd::spec_args::SpecArgs;
+use crate::cmd::ssh_source_args::SshSourceArgs;
 use crate::exit::Exit;
 use crate::report;
 
@@ -80,16 +81,8 @@ pub struct Args {
     /// Append finished builds to this packer-style manifest.
     #[arg(long, value_name = "FILE", default_value = "manifest.json")]
     pub manifest: PathBuf,
-    /// Allow SSH into the temporary security group from this CIDR
-    /// (repeatable; replaces the definition's
-    /// temporary_security_group_source_cidrs). With neither (nor
-    /// security_group_ids), SSH is allowed from this machine's public
-    /// address /32, learned from https://checkip.amazonaws.com (or
-    /// $IMAGE_BUILDER_CHECKIP_URL) before any EC2 call; never from
-    /// 0.0.0.0/0. ssh_interface private_ip/private_dns needs CIDRs (e.g.
-    /// the VPC's).
-    #[arg(long = "ssh-source-cidr", value_name = "CIDR")]
-    pub ssh_source_cidrs: Vec<String>,
+    #[command(flatten)]
+    pub ssh: SshSourceArgs,
     /// Resolve the source AMIs and check everything with read-only calls;
     /// print what each build would create.
     #[arg(long)]
@@ -111,9 +104,17 @@ struct Ready {
     warnings: Diagnostics,
 }
 
+/// The run's options from the flags.
+fn run_options(args: &Args) -> RunOptions {
+    args.ssh.run_options(match args.on_error {
+        OnErrorArg::Cleanup => OnError::Cleanup,
+        OnErrorArg::Abort => OnError::Abort,
+    })
+}
+
 fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics> {
     let loaded = args.spec.load()?;
-    let mut plans = loaded.resolved.plans.clone();
+    let plans = loaded.resolved.plans.clone();
     let mut diags = loaded.resolved.warnings.clone();
     diags.extend(check_files(&plans));
     if diags.has_errors() {
@@ -126,22 +127,13 @@ fn prepare(args: &Args, events: Arc<dyn EventSink>) -> Result<Ready, Diagnostics
         ));
         return Err(diags);
     }
-    let mut reqs = Vec::new();
-    for p in plans.iter_mut() {
-        if !args.ssh_source_cidrs.is_empty() {
-            p.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
+    let reqs = match BuildRequest::for_run(&plans, &run_options(args), |k| std::env::var(k).ok()) {
+        Ok(reqs) => reqs,
+        Err(e) => {
+            diags.extend(e);
+            return Err(diags);
         }
-        if let Some(mut r) = super::request_from_plan(p, &mut diags) {
-            r.on_error = match args.on_error {
-                OnErrorArg::Cleanup => OnError::Cleanup,
-                OnErrorArg::Abort => OnError::Abort,
-            };
-            reqs.push(r);
-        }
-    }
-    if diags.has_errors() {
-        return Err(diags);
-    }
+    };
     // A dry run reads; it does not need the step lists loaded.
     let hook = if args.dry_run {
         None
@@ -166,8 +158,7 @@ pub fn run(args: &Args) -> Exit {
         Some(p) => p.clone(),
         None => Arc::new(JsonLines),
     };
-    let mut flags = Diagnostics::default();
-    super::flag_checks::cidrs("--ssh-source-cidr", &args.ssh_source_cidrs, &mut flags);
+    let flags = run_options(args).problems();
     if flags.has_errors() {
         report::diagnostics(&flags);
         return Exit::BadInput;

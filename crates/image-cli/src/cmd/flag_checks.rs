@@ -1,20 +1,10 @@
-//! Checks of flag values that name AWS things (`--ssh-source-cidr`,
-//! `--ami`, `--region`), made before any AWS call so that a typo is an
-//! exit-2 error naming the flag, with a `help:` line, not a failed or slow
-//! request.
+//! Checks of flag values that name AWS things (`--ami`, `--region`), made
+//! before any AWS call so that a typo is an exit-2 error naming the flag,
+//! with a `help:` line, not a failed or slow request. (`--ssh-source-cidr`
+//! is checked by the library: [`image_aws::RunOptions::problems`].)
 
 use image_core::diag::{Diagnostic, Diagnostics};
 use image_core::spec::check;
-
-/// `--ssh-source-cidr` values: each an IPv4 or IPv6 CIDR block.
-pub fn cidrs(flag: &str, values: &[String], diags: &mut Diagnostics) {
-    for v in values.iter().filter(|v| !check::is_cidr(v)) {
-        diags.push(
-            Diagnostic::error(None, format!("invalid {flag} `{v}`: not a CIDR block"))
-                .with_help("use an address and a prefix length, like `203.0.113.7/32` or `::/0`"),
-        );
-    }
-}
 
 /// `--ami`: an AMI id.
 pub fn ami(flag: &str, value: Option<&str>, diags: &mut Diagnostics) {
@@ -52,11 +42,6 @@ mod tests {
     #[test]
     fn bad_values_are_errors_with_help() {
         let mut d = Diagnostics::default();
-        cidrs(
-            "--ssh-source-cidr",
-            &["10.0.0.0/8".into(), "10.0.0.0/99".into()],
-            &mut d,
-        );
         ami("--ami", Some("ami-nothex"), &mut d);
         ami("--ami", Some("ami-0123456789abcdef0"), &mut d);
         regions(
@@ -65,8 +50,7 @@ mod tests {
             &mut d,
         );
         let s = d.to_string();
-        assert_eq!(d.0.len(), 4, "{s}");
-        assert!(s.contains("invalid --ssh-source-cidr `10.0.0.0/99`"), "{s}");
+        assert_eq!(d.0.len(), 3, "{s}");
         assert!(s.contains("invalid --ami `ami-nothex`"), "{s}");
         assert!(s.contains("invalid --region `moon-1`"), "{s}");
         assert!(s.contains("unknown --region `us-east-9`"), "{s}");

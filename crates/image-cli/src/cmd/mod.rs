@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod policy;
 pub mod provision;
 pub mod spec_args;
+pub mod ssh_source_args;
 pub mod test;
 pub mod validate;
 pub mod verify;
@@ -99,40 +100,4 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
             eprintln!("error: cannot start the async runtime: {e}");
             Exit::Failed
         })
-}
-
-/// The EC2 request of `plan` with the waits packer's environment variables
-/// set ([`image_aws::wait_env`], as `build` and `test` both read them), or
-/// its problems as diagnostics (with the CLI flag that fixes a missing SSH
-/// source CIDR).
-pub(crate) fn request_from_plan(
-    plan: &image_core::spec::Plan,
-    diags: &mut image_core::diag::Diagnostics,
-) -> Option<image_aws::BuildRequest> {
-    match image_aws::BuildRequest::from_plan(plan) {
-        Ok(mut r) => {
-            match image_aws::wait_env::wait_settings_from_env(&r.wait, |k| std::env::var(k).ok()) {
-                Ok(w) => r.wait = w,
-                Err(e) => diags.push(
-                    image_core::diag::Diagnostic::error(None, e)
-                        .with_help("unset the variable or give it a usable value"),
-                ),
-            }
-            Some(r)
-        }
-        Err(e) => {
-            for problem in &e.problems {
-                let hint = if problem.contains("temporary_security_group_source_cidrs") {
-                    " (or pass --ssh-source-cidr CIDR)"
-                } else {
-                    ""
-                };
-                diags.push(image_core::diag::Diagnostic::error(
-                    None,
-                    format!("build `{}`: {problem}{hint}", e.build),
-                ));
-            }
-            None
-        }
-    }
 }

@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use clap::Args as ClapArgs;
 use image_aws::ami_table::AmiTable;
-use image_aws::{BuildRequest, CancelToken, ClientOptions, Ec2Clients, SourceAmi, SshConnector};
+use image_aws::{
+    BuildRequest, CancelToken, ClientOptions, Ec2Clients, OnError, SourceAmi, SshConnector,
+};
 use image_cli::pipeline::{test_result_json, TestHook};
 use image_cli::progress::{JsonLines, Progress};
 use image_core::diag::{Diagnostic, Diagnostics};
@@ -44,6 +46,7 @@ use image_verify::{output, OutputFormat};
 use serde_json::json;
 
 use crate::cmd::spec_args::SpecArgs;
+use crate::cmd::ssh_source_args::SshSourceArgs;
 use crate::exit::Exit;
 use crate::report;
 
@@ -60,16 +63,8 @@ pub struct Args {
     /// The manifest `image-cli build` wrote.
     #[arg(long, value_name = "FILE", default_value = "manifest.json")]
     pub manifest: PathBuf,
-    /// Allow SSH into the temporary security group from this CIDR
-    /// (repeatable; replaces the definition's
-    /// temporary_security_group_source_cidrs). With neither (nor
-    /// security_group_ids), SSH is allowed from this machine's public
-    /// address /32, learned from https://checkip.amazonaws.com (or
-    /// $IMAGE_BUILDER_CHECKIP_URL) before any EC2 call; never from
-    /// 0.0.0.0/0. ssh_interface private_ip/private_dns needs CIDRs (e.g.
-    /// the VPC's).
-    #[arg(long = "ssh-source-cidr", value_name = "CIDR")]
-    pub ssh_source_cidrs: Vec<String>,
+    #[command(flatten)]
+    pub ssh: SshSourceArgs,
     /// Run this shell command on the instance after the verify files
     /// (repeatable, in order); its output is streamed, a non-zero exit fails
     /// the test.
@@ -144,21 +139,18 @@ fn prepare(args: &Args) -> Result<Ready, Diagnostics> {
             )
         });
     }
-    let mut plan = plans.remove(0);
-    if !args.ssh_source_cidrs.is_empty() {
-        plan.temporary_security_group_source_cidrs = args.ssh_source_cidrs.clone();
-    }
-    let Some(mut req) = super::request_from_plan(&plan, &mut diags) else {
-        return Err(diags);
-    };
-    let ami = match &args.ami {
-        Some(a) if a.starts_with("ami-") => a.clone(),
-        Some(a) => {
-            return Err(err(
-                format!("--ami `{a}` is not an AMI id (ami-…)"),
-                "AMI ids look like `ami-0123456789abcdef0`",
-            ))
+    let run = args.ssh.run_options(OnError::Cleanup);
+    let mut req = match BuildRequest::for_run(&plans, &run, |k| std::env::var(k).ok()) {
+        Ok(mut reqs) => reqs.remove(0),
+        Err(e) => {
+            diags.extend(e);
+            return Err(diags);
         }
+    };
+    let plan = plans.remove(0);
+    // `--ami` was checked with the other flags.
+    let ami = match &args.ami {
+        Some(a) => a.clone(),
         None => read_manifest(&args.manifest, &plan.name, &plan.region).map_err(|e| {
             err(
                 e,
@@ -225,8 +217,7 @@ impl TestOutput for Printer {
 
 /// Runs `test`.
 pub fn run(args: &Args) -> Exit {
-    let mut flags = Diagnostics::default();
-    super::flag_checks::cidrs("--ssh-source-cidr", &args.ssh_source_cidrs, &mut flags);
+    let mut flags = args.ssh.run_options(OnError::Cleanup).problems();
     super::flag_checks::ami("--ami", args.ami.as_deref(), &mut flags);
     if flags.has_errors() {
         report::diagnostics(&flags);

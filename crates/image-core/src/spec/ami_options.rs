@@ -30,10 +30,21 @@ pub struct AmiOptions {
     /// `v2.0`: NitroTPM on the AMI; like `boot_mode`, set by registering the
     /// AMI again. Needs `boot_mode: uefi`.
     pub tpm_support: Option<TpmSupport>,
+    /// Packer's `ami_product_codes`, accepted empty only (image-builder's
+    /// packer.json passes `""`): EC2's ModifyImageAttribute no longer sets
+    /// product codes ("Not supported" in its reference); AWS Marketplace
+    /// gives them to the AMIs it ingests. A code is an error at the key.
+    pub ami_product_codes: Vec<String>,
 }
 
 /// The definition keys of [`AmiOptions`].
-pub const KEYS: &[&str] = &["imds_support", "ena_support", "boot_mode", "tpm_support"];
+pub const KEYS: &[&str] = &[
+    "imds_support",
+    "ena_support",
+    "boot_mode",
+    "tpm_support",
+    "ami_product_codes",
+];
 
 /// The value of `imds_support`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,11 +110,11 @@ impl TpmSupport {
 }
 
 impl AmiOptions {
-    /// Reads the keys of [`KEYS`] from a build's mapping, then
-    /// [`AmiOptions::problems`] at the key they are about.
+    /// Reads the keys of [`KEYS`] from a build's mapping
+    /// ([`AmiOptions::problems`] are reported with the other settings').
     pub(super) fn read(r: &mut Reader<'_>, m: &mut MapReader<'_>) -> AmiOptions {
         let modes = BootMode::ALL.map(BootMode::as_str);
-        let out = AmiOptions {
+        AmiOptions {
             imds_support: r
                 .one_of(m, "imds_support", &["v2.0"])
                 .map(|_| ImdsSupport::V2),
@@ -114,13 +125,9 @@ impl AmiOptions {
             tpm_support: r
                 .one_of(m, "tpm_support", &["v2.0"])
                 .map(|_| TpmSupport::V2),
-        };
-        for (key, message, help) in out.problems() {
-            if let Some(n) = m.node().get(key) {
-                r.err(n.error(message).with_help(help));
-            }
+            // (`""`, as image-builder passes it, is no code.)
+            ami_product_codes: r.list(m.get("ami_product_codes"), "ami_product_codes", |_| Ok(())),
         }
-        out
     }
 
     /// What is wrong with these options together, each as (key, message,
@@ -136,6 +143,14 @@ impl AmiOptions {
                     self.boot_mode.map_or("none", BootMode::as_str)
                 ),
                 "NitroTPM boots with UEFI only: set `boot_mode: uefi`".to_string(),
+            ));
+        }
+        if let Some(c) = self.ami_product_codes.first() {
+            out.push((
+                "ami_product_codes",
+                format!("ami_product_codes `{c}`: EC2 no longer sets product codes on an AMI (ModifyImageAttribute ProductCodes is not supported)"),
+                "leave ami_product_codes empty; AWS Marketplace gives product codes to the AMIs it ingests"
+                    .to_string(),
             ));
         }
         out

@@ -12,10 +12,12 @@ use std::time::Duration;
 use super::ami_options::{self, AmiOptions};
 use super::check;
 use super::plan::*;
+use super::settings::Problem;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Location};
 use crate::yaml::{MapReader, Node, Value};
 
 mod spot;
+mod subnet_filter;
 
 /// What reading a build needs besides its settings.
 pub struct BuildContext<'a> {
@@ -106,8 +108,9 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         r.err(n.error("ssh_private_key_file needs ssh_keypair_name")
             .with_help("set ssh_keypair_name to the EC2 key pair the key belongs to, or drop ssh_private_key_file for a temporary key"));
     }
-    let subnet_id = r.resource_id(m.get("subnet_id"), "subnet_id", "subnet");
-    let vpc_id = r.resource_id(m.get("vpc_id"), "vpc_id", "vpc");
+    let subnet_id = r.opt_str(m.get("subnet_id"), "subnet_id");
+    let vpc_id = r.opt_str(m.get("vpc_id"), "vpc_id");
+    let subnet_filter = r.subnet_filter(m.get("subnet_filter"), subnet_id.is_some());
     let associate_public_ip_address = r.opt_bool(
         m.get("associate_public_ip_address"),
         "associate_public_ip_address",
@@ -143,61 +146,28 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
     let root_device = r.root_device(m.get("root_device"));
     let encrypted = r.opt_bool(m.get("encrypted"), "encrypted").unwrap_or(true);
     let kms_key_id = r.opt_str(m.get("kms_key_id"), "kms_key_id");
-    if let (false, Some(_), Some(n)) = (encrypted, &kms_key_id, m.node().get("kms_key_id")) {
-        r.err(
-            n.error("kms_key_id is set but encrypted is false")
-                .with_help("set `encrypted: true` or remove kms_key_id"),
-        );
-    }
     let ami_name = r.required_str(&mut m, "ami_name");
-    if let (Some(a), Some(n)) = (&ami_name, m.node().get("ami_name")) {
-        if let Some(p) = check::ami_name_problem(a) {
-            r.err(
-                n.error(format!("invalid ami_name `{a}`: {p}"))
-                    .with_help(check::AMI_NAME_HELP),
-            );
-        }
-    }
     let ami_description = r.opt_str(m.get("ami_description"), "ami_description");
     let ami_regions = r.ami_regions(m.get("ami_regions"));
     let region_kms_key_ids = r.string_map(m.get("region_kms_key_ids"), "region_kms_key_ids");
     if let Some(n) = m.node().get("region_kms_key_ids") {
-        r.check_region_keys(n, &region_kms_key_ids, &ami_regions, region.as_deref());
+        r.check_region_keys(n, &region_kms_key_ids);
     }
-    let account = |s: &str| {
-        check::is_account_id(s)
-            .then_some(())
-            .ok_or(("invalid account id", "account ids are 12 digits"))
-    };
-    let group = |s: &str| {
-        (s == "all")
-            .then_some(())
-            .ok_or(("invalid group", "the only group is `all` (public)"))
-    };
-    let org = |s: &str| {
-        s.starts_with("arn:").then_some(()).ok_or((
-            "invalid ARN",
-            "organization ARNs look like `arn:aws:organizations::123456789012:organization/o-abc`",
-        ))
-    };
-    let ami_users = r.list(m.get("ami_users"), "ami_users", account);
-    let ami_groups = r.list(m.get("ami_groups"), "ami_groups", group);
-    let ami_org_arns = r.list(m.get("ami_org_arns"), "ami_org_arns", org);
-    let ami_ou_arns = r.list(m.get("ami_ou_arns"), "ami_ou_arns", org);
-    let snapshot_users = r.list(m.get("snapshot_users"), "snapshot_users", account);
-    let snapshot_groups = r.list(m.get("snapshot_groups"), "snapshot_groups", group);
+    // The values' rules are `BuildSettings::problems`, reported below.
+    let any = |_: &str| Ok(());
+    let ami_users = r.list(m.get("ami_users"), "ami_users", any);
+    let ami_groups = r.list(m.get("ami_groups"), "ami_groups", any);
+    let ami_org_arns = r.list(m.get("ami_org_arns"), "ami_org_arns", any);
+    let ami_ou_arns = r.list(m.get("ami_ou_arns"), "ami_ou_arns", any);
+    let snapshot_users = r.list(m.get("snapshot_users"), "snapshot_users", any);
+    let snapshot_groups = r.list(m.get("snapshot_groups"), "snapshot_groups", any);
     let force_deregister = r
         .opt_bool(m.get("force_deregister"), "force_deregister")
         .unwrap_or(false);
     let deprecate_at = r.opt_str(m.get("deprecate_at"), "deprecate_at");
-    if let (Some(d), Some(n)) = (&deprecate_at, m.node().get("deprecate_at")) {
-        if !check::is_rfc3339(d) {
-            r.err(
-                n.error(format!("invalid deprecate_at `{d}`"))
-                    .with_help("use an RFC 3339 time like `2026-01-31T00:00:00Z`"),
-            );
-        }
-    }
+    let disable_stop_instance = r
+        .opt_bool(m.get("disable_stop_instance"), "disable_stop_instance")
+        .unwrap_or(false);
     let ami_options = AmiOptions::read(&mut r, &mut m);
     let skip_region_validation = r
         .opt_bool(m.get("skip_region_validation"), "skip_region_validation")
@@ -221,39 +191,22 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         .unwrap_or(Duration::from_secs(3600));
     m.finish(&mut r.diags);
 
-    let ok = !r.diags.has_errors();
-    diags.extend(r.diags);
-    if !ok {
-        return None;
-    }
-    Some(Plan {
-        name: cx.name.to_string(),
-        spec: cx.spec.to_string(),
-        source_ami: source_ami?,
-        instance_type: instance_type?,
-        region: region?,
-        region_locs: r.region_locs,
-        ssh_username: ssh_username?,
-        ssh_interface,
-        ssh_host,
-        ssh_port,
-        ssh_host_key_from_console,
-        ssh_timeout,
-        ssh_keypair_name,
-        ssh_private_key_file,
+    // A missing essential is already an error; its placeholder is not
+    // checked again.
+    let settings = BuildSettings {
+        region: region.clone().unwrap_or_default(),
+        source_ami: source_ami.clone().unwrap_or(SourceAmi::Id(String::new())),
+        instance_type: instance_type.clone().unwrap_or_default(),
         subnet_id,
         vpc_id,
+        subnet_filter,
         associate_public_ip_address,
-        security_group_ids,
-        temporary_security_group_source_cidrs,
         iam_instance_profile,
-        user_data,
-        user_data_file,
         metadata_options,
         root_device,
         encrypted,
         kms_key_id,
-        ami_name: ami_name?,
+        ami_name: ami_name.clone().unwrap_or_default(),
         ami_description,
         ami_regions,
         region_kms_key_ids,
@@ -265,6 +218,7 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         snapshot_groups,
         force_deregister,
         deprecate_at,
+        disable_stop_instance,
         ami_options,
         spot: super::spot::SpotOptions {
             spot_price: spot.price,
@@ -276,6 +230,39 @@ pub fn read_plan(node: &Node, cx: &BuildContext<'_>, diags: &mut Diagnostics) ->
         run_tags,
         volume_tags,
         snapshot_tags,
+    };
+    for p in settings.problems() {
+        if p.key != "ami_name" || ami_name.is_some() {
+            r.problem(&p);
+        }
+    }
+
+    let ok = !r.diags.has_errors();
+    diags.extend(r.diags);
+    if !ok {
+        return None;
+    }
+    source_ami.as_ref()?;
+    instance_type.as_ref()?;
+    region.as_ref()?;
+    ami_name.as_ref()?;
+    Some(Plan {
+        name: cx.name.to_string(),
+        spec: cx.spec.to_string(),
+        settings,
+        region_locs: r.region_locs,
+        ssh_username: ssh_username?,
+        ssh_interface,
+        ssh_host,
+        ssh_port,
+        ssh_host_key_from_console,
+        ssh_timeout,
+        ssh_keypair_name,
+        ssh_private_key_file,
+        security_group_ids,
+        temporary_security_group_source_cidrs,
+        user_data,
+        user_data_file,
         provision,
         provision_vars,
         verify,
@@ -306,6 +293,7 @@ pub const BUILD_KEYS: &[&str] = &[
     "ssh_private_key_file",
     "subnet_id",
     "vpc_id",
+    "subnet_filter",
     "associate_public_ip_address",
     "security_group_ids",
     "temporary_security_group_source_cidrs",
@@ -328,6 +316,7 @@ pub const BUILD_KEYS: &[&str] = &[
     "snapshot_groups",
     "force_deregister",
     "deprecate_at",
+    "disable_stop_instance",
     "spot_price",
     "spot_instance_types",
     "spot_tags",
@@ -504,16 +493,41 @@ impl Reader<'_> {
         d
     }
 
-    fn resource_id(&mut self, node: Option<&Node>, key: &str, prefix: &str) -> Option<String> {
-        let n = node?;
-        let s = self.opt_str(Some(n), key)?;
-        if !check::is_resource_id(&s, prefix) {
-            self.err(
-                n.error(format!("invalid {key} `{s}`"))
-                    .with_help(format!("{key} looks like `{prefix}-0123456789abcdef0`")),
-            );
+    /// Reports a [`BuildSettings::problems`] item at the key, list item or
+    /// mapping key it names (the nearest enclosing key when that was not
+    /// written: a default; the build when none was).
+    fn problem(&mut self, p: &Problem) {
+        let mut at = None;
+        let mut node = Some(self.node);
+        for part in p.key.split('.') {
+            // `run_volume_tags` is packer's name for `volume_tags`.
+            node = node.and_then(|n| match (part, n.get(part)) {
+                ("volume_tags", None) => n.get("run_volume_tags"),
+                (_, found) => found,
+            });
+            at = node.or(at);
         }
-        Some(s)
+        let item = p
+            .item
+            .as_deref()
+            .zip(node)
+            .and_then(|(item, n)| match &n.value {
+                Value::Seq(items) => items
+                    .iter()
+                    .find(|i| i.scalar_string().as_deref() == Some(item)),
+                Value::Map(_) => n.as_map().and_then(|pairs| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k.as_key().as_deref() == Some(item))
+                        .map(|(k, _)| k)
+                }),
+                _ => None,
+            });
+        let d = match item.or(at) {
+            Some(n) => n.error(p.message.clone()),
+            None => Diagnostic::error(self.cx.loc.clone(), p.message.clone()),
+        };
+        self.err(d.with_help(p.help.clone()));
     }
 
     fn check_region(&mut self, n: &Node, s: &str, key: &str) -> bool {
@@ -541,7 +555,7 @@ impl Reader<'_> {
     }
 
     /// A list of strings; text is comma-separated, null or empty is empty.
-    fn list(
+    pub(super) fn list(
         &mut self,
         node: Option<&Node>,
         key: &str,
@@ -629,31 +643,9 @@ impl Reader<'_> {
         out
     }
 
+    /// Tags (their rules are in [`BuildSettings::problems`]).
     fn tags(&mut self, node: Option<&Node>, key: &str) -> BTreeMap<String, String> {
-        let tags = self.string_map(node, key);
-        if let Some(pairs) = node.and_then(Node::as_map) {
-            for (k, _) in pairs {
-                let name = k.as_key().unwrap_or_default();
-                if name.is_empty() || name.chars().count() > 128 || name.starts_with("aws:") {
-                    self.err(
-                        k.error(format!("invalid tag key `{name}` in {key}"))
-                            .with_help(
-                                "tag keys are 1 to 128 characters and may not start with `aws:`",
-                            ),
-                    );
-                }
-            }
-        }
-        for (k, v) in &tags {
-            if v.chars().count() > 256 {
-                let at = node.and_then(|n| n.get(k)).map(|n| n.loc.clone());
-                self.err(Diagnostic::error(
-                    at,
-                    format!("tag `{k}` in {key} is longer than 256 characters"),
-                ));
-            }
-        }
-        tags
+        self.string_map(node, key)
     }
 
     fn json_map(
@@ -883,15 +875,8 @@ impl Reader<'_> {
         out.iops = self.int(iops_node, "iops", 1, 256_000).map(|i| i as u32);
         let tp_node = m.get("throughput");
         out.throughput = self.int(tp_node, "throughput", 1, 2000).map(|i| i as u32);
-        // The rules across fields are the request's (one place for both).
-        for (key, message, help) in out.problems() {
-            let at = match key {
-                "iops" => iops_node,
-                "throughput" => tp_node,
-                _ => vt_node,
-            };
-            self.err(at.unwrap_or(n).error(message).with_help(help));
-        }
+        // The rules across fields are `RootDevice::problems`, reported with
+        // the other settings' problems.
         out.delete_on_termination = self
             .opt_bool(m.get("delete_on_termination"), "delete_on_termination")
             .unwrap_or(true);
@@ -916,33 +901,15 @@ impl Reader<'_> {
         AmiRegions::List(out)
     }
 
-    fn check_region_keys(
-        &mut self,
-        n: &Node,
-        keys: &BTreeMap<String, String>,
-        regions: &AmiRegions,
-        build: Option<&str>,
-    ) {
+    /// The region names of `region_kms_key_ids` (whether the build uses
+    /// them is [`BuildSettings::problems`]').
+    fn check_region_keys(&mut self, n: &Node, keys: &BTreeMap<String, String>) {
         for region in keys.keys() {
-            let Some(k) = n.as_map().and_then(|p| {
+            if let Some(k) = n.as_map().and_then(|p| {
                 p.iter()
                     .find(|(k, _)| k.as_key().as_deref() == Some(region.as_str()))
-            }) else {
-                continue;
-            };
-            if !self.check_region(&k.0, region, "region_kms_key_ids") {
-                continue;
-            }
-            let listed = regions.is_all()
-                || regions.list().contains(region)
-                || build == Some(region.as_str());
-            if !listed {
-                self.err(
-                    k.0.error(format!(
-                        "region_kms_key_ids names `{region}`, which is not in ami_regions"
-                    ))
-                    .with_help("add the region to ami_regions or remove its key"),
-                );
+            }) {
+                self.check_region(&k.0, region, "region_kms_key_ids");
             }
         }
     }

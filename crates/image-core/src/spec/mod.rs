@@ -25,7 +25,8 @@
 //! - `defaults` and `builds.<name>`: build settings, merged deeply (mappings
 //!   merge, lists replace; see [`merge`]). The settings and their checks are
 //!   in [`build`] (the AMI's optional attributes in [`ami_options`]); their
-//!   typed form is [`Plan`], whose value types the EC2 request shares.
+//!   typed form is [`Plan`], whose EC2 part, [`BuildSettings`] (with the
+//!   rules on its values), the EC2 request holds too.
 //! - Every string is a minijinja template over the variables plus
 //!   `timestamp`, `build_name` and `isotime(fmt)` (see [`template`]).
 //! - Errors are collected, never stopped at: [`Spec::resolve`] returns every
@@ -45,7 +46,9 @@ pub mod load;
 pub mod merge;
 pub mod plan;
 pub mod select;
+pub mod settings;
 pub mod spot;
+pub mod subnet_filter;
 pub mod template;
 pub mod values;
 pub mod vars;
@@ -63,6 +66,7 @@ pub use plan::{
     SshInterface, VolumeType,
 };
 pub use select::Selection;
+pub use settings::BuildSettings;
 pub use values::{VarInputs, VarSource, VarValue};
 pub use vars::{VarType, Variable};
 

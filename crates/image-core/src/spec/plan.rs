@@ -6,10 +6,11 @@
 //! Field names follow the YAML keys of the definition (see [`crate::spec`]),
 //! so the definition's documentation is the documentation of these fields.
 //!
-//! The value types here ([`SourceAmi`], [`MetadataOptions`], [`RootDevice`],
-//! [`AmiRegions`], [`SshInterface`], …) and [`AmiOptions`] are also the
-//! types of the EC2 backend's request (image-aws `BuildRequest`): each
-//! setting is declared once, its defaults and checks with it.
+//! The EC2 settings are one [`BuildSettings`], which the EC2 backend's
+//! request (image-aws `BuildRequest`) holds too, with the value types here
+//! ([`SourceAmi`], [`MetadataOptions`], [`RootDevice`], [`AmiRegions`],
+//! [`SshInterface`], …): each setting is declared once, its defaults and
+//! checks with it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,10 +18,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ami_options::AmiOptions;
+pub use super::settings::BuildSettings;
 use crate::diag::Location;
 
-/// One resolved build.
+/// One resolved build: its EC2 [`BuildSettings`] (which the plan
+/// dereferences to, so `plan.ami_name` is `plan.settings.ami_name`), how to
+/// reach the instance, and what to provision and verify on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     /// The build's name (a key of `builds`).
@@ -28,12 +31,9 @@ pub struct Plan {
     /// The definition it came from, as the user named it (`<builtin>` for the
     /// built-in one).
     pub spec: String,
-    /// The AMI to start from.
-    pub source_ami: SourceAmi,
-    /// EC2 instance type of the build instance.
-    pub instance_type: String,
-    /// The build region.
-    pub region: String,
+    /// The EC2 settings, shared with the EC2 backend's request.
+    #[serde(flatten)]
+    pub settings: BuildSettings,
     /// Where each region the build names (build region, `ami_regions`,
     /// `region_kms_key_ids`) is first written, for errors found later (a
     /// region the account does not have).
@@ -59,74 +59,16 @@ pub struct Plan {
     pub ssh_keypair_name: Option<String>,
     /// The private key of `ssh_keypair_name`.
     pub ssh_private_key_file: Option<FileRef>,
-    /// Subnet to launch in.
-    pub subnet_id: Option<String>,
-    /// VPC to launch in.
-    pub vpc_id: Option<String>,
-    /// Whether to give the instance a public IP; `None` = the subnet's default.
-    pub associate_public_ip_address: Option<bool>,
     /// Existing security groups; empty = a temporary one.
     pub security_group_ids: Vec<String>,
     /// CIDRs allowed to SSH into the temporary security group (empty = this
     /// machine's public address as a /32, learned when the build starts;
     /// never `0.0.0.0/0`).
     pub temporary_security_group_source_cidrs: Vec<String>,
-    /// Instance profile name for the build instance.
-    pub iam_instance_profile: Option<String>,
     /// Literal user data.
     pub user_data: Option<String>,
     /// User data read from this file (exclusive with `user_data`).
     pub user_data_file: Option<FileRef>,
-    /// IMDS settings of the build instance.
-    pub metadata_options: MetadataOptions,
-    /// The root volume of the build instance and the image.
-    pub root_device: RootDevice,
-    /// Encrypt the image's snapshots (true by default).
-    pub encrypted: bool,
-    /// KMS key for the build region's snapshots; `None` = the AWS default key.
-    pub kms_key_id: Option<String>,
-    /// The AMI's name.
-    pub ami_name: String,
-    /// The AMI's description.
-    pub ami_description: Option<String>,
-    /// Regions to copy the AMI to (besides the build region).
-    pub ami_regions: AmiRegions,
-    /// KMS key per copy region.
-    pub region_kms_key_ids: BTreeMap<String, String>,
-    /// Accounts allowed to launch the AMI.
-    pub ami_users: Vec<String>,
-    /// Groups allowed to launch the AMI (`all` = public).
-    pub ami_groups: Vec<String>,
-    /// Organizations allowed to launch the AMI.
-    pub ami_org_arns: Vec<String>,
-    /// Organizational units allowed to launch the AMI.
-    pub ami_ou_arns: Vec<String>,
-    /// Accounts allowed to create volumes from the snapshots.
-    pub snapshot_users: Vec<String>,
-    /// Groups allowed to create volumes from the snapshots.
-    pub snapshot_groups: Vec<String>,
-    /// Deregister an existing AMI of the same name first.
-    pub force_deregister: bool,
-    /// When the AMI is deprecated (RFC 3339, as given).
-    pub deprecate_at: Option<String>,
-    /// The AMI's optional EC2 attributes, one step each (`imds_support`,
-    /// `boot_mode`, `tpm_support`, `ena_support`).
-    #[serde(flatten)]
-    pub ami_options: AmiOptions,
-    /// `spot_price`, `spot_instance_types`, `spot_tags`: the build
-    /// instance as a spot instance.
-    #[serde(flatten)]
-    pub spot: super::spot::SpotOptions,
-    /// Do not ask EC2 whether the build's regions exist before building.
-    pub skip_region_validation: bool,
-    /// Tags of the AMI.
-    pub tags: BTreeMap<String, String>,
-    /// Tags of the build instance.
-    pub run_tags: BTreeMap<String, String>,
-    /// Tags of the build instance's volumes.
-    pub volume_tags: BTreeMap<String, String>,
-    /// Tags of the AMI's snapshots.
-    pub snapshot_tags: BTreeMap<String, String>,
     /// Step lists to run, in order.
     pub provision: Vec<FileRef>,
     /// Extra variables for the step engine.
@@ -144,23 +86,17 @@ pub struct Plan {
     pub image_wait_timeout: Duration,
 }
 
-impl Plan {
-    /// The regions the image ends up in: the build region first, then the
-    /// `ami_regions` copies (without the build region). `None` for
-    /// `ami_regions: all`, which only AWS can enumerate.
-    pub fn image_regions(&self) -> Option<Vec<String>> {
-        match &self.ami_regions {
-            AmiRegions::All => None,
-            AmiRegions::List(list) | AmiRegions::Resolved(list) => {
-                let mut out = vec![self.region.clone()];
-                for r in list {
-                    if !out.contains(r) {
-                        out.push(r.clone());
-                    }
-                }
-                Some(out)
-            }
-        }
+impl std::ops::Deref for Plan {
+    type Target = BuildSettings;
+
+    fn deref(&self) -> &BuildSettings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for Plan {
+    fn deref_mut(&mut self) -> &mut BuildSettings {
+        &mut self.settings
     }
 }
 
@@ -350,14 +286,14 @@ impl Default for RootDevice {
 
 impl RootDevice {
     /// What is wrong with these settings together (iops and throughput for
-    /// the volume type), each as (key, message, help): the one place of
-    /// these rules, for the definition (at the key's line) and for requests
-    /// built in code.
+    /// the volume type), each as (dotted key, message, help): the one place
+    /// of these rules, for the definition (at the key's line) and for
+    /// requests built in code (through [`BuildSettings::problems`]).
     pub fn problems(&self) -> Vec<(&'static str, String, String)> {
         let mut out = Vec::new();
         if let Some(n) = self.volume_size.filter(|n| !(1..=65_536).contains(n)) {
             out.push((
-                "volume_size",
+                "root_device.volume_size",
                 format!("volume_size must be between 1 and 65536 GiB, found {n}"),
                 "choose a size from 1 to 65536".to_string(),
             ));
@@ -365,7 +301,7 @@ impl RootDevice {
         let vt = self.volume_type;
         match (self.iops, vt) {
             (Some(_), VolumeType::Gp2) => out.push((
-                "iops",
+                "root_device.iops",
                 "iops is only valid for gp3, io1 and io2 volumes, not gp2".to_string(),
                 "remove `iops` or change `volume_type`".to_string(),
             )),
@@ -377,7 +313,7 @@ impl RootDevice {
                 };
                 if !(lo..=hi).contains(&iops) {
                     out.push((
-                        "iops",
+                        "root_device.iops",
                         format!(
                             "iops for {} volumes must be between {lo} and {hi}, found {iops}",
                             vt.as_str()
@@ -387,7 +323,7 @@ impl RootDevice {
                 }
             }
             (None, VolumeType::Io1 | VolumeType::Io2) => out.push((
-                "volume_type",
+                "root_device.volume_type",
                 format!("{} volumes need `iops`", vt.as_str()),
                 "set `iops` (100 to 64000 for io1, 256000 for io2)".to_string(),
             )),
@@ -396,7 +332,7 @@ impl RootDevice {
         if let Some(tp) = self.throughput {
             if vt != VolumeType::Gp3 {
                 out.push((
-                    "throughput",
+                    "root_device.throughput",
                     format!(
                         "throughput is only valid for gp3 volumes, not {}",
                         vt.as_str()
@@ -405,7 +341,7 @@ impl RootDevice {
                 ));
             } else if !(125..=2000).contains(&tp) {
                 out.push((
-                    "throughput",
+                    "root_device.throughput",
                     format!(
                         "throughput for gp3 volumes must be between 125 and 2000 MiB/s, found {tp}"
                     ),

@@ -8,7 +8,9 @@
 //! - `scope`: what a task inherits; `vars`: variable precedence.
 //! - `task_run`: one task (its loop, conditions, recap); `attempt`:
 //!   one module run with retries and `changed_when`/`failed_when`;
-//!   `batch`: a loop's items checked in one round trip.
+//!   `batch`: a loop's items checked in one round trip; `lookahead`: the
+//!   tasks ahead checked in one round trip; `coalesce`: the target that
+//!   folds concurrent checks into one exec.
 //! - [`include`]: `include_tasks` / `include_role`; `control`: `meta`,
 //!   handlers, `setup`, `group_by`; `record`: results and events;
 //!   `loops`: loop items; `tags`: tag selection.
@@ -18,8 +20,10 @@
 
 mod attempt;
 mod batch;
+mod coalesce;
 mod control;
 mod include;
+mod lookahead;
 mod loops;
 mod record;
 mod scope;
@@ -109,6 +113,8 @@ struct Runner<'a> {
     /// The last failure was an included file that could not be loaded:
     /// ansible counts it as failed even when a rescue runs.
     load_failure: bool,
+    /// The tasks ahead checked in one batch (`lookahead`).
+    ahead: lookahead::Ahead,
     report: Report,
 }
 
@@ -175,6 +181,7 @@ async fn run_inner(
         root: Scope::default(),
         depth: 0,
         load_failure: false,
+        ahead: Default::default(),
         report: Report {
             host,
             ..Default::default()
@@ -364,9 +371,22 @@ impl<'a> Runner<'a> {
 
     fn list<'s>(&'s mut self, tasks: &'s [Task], scope: &'s Scope) -> Fut<'s, Result<(), Stop>> {
         Box::pin(async move {
-            for t in tasks {
-                self.task(t, scope).await?;
+            // A batch covers tasks of one list, while it runs.
+            self.ahead.clear();
+            for (i, t) in tasks.iter().enumerate() {
+                if !self.ahead.covers(t) {
+                    self.ahead.clear();
+                }
+                let res = match &t.action {
+                    Action::Module { .. } => self.run_task(t, &tasks[i + 1..], scope).await,
+                    _ => self.task(t, scope).await,
+                };
+                if res.is_err() {
+                    self.ahead.clear();
+                    return res;
+                }
             }
+            self.ahead.clear();
             Ok(())
         })
     }
@@ -405,7 +425,7 @@ impl<'a> Runner<'a> {
                 Action::IncludeTasks { .. } | Action::IncludeRole { .. } => {
                     self.include(t, scope).await
                 }
-                _ => self.run_task(t, scope).await,
+                _ => self.run_task(t, &[], scope).await,
             }
         })
     }

@@ -101,6 +101,12 @@ pub(super) fn to_item(r: ModuleResult) -> ItemOut {
     if let Some(f) = &r.facts {
         m.insert("ansible_facts".into(), Json::Object(f.clone()));
     }
+    // Facts a module returns (getent, package_facts, ...) are in its
+    // registered result too, as ansible's.
+    if let Some(f) = &r.ansible_facts {
+        m.entry("ansible_facts")
+            .or_insert_with(|| Json::Object(f.clone()));
+    }
     ItemOut {
         changed: r.changed,
         failed: r.failed,

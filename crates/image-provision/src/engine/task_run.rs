@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use image_core::events::{Event, Outcome};
 use serde_json::{json, Map, Value as Json};
 
+use super::lookahead;
 use super::loops::loop_vars;
 use super::record::ItemOut;
 use super::scope::{Scope, Settings};
@@ -17,7 +18,14 @@ use crate::task::{Action, Task};
 use crate::CENSORED;
 
 impl Runner<'_> {
-    pub(super) async fn run_task(&mut self, t: &Task, scope: &Scope) -> Result<(), Stop> {
+    /// Runs `t`; `rest` are the tasks after it in its list (see
+    /// `lookahead`).
+    pub(super) async fn run_task(
+        &mut self,
+        t: &Task,
+        rest: &[Task],
+        scope: &Scope,
+    ) -> Result<(), Stop> {
         let mut tags = scope.tags.clone();
         tags.extend(t.kw.tags.iter().cloned());
         if !self.tags_ok(&tags) {
@@ -48,6 +56,8 @@ impl Runner<'_> {
         });
         let conds: Vec<String> = scope.when.iter().chain(&t.when).cloned().collect();
         let t0 = Instant::now();
+        // The batch's checks count in the first task's time.
+        self.look_ahead(t, rest, scope).await;
 
         let (outcome, register_value, any_changed, ignored) = if let Some(l) = &t.loop_ {
             let ctx = self.tmpl.context(base.clone());
@@ -76,8 +86,11 @@ impl Runner<'_> {
                 Some(p) => self.number(p, &ctx).unwrap_or(0.0).max(0.0),
                 None => 0.0,
             };
-            let t_probe = Instant::now();
-            let mut probed = self.probe_loop(t, &conds, l, &items, &st, scope).await;
+            let mut probed = if self.ahead.covers(t) {
+                vec![None; items.len()]
+            } else {
+                self.probe_loop(t, &conds, l, &items, &st, scope).await
+            };
             // Probe results hold until an item runs its module for real.
             let mut acted = false;
             let mut results = Vec::new();
@@ -104,8 +117,14 @@ impl Runner<'_> {
                     label
                 };
                 // The batched check counts in the first item's time.
-                let ti = if i == 0 { t_probe } else { Instant::now() };
-                let pre = if acted { None } else { probed[i].take() };
+                let ti = if i == 0 { t0 } else { Instant::now() };
+                let pre = if acted {
+                    None
+                } else {
+                    probed[i]
+                        .take()
+                        .or_else(|| self.ahead.take(t, Some(i), &vars))
+                };
                 let batched = pre.is_some();
                 let mut out = self.item(t, &conds, vars.clone(), &st, scope, pre).await;
                 if !batched && !out.skipped {
@@ -152,6 +171,10 @@ impl Runner<'_> {
                     results.push(r);
                 }
             }
+            if acted && !stays_local(t) {
+                // What the batch's later checks saw may have changed.
+                self.ahead.clear();
+            }
             let outcome = if failed {
                 Outcome::Failed
             } else if all_skipped {
@@ -175,7 +198,12 @@ impl Runner<'_> {
             }
             (outcome, reg, changed, failed && st.ignore_errors)
         } else {
-            let out = self.item(t, &conds, base, &st, scope, None).await;
+            let pre = self.ahead.take(t, None, &base);
+            let batched = pre.is_some();
+            let out = self.item(t, &conds, base, &st, scope, pre).await;
+            if !batched && !out.skipped && !stays_local(t) {
+                self.ahead.clear();
+            }
             return self.finish_single(t, &name, out, &st, t0, scope).await;
         };
         self.finish(
@@ -239,6 +267,7 @@ impl Runner<'_> {
                 .insert(reg.clone(), register_value.clone());
         }
         self.count(outcome, ignored, any_changed);
+        self.ahead.calm = !matches!(outcome, Outcome::Changed | Outcome::Failed);
         if any_changed && !t.notify.is_empty() && outcome != Outcome::Failed {
             let ctx = self.tmpl.context(self.vars_for(scope, t, None));
             for n in &t.notify {
@@ -337,6 +366,11 @@ impl Runner<'_> {
             other => Err(format!("`{other}` is not a number")),
         }
     }
+}
+
+/// True for a task of a module that never touches the host.
+fn stays_local(t: &Task) -> bool {
+    matches!(&t.action, Action::Module { module, .. } if lookahead::stays_local(*module))
 }
 
 fn label_of(item: &Json) -> String {

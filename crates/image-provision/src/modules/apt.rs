@@ -39,7 +39,7 @@ fi"#;
 const LOCALE: &str = "for _l in C.utf8 C.UTF-8 C; do if [ \"$_l\" = C ] || locale -a 2>/dev/null | grep -qx \"$_l\"; then export LANG=$_l LC_ALL=$_l LC_MESSAGES=$_l LC_CTYPE=$_l LANGUAGE=$_l; break; fi; done";
 
 /// A `@@key=BASE64` value as text (lossy UTF-8).
-fn decode_b64(b: &str) -> String {
+pub(super) fn decode_b64(b: &str) -> String {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b.trim())
@@ -136,6 +136,8 @@ impl Module for Apt {
             !(args.bool_or("update_cache", true)? && args.bool_or("update-cache", true)?);
         let auto_deps = args.bool_or("auto_install_module_deps", true)?;
         let valid = args.opt_i64("cache_valid_time")?.unwrap_or(0);
+        // As ansible: `cache_valid_time` alone updates an old cache too.
+        let update = update || valid > 0;
         let downgrade =
             args.bool_or("allow_downgrade", false)? || args.bool_or("allow_downgrades", false)?;
         let recommends = args
@@ -204,17 +206,18 @@ apt_run() {{ [ "$CHECK" = 1 ] && return 0
   _m=$(tail -n 15 "$_t/e"); rm -rf "$_t"
   [ $_rc = 0 ] || fail "$*: $_m"; }}
 if [ {update} = 1 ]; then
-  st=/var/lib/apt/periodic/update-success-stamp; [ -f $st ] || st=/var/cache/apt/pkgcache.bin
-  if [ {valid} -gt 0 ] && [ -f $st ] && [ $(( $(date +%s) - $(stat -c %Y $st) )) -lt {valid} ]; then :; else
+  st=/var/lib/apt/periodic/update-success-stamp; [ -e $st ] || st=/var/lib/apt/lists
+  if [ {valid} -gt 0 ] && [ -e $st ] && [ $(( $(date +%s) - $(stat -c %Y $st) )) -le {valid} ]; then :; else
     if [ "$CHECK" = 1 ]; then upd=1; else
       l0=$(stat -c %Y.%Z /var/lib/apt/lists 2>/dev/null)
       _o=$(apt-get update -q -o DPkg::Lock::Timeout={lock} 2>&1) || fail "apt-get update: $(printf '%s' "$_o" | tail -n 10)"
-      mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp
       [ "$(stat -c %Y.%Z /var/lib/apt/lists 2>/dev/null)" = "$l0" ] || upd=1
     fi
   fi
 fi
 echo "@@cache_updated=$upd"
+st=/var/lib/apt/periodic/update-success-stamp; [ -e $st ] || st=/var/lib/apt/lists
+echo "@@cache_update_time=$(stat -c %Y $st 2>/dev/null || echo 0)"
 "#,
             update = u8::from(update),
             locale = LOCALE,
@@ -317,14 +320,32 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get -q remove $F 
         let mut r = ModuleResult::from_script(&out, "apt");
         // The real run would install python3-apt first.
         r.not_a_probe = out.get("deps_missing").is_some();
-        // ansible's removal returns no `cache_updated` (a playbook reading
-        // it fails there under ansible).
-        let removal = !names.is_empty() && matches!(state.as_str(), "absent" | "removed");
-        if !removal {
+        // `cache_updated` and `cache_update_time` (the mtime of apt's
+        // update stamp, else of its lists) where ansible returns them: an
+        // update with nothing else to do, or an install (its removal,
+        // upgrade, `deb`, `clean` and autoclean/autoremove alone end
+        // without them; a playbook reading them fails there under ansible).
+        let install = matches!(
+            state.as_str(),
+            "present" | "installed" | "latest" | "build-dep" | "fixed"
+        );
+        let upgrading = upgrade != "no" && upgrade != "false";
+        let alone = names.is_empty() && deb.is_none() && !upgrading;
+        let cache_keys = if alone {
+            !clean && (update || (install && !autoclean && !autoremove))
+        } else {
+            deb.is_none() && !upgrading && install
+        };
+        if cache_keys {
             r.data.insert(
                 "cache_updated".into(),
                 (out.get("cache_updated") == Some("1")).into(),
             );
+            let time = out
+                .get("cache_update_time")
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            r.data.insert("cache_update_time".into(), time.into());
         }
         if let Some(c) = out.get("changes") {
             let c = c.trim().to_string();

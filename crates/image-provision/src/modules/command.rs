@@ -161,19 +161,31 @@ async fn run_with(
         pre.push_str(&format!("_e=0; for f in {}; do [ -e \"$f\" ] && _e=1; done; [ $_e = 0 ] && {{ echo '@@skip' {}; exit 0; }}\n", glob_word(r), q(&format!("{r} does not exist"))));
     }
     if ctx.check {
+        // ansible's check-mode result: `rc` 0, no output, no times.
+        let would = |r: ModuleResult, msg: String, stdout: String| {
+            r.msg(msg)
+                .with("rc", 0)
+                .with("cmd", line)
+                .with("stdout_lines", json!(super::splitlines(&stdout)))
+                .with("stdout", stdout)
+                .with("stderr", "")
+                .with("stderr_lines", json!([]))
+        };
+        let run = "Command would have run if not in check mode".to_string();
         if pre.is_empty() {
-            let mut r = ModuleResult::ok().msg("skipped: command would run if not in check mode");
+            let mut r = would(ModuleResult::ok(), run, String::new());
             r.skipped = true;
             return Ok(r);
         }
         let out = ctx.sh(&format!("{pre}echo '@@run'"), None).await?;
         let text = out.stdout_str();
         if let Some(l) = text.lines().find(|l| l.starts_with("@@skip")) {
-            return Ok(ModuleResult::ok().msg(format!("skipped, since {}", l[6..].trim())));
+            let (msg, said) = skip_words(l[6..].trim(), "Would");
+            return Ok(would(ModuleResult::ok(), msg, said));
         }
         // As ansible: with creates/removes deciding it would run, check
         // mode reports changed (not skipped).
-        return Ok(ModuleResult::changed(true).msg("Command would have run if not in check mode"));
+        return Ok(would(ModuleResult::changed(true), run, String::new()));
     }
     if let Some(dir) = args.opt_str("chdir") {
         pre.push_str(&format!("cd {} || exit 1\n", q(&dir)));
@@ -195,15 +207,9 @@ async fn run_with(
     let mut stdout = out.stdout_str();
     if let Some(l) = stdout.lines().find(|l| l.starts_with("@@skip")) {
         // ansible: not run, `stdout` says why, `msg` too (quoting the path).
-        let why = l[6..].trim();
-        let (path, rest) = why
-            .rsplit_once(" does not exist")
-            .map(|(p, _)| (p, "does not exist"))
-            .or_else(|| why.rsplit_once(" exists").map(|(p, _)| (p, "exists")))
-            .unwrap_or((why, ""));
-        let said = format!("skipped, since {why}");
+        let (msg, said) = skip_words(l[6..].trim(), "Did");
         return Ok(ModuleResult::ok()
-            .msg(format!("Did not run command since '{path}' {rest}"))
+            .msg(msg)
             .with("rc", 0)
             .with("cmd", line)
             .with("stdout", said.clone())
@@ -225,6 +231,8 @@ async fn run_with(
         .with("delta", format!("{:.6}", delta.as_secs_f64()));
     if failed {
         r.failed = true;
+        // The result's `msg` is ansible's; the message shown for the task
+        // also names the status and the end of standard error.
         let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         r.msg = Some(if tail.is_empty() {
@@ -235,10 +243,24 @@ async fn run_with(
     }
     r.data.insert("stdout".into(), Json::String(stdout));
     r.data.insert("stderr".into(), Json::String(stderr));
-    if !failed {
-        r.data.insert("msg".into(), Json::String(String::new()));
-    }
+    let msg = if failed { "non-zero return code" } else { "" };
+    r.data.insert("msg".into(), Json::String(msg.into()));
     Ok(r)
+}
+
+/// ansible's `msg` and `stdout` for a command not run because of
+/// `creates`/`removes` (`why`: `PATH exists`, `PATH does not exist`);
+/// `verb`: `Did`, or `Would` in check mode.
+fn skip_words(why: &str, verb: &str) -> (String, String) {
+    let (path, rest) = why
+        .rsplit_once(" does not exist")
+        .map(|(p, _)| (p, "does not exist"))
+        .or_else(|| why.rsplit_once(" exists").map(|(p, _)| (p, "exists")))
+        .unwrap_or((why, ""));
+    (
+        format!("{verb} not run command since '{path}' {rest}"),
+        format!("skipped, since {why}"),
+    )
 }
 
 /// A path for `for f in ...`: globs stay globs, the rest is quoted.

@@ -45,7 +45,12 @@ impl Module for Mount {
         let src = args.opt_str("src");
         let fstype = args.opt_str("fstype");
         let swap = fstype.as_deref() == Some("swap");
-        let opts = args.opt_str("opts").unwrap_or_else(|| "defaults".into());
+        let mut opts = args.opt_str("opts").unwrap_or_else(|| "defaults".into());
+        // `boot: false` (as ansible on Linux): `noauto` added to the options.
+        let boot = args.bool_or("boot", true)?;
+        if !boot {
+            opts.push_str(",noauto");
+        }
         let dump = args.opt_str("dump").unwrap_or_else(|| "0".into());
         let passno = args.opt_str("passno").unwrap_or_else(|| "0".into());
         if matches!(state.as_str(), "mounted" | "present") && (src.is_none() || fstype.is_none()) {
@@ -143,7 +148,28 @@ impl Module for Mount {
                 r.msg = r2.msg;
             }
         }
+        // ansible's result: the entry's fields as the module used them
+        // (`src`/`fstype` when given), the fstab, `boot` as `yes`/`no` and
+        // the backup's name (empty without one).
+        let backup_file = r.data.get("backup_file").cloned().unwrap_or("".into());
+        r.data = serde_json::Map::new();
+        if r.failed {
+            return Ok(r);
+        }
         r.data.insert("name".into(), path.into());
+        if let Some(s) = src {
+            r.data.insert("src".into(), s.into());
+        }
+        if let Some(f) = fstype {
+            r.data.insert("fstype".into(), f.into());
+        }
+        r.data.insert("opts".into(), opts.into());
+        r.data.insert("dump".into(), dump.into());
+        r.data.insert("passno".into(), passno.into());
+        r.data.insert("fstab".into(), fstab.into());
+        r.data
+            .insert("boot".into(), if boot { "yes" } else { "no" }.into());
+        r.data.insert("backup_file".into(), backup_file);
         Ok(r)
     }
 }

@@ -1,5 +1,14 @@
 //! `package_facts`: installed packages (dpkg or rpm) into
 //! `ansible_facts.packages`.
+//!
+//! The manager is chosen as ansible's `manager: auto` does: its managers in
+//! name order (apt before rpm), each usable when the target's python can
+//! import its library (`apt` = python3-apt, `rpm`), so a host with dpkg but
+//! no python3-apt and an rpm database lists its rpm packages; without any
+//! python the first package database found (dpkg, then rpm); with python
+//! but no usable manager it fails as ansible does. RPM entries
+//! carry ansible's keys (`version`, `release`, `epoch`, `arch`; an absent
+//! epoch or arch is the string `None`) in the rpm database's order.
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value as Json};
@@ -19,21 +28,27 @@ impl Module for PackageFacts {
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
-        let out = ctx
-            .sh(
-                "if command -v dpkg-query >/dev/null; then dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' | awk -F'\\t' '$1 ~ /^[ih]i/ {print \"apt\\t\" $2 \"\\t\" $3 \"\\t\" $4}'; elif command -v rpm >/dev/null; then rpm -qa --qf 'rpm\\t%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'; fi",
-                None,
-            )
-            .await?;
+        let out = ctx.sh(LIST, None).await?;
+        if out.stdout_str().trim() == "none" {
+            return Ok(ModuleResult::fail(NONE_USABLE));
+        }
         let mut pkgs: Map<String, Json> = Map::new();
         for l in out.stdout_str().lines() {
             let f: Vec<&str> = l.split('\t').collect();
-            if f.len() < 4 {
-                continue;
-            }
+            let entry = match f.as_slice() {
+                // ansible's `category` is the version's section.
+                ["apt", name, version, arch, section] => {
+                    json!({"name": name, "version": version, "arch": arch, "category": section, "source": "apt"})
+                }
+                ["rpm", name, version, release, epoch, arch] => json!({
+                    "name": name, "version": version, "release": release,
+                    "epoch": rpm_none(epoch), "arch": rpm_none(arch), "source": "rpm",
+                }),
+                _ => continue,
+            };
             let e = pkgs.entry(f[1].to_string()).or_insert_with(|| json!([]));
             if let Json::Array(a) = e {
-                a.push(json!({"name": f[1], "version": f[2], "arch": f[3], "source": f[0]}));
+                a.push(entry);
             }
         }
         let mut r = ModuleResult::ok();
@@ -41,5 +56,44 @@ impl Module for PackageFacts {
         facts.insert("packages".into(), Json::Object(pkgs));
         r.ansible_facts = Some(facts);
         Ok(r)
+    }
+}
+
+/// Lists the installed packages as `apt\tNAME\tVERSION\tARCH` or
+/// `rpm\tNAME\tVERSION\tRELEASE\tEPOCH\tARCH` lines, from the manager
+/// ansible's `auto` picks (see the module docs).
+const LIST: &str = r#"py_has() {
+    for p in /usr/bin/python3 /usr/libexec/platform-python; do
+        [ -x "$p" ] && "$p" -c "import $1" 2>/dev/null && return 0
+    done
+    return 1
+}
+apt_list() {
+    dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t${Section}\n' |
+        awk -F'\t' '$1 ~ /^[ih]i/ {print "apt\t" $2 "\t" $3 "\t" $4 "\t" $5}'
+}
+rpm_list() { rpm -qa --qf 'rpm\t%{NAME}\t%{VERSION}\t%{RELEASE}\t%{EPOCH}\t%{ARCH}\n'; }
+have() { command -v "$1" >/dev/null 2>&1; }
+if have /usr/bin/python3 || have /usr/libexec/platform-python; then
+    if { have apt || have apt-get || have aptitude; } && py_has apt; then apt_list
+    elif have rpm && py_has rpm; then rpm_list
+    else echo none
+    fi
+elif have dpkg-query; then apt_list
+elif have rpm; then rpm_list
+fi"#;
+
+/// ansible's failure when no manager of `auto` is usable (python but neither
+/// python3-apt nor the rpm bindings).
+const NONE_USABLE: &str = "Could not detect a supported package manager from the following list: \
+    ['apk', 'apt', 'pacman', 'pkg', 'pkg_info', 'portage', 'rpm', 'dnf', 'dnf5', 'yum', 'zypper', \
+    'pkg5', 'pkgng', 'openbsd_pkg'], or the required Python library is not installed. Check warnings for details.";
+
+/// rpm's `(none)` (no epoch, no arch) as ansible's `to_text(None)`.
+fn rpm_none(v: &str) -> &str {
+    if v == "(none)" {
+        "None"
+    } else {
+        v
     }
 }

@@ -32,6 +32,14 @@ impl Module for Raw {
             Some(e) => Runner::Executable(e),
             None => Runner::Raw,
         };
-        run_on_tty(ctx, args, &line, runner).await
+        // ansible's raw result: the command's `rc` and outputs (no `cmd`,
+        // no times; `msg` only on failure).
+        let mut r = run_on_tty(ctx, args, &line, runner).await?;
+        r.data.remove("cmd");
+        r.data.remove("delta");
+        if !r.failed {
+            r.data.remove("msg");
+        }
+        Ok(r)
     }
 }

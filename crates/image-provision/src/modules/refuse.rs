@@ -196,12 +196,6 @@ const RULES: &[(&str, &str, When, &str)] = &[
     ),
     ("ini_file", "follow", When::Set, "`follow` is not supported"),
     (
-        "mount",
-        "boot",
-        When::Not("true"),
-        "`boot: false` is not supported",
-    ),
-    (
         "replace",
         "encoding",
         When::Not("utf-8"),

@@ -73,6 +73,7 @@ impl Module for Script {
         );
         let mut r = run_on_tty(ctx, args, &line, Runner::Sh).await?;
         r.data.remove("cmd");
+        r.data.remove("delta");
         if !r.failed {
             r.data.remove("msg");
         }

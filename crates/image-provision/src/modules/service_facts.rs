@@ -15,22 +15,38 @@ use serde_json::{json, Map, Value as Json};
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 
-/// Prints `u UNIT SUB` per loaded service and `f UNIT STATE` per unit file.
-const SCRIPT: &str = r#"systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null | awk '{print "u " $1 " " $4}'
+/// Prints, as ansible's module gathers them: `s [ + ]  NAME` per SysV
+/// script (`service --status-all`, where there is no chkconfig nor
+/// OpenRC), `u UNIT ACTIVE SUB BAD` per loaded service (`BAD`: the first
+/// of not-found/masked/failed among its words, else `-`), `f UNIT STATE`
+/// per unit file, and `a UNIT STATE` (`systemctl show`'s ActiveState) per
+/// unit file that is not loaded (templates have none).
+const SCRIPT: &str = r#"if command -v service >/dev/null 2>&1 && ! command -v chkconfig >/dev/null 2>&1 && ! command -v rc-status >/dev/null 2>&1; then
+  service --status-all 2>/dev/null | sed 's/^/s /'
+fi
+u=$(systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null | awk '/\.service/ {bad="-"; for (i = 1; i < NF; i++) if ($i == "not-found" || $i == "masked" || $i == "failed") {bad = $i; break}; print "u " $1 " " $3 " " $4 " " bad}')
+[ -n "$u" ] && printf '%s\n' "$u"
 c=/run/image-cli/service-facts
 fp=$(find /etc/systemd/system /etc/systemd/system.control /run/systemd/system /run/systemd/system.control /run/systemd/transient /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system -name '*.service' -printf '%p|%T@|%l\n' 2>/dev/null | cksum)
 old=; me=$(id -u)
 [ "$me" = 0 ] && [ -r "$c" ] && IFS= read -r old < "$c"
 if [ -n "$old" ] && [ "$old" = "$fp" ]; then
-  tail -n +2 "$c"
+  f=$(tail -n +2 "$c")
 else
-  f=$(systemctl list-unit-files --type=service --no-legend --no-pager 2>/dev/null | awk '{print "f " $1 " " $2}')
-  [ -n "$f" ] && printf '%s\n' "$f"
+  f=$(systemctl list-unit-files --type=service --no-legend --no-pager 2>/dev/null | awk '/\.service/ {print "f " $1 " " $2}')
   if [ "$me" = 0 ] && [ -n "$f" ] && mkdir -p /run/image-cli 2>/dev/null; then
     { printf '%s\n%s\n' "$fp" "$f" > "$c.$$" && mv -f "$c.$$" "$c"; } 2>/dev/null || rm -f "$c.$$"
   fi
 fi
+[ -n "$f" ] && printf '%s\n' "$f"
+miss=$({ printf '%s\n' "$u"; echo --; printf '%s\n' "$f"; } | awk '$0 == "--" {d = 1; next} !d {seen[$2] = 1; next} $1 == "f" && !($2 in seen) && $2 !~ /@\.service$/ {print $2}')
+if [ -n "$miss" ]; then
+  { printf '%s\n' "$miss"; echo --; systemctl show -p ActiveState $miss 2>/dev/null; } | awk '$0 == "--" {d = 1; next} !d {m[++n] = $0; next} /^ActiveState=/ {print "a " m[++k] " " substr($0, 13)}'
+fi
 "#;
+
+/// Unit states that stay a service's `status` whatever its unit file says.
+const BAD_STATES: &[&str] = &["not-found", "masked", "failed"];
 
 /// The `service_facts` module.
 pub struct ServiceFacts;
@@ -47,22 +63,72 @@ impl Module for ServiceFacts {
         super::refuse::check(self.name(), args)?;
         let out = ctx.sh(SCRIPT, None).await?;
         let mut svcs: Map<String, Json> = Map::new();
-        for l in out.stdout_str().lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 3 {
-                continue;
+        let text = out.stdout_str();
+        let lines = |tag: &str| -> Vec<Vec<String>> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(tag))
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .collect()
+        };
+        // SysV scripts first: systemd's entries win (as ansible merges).
+        for l in text.lines().filter_map(|l| l.strip_prefix("s ")) {
+            let l = l.trim_start();
+            let state = match l.get(..5) {
+                Some("[ + ]") => "running",
+                Some("[ - ]") => "stopped",
+                _ => continue,
+            };
+            let name = l[5..].trim();
+            if !name.is_empty() {
+                svcs.insert(
+                    name.to_string(),
+                    json!({"name": name, "state": state, "source": "sysv"}),
+                );
             }
-            let e = svcs
-                .entry(f[1].to_string())
-                .or_insert_with(|| json!({"name": f[1], "source": "systemd", "state": "stopped", "status": "unknown"}));
-            if f[0] == "u" {
-                e["state"] = json!(if f[2] == "running" {
-                    "running"
-                } else {
-                    "stopped"
-                });
+        }
+        let mut loaded = std::collections::BTreeSet::new();
+        for f in lines("u ") {
+            let [unit, active, sub, bad] = f.as_slice() else {
+                continue;
+            };
+            let status = if bad == "-" { active } else { bad };
+            let state = if sub == "running" {
+                "running"
             } else {
-                e["status"] = json!(f[2]);
+                "stopped"
+            };
+            loaded.insert(unit.clone());
+            svcs.insert(
+                unit.clone(),
+                json!({"name": unit, "state": state, "status": status, "source": "systemd"}),
+            );
+        }
+        let active: std::collections::BTreeMap<String, String> = lines("a ")
+            .into_iter()
+            .filter_map(|f| match f.as_slice() {
+                [unit, state] => Some((unit.clone(), state.clone())),
+                _ => None,
+            })
+            .collect();
+        for f in lines("f ") {
+            let [unit, file_state, ..] = f.as_slice() else {
+                continue;
+            };
+            if loaded.contains(unit) {
+                if let Some(e) = svcs.get_mut(unit) {
+                    let bad = e["status"]
+                        .as_str()
+                        .is_some_and(|s| BAD_STATES.contains(&s));
+                    if !bad {
+                        e["status"] = json!(file_state);
+                    }
+                }
+            } else {
+                let state = active.get(unit).map_or("unknown", String::as_str);
+                svcs.insert(
+                    unit.clone(),
+                    json!({"name": unit, "state": state, "status": file_state, "source": "systemd"}),
+                );
             }
         }
         let mut r = ModuleResult::ok();

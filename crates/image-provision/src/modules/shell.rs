@@ -36,10 +36,10 @@ impl Module for Shell {
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let line = args.str_any(&["cmd", "_raw_params"])?;
-        let runner = match args.opt_str("executable") {
-            Some(e) => Runner::Executable(e),
-            None => Runner::Sh,
-        };
+        // As ansible's `run_command` (Python's `shell=True`): `/bin/sh -c
+        // LINE` as its own process, so the shell's messages read as under
+        // ansible (`/bin/sh: 1: x: not found`, lines counted in LINE).
+        let runner = Runner::Executable(args.opt_str("executable").unwrap_or("/bin/sh".into()));
         run_command(ctx, args, &line, runner).await
     }
 }

@@ -7,6 +7,59 @@ use serde_json::{json, Map, Value as Json};
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
 
+/// Prints `@@mime=` what `file` says of the path's type and encoding
+/// (ansible's `mimetype`/`charset`), when `file` is there.
+const MIME: &str = "command -v file >/dev/null 2>&1 && _m=$(file --mime-type --mime-encoding \"$p\" 2>/dev/null) && echo \"@@mime=$_m\"\n";
+
+/// Prints `@@lsattr=` `lsattr -vd`'s version and flags (ansible's
+/// `version`, `attr_flags`, `attributes`), when it works on the path.
+const ATTRS: &str =
+    "_a=$(PATH=$PATH:/sbin:/usr/sbin lsattr -vd \"$p\" 2>/dev/null) && echo \"@@lsattr=$_a\"\n";
+
+/// ansible's names of `lsattr`'s flags.
+const FLAG_NAMES: &[(char, &str)] = &[
+    ('A', "noatime"),
+    ('a', "append"),
+    ('c', "compressed"),
+    ('C', "nocow"),
+    ('d', "nodump"),
+    ('D', "dirsync"),
+    ('e', "extents"),
+    ('E', "encrypted"),
+    ('h', "blocksize"),
+    ('i', "immutable"),
+    ('I', "indexed"),
+    ('j', "journalled"),
+    ('N', "inline"),
+    ('s', "zero"),
+    ('S', "synchronous"),
+    ('t', "notail"),
+    ('T', "blockroot"),
+    ('u', "undelete"),
+    ('X', "compressedraw"),
+    ('Z', "compresseddirty"),
+];
+
+/// `stat`'s whole seconds and the fraction of its `%y`-style date
+/// (`2026-12-06 07:33:05.123456789 +0000`) as Python's float time.
+fn float_time(secs: &str, date: &str) -> Json {
+    let s = secs.parse::<i64>().unwrap_or(0);
+    let frac = date
+        .split_once('.')
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|f| format!("0.{f}").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    json!(s as f64 + if s < 0 { -frac } else { frac })
+}
+
+/// Python's `st_rdev` from the major and minor numbers `stat` prints in
+/// hex (glibc's `makedev`).
+fn rdev(major: &str, minor: &str) -> u64 {
+    let ma = u64::from_str_radix(major, 16).unwrap_or(0);
+    let mi = u64::from_str_radix(minor, 16).unwrap_or(0);
+    ((ma & 0xffff_f000) << 32) | ((ma & 0xfff) << 8) | ((mi & 0xffff_ff00) << 12) | (mi & 0xff)
+}
+
 /// The `stat` module.
 pub struct Stat;
 
@@ -65,11 +118,15 @@ impl Module for Stat {
                 )))
             }
         };
+        let mime = args.bool_or("get_mime", true)?;
+        let attrs = args.bool_or("get_attributes", true)?;
         let body = format!(
-            "p={}\nif [ -e \"$p\" ] || [ -L \"$p\" ]; then echo @@exists=1; stat {} -c '@@st=%f|%a|%u|%g|%U|%G|%s|%Y|%X|%Z|%i|%h|%F' \"$p\"\n[ -L \"$p\" ] && echo \"@@lnk=$(readlink \"$p\")\" && echo \"@@lnk_target=$(readlink -f \"$p\")\"\n[ {} = 1 ] && [ -f \"$p\" ] && [ -r \"$p\" ] && echo \"@@sum=$({cmd} \"$p\" | cut -d' ' -f1)\"\n[ -r \"$p\" ] && echo @@r=1; [ -w \"$p\" ] && echo @@w=1; [ -x \"$p\" ] && echo @@x=1\nelse echo @@exists=0; fi",
+            "p={}\nif [ -e \"$p\" ] || [ -L \"$p\" ]; then echo @@exists=1; stat {} -c '@@st=%f|%a|%u|%g|%U|%G|%s|%Y|%X|%Z|%i|%h|%F|%y|%x|%z|%b|%o|%d|%t|%T' \"$p\"\n[ -L \"$p\" ] && echo \"@@lnk=$(readlink \"$p\")\" && echo \"@@lnk_target=$(readlink -f \"$p\")\"\n[ {} = 1 ] && [ -f \"$p\" ] && [ -r \"$p\" ] && echo \"@@sum=$({cmd} \"$p\" | cut -d' ' -f1)\"\n[ -r \"$p\" ] && echo @@r=1; [ -w \"$p\" ] && echo @@w=1; [ -x \"$p\" ] && echo @@x=1\n{}{}else echo @@exists=0; fi",
             q(&path),
             if follow { "-L" } else { "" },
-            u8::from(sum)
+            u8::from(sum),
+            if mime { MIME } else { "" },
+            if attrs { ATTRS } else { "" },
         );
         let out = ctx.run_script(&body, None).await?;
         if let Some(f) = &out.failed {
@@ -94,14 +151,38 @@ impl Module for Stat {
             st.insert("issock".into(), json!(fmt == 0o140000));
             st.insert("uid".into(), json!(n(2)));
             st.insert("gid".into(), json!(n(3)));
-            st.insert("pw_name".into(), json!(g(4)));
-            st.insert("gr_name".into(), json!(g(5)));
+            // Names only when the ids have one (as ansible's).
+            if g(4) != "UNKNOWN" {
+                st.insert("pw_name".into(), json!(g(4)));
+            }
+            if g(5) != "UNKNOWN" {
+                st.insert("gr_name".into(), json!(g(5)));
+            }
             st.insert("size".into(), json!(n(6)));
-            st.insert("mtime".into(), json!(n(7)));
-            st.insert("atime".into(), json!(n(8)));
-            st.insert("ctime".into(), json!(n(9)));
+            st.insert("mtime".into(), float_time(g(7), g(13)));
+            st.insert("atime".into(), float_time(g(8), g(14)));
+            st.insert("ctime".into(), float_time(g(9), g(15)));
             st.insert("inode".into(), json!(n(10)));
             st.insert("nlink".into(), json!(n(11)));
+            st.insert("blocks".into(), json!(n(16)));
+            st.insert("block_size".into(), json!(n(17)));
+            st.insert("dev".into(), json!(n(18)));
+            st.insert("device_type".into(), json!(rdev(g(19), g(20))));
+            for (key, bit) in [
+                ("rusr", 0o400),
+                ("wusr", 0o200),
+                ("xusr", 0o100),
+                ("rgrp", 0o040),
+                ("wgrp", 0o020),
+                ("xgrp", 0o010),
+                ("roth", 0o004),
+                ("woth", 0o002),
+                ("xoth", 0o001),
+                ("isuid", 0o4000),
+                ("isgid", 0o2000),
+            ] {
+                st.insert(key.into(), json!(raw & bit != 0));
+            }
             st.insert("readable".into(), json!(out.get("r") == Some("1")));
             st.insert("writeable".into(), json!(out.get("w") == Some("1")));
             st.insert("executable".into(), json!(out.get("x") == Some("1")));
@@ -114,6 +195,32 @@ impl Module for Stat {
             }
             if let Some(s) = out.get("sum") {
                 st.insert("checksum".into(), json!(s));
+            }
+            if mime {
+                // `PATH: TYPE; charset=ENC`, else "unknown" (as ansible).
+                let parsed = out.get("mime").and_then(|m| {
+                    let (_, rest) = m.rsplit_once(':')?;
+                    let (t, c) = rest.split_once(';')?;
+                    let (_, c) = c.split_once('=')?;
+                    Some((t.trim().to_string(), c.trim().to_string()))
+                });
+                let (t, c) = parsed.unwrap_or(("unknown".into(), "unknown".into()));
+                st.insert("mimetype".into(), json!(t));
+                st.insert("charset".into(), json!(c));
+            }
+            if attrs {
+                let mut words = out.get("lsattr").unwrap_or("").split_whitespace();
+                let (version, flags) = match (words.next(), words.next()) {
+                    (Some(v), Some(f)) => (json!(v), f.replace('-', "")),
+                    _ => (Json::Null, String::new()),
+                };
+                let names: Vec<&str> = flags
+                    .chars()
+                    .filter_map(|c| FLAG_NAMES.iter().find(|(f, _)| *f == c).map(|(_, n)| *n))
+                    .collect();
+                st.insert("version".into(), version);
+                st.insert("attributes".into(), json!(names));
+                st.insert("attr_flags".into(), json!(flags));
             }
         } else {
             st.insert("exists".into(), json!(false));

@@ -10,6 +10,7 @@ use image_core::target::FileMeta;
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
+use serde_json::json;
 
 /// The `unarchive` module.
 pub struct Unarchive;
@@ -86,6 +87,17 @@ impl Module for Unarchive {
             cache
         };
         let zip = src.to_lowercase().ends_with(".zip");
+        // tar's options after the compression flag, as ansible passes them.
+        let mut tar_opts: Vec<String> = Vec::new();
+        if !extra.is_empty() {
+            tar_opts.push("--show-transformed-names".into());
+            tar_opts.extend(extra.iter().cloned());
+        }
+        for (key, flag) in [("owner", "--owner="), ("group", "--group=")] {
+            if let Some(v) = args.opt_str(key) {
+                tar_opts.push(format!("{flag}{v}"));
+            }
+        }
         let body = format!(
             r#"s={s}; d={dest}; u={url}
 c={creates}
@@ -104,14 +116,29 @@ miss=$(printf '%s\n' "$lst" | while IFS="$(printf '\t')" read -r t size name; do
     -) [ -f "$d/$name" ] && [ "$(stat -c %s "$d/$name")" = "$size" ] || {{ echo "$name"; break; }};;
   esac
 done)
+case $(od -An -tx1 -N6 "$s" 2>/dev/null | tr -d ' \n') in
+  504b0304*|504b0506*) h=ZipArchive; zf=;;
+  1f8b*) h=TgzArchive; zf=-z;;
+  425a68*) h=TarBzipArchive; zf=-j;;
+  fd377a585a00*) h=TarXzArchive; zf=-J;;
+  28b52ffd*) h=TarZstdArchive; zf=--use-compress-program=zstd;;
+  *) h=TarArchive; zf=;;
+esac
+echo "@@handler=$h"
 if [ -n "$miss" ]; then
   C=1
   if [ "$CHECK" != 1 ]; then
-    if [ {zip} = 1 ]; then o=$(unzip -o -q "$s" -d "$d" {extra} 2>&1) || fail "unzip failed: $o"
-    else o=$(tar -xf "$s" -C "$d" {extra} 2>&1) || fail "tar failed: $o"; fi
+    _t=$(mktemp -d) || fail "cannot make a temporary directory"
+    if [ {zip} = 1 ]; then x=$(command -v unzip); (cd "$d" && "$x" -o {extra} "$s" -d "$d") >"$_t/o" 2>"$_t/e"; _rc=$?
+    else x=$(command -v gtar || command -v tar); (cd "$d" && "$x" --extract -C "$d" $zf {topts} -f "$s") >"$_t/o" 2>"$_t/e"; _rc=$?; fi
+    echo "@@x_bin=$x"; echo "@@x_zf=$zf"; echo "@@x_rc=$_rc"
+    printf '@@x_out='; b64 "$_t/o"; echo; printf '@@x_err='; b64 "$_t/e"; echo
+    _m=$(cat "$_t/e"); rm -rf "$_t"
+    [ "$_rc" = 0 ] || fail "failed to unpack $s to $d: $_m"
   fi
 fi
 [ "$CHECK" = 1 ] || {{ [ -n {owner}{group} ] && attrs "$d" '' {owner} {group} 1; [ -n {mode} ] && [ "$C" = 1 ] && attrs "$d" {mode} '' '' 0; }}
+fattrs "$d"
 true
 "#,
             s = q(&src_on_target),
@@ -122,6 +149,7 @@ true
             zip = u8::from(zip),
             strip = strip,
             extra = extra_q,
+            topts = tar_opts.iter().map(|o| q(o)).collect::<Vec<_>>().join(" "),
             owner = q(args.opt_str("owner").as_deref().unwrap_or("")),
             group = q(args.opt_str("group").as_deref().unwrap_or("")),
             mode = q(args.mode("mode")?.as_deref().unwrap_or("")),
@@ -153,8 +181,44 @@ true
             }
         }
         let mut r = ModuleResult::from_script(&out, &dest);
+        if r.failed {
+            return Ok(r);
+        }
+        // ansible's result: the handler, the extraction command and what
+        // it said (when it ran), `dest`'s path info, and `src` as the
+        // archive's path on the target.
+        if let Some(h) = out.get("handler") {
+            r.data.insert("handler".into(), h.into());
+        }
+        if let Some(bin) = out.get("x_bin") {
+            let src_abs = src_on_target.clone();
+            let mut cmd: Vec<String> = vec![bin.to_string()];
+            if zip {
+                cmd.push("-o".into());
+                cmd.extend(extra.iter().cloned());
+                cmd.extend([src_abs, "-d".into(), dest.clone()]);
+            } else {
+                cmd.extend(["--extract".into(), "-C".into(), dest.clone()]);
+                if let Some(zf) = out.get("x_zf").filter(|z| !z.is_empty()) {
+                    cmd.push(zf.to_string());
+                }
+                cmd.extend(tar_opts.iter().cloned());
+                cmd.extend(["-f".into(), src_abs]);
+            }
+            let text = |k: &str| super::apt::decode_b64(out.get(k).unwrap_or(""));
+            r.data.insert(
+                "extract_results".into(),
+                json!({
+                    "cmd": cmd,
+                    "rc": out.get("x_rc").and_then(|c| c.parse::<i64>().ok()).unwrap_or(0),
+                    "out": text("x_out"),
+                    "err": text("x_err"),
+                }),
+            );
+        }
+        super::path_info::insert(&out, &mut r.data);
         r.data.insert("dest".into(), dest.into());
-        r.data.insert("src".into(), src.into());
+        r.data.insert("src".into(), src_on_target.into());
         Ok(r)
     }
 }

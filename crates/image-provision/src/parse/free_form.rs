@@ -10,6 +10,8 @@ use crate::modules::FreeForm;
 /// form `_raw_params`, which keeps the original text (newlines and spacing
 /// of a multi-line `shell: |` script) minus the parameters taken out.
 pub fn free_form(s: &str, kind: FreeForm, params: &[&str]) -> Map<String, Json> {
+    let joined = join_continued_lines(s);
+    let s = joined.as_str();
     let mut out = Map::new();
     let mut raw = String::new();
     let mut last = 0;
@@ -39,6 +41,49 @@ pub fn free_form(s: &str, kind: FreeForm, params: &[&str]) -> Map<String, Json> 
             raw.trim().to_string()
         };
         out.insert("_raw_params".into(), Json::String(raw));
+    }
+    out
+}
+
+/// ansible's line continuation (`split_args`): a `\` word (blank-separated,
+/// outside quotes) is dropped with one blank, and its line is joined to the
+/// next one, which keeps its indent (one blank when it has none), so
+/// `find x \\\n  -exec y` is `find x  -exec y`. Other text is unchanged.
+fn join_continued_lines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut quote: Option<char> = None;
+    let mut continued = false;
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            if !continued {
+                out.push('\n');
+            } else if !line.starts_with(' ') && !out.is_empty() && !out.ends_with('\n') {
+                out.push(' ');
+            }
+        }
+        continued = false;
+        let mut first = true;
+        for tok in line.split(' ') {
+            if tok == "\\" && quote.is_none() {
+                continued = true;
+                continue;
+            }
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            out.push_str(tok);
+            let mut escaped = false;
+            for c in tok.chars() {
+                match quote {
+                    _ if escaped => {}
+                    Some(q) if c == q => quote = None,
+                    None if c == '"' || c == '\'' => quote = Some(c),
+                    _ => {}
+                }
+                escaped = c == '\\' && !escaped;
+            }
+        }
     }
     out
 }
@@ -113,5 +158,23 @@ mod tests {
         );
         assert_eq!(c["creates"], "/x");
         assert_eq!(c["_raw_params"], "set -eu\necho hi");
+    }
+
+    #[test]
+    fn line_continuations_join_lines_as_ansible() {
+        let c = |s: &str| free_form(s, FreeForm::Command, &["chdir"])["_raw_params"].clone();
+        // image-builder's sysprep (redhat.yml): ansible's cmd.
+        assert_eq!(
+            c("set -o pipefail\nfind /d -name '*.x' \\\n  -exec sed {} +\n"),
+            "set -o pipefail\nfind /d -name '*.x'  -exec sed {} +\n"
+        );
+        assert_eq!(c("a \\\nb"), "a b");
+        assert_eq!(c("a \\ b\nc"), "a b c");
+        assert_eq!(c("\\\nx"), "x");
+        assert_eq!(c("a\n\\\n  b"), "a\n  b");
+        // Inside quotes, glued to a word, or alone: kept.
+        assert_eq!(c("echo '\\\n' x"), "echo '\\\n' x");
+        assert_eq!(c("echo a\\\nb"), "echo a\\\nb");
+        assert_eq!(c("printf '%s\\n' x"), "printf '%s\\n' x");
     }
 }

@@ -1,0 +1,263 @@
+//! The tasks ahead checked in one round trip (issue #16).
+//!
+//! When a task of a list is reached, the engine looks at it and the tasks
+//! that follow it in the same list. Every module run among them whose
+//! check-mode run is a pure probe ([`Module::check_is_probe`]: it changes
+//! nothing, and when it sees no change a real run would change nothing
+//! and return the same result) is checked now, speculatively, with the
+//! variables as they are, all at once through one [`super::coalesce`]
+//! exec, loop items included.
+//!
+//! The tasks then run in order as without the batch; a task (or item)
+//! takes its batched result instead of running its module only when
+//!
+//! - its check saw no change and no failure (else it runs for real),
+//! - its variables are still exactly the ones the check was made with
+//!   (a registered result or a fact set on the way makes it run for
+//!   real), and
+//! - no task before it in the batch has run a module for real since the
+//!   check: the first one that does may have changed what the later
+//!   checks saw, so every batched result left is dropped there.
+//!
+//! So what each task sees and does, its result, `register`, `notify`, the
+//! recap and the order of effects are those of a run without the batch.
+//! The look-ahead covers, in order: module tasks that can be checked
+//! (with their loops), tasks skipped by their tags or `when`, and tasks of
+//! modules that never touch the host ([`stays_local`]: debug, assert,
+//! fail, set_fact, include_vars). It ends after a task that registers or
+//! sets variables (what follows would be checked with stale ones), and
+//! before anything else: blocks, includes, roles, `meta`, `until`, a
+//! loop's `pause`, delegation, a module that is not a probe. Only when
+//! the last task ran without change is a batch tried (a first run, where
+//! tasks change, does not pay for checks it cannot use).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value as Json};
+
+use super::batch::{usable, Probe, MAX_BATCH};
+use super::loops::loop_vars;
+use super::scope::{Scope, Settings};
+use super::Runner;
+use crate::modules::{Module, ModuleResult};
+use crate::task::{Action, Task};
+
+/// A task's identity while its list runs (tasks do not move then).
+fn key(t: &Task) -> usize {
+    t as *const Task as usize
+}
+
+/// True for modules that never touch the host: running them between
+/// batched tasks leaves the batch's checks valid.
+pub(super) fn stays_local(module: &dyn Module) -> bool {
+    matches!(
+        module.name(),
+        "debug" | "assert" | "fail" | "set_fact" | "include_vars"
+    )
+}
+
+/// Modules that set variables: the look-ahead ends after them.
+fn sets_vars(module: &dyn Module) -> bool {
+    matches!(module.name(), "set_fact" | "include_vars")
+}
+
+/// A batched check's result with the variables it was made with.
+struct Checked {
+    vars: Map<String, Json>,
+    result: ModuleResult,
+}
+
+/// The batched results of the tasks ahead (see the module docs).
+pub(super) struct Ahead {
+    /// The tasks the batch covers.
+    covered: Vec<usize>,
+    /// Usable results by task and loop item.
+    results: HashMap<(usize, Option<usize>), Checked>,
+    /// The last task ran without change: a batch is worth trying.
+    pub calm: bool,
+}
+
+impl Default for Ahead {
+    fn default() -> Self {
+        Ahead {
+            covered: Vec::new(),
+            results: HashMap::new(),
+            calm: true,
+        }
+    }
+}
+
+impl Ahead {
+    /// True when the batch covers `t`.
+    pub fn covers(&self, t: &Task) -> bool {
+        self.covered.contains(&key(t))
+    }
+
+    /// Drops the batch (something ran for real, or its list ended).
+    pub fn clear(&mut self) {
+        self.covered.clear();
+        self.results.clear();
+    }
+
+    /// The batched result of `t` (loop item `item`), if its check saw no
+    /// change and `vars` are the ones it was made with.
+    pub fn take(
+        &mut self,
+        t: &Task,
+        item: Option<usize>,
+        vars: &Map<String, Json>,
+    ) -> Option<ModuleResult> {
+        let c = self.results.remove(&(key(t), item))?;
+        (c.vars == *vars).then_some(c.result)
+    }
+}
+
+/// What the look-ahead does with one task.
+enum Step<'r> {
+    /// Covered, with these checks (none: skipped, nothing to check).
+    Take(Vec<(Option<usize>, Probe<'r>)>),
+    /// Covered, and the look-ahead ends after it.
+    Last(Vec<(Option<usize>, Probe<'r>)>),
+    /// Not covered; the look-ahead ends before it.
+    Stop,
+}
+
+impl Runner<'_> {
+    /// Checks `t` and the tasks of `rest` (those after it in its list)
+    /// in one batch, when the last task ran without change and at least
+    /// two module runs can be checked.
+    pub(super) async fn look_ahead(&mut self, t: &Task, rest: &[Task], scope: &Scope) {
+        if !self.ahead.calm || !self.started || self.ahead.covers(t) {
+            return;
+        }
+        let mut covered = Vec::new();
+        let mut probes: Vec<((usize, Option<usize>), Probe)> = Vec::new();
+        for t in std::iter::once(t).chain(rest) {
+            if probes.len() >= MAX_BATCH {
+                break;
+            }
+            let (checks, last) = match self.plan(t, scope) {
+                Step::Take(c) => (c, false),
+                Step::Last(c) => (c, true),
+                Step::Stop => break,
+            };
+            covered.push(key(t));
+            probes.extend(checks.into_iter().map(|(i, p)| ((key(t), i), p)));
+            if last {
+                break;
+            }
+        }
+        if probes.len() < 2 {
+            return;
+        }
+        let list: Vec<&Probe> = probes.iter().map(|(_, p)| p).collect();
+        let results = self.check_all(&list).await;
+        let got: Vec<_> = probes
+            .into_iter()
+            .zip(results)
+            .filter_map(|((k, p), r)| Some((k, p.vars, usable(r)?)))
+            .collect();
+        self.ahead.covered = covered;
+        self.ahead.results = got
+            .into_iter()
+            .map(|(k, vars, result)| (k, Checked { vars, result }))
+            .collect();
+    }
+
+    /// How the look-ahead takes `t` (see [`Step`]).
+    fn plan(&self, t: &Task, scope: &Scope) -> Step<'_> {
+        let mut tags = scope.tags.clone();
+        tags.extend(t.kw.tags.iter().cloned());
+        if !self.tags_ok(&tags) {
+            // Not run at all.
+            return Step::Take(Vec::new());
+        }
+        let Action::Module { module, args } = &t.action else {
+            return Step::Stop;
+        };
+        if t.until.is_some() || t.loop_.as_ref().is_some_and(|l| l.pause.is_some()) {
+            return Step::Stop;
+        }
+        let st = Settings::of(t, scope, self.opts);
+        if st.delegate_to.is_some() {
+            return Step::Stop;
+        }
+        let ends = t.register.is_some();
+        if stays_local(*module) {
+            return if ends || sets_vars(*module) {
+                Step::Last(Vec::new())
+            } else {
+                Step::Take(Vec::new())
+            };
+        }
+        let conds: Vec<String> = scope.when.iter().chain(&t.when).cloned().collect();
+        let base = self.vars_for(scope, t, None);
+        let mut checks = Vec::new();
+        let mut complete = true;
+        match &t.loop_ {
+            None => match self.probe(t, *module, args, &conds, base, &st, scope) {
+                Some(Some(p)) => checks.push((None, p)),
+                Some(None) => {}
+                None => return Step::Stop,
+            },
+            Some(l) => {
+                let ctx = self.tmpl.context(base.clone());
+                let Ok(items) = self.loop_items(l, &base, &ctx) else {
+                    return Step::Stop;
+                };
+                for i in 0..items.len() {
+                    let lv = loop_vars(l, i, &items);
+                    let vars = self.vars_for(scope, t, Some(&lv));
+                    match self.probe(t, *module, args, &conds, vars, &st, scope) {
+                        Some(Some(p)) => checks.push((Some(i), p)),
+                        Some(None) => {}
+                        // This item runs for real: the batch is of no
+                        // use after it.
+                        None => {
+                            complete = false;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if ends || !complete {
+            Step::Last(checks)
+        } else {
+            Step::Take(checks)
+        }
+    }
+
+    /// The check of one task or item: `Some(None)` when its conditions
+    /// skip it, `None` when it cannot be checked.
+    #[allow(clippy::too_many_arguments)]
+    fn probe(
+        &self,
+        t: &Task,
+        module: &'static dyn Module,
+        args: &Map<String, Json>,
+        conds: &[String],
+        vars: Map<String, Json>,
+        st: &Settings,
+        scope: &Scope,
+    ) -> Option<Option<Probe<'_>>> {
+        let ctx = self.tmpl.context(vars.clone());
+        match self.check_when(conds, &ctx) {
+            Some(out) if out.skipped && !out.failed => return Some(None),
+            Some(_) => return None,
+            None => {}
+        }
+        let prep = self.prepare(t, module, args, &ctx, scope, st).ok()?;
+        if prep.local || !module.check_is_probe(&prep.args, &self.module_facts) {
+            return None;
+        }
+        Some(Some(Probe {
+            module,
+            vars,
+            ctx,
+            prep,
+            become_: st.become_.clone(),
+            diff: st.diff,
+        }))
+    }
+}
