@@ -240,6 +240,76 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
         let (r, _) = run(&t, &sf, &status(not)).await;
         assert_eq!(r.recap.failed, 1, "after `{cmd}` the unit is not {not}");
     }
+
+    // SysV scripts' states (`service --status-all`) are kept the same way:
+    // a script's unit stopped or started behind the cache shows so.
+    let setup = format!(
+        "printf '%s' {} > /etc/init.d/rtdemo && chmod 755 /etc/init.d/rtdemo && \
+         printf '%s' {} > /etc/systemd/system/rtdemo.service && \
+         systemctl daemon-reload && systemctl start rtdemo",
+        image_provision::script::q(RTDEMO_INIT),
+        image_provision::script::q(RTDEMO_UNIT)
+    );
+    let out = t.exec(&Exec::new(setup).become_root()).await.expect("exec");
+    assert!(out.success(), "rtdemo: {}", out.stderr_str());
+    std::fs::write(d.path().join("sysv.yml"), SYSV).expect("write");
+    let sysv = parse::load(&d.path().join("sysv.yml"), &[]).expect("parse");
+    let state = |s: &str| {
+        let mut v = Map::new();
+        v.insert("rt_state".into(), json!(s));
+        v
+    };
+    for (cmd, now) in [
+        ("true", "running"),
+        ("true", "running"),
+        ("systemctl stop rtdemo", "stopped"),
+        ("true", "stopped"),
+        ("systemctl start rtdemo", "running"),
+    ] {
+        let out = t.exec(&Exec::new(cmd).become_root()).await.expect("exec");
+        assert!(out.success(), "{cmd}: {}", out.stderr_str());
+        let (r, counts) = run(&t, &sysv, &state(now)).await;
+        assert_eq!(r.recap.failed, 0, "after `{cmd}`: {:#?}", r.results);
+        assert!(counts.iter().all(|(_, n)| *n <= 1), "{counts:?}");
+    }
+    // The cache was used: every script of this target (Debian's own, one
+    // through init-d-script, and rtdemo) hands its status to systemd.
+    let out = t
+        .exec(&Exec::new("test -s /run/image-cli/service-facts-sysv").become_root())
+        .await
+        .expect("exec");
+    assert!(out.success(), "no SysV cache on the target");
     drop(t);
     stop(bed).await;
 }
+
+/// An LSB init script whose `status` Debian's hook hands to systemd.
+const RTDEMO_INIT: &str = "#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          rtdemo
+# Required-Start:
+# Required-Stop:
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: round-trip test service
+### END INIT INFO
+. /lib/lsb/init-functions
+echo \"Usage: $0 {start|stop|status}\"
+exit 1
+";
+
+const RTDEMO_UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+
+const SYSV: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: service_facts
+      service_facts: {}
+    - name: the script's state
+      assert:
+        that:
+          - ansible_facts.services['rtdemo'].source == 'sysv'
+          - ansible_facts.services['rtdemo'].state == rt_state
+"#;

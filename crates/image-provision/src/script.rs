@@ -60,7 +60,8 @@ attrs() {
 /// `DL_PASS`. A URL listed in `DL_CACHE` (`URL<TAB>PATH` lines: fetched by
 /// the controller and uploaded, see `ModuleCtx::run_script_dl`) is copied
 /// from there. With no downloader at all it prints `@@nodl=URL` and exits
-/// 3, so the controller can fetch it and run the script again.
+/// 3, so the controller can fetch it and run the script again. One try,
+/// as ansible's `fetch_url` (a task retries with `retries`/`until`).
 pub const DL: &str = r#"dl() {
   _u=$1; _out=$2
   if [ -n "$DL_CACHE" ]; then
@@ -68,7 +69,7 @@ pub const DL: &str = r#"dl() {
     if [ -n "$_c" ]; then cp "$_c" "$_out"; return; fi
   fi
   if command -v curl >/dev/null 2>&1; then
-    set -- -fsSL --retry 3 --max-time "$(( ${DL_TIMEOUT:-10} * 6 ))" -o "$_out"
+    set -- -fsSL --max-time "$(( ${DL_TIMEOUT:-10} * 6 ))" -o "$_out"
     [ "$DL_INSECURE" = 1 ] && set -- "$@" -k
     [ -n "$DL_USER" ] && set -- "$@" -u "$DL_USER:$DL_PASS"
     while IFS= read -r _h; do [ -n "$_h" ] && set -- "$@" -H "$_h"; done <<DLEOF
@@ -76,7 +77,7 @@ $DL_HEADERS
 DLEOF
     curl "$@" "$_u"
   elif command -v wget >/dev/null 2>&1; then
-    set -- -q --tries=3 "--timeout=${DL_TIMEOUT:-10}" -O "$_out"
+    set -- -q --tries=1 "--timeout=${DL_TIMEOUT:-10}" -O "$_out"
     [ "$DL_INSECURE" = 1 ] && set -- "$@" --no-check-certificate
     [ -n "$DL_USER" ] && set -- "$@" "--user=$DL_USER" "--password=$DL_PASS"
     while IFS= read -r _h; do [ -n "$_h" ] && set -- "$@" "--header=$_h"; done <<DLEOF

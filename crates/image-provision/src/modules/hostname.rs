@@ -30,8 +30,11 @@ impl Module for Hostname {
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;
+        // As ansible's systemd strategy: the transient name when the
+        // current one differs, the static and pretty ones when the
+        // permanent one does (`--pretty` too: /etc/machine-info gets it).
         let body = format!(
-            "n={}\ncur=$(hostname 2>/dev/null); f=$(cat /etc/hostname 2>/dev/null)\nif [ \"$cur\" != \"$n\" ] || [ \"$f\" != \"$n\" ]; then C=1; if [ \"$CHECK\" != 1 ]; then hostnamectl set-hostname \"$n\" 2>/dev/null || {{ printf '%s\\n' \"$n\" > /etc/hostname && {{ hostname \"$n\" 2>/dev/null || true; }}; }} || fail \"setting the hostname failed\"; fi; fi",
+            "n={}\ncur=$(hostname 2>/dev/null); f=$(cat /etc/hostname 2>/dev/null)\nif [ \"$cur\" != \"$n\" ] || [ \"$f\" != \"$n\" ]; then C=1; fi\nif [ \"$CHECK\" != 1 ]; then\n  if [ \"$cur\" != \"$n\" ]; then hostnamectl --transient set-hostname \"$n\" 2>/dev/null || hostname \"$n\" 2>/dev/null || true; fi\n  if [ \"$f\" != \"$n\" ]; then hostnamectl --pretty --static set-hostname \"$n\" 2>/dev/null || printf '%s\\n' \"$n\" > /etc/hostname || fail \"setting the hostname failed\"; fi\nfi",
             q(&name)
         );
         // The facts ansible returns: the name's parts and Python's

@@ -127,6 +127,11 @@ fi
         }
         if let Some(n) = &name {
             body.push_str(&format!("u={}\n", q(n)));
+            if state.is_some() || enabled.is_some() {
+                body.push_str(&format!(
+                    "ls=$({sc} show -p LoadState --value \"$u\" 2>/dev/null)\n"
+                ));
+            }
             if let Some(m) = masked {
                 body.push_str(&format!(
                     "cur=$({sc} is-enabled \"$u\" 2>/dev/null)\nif [ {m} = 1 ] && [ \"$cur\" != masked ] && [ \"$cur\" != masked-runtime ]; then C=1; do_ {sc} mask \"$u\"; elif [ {m} = 0 ] && [ \"$cur\" = masked ]; then C=1; do_ {sc} unmask \"$u\"; fi\n",
@@ -134,9 +139,12 @@ fi
                 ));
             }
             if state.is_some() || enabled.is_some() {
-                body.push_str(&format!(
-                    "ls=$({sc} show -p LoadState --value \"$u\" 2>/dev/null)\nif [ \"$ls\" = not-found ] || [ -z \"$ls\" ]; then [ \"$CHECK\" = 1 ] && {{ C=1; echo \"@@note=$u is not installed yet\"; return 0; }}; fail \"Could not find the requested service $u: host\"; fi\n"
-                ));
+                // Whether the unit exists is decided before masking (as
+                // ansible's `found`); a missing one fails after the mask,
+                // and the failure drops `changed` (ansible's fail_json).
+                body.push_str(
+                    "if [ \"$ls\" = not-found ] || [ -z \"$ls\" ]; then [ \"$CHECK\" = 1 ] && { C=1; echo \"@@note=$u is not installed yet\"; return 0; }; C=0; fail \"Could not find the requested service $u: host\"; fi\n",
+                );
             }
             if let Some(e) = enabled {
                 body.push_str(&format!(
