@@ -97,7 +97,12 @@ const SF: &str = r#"
       service_facts: {}
     - name: ssh unit state
       assert:
-        that: ansible_facts.services['ssh.service'].status == ssh_status
+        that:
+          - ansible_facts.services['ssh.service'].status == ssh_status
+          # An alias of a loaded unit has its state (systemctl show); it
+          # is there while ssh is enabled (disabling removes the alias).
+          - ('sshd.service' in ansible_facts.services) == (ssh_status == 'enabled')
+          - (ansible_facts.services['sshd.service'].state | default('active')) == 'active'
 "#;
 
 async fn run(
