@@ -246,6 +246,40 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
         assert_eq!(r.recap.failed, 1, "after `{cmd}` the unit is not {not}");
     }
 
+    // package_facts' python probe (`import apt`) is kept under the package
+    // databases' fingerprint: a cached "no" is believed (ansible's failure)
+    // until a package changes.
+    std::fs::write(d.path().join("pf.yml"), PF).expect("write");
+    let pf = parse::load(&d.path().join("pf.yml"), &[]).expect("parse");
+    let sh = |c: &'static str| Exec::new(c).become_root();
+    let out = t
+        .exec(&sh("sed -i '2s/.*/1/' /run/image-cli/package-facts-py-apt"))
+        .await
+        .expect("exec");
+    assert!(
+        out.success(),
+        "no package_facts cache: {}",
+        out.stderr_str()
+    );
+    let (r, _) = run(&t, &pf, &Map::new()).await;
+    assert_eq!(
+        r.recap.failed, 1,
+        "a cached no is believed: {:#?}",
+        r.results
+    );
+    let out = t
+        .exec(&sh("sleep 1; touch /var/lib/dpkg/status"))
+        .await
+        .expect("exec");
+    assert!(out.success(), "touch: {}", out.stderr_str());
+    let (r, counts) = run(&t, &pf, &Map::new()).await;
+    assert_eq!(
+        r.recap.failed, 0,
+        "after a package change: {:#?}",
+        r.results
+    );
+    assert!(counts.iter().all(|(_, n)| *n <= 1), "{counts:?}");
+
     // SysV scripts' states (`service --status-all`) are kept the same way:
     // a script's unit stopped or started behind the cache shows so.
     let setup = format!(
@@ -304,6 +338,18 @@ exit 1
 ";
 
 const RTDEMO_UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+
+const PF: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: package_facts
+      package_facts: {}
+    - name: curl is installed
+      assert:
+        that: "'curl' in ansible_facts.packages"
+"#;
 
 const SYSV: &str = r#"
 - hosts: all

@@ -9,6 +9,12 @@
 //! but no usable manager it fails as ansible does. RPM entries
 //! carry ansible's keys (`version`, `release`, `epoch`, `arch`; an absent
 //! epoch or arch is the string `None`) in the rpm database's order.
+//!
+//! Whether python imports a manager's library (`python3 -c 'import apt'`,
+//! ~40 ms) changes only with the interpreter and the packages installed,
+//! so as root the answer is kept in `/run/image-cli/package-facts-py-*`
+//! (tmpfs) under a fingerprint of the python binaries and the dpkg/rpm
+//! databases, and asked again only when that differs.
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value as Json};
@@ -62,11 +68,24 @@ impl Module for PackageFacts {
 /// Lists the installed packages as `apt\tNAME\tVERSION\tARCH` or
 /// `rpm\tNAME\tVERSION\tRELEASE\tEPOCH\tARCH` lines, from the manager
 /// ansible's `auto` picks (see the module docs).
-const LIST: &str = r#"py_has() {
+const LIST: &str = r#"me=$(id -u); key=
+py_has() {
+    c=/run/image-cli/package-facts-py-$1
+    if [ "$me" = 0 ]; then
+        [ -n "$key" ] || key=$({ for p in /usr/bin/python3 /usr/libexec/platform-python; do [ -e "$p" ] && stat -L -c '%n %i %Y %s' "$p"; done; stat -c '%n %Y %s' /var/lib/dpkg/status /var/lib/rpm /var/lib/rpm/* /usr/lib/sysimage/rpm /usr/lib/sysimage/rpm/* 2>/dev/null; } | cksum)
+        if [ -r "$c" ]; then
+            { IFS= read -r k; IFS= read -r v; } < "$c"
+            if [ "$k" = "$key" ]; then [ "$v" = 0 ]; return; fi
+        fi
+    fi
+    r=1
     for p in /usr/bin/python3 /usr/libexec/platform-python; do
-        [ -x "$p" ] && "$p" -c "import $1" 2>/dev/null && return 0
+        [ -x "$p" ] && "$p" -c "import $1" 2>/dev/null && { r=0; break; }
     done
-    return 1
+    if [ "$me" = 0 ] && mkdir -p /run/image-cli 2>/dev/null; then
+        { printf '%s\n%s\n' "$key" "$r" > "$c.$$" && mv -f "$c.$$" "$c"; } 2>/dev/null || rm -f "$c.$$"
+    fi
+    return $r
 }
 apt_list() {
     dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t${Section}\n' |
