@@ -914,3 +914,23 @@ impl Reader<'_> {
         }
     }
 }
+
+/// The plans of a definition with one build `x` (`build`: its indented
+/// keys) over defaults with a source AMI, a region and `ssh_username`,
+/// plus `defaults` (indented keys): for the tests of the readers in
+/// `build/`.
+#[cfg(test)]
+fn resolve_one_build(defaults: &str, build: &str) -> Result<Vec<Plan>, String> {
+    use super::{Selection, Spec, VarInputs};
+    let src = format!(
+        "defaults:\n  source_ami: ami-0123456789abcdef0\n  region: us-east-1\n  ssh_username: u\n{defaults}builds:\n  x:\n{build}"
+    );
+    let spec = Spec::parse_lenient("s.yaml", &src, Path::new("/")).map_err(|e| e.to_string())?;
+    let inputs = VarInputs {
+        files: Vec::new(),
+        cli: Vec::new(),
+    };
+    spec.resolve(&inputs, &Selection::all(), 0)
+        .map(|r| r.plans)
+        .map_err(|e| e.to_string())
+}

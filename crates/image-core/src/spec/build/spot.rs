@@ -89,23 +89,8 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::spec::{Selection, Spec, VarInputs};
-
     fn resolve(build: &str) -> Result<Vec<crate::spec::Plan>, String> {
-        let src = format!(
-            "defaults:\n  source_ami: ami-0123456789abcdef0\n  region: us-east-1\n  ssh_username: u\n  ami_name: spot-image\nbuilds:\n  x:\n{build}"
-        );
-        let spec =
-            Spec::parse_lenient("s.yaml", &src, Path::new("/")).map_err(|e| e.to_string())?;
-        let inputs = VarInputs {
-            files: Vec::new(),
-            cli: Vec::new(),
-        };
-        spec.resolve(&inputs, &Selection::all(), 0)
-            .map(|r| r.plans)
-            .map_err(|e| e.to_string())
+        super::super::resolve_one_build("  ami_name: spot-image\n", build)
     }
 
     #[test]
