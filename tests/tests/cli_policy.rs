@@ -1,5 +1,6 @@
 //! `image-cli policy` against what builds really call: every EC2 action a
-//! build and its dry run make (moto's recorder) is in the printed policy, and every action
+//! build, its dry run and an `image-cli test` of the AMI it made (moto's
+//! recorder) call is in the printed policy, and every action
 //! the policy names is called by some configuration (here: a build with
 //! copies and launch permissions, a rebuild under the same name with
 //! `force_deregister` and snapshot permissions, a build on a spot
@@ -88,6 +89,29 @@ async fn the_policy_covers_every_call_and_names_nothing_unused() {
         moto.stop_recording().unwrap();
         assert_eq!(out.status.code(), Some(0), "config {i}: build failed");
         called.extend(build_actions(&moto).into_iter().map(|a| format!("ec2:{a}")));
+
+        // `image-cli test` of the AMI just built (the manifest's last run):
+        // launch (spot too in the spot configuration), verify, terminate.
+        moto.start_recording().unwrap();
+        let mut test_args = vec!["test"];
+        test_args.extend_from_slice(&common);
+        let out = run_cli_in_place(&moto, dir.path(), &test_args);
+        moto.stop_recording().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "config {i}: image-cli test failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tested: BTreeSet<String> = build_actions(&moto)
+            .into_iter()
+            .map(|a| format!("ec2:{a}"))
+            .collect();
+        assert!(
+            tested.contains("ec2:RunInstances") || tested.contains("ec2:CreateFleet"),
+            "config {i}: image-cli test launched nothing: {tested:?}"
+        );
+        called.extend(tested);
 
         assert!(!called.is_empty(), "config {i}: nothing recorded");
         let missing: Vec<_> = called.difference(&named).collect();
