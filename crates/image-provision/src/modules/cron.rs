@@ -51,6 +51,15 @@ impl Module for Cron {
     fn required(&self) -> &'static [&'static str] {
         &["name"]
     }
+    /// A probe: the check reads the crontab and writes nothing; an unchanged tab returns what a real run does.
+    fn check_is_probe(
+        &self,
+        _args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;

@@ -19,6 +19,15 @@ impl Module for DpkgSelections {
     fn required(&self) -> &'static [&'static str] {
         &["name", "selection"]
     }
+    /// A probe: the check compares the selection and sets nothing.
+    fn check_is_probe(
+        &self,
+        _args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let name = args.str("name")?;

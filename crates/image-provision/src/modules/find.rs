@@ -58,6 +58,15 @@ impl Module for Find {
     fn required(&self) -> &'static [&'static str] {
         &["paths|path|name"]
     }
+    /// A probe: read-only: a check-mode run is the run.
+    fn check_is_probe(
+        &self,
+        _args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let paths = args.list_any(&["paths", "path", "name"]);

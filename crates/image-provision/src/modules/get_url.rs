@@ -78,6 +78,15 @@ impl Module for GetUrl {
     fn required(&self) -> &'static [&'static str] {
         &["url", "dest"]
     }
+    /// A probe: the check downloads nothing when `dest` exists and matches (or `force` is off); every other case reports a change, so the task runs for real.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         for (k, why) in REFUSED {

@@ -106,6 +106,15 @@ impl Module for ServiceFacts {
     fn params(&self) -> &'static [&'static str] {
         &[]
     }
+    /// A probe: read-only (its cache on the target is not a change): a check-mode run is the run.
+    fn check_is_probe(
+        &self,
+        _args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let out = ctx.sh(SCRIPT, None).await?;

@@ -21,6 +21,15 @@ impl Module for Slurp {
     fn required(&self) -> &'static [&'static str] {
         &["src|path"]
     }
+    /// A probe: read-only: a check-mode run is the run.
+    fn check_is_probe(
+        &self,
+        _args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        true
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let src = args.str_any(&["src", "path"])?;
