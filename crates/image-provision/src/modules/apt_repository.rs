@@ -1,8 +1,14 @@
 //! `apt_repository`: a one-line APT source in
 //! `/etc/apt/sources.list.d/<filename>.list`, then `apt-get update` when
-//! it changed (`update_cache`, default true).
+//! it changed (`update_cache`, default true). Returns ansible's `repo`,
+//! `state`, and `sources_added` / `sources_removed`: the file, when the
+//! task gives it its first line or takes its last (a file without lines is
+//! no source file to ansible).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use serde_json::Value as Json;
 
 use super::{edit_file, Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::FileSpec;
@@ -58,7 +64,7 @@ impl Module for AptRepository {
         };
         let present = state == "present";
         let line = repo.clone();
-        let mut r = edit_file(ctx, &spec, move |cur| {
+        let edit = move |cur: Option<&str>| -> Result<Option<String>, String> {
             let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
             let cur_s = cur.unwrap_or("");
             let has = cur_s.lines().any(|l| norm(l) == line);
@@ -81,8 +87,31 @@ impl Module for AptRepository {
                 )),
                 (false, false) => Ok(None),
             }
+        };
+        // Whether the file held any line before and after the edit: ansible
+        // counts a file with no line as no source file (`sources_added`,
+        // `sources_removed`).
+        let had_lines = AtomicBool::new(false);
+        let has_lines = AtomicBool::new(false);
+        let mut r = edit_file(ctx, &spec, |cur| {
+            had_lines.store(cur.is_some_and(|c| !c.is_empty()), Ordering::Relaxed);
+            let new = edit(cur)?;
+            has_lines.store(
+                new.as_deref().or(cur).is_some_and(|c| !c.is_empty()),
+                Ordering::Relaxed,
+            );
+            Ok(new)
         })
         .await?;
+        let (had, has) = (had_lines.into_inner(), has_lines.into_inner());
+        let listed = |yes: bool| {
+            Json::Array(if yes && r.changed && !r.failed {
+                vec![Json::String(dest.clone())]
+            } else {
+                Vec::new()
+            })
+        };
+        let (added, removed) = (listed(!had && has), listed(had && !has));
         let update = args.bool_or("update_cache", true)? && args.bool_or("update-cache", true)?;
         if r.changed && update && !ctx.check && !r.failed {
             let out = ctx
@@ -97,6 +126,9 @@ impl Module for AptRepository {
             }
         }
         r.data.insert("repo".into(), repo.into());
+        r.data.insert("state".into(), state.into());
+        r.data.insert("sources_added".into(), added);
+        r.data.insert("sources_removed".into(), removed);
         Ok(r)
     }
 }

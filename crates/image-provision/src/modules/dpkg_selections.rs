@@ -1,4 +1,6 @@
 //! `dpkg_selections`: a package's dpkg selection (`hold`, `install`, ...).
+//! Returns ansible's `before` (the selection found, `not present` when dpkg
+//! lists none) and `after` (the one asked for), changed or not.
 
 use async_trait::async_trait;
 
@@ -36,14 +38,17 @@ impl Module for DpkgSelections {
             &["install", "hold", "deinstall", "purge"],
             "install",
         )?;
+        // ansible's reading of `dpkg --get-selections NAME`: a package dpkg
+        // does not know fails, no line at all is `not present`, else the
+        // second word; `before` is returned whether or not it changes.
         let body = format!(
-            "n={}; s={}\ncur=$(dpkg --get-selections \"$n\" 2>/dev/null | awk '{{print $2}}')\n[ -n \"$cur\" ] || [ \"$s\" != install ] || cur=not-present\nif [ \"$cur\" != \"$s\" ]; then echo \"@@before_sel=$cur\"; C=1; [ \"$CHECK\" = 1 ] || {{ echo \"$n $s\" | dpkg --set-selections || fail 'dpkg --set-selections failed'; }}; fi",
+            "n={}; s={}\n_a=$(LC_ALL=C dpkg --get-selections \"$n\" 2>&1) || fail \"dpkg --get-selections $n: $_a\"\ncase $_a in *'no packages found matching'*) fail \"Failed to find package '$n' to perform selection '$s'.\";; esac\ncur=$(printf '%s\\n' \"$_a\" | awk '!/^dpkg: / {{print $2; exit}}')\n[ -n \"$cur\" ] || cur='not present'\necho \"@@current=$cur\"\nif [ \"$cur\" != \"$s\" ]; then C=1; [ \"$CHECK\" = 1 ] || {{ echo \"$n $s\" | dpkg --set-selections || fail 'dpkg --set-selections failed'; }}; fi",
             q(&name),
             q(&sel)
         );
         let out = ctx.run_script(&body, None).await?;
         Ok(ModuleResult::from_script(&out, &name)
-            .with("before", out.get("before_sel").unwrap_or("").to_string())
+            .with("before", out.get("current").unwrap_or("").to_string())
             .with("after", sel))
     }
 }

@@ -1,5 +1,7 @@
 //! `file`: directories, files, symlinks, hard links, absence, touch, and
-//! mode/owner/group (optionally recursive), in one script.
+//! mode/owner/group (optionally recursive), in one script. The path is
+//! returned as `path`, and also as `dest` for touch, link and hard (ansible
+//! names it `dest` there).
 
 use async_trait::async_trait;
 
@@ -164,6 +166,10 @@ impl Module for File {
             matches!(state.as_str(), "link" | "hard"),
         ) {
             r.data.insert("src".into(), s.into());
+            r.data.insert("dest".into(), r.data["path"].clone());
+        }
+        // ansible names the path `dest` for touch (and link/hard above).
+        if state == "touch" {
             r.data.insert("dest".into(), r.data["path"].clone());
         }
         Ok(r)

@@ -4,8 +4,9 @@
 //! `checksum` (`<algo>:<hex>` or `<algo>:<url of a sums file>`). When `dest`
 //! exists and matches the checksum (or exists and `force` is false) nothing
 //! is downloaded, so a re-run costs one round trip. Returns ansible's keys:
-//! `dest`, `url`, `msg`, `status_code`, `checksum_src`/`checksum_dest`
-//! (sha1), `md5sum`, `backup_file`, `elapsed`, and the file's `owner`,
+//! `dest`, `url`, `msg`, `status_code`, `checksum_src` (sha1 of what was
+//! downloaded), `checksum_dest` (sha1 of `dest` before the download, null
+//! when it did not exist or nothing was downloaded), `md5sum`, `backup_file`, `elapsed`, and the file's `owner`,
 //! `group`, `uid`, `gid`, `mode`, `size`, `state`.
 
 use std::time::Duration;
@@ -162,13 +163,14 @@ case $want in http://*|https://*|ftp://*|file://*)
 esac
 want=$(printf '%s' "$want" | tr -cd '[:alnum:]_' | tr 'A-F' 'a-f')
 if [ -n "$algo" ]; then case $want in ''|*[!0-9a-f]*) fail "The checksum format is invalid";; esac; fi
-info() {{ stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; [ -f "$d" ] && echo "@@sha1_dest=$(sha1sum "$d" | cut -d' ' -f1)" && echo "@@md5=$(md5sum "$d" | cut -d' ' -f1)"; }}
+info() {{ stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; [ -f "$d" ] && echo "@@md5=$(md5sum "$d" | cut -d' ' -f1)"; }}
 if [ -f "$d" ] && [ {force} = 0 ]; then
   if [ -n "$algo" ]; then
     if [ "$($algo "$d" | cut -d' ' -f1)" = "$want" ]; then attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
   else attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
 fi
 [ -d "$(dirname "$d")" ] || fail "Destination $(dirname "$d") does not exist"
+[ -f "$d" ] && echo "@@sha1_dest=$(sha1sum "$d" | cut -d' ' -f1)"
 C=1
 if [ "$CHECK" = 1 ]; then info; return 0; fi
 t=$(mktemp "$(dirname "$d")/.image-cli.XXXXXX") || fail "Destination $(dirname "$d") is not writable"

@@ -10,11 +10,19 @@
 //! carry ansible's keys (`version`, `release`, `epoch`, `arch`; an absent
 //! epoch or arch is the string `None`) in the rpm database's order.
 //!
+//! An apt entry's `origin` is what ansible reads through python-apt: the
+//! `Origin` of the first package index that holds the installed version
+//! (the lists in sources order, the dpkg status file last, whose origin is
+//! empty), asked of python3-apt on the target (`apt_pkg`); without it
+//! (no python, so no ansible either) the key is left out.
+//!
 //! Whether python imports a manager's library (`python3 -c 'import apt'`,
 //! ~40 ms) changes only with the interpreter and the packages installed,
 //! so as root the answer is kept in `/run/image-cli/package-facts-py-*`
 //! (tmpfs) under a fingerprint of the python binaries and the dpkg/rpm
 //! databases, and asked again only when that differs.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value as Json};
@@ -38,13 +46,32 @@ impl Module for PackageFacts {
         if out.stdout_str().trim() == "none" {
             return Ok(ModuleResult::fail(NONE_USABLE));
         }
+        let text = out.stdout_str();
+        // python-apt's origin of each installed version, by name and arch.
+        let mut origins: HashMap<(&str, &str), Json> = HashMap::new();
+        for l in text.lines() {
+            if let ["origin", name, arch, origin, none] =
+                l.split('\t').collect::<Vec<_>>().as_slice()
+            {
+                let v = if *none == "1" {
+                    Json::Null
+                } else {
+                    Json::String((*origin).to_string())
+                };
+                origins.insert((name, arch), v);
+            }
+        }
         let mut pkgs: Map<String, Json> = Map::new();
-        for l in out.stdout_str().lines() {
+        for l in text.lines() {
             let f: Vec<&str> = l.split('\t').collect();
             let entry = match f.as_slice() {
                 // ansible's `category` is the version's section.
                 ["apt", name, version, arch, section] => {
-                    json!({"name": name, "version": version, "arch": arch, "category": section, "source": "apt"})
+                    let mut e = json!({"name": name, "version": version, "arch": arch, "category": section, "source": "apt"});
+                    if let (Some(o), Json::Object(m)) = (origins.get(&(*name, *arch)), &mut e) {
+                        m.insert("origin".into(), o.clone());
+                    }
+                    e
                 }
                 ["rpm", name, version, release, epoch, arch] => json!({
                     "name": name, "version": version, "release": release,
@@ -91,10 +118,27 @@ apt_list() {
     dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t${Section}\n' |
         awk -F'\t' '$1 ~ /^[ih]i/ {print "apt\t" $2 "\t" $3 "\t" $4 "\t" $5}'
 }
+apt_origins() {
+    for p in /usr/bin/python3 /usr/libexec/platform-python; do
+        [ -x "$p" ] || continue
+        "$p" - <<'PY' 2>/dev/null && return 0
+import apt_pkg
+apt_pkg.init()
+cache = apt_pkg.Cache(None)
+for pkg in cache.packages:
+    ver = pkg.current_ver
+    if ver is None:
+        continue
+    files = ver.file_list
+    origin = files[0][0].origin if files else ""
+    print("origin\t%s\t%s\t%s\t%d" % (pkg.name, ver.arch, origin or "", origin is None))
+PY
+    done
+}
 rpm_list() { rpm -qa --qf 'rpm\t%{NAME}\t%{VERSION}\t%{RELEASE}\t%{EPOCH}\t%{ARCH}\n'; }
 have() { command -v "$1" >/dev/null 2>&1; }
 if have /usr/bin/python3 || have /usr/libexec/platform-python; then
-    if { have apt || have apt-get || have aptitude; } && py_has apt; then apt_list
+    if { have apt || have apt-get || have aptitude; } && py_has apt; then apt_list; apt_origins
     elif have rpm && py_has rpm; then rpm_list
     else echo none
     fi

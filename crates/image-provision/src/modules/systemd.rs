@@ -1,8 +1,11 @@
 //! `systemd` / `systemd_service` / `service`: daemon-reload, mask/unmask,
 //! enable/disable, start/stop/restart/reload, in one script that asks
-//! systemctl for the current state first.
+//! systemctl for the current state first. Returns ansible's `status`: every
+//! property `systemctl show` gives for the unit before the task changes it.
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::{Map, Value as Json};
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
@@ -127,11 +130,11 @@ fi
         }
         if let Some(n) = &name {
             body.push_str(&format!("u={}\n", q(n)));
-            if state.is_some() || enabled.is_some() {
-                body.push_str(&format!(
-                    "ls=$({sc} show -p LoadState --value \"$u\" 2>/dev/null)\n"
-                ));
-            }
+            // The unit's properties before anything changes (ansible's
+            // `status`), and its LoadState from them.
+            body.push_str(&format!(
+                "if _sh=$({sc} show \"$u\" 2>/dev/null); then echo \"@@show=$(printf '%s\\n' \"$_sh\" | base64 | tr -d '\\n')\"; else _sh=; fi\nls=$(printf '%s\\n' \"$_sh\" | sed -n 's/^LoadState=//p')\n"
+            ));
             if let Some(m) = masked {
                 body.push_str(&format!(
                     "cur=$({sc} is-enabled \"$u\" 2>/dev/null)\nif [ {m} = 1 ] && [ \"$cur\" != masked ] && [ \"$cur\" != masked-runtime ]; then C=1; do_ {sc} mask \"$u\"; elif [ {m} = 0 ] && [ \"$cur\" = masked ]; then C=1; do_ {sc} unmask \"$u\"; fi\n",
@@ -170,12 +173,25 @@ fi
         }
         let out = ctx.run_script(&body, None).await?;
         let mut r = ModuleResult::from_script(&out, name.as_deref().unwrap_or("systemd"));
+        let status = out
+            .get("show")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| parse_show(&String::from_utf8_lossy(&b)))
+            .unwrap_or_default();
         if let Some(n) = name {
             r.data.insert("name".into(), n.into());
         }
         if let Some(s) = state {
+            // restarted/reloaded report `started` once the unit's state is
+            // known, as ansible's do.
+            let s = if status.contains_key("ActiveState") && (s == "restarted" || s == "reloaded") {
+                "started".to_string()
+            } else {
+                s
+            };
             r.data.insert("state".into(), s.into());
         }
+        r.data.insert("status".into(), Json::Object(status));
         if let Some(e) = enabled {
             r.data.insert("enabled".into(), e.into());
         }
@@ -189,5 +205,51 @@ fi
             }
         }
         Ok(r)
+    }
+}
+
+/// `systemctl show` output as ansible reads it: `Key=value` per line, the
+/// value trimmed; only `Exec*` values that open a `{` without closing it
+/// go on over the following lines up to one ending in `}`.
+fn parse_show(text: &str) -> Map<String, Json> {
+    let mut m = Map::new();
+    let mut open: Option<(String, Vec<String>)> = None;
+    for line in text.split('\n') {
+        if let Some((k, mut parts)) = open.take() {
+            parts.push(line.to_string());
+            if line.trim_end().ends_with('}') {
+                m.insert(k, Json::String(parts.join("\n").trim().to_string()));
+            } else {
+                open = Some((k, parts));
+            }
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k.starts_with("Exec") && v.trim_start().starts_with('{') && !v.trim_end().ends_with('}')
+        {
+            open = Some((k.to_string(), vec![v.to_string()]));
+            continue;
+        }
+        m.insert(k.to_string(), Json::String(v.trim().to_string()));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_output_reads_as_ansible_reads_it() {
+        let m = parse_show(
+            "Type=simple\nDescription={ not closed\nExecStart={ path=/bin/true ;\n argv[]=/bin/true }\nActiveState=active \n\n",
+        );
+        assert_eq!(m["Type"], "simple");
+        assert_eq!(m["Description"], "{ not closed");
+        assert_eq!(m["ExecStart"], "{ path=/bin/true ;\n argv[]=/bin/true }");
+        assert_eq!(m["ActiveState"], "active");
+        assert_eq!(m.len(), 4);
     }
 }
