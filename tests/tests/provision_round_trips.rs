@@ -251,6 +251,8 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
     // until a package changes.
     std::fs::write(d.path().join("pf.yml"), PF).expect("write");
     let pf = parse::load(&d.path().join("pf.yml"), &[]).expect("parse");
+    std::fs::write(d.path().join("pfo.yml"), PF_ORIGIN).expect("write");
+    let pf_origin = parse::load(&d.path().join("pfo.yml"), &[]).expect("parse");
     let sh = |c: &'static str| Exec::new(c).become_root();
     let out = t
         .exec(&sh("sed -i '2s/.*/1/' /run/image-cli/package-facts-py-apt"))
@@ -279,6 +281,37 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
         r.results
     );
     assert!(counts.iter().all(|(_, n)| *n <= 1), "{counts:?}");
+
+    // Its origins (python-apt reading the whole cache) are kept the same
+    // way: an origin edited in the cache is believed until a package
+    // changes, then read again.
+    let origin = |v: &str| {
+        let mut m = Map::new();
+        m.insert("curl_origin".into(), json!(v));
+        m
+    };
+    let out = t
+        .exec(&sh(concat!(
+            r"sed -i 's/^\(origin\tcurl\t[^\t]*\t\)[^\t]*\t/\1cached-origin\t/' ",
+            "/run/image-cli/package-facts-origins && ",
+            "grep -q cached-origin /run/image-cli/package-facts-origins"
+        )))
+        .await
+        .expect("exec");
+    assert!(out.success(), "no origins cache: {}", out.stderr_str());
+    let (r, _) = run(&t, &pf_origin, &origin("cached-origin")).await;
+    assert_eq!(r.recap.failed, 0, "the cached origin: {:#?}", r.results);
+    let out = t
+        .exec(&sh("sleep 1; touch /var/lib/dpkg/status"))
+        .await
+        .expect("exec");
+    assert!(out.success(), "touch: {}", out.stderr_str());
+    let (r, _) = run(&t, &pf_origin, &origin("cached-origin")).await;
+    assert_eq!(
+        r.recap.failed, 1,
+        "after a package change the origin is read again: {:#?}",
+        r.results
+    );
 
     // SysV scripts' states (`service --status-all`) are kept the same way:
     // a script's unit stopped or started behind the cache shows so.
@@ -349,6 +382,18 @@ const PF: &str = r#"
     - name: curl is installed
       assert:
         that: "'curl' in ansible_facts.packages"
+"#;
+
+const PF_ORIGIN: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: package_facts
+      package_facts: {}
+    - name: curl's origin
+      assert:
+        that: "ansible_facts.packages.curl[0].origin == curl_origin"
 "#;
 
 const SYSV: &str = r#"
