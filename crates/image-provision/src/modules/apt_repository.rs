@@ -39,6 +39,15 @@ impl Module for AptRepository {
     fn required(&self) -> &'static [&'static str] {
         &["repo"]
     }
+    /// A probe: the check edits nothing and updates no cache; an unchanged source file returns what a real run does.
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let repo = args

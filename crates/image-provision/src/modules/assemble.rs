@@ -57,6 +57,15 @@ impl Module for Assemble {
     fn required(&self) -> &'static [&'static str] {
         &["src", "dest"]
     }
+    /// A probe: the check reads the fragments and `dest` and writes nothing (`write_content` in check mode).
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::octal_modes(args, &["mode"])
+    }
+
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let src = args.str("src")?;
