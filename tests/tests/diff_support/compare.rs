@@ -4,8 +4,8 @@
 //! the whole result as the playbook sees it (what `register` stores; per
 //! loop item): every key ansible returns, minus volatile ones (times,
 //! invocation, warnings, inode numbers, ansible's own temp paths, the
-//! run-time properties of a systemd unit, see [`VOLATILE`] and
-//! [`volatile_unit_property`]), must be in image-cli's result with the same
+//! run-time properties of a systemd unit, the checksums of files in a gpg
+//! home, see [`VOLATILE`] and [`volatile_unit_property`]), must be in image-cli's result with the same
 //! value (strings after [`normal`]'s rewriting; apt's `cache_update_time`
 //! within the run's hour). Keys only image-cli returns are not judged.
 //! Failed tasks compare `rc` only (error wording is the tool's own).
@@ -189,6 +189,14 @@ fn same(want: &Json, got: Option<&Json>, path: &str, out: &mut Vec<String>) {
                 if volatile_unit_property(path, k) || volatile_path(&p) {
                     continue;
                 }
+                // gpg stamps a new keybox and trustdb with its creation time.
+                if k == "checksum"
+                    && w.get("path")
+                        .and_then(Json::as_str)
+                        .is_some_and(|s| s.contains("/.gnupg/"))
+                {
+                    continue;
+                }
                 if let Some(norm) = unit_property_normal(path, k) {
                     if let (Json::String(a), Some(Json::String(b))) = (v, g.get(k)) {
                         if norm(a) != norm(b) {
@@ -348,9 +356,10 @@ fn sorted_words(s: &str) -> String {
 }
 
 /// Equal once the volatile parts [`normal`] knows are rewritten (backup
-/// names, apt-get's download time and speed).
+/// names, apt-get's download time and speed, a module's temporary
+/// downloads).
 fn same_normal(a: &str, b: &str) -> bool {
-    let n = |s: &str| normal::names(&normal::backup_name(&normal::text(s)));
+    let n = |s: &str| normal::module_tmp(&normal::names(&normal::backup_name(&normal::text(s))));
     n(a) == n(b)
 }
 

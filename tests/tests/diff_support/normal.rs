@@ -21,7 +21,10 @@
 //!   hostname a fresh target has, which ansible's `hostname` returns in
 //!   `ansible_fqdn`), the controller's temp directories (`/tmp/.tmpXXXXXX`,
 //!   each side's own `controller_dir` for `fetch`), and `tempfile`'s random
-//!   part (`/ansible.` + 8 characters) ([`names`]).
+//!   part (`/ansible.` + 8 characters) ([`names`]); a file a module
+//!   downloads (dnf's package URL) into its temporary directory
+//!   (`.ansible/tmp/ansible-moduletmp-TIME-RANDOM/NAME` + 8 random
+//!   characters + `.EXT`) ([`module_tmp`]).
 //! * systemd's records of a unit's commands (`ExecStart={ path=... ; pid=7464
 //!   ; start_time=[...] ... }`): the pid and the times ([`exec_record`]).
 //!
@@ -154,6 +157,34 @@ pub fn names(s: &str) -> String {
     out
 }
 
+/// `s` with a module's temporary download
+/// (`/.ansible/tmp/ansible-moduletmp-TIME-RANDOM/NAMExxxxxxxx.EXT`, up to
+/// the next space) written as `/.ansible/tmp/ansible-moduletmp-<random>/NAME<random>.EXT`.
+pub fn module_tmp(s: &str) -> String {
+    const DIR: &str = "/.ansible/tmp/ansible-moduletmp-";
+    let Some(i) = s.find(DIR) else {
+        return s.to_string();
+    };
+    let after = &s[i + DIR.len()..];
+    let Some((_, rest)) = after.split_once('/') else {
+        return s.to_string();
+    };
+    let end = rest.find(' ').unwrap_or(rest.len());
+    let (file, tail) = rest.split_at(end);
+    let (stem, ext) = match file.rfind('.') {
+        Some(d) if d > 0 => file.split_at(d),
+        _ => (file, ""),
+    };
+    if stem.len() < 8 || !stem.is_char_boundary(stem.len() - 8) {
+        return s.to_string();
+    }
+    format!(
+        "{}{DIR}<random>/{}<random>{ext}{tail}",
+        &s[..i],
+        &stem[..stem.len() - 8]
+    )
+}
+
 /// Length of a `tb-<digits>-<digits>` word at the start of `s`.
 fn target_name(s: &str) -> Option<usize> {
     let r = s.strip_prefix("tb-")?;
@@ -224,6 +255,22 @@ mod tests {
         );
         assert_eq!(names("ansible.cfg"), "ansible.cfg");
         assert_eq!(names("ansible.posix_json"), "ansible.posix_json");
+    }
+
+    #[test]
+    fn module_downloads_lose_their_random_parts_only() {
+        let a = "Installed /root/.ansible/tmp/ansible-moduletmp-1796598116.5169702-3l8a_w5t/tb-extra-1.0-1.noarchddziyutd.rpm";
+        let b = "Installed /root/.ansible/tmp/ansible-moduletmp-1796598200.12-Ab3dEf9x/tb-extra-1.0-1.noarchQ1w2E3r4.rpm";
+        assert_eq!(module_tmp(a), module_tmp(b));
+        assert_eq!(
+            module_tmp(a),
+            "Installed /root/.ansible/tmp/ansible-moduletmp-<random>/tb-extra-1.0-1.noarch<random>.rpm"
+        );
+        assert_ne!(
+            module_tmp(a),
+            module_tmp(&b.replace("tb-extra", "tb-other"))
+        );
+        assert_eq!(module_tmp("Installed: tb-extra"), "Installed: tb-extra");
     }
 
     #[test]

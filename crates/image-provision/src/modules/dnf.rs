@@ -10,13 +10,18 @@ use crate::script::q;
 /// Shell functions of the script: `snap` lists the installed packages as
 /// dnf names them (`name-[epoch:]version-release.arch`), `newer_ SPEC`
 /// succeeds when the package SPEC names is installed in a newer version
-/// than SPEC's (versions compared with `sort -V`), `run_ VERB ARGS` runs dnf
+/// than SPEC's (versions compared with `sort -V`), `fetch_ URL` downloads a
+/// package as ansible's `fetch_file` does (into a module temporary
+/// directory under `~/.ansible/tmp`, named after the URL's file with a
+/// random part; the path in `got_`), `run_ VERB ARGS` runs dnf
 /// (changed; in check mode `preview_` prints what dnf would install and
 /// remove as `@@would=Installed: NEVRA` lines, from its `--assumeno` table).
 const SNAP: &str = r#"snap() { rpm -qa --qf '%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\n' 2>/dev/null | grep -v '^gpg-pubkey-' | sort; }
 B_=$(mktemp); A_=$(mktemp); snap >"$B_"
 newer_() { case $1 in /*|*.rpm|*://*) return 1;; esac; r_=$($M -q repoquery $F --qf '%{name} %{evr}' "$1" 2>/dev/null | sort -k2,2V | tail -n1); [ -n "$r_" ] && rpm -q "${r_%% *}" >/dev/null 2>&1 || return 1; i_=$(rpm -q --qf '%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\n' "${r_%% *}" 2>/dev/null | sort -V | tail -n1); [ -n "$i_" ] && [ "$i_" != "${r_#* }" ] && [ "$(printf '%s\n%s\n' "$i_" "${r_#* }" | sort -V | tail -n1)" = "$i_" ]; }
-run_() { C=1; [ "$CHECK" = 1 ] && { preview_ "$@"; return 0; }; v_=$1; shift; _o=$($M "$v_" $F "$@" 2>&1) || { rm -f "$B_" "$A_"; fail "$M $v_ failed: $_o"; }; }
+run_() { C=1; [ "$CHECK" = 1 ] && { preview_ "$@"; return 0; }; v_=$1; shift; _o=$($M "$v_" $F "$@" 2>&1) || { rm -f "$B_" "$A_"; [ -z "$MT_" ] || rm -rf "$MT_"; fail "$M $v_ failed: $_o"; }; }
+MT_=""
+fetch_() { [ -n "$MT_" ] || { mkdir -p "$HOME/.ansible/tmp" && MT_=$(mktemp -d "$HOME/.ansible/tmp/ansible-moduletmp-$(date +%s.%N)-XXXXXXXX"); } || fail "no temporary directory for $1"; b_=${1##*/}; b_=${b_%%[?#]*}; case $b_ in ?*.*) x_=.${b_##*.}; b_=${b_%.*};; *) x_="";; esac; got_=$(mktemp --suffix="$x_" "$MT_/${b_}XXXXXXXX") && dl "$1" "$got_" 2>"$MT_/.err" || { e_=$(cat "$MT_/.err"); rm -rf "$MT_" "$B_" "$A_"; fail "downloading $1 failed: $e_"; }; }
 preview_() { v_=$1; shift; $M "$v_" --assumeno ${F#-y -q} "$@" 2>/dev/null | awk '/^(Installing|Upgrading|Downgrading|Reinstalling)/ {m="Installed"; next} /^(Removing|Erasing)/ {m="Removed"; next} /^[^ ]/ {m=""} m != "" && NF >= 5 {print "@@would=" m ": " $1 "-" $3 "." $2}'; }
 "#;
 
@@ -29,6 +34,7 @@ if [ "$CHECK" != 1 ]; then if cmp -s "$B_" "$A_"; then C=0; else C=1; fi; fi
 echo "@@installed=$(comm -13 "$B_" "$A_" | tr '\n' '|')"
 echo "@@removed=$(comm -23 "$B_" "$A_" | tr '\n' '|')"
 rm -f "$B_" "$A_"
+[ -z "$MT_" ] || rm -rf "$MT_"
 "#;
 
 /// The `dnf` module (also `yum`).
@@ -74,7 +80,36 @@ impl Module for Dnf {
             "cacheonly",
         ]
     }
+    /// ansible's dnf action: with no backend named (`use_backend` absent,
+    /// `auto` or `yum`) and no `pkg_mgr` fact yet, it asks the host which
+    /// package manager it has and returns that as the `pkg_mgr` fact.
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
+        let named = args
+            .opt_str("use_backend")
+            .is_some_and(|b| b != "auto" && b != "yum");
+        let known = ctx
+            .vars
+            .get("ansible_facts")
+            .is_some_and(|f| f.get("pkg_mgr").is_some_and(|m| !m.is_null()));
+        let mut r = self.packages(ctx, args).await?;
+        let mgr = ctx.fact("pkg_mgr");
+        if !named && !known && !mgr.is_empty() {
+            let mut f = serde_json::Map::new();
+            f.insert("pkg_mgr".into(), Json::String(mgr.to_string()));
+            r.ansible_facts = Some(f);
+        }
+        Ok(r)
+    }
+}
+
+impl Dnf {
+    /// The module itself, as ansible's package action runs it (without
+    /// the dnf action's `pkg_mgr` fact).
+    pub(super) async fn packages(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &Args,
+    ) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
         let names = args.list_any(&["name", "pkg"]);
         let state = args.choice(
@@ -145,7 +180,7 @@ impl Module for Dnf {
         body.push_str(&match state.as_str() {
             // Installed when rpm knows the spec as a package (`name`,
             // `name-version`, ...) or a capability it provides.
-            "present" | "installed" => format!("need=\"\"\nfor p in {list}; do case $p in /*|*.rpm|http*) n=$(rpm -qp --qf '%{{NAME}}' \"$p\" 2>/dev/null || echo \"$p\");; *) n=$p;; esac; rpm -q \"$n\" >/dev/null 2>&1 || rpm -q --whatprovides \"$n\" >/dev/null 2>&1 || {{ [ {downgrade} = 0 ] && newer_ \"$p\"; }} || need=\"$need $p\"; done\nif [ -n \"$need\" ]; then run_ install $need; fi\n"),
+            "present" | "installed" => format!("need=\"\"\nfor p in {list}; do case $p in *://*) fetch_ \"$p\"; p=$got_; echo \"@@file=$p\";; *.rpm) echo \"@@file=$p\";; esac; case $p in /*|*.rpm|http*) n=$(rpm -qp --qf '%{{NAME}}' \"$p\" 2>/dev/null || echo \"$p\");; *) n=$p;; esac; rpm -q \"$n\" >/dev/null 2>&1 || rpm -q --whatprovides \"$n\" >/dev/null 2>&1 || {{ [ {downgrade} = 0 ] && newer_ \"$p\"; }} || need=\"$need $p\"; done\nif [ -n \"$need\" ]; then run_ install $need; fi\n"),
             // `*`: every installed package (ansible's upgrade_all).
             "latest" if names == ["*"] => "up=$($M -q check-update $F 2>/dev/null | awk 'NF==3 {print $1}' | tr '\\n' ' ')\nif [ -n \"$up\" ]; then run_ upgrade; fi\n".to_string(),
             "latest" => format!("need=\"\"\nfor p in {list}; do rpm -q \"$p\" >/dev/null 2>&1 || need=\"$need $p\"; done\nup=$($M -q check-update $F {list} 2>/dev/null | awk 'NF==3 {{print $1}}' | tr '\\n' ' ')\nif [ -n \"$need\" ]; then run_ install $need; fi\nif [ -n \"$up\" ]; then run_ upgrade {list}; fi\n"),
@@ -162,7 +197,13 @@ impl Module for Dnf {
             body.push_str("_o=$($M autoremove ${F#-y -q} --assumeno 2>&1); case $_o in *Removing*|*Erasing*) run_ autoremove;; esac\n");
         }
         body.push_str(REPORT);
-        let out = ctx.run_script(&body, None).await?;
+        let out = match names.iter().find(|n| n.contains("://")) {
+            Some(url) => {
+                ctx.run_script_dl(&body, None, &super::http::Request::get(url))
+                    .await?
+            }
+            None => ctx.run_script(&body, None).await?,
+        };
         let mut r = ModuleResult::from_script(&out, "dnf");
         let list_of = |k: &str, word: &str| -> Vec<Json> {
             out.get(k)
@@ -199,7 +240,15 @@ impl Module for Dnf {
                 .with("results", Vec::<Json>::new())
                 .with("failures", failures));
         }
-        let mut results = list_of("installed", "Installed");
+        // ansible: first `Installed FILE` for each package file (a URL's
+        // download), whether or not it was installed.
+        let mut results: Vec<Json> = out
+            .kv
+            .iter()
+            .filter(|(k, _)| k == "file")
+            .map(|(_, f)| Json::String(format!("Installed {f}")))
+            .collect();
+        results.extend(list_of("installed", "Installed"));
         results.extend(list_of("removed", "Removed"));
         results.extend(
             out.kv

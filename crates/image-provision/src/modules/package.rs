@@ -49,9 +49,10 @@ impl Module for Package {
             .opt_str("use")
             .filter(|u| u != "auto")
             .unwrap_or_else(|| ctx.fact("pkg_mgr").to_string());
+        let dnf = matches!(mgr.as_str(), "dnf" | "yum" | "dnf5");
         let backend: &dyn Module = match mgr.as_str() {
             "apt" => &super::apt::Apt,
-            "dnf" | "yum" | "dnf5" => &super::dnf::Dnf,
+            _ if dnf => &super::dnf::Dnf,
             other => {
                 return Err(ModuleError::Arg(format!(
                     "package: package manager `{other}` is not supported (apt, dnf, yum)"
@@ -69,6 +70,11 @@ impl Module for Package {
                 backend.name(),
                 unknown.join(", ")
             )));
+        }
+        // ansible's package action runs the dnf module, not the dnf action
+        // (which would add the `pkg_mgr` fact).
+        if dnf {
+            return super::dnf::Dnf.packages(ctx, &a).await;
         }
         backend.run(ctx, &a).await
     }
