@@ -23,7 +23,22 @@ else
 fi
 s osrel; cat_ /etc/os-release
 s debver; one /etc/debian_version && printf '%s\n' "$v"
-s lsb; if command -v lsb_release >/dev/null 2>&1; then lsb_release -a 2>/dev/null; elif [ -r /etc/lsb-release ]; then cat_ /etc/lsb-release | sed 's/^/F:/'; fi
+# lsb_release (a script of its own, ~10 ms) is asked again only when it or
+# the release files it reads changed; root keeps its answer in /run.
+lsb() {
+  _c=/run/image-cli/lsb-release; _k=
+  if [ -w /run ]; then
+    _k=$(stat -L --printf '%n %i %Y %s;' "$1" /etc/os-release /usr/lib/os-release /etc/lsb-release /etc/debian_version 2>/dev/null)
+    if [ -r "$_c" ]; then
+      { IFS= read -r _ck; if [ "$_ck" = "$_k" ]; then while IFS= read -r l; do printf '%s\n' "$l"; done; return 0; fi; } < "$_c"
+    fi
+  fi
+  _o=$("$1" -a 2>/dev/null)
+  printf '%s\n' "$_o"
+  [ -n "$_k" ] && mkdir -p /run/image-cli 2>/dev/null && { printf '%s\n%s\n' "$_k" "$_o" > "$_c.$$" && mv -f "$_c.$$" "$_c"; } 2>/dev/null
+  return 0
+}
+s lsb; if _lb=$(command -v lsb_release 2>/dev/null); then lsb "$_lb"; elif [ -r /etc/lsb-release ]; then cat_ /etc/lsb-release | sed 's/^/F:/'; fi
 u=$(uname -nrvm); un=${u%% *}; u=${u#* }; ur=${u%% *}; u=${u#* }; um=${u##* }; uv=${u% *}
 s uname; printf '%s\n' "$um" "$ur" "$uv" "$un"
 s host; echo "$un"; hostname -f 2>/dev/null || hostname 2>/dev/null || echo "$un"

@@ -34,9 +34,21 @@ if [ {auto} = 1 ] && [ "$CHECK" = 1 ] && [ -x /usr/bin/python3 ]; then
   [ $_pa = 1 ] || echo "@@deps_missing=1"
 fi"#;
 
+/// `pkgstates SPEC...` asks dpkg once for every plain name (dpkg-query reads
+/// its whole database each time, ~8 ms); `pkgst NAME` then sets `$st` to
+/// `STATUS-ABBREV|VERSION` (empty when not known). A name with an
+/// architecture or a pattern is asked on its own.
+const PKG_STATES: &str = r#"_nl='
+'
+pkgstates() { _ps=; for _n; do _n=${_n%%=*}; case $_n in *[*?:[]*) ;; *) _ps="$_ps $_n";; esac; done
+  _pall=; [ -z "$_ps" ] || _pall=$(dpkg-query -W -f='${Package}|${db:Status-Abbrev}|${Version}\n' $_ps 2>/dev/null); _pall="$_nl$_pall$_nl"; }
+pkgst() { case $1 in *[*?:[]*) st=$(dpkg-query -W -f='${db:Status-Abbrev}|${Version}' "$1" 2>/dev/null); return;; esac
+  case $_pall in *"$_nl$1|"*) st=${_pall#*"$_nl$1|"}; st=${st%%"$_nl"*};; *) st=;; esac; }"#;
+
 /// ansible's apt module runs apt-get in the best parsable locale it finds
 /// (`C.UTF-8` on Debian and Ubuntu), with every locale variable set.
-const LOCALE: &str = "for _l in C.utf8 C.UTF-8 C; do if [ \"$_l\" = C ] || locale -a 2>/dev/null | grep -qx \"$_l\"; then export LANG=$_l LC_ALL=$_l LC_MESSAGES=$_l LC_CTYPE=$_l LANGUAGE=$_l; break; fi; done";
+/// glibc's own `C.utf8` directory answers without running `locale -a`.
+const LOCALE: &str = "for _l in C.utf8 C.UTF-8 C; do if [ \"$_l\" = C ] || { [ \"$_l\" = C.utf8 ] && [ -d /usr/lib/locale/C.utf8 ]; } || locale -a 2>/dev/null | grep -qx \"$_l\"; then export LANG=$_l LC_ALL=$_l LC_MESSAGES=$_l LC_CTYPE=$_l LANGUAGE=$_l; break; fi; done";
 
 /// A `@@key=BASE64` value as text (lossy UTF-8).
 pub(super) fn decode_b64(b: &str) -> String {
@@ -251,9 +263,11 @@ case $iv in "ii |$v"|"hi |$v") ;; *) C=1; apt_run apt-get install $F "$f";; esac
             match state.as_str() {
                 "present" | "installed" | "fixed" => body.push_str(&format!(
                     r#"need=""
+{PKG_STATES}
+pkgstates {specs}
 for spec in {specs}; do
   n=${{spec%%=*}}; v=""; case $spec in *=*) v=${{spec#*=}};; esac
-  st=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Version}}' "$n" 2>/dev/null)
+  pkgst "$n"
   case $st in
     ii*|hi*) if [ -n "$v" ]; then iv=${{st#*|}}; case $iv in $v) ;; *) need="$need $spec";; esac; fi;;
     *) need="$need $spec";;
@@ -270,7 +284,9 @@ if [ -n "$ch" ]; then C=1; echo "@@changes=$ch"; apt_run apt-get install $F {spe
                 )),
                 "absent" | "removed" => body.push_str(&format!(
                     r#"rm_=""
-for n in {specs}; do n=${{n%%=*}}; st=$(dpkg-query -W -f='${{db:Status-Abbrev}}' "$n" 2>/dev/null); case $st in ii*|iU*|iF*|hi*) rm_="$rm_ $n";; rc*) [ {purge} = 1 ] && rm_="$rm_ $n";; esac; done
+{PKG_STATES}
+pkgstates {specs}
+for n in {specs}; do n=${{n%%=*}}; pkgst "$n"; case $st in ii*|iU*|iF*|hi*) rm_="$rm_ $n";; rc*) [ {purge} = 1 ] && rm_="$rm_ $n";; esac; done
 if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get -q remove $F {purgeflag} $rm_; fi
 "#,
                     purge = u8::from(purge),

@@ -17,8 +17,10 @@ use super::{write_content, Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::{q, FileSpec};
 
 /// Prints `missing` when the target has Python 3 but not python3-debian.
-const NEEDS_DEBIAN: &str =
-    "if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import debian.deb822' >/dev/null 2>&1; then echo missing; fi";
+/// The package's file in the usual module directories answers with the
+/// shell alone; only when it is in none of them does Python try the import
+/// (70 ms for `debian.deb822` where it is found elsewhere, issue #16).
+const NEEDS_DEBIAN: &str = "if [ -x /usr/bin/python3 ]; then _f=; for _d in /usr/lib/python3/dist-packages /usr/local/lib/python3*/dist-packages /usr/lib/python3*/site-packages /usr/local/lib/python3*/site-packages; do [ -f \"$_d/debian/deb822.py\" ] && { _f=1; break; }; done; [ -n \"$_f\" ] || /usr/bin/python3 -c 'import debian.deb822' >/dev/null 2>&1 || echo missing; fi";
 
 /// The `deb822_repository` module.
 pub struct Deb822Repository;

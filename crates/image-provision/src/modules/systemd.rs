@@ -4,11 +4,16 @@
 //! property `systemctl show` gives for the unit before the task changes it.
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::script::q;
+
+/// Shell for the script: `props` reads the `systemctl show` text in `$_sh`
+/// into `$_Id`, `$_LoadState`, `$_ActiveState` and `$_UnitFileState`
+/// (empty when absent) with the shell alone, in one pass over its lines
+/// (dash's `${x#*pattern}` is quadratic on a text this long).
+const PROPS: &str = "nl='\n'\nprops() { _Id= _LoadState= _ActiveState= _UnitFileState=; _o=$IFS; IFS=$nl; set -f; for _l in $_sh; do case $_l in Id=*) _Id=${_l#*=};; LoadState=*) _LoadState=${_l#*=};; ActiveState=*) _ActiveState=${_l#*=};; UnitFileState=*) _UnitFileState=${_l#*=};; esac; done; IFS=$_o; set +f; }\n";
 
 /// The `systemd` module (also `systemd_service` and `service`).
 pub struct Systemd;
@@ -131,13 +136,21 @@ fi
         if let Some(n) = &name {
             body.push_str(&format!("u={}\n", q(n)));
             // The unit's properties before anything changes (ansible's
-            // `status`), and its LoadState from them.
+            // `status`), printed as they are (the script's plain output),
+            // and the states the task needs read from them with the shell
+            // alone: one systemctl for the common case (issue #16).
             body.push_str(&format!(
-                "if _sh=$({sc} show \"$u\" 2>/dev/null); then echo \"@@show=$(printf '%s\\n' \"$_sh\" | base64 | tr -d '\\n')\"; else _sh=; fi\nls=$(printf '%s\\n' \"$_sh\" | sed -n 's/^LoadState=//p')\n"
+                "if _sh=$({sc} show \"$u\" 2>/dev/null); then printf '%s\\n' \"$_sh\"; else _sh=; fi\n{PROPS}props; ls=$_LoadState\n"
+            ));
+            // `is-enabled` prints the UnitFileState for a unit named by its
+            // own name; an alias, an instance, a SysV script or a state
+            // is-enabled words differently asks systemctl.
+            body.push_str(&format!(
+                "isen() {{ cur=$_UnitFileState; case $u in *@*) cur=;; esac; case $_Id in \"$u\"|\"$u.service\") ;; *) cur=;; esac; case $cur in enabled|enabled-runtime|disabled|static|masked|masked-runtime|indirect) ;; *) cur=$({sc} is-enabled \"$u\" 2>/dev/null);; esac; }}\n"
             ));
             if let Some(m) = masked {
                 body.push_str(&format!(
-                    "cur=$({sc} is-enabled \"$u\" 2>/dev/null)\nif [ {m} = 1 ] && [ \"$cur\" != masked ] && [ \"$cur\" != masked-runtime ]; then C=1; do_ {sc} mask \"$u\"; elif [ {m} = 0 ] && [ \"$cur\" = masked ]; then C=1; do_ {sc} unmask \"$u\"; fi\n",
+                    "isen\nif [ {m} = 1 ] && [ \"$cur\" != masked ] && [ \"$cur\" != masked-runtime ]; then C=1; do_ {sc} mask \"$u\"; _sh=; elif [ {m} = 0 ] && [ \"$cur\" = masked ]; then C=1; do_ {sc} unmask \"$u\"; _sh=; fi\nprops\n",
                     m = u8::from(m)
                 ));
             }
@@ -150,9 +163,7 @@ fi
                 );
             }
             if let Some(e) = enabled {
-                body.push_str(&format!(
-                    "cur=$({sc} is-enabled \"$u\" 2>/dev/null)\necho \"@@enabled_was=$cur\"\n"
-                ));
+                body.push_str("isen\necho \"@@enabled_was=$cur\"\n");
                 if e {
                     body.push_str(&format!("case $cur in enabled|enabled-runtime|static|alias|indirect|generated|transient) ;; masked) fail \"$u is masked\";; *) C=1; do_ {sc} enable \"$u\";; esac\n"));
                 } else {
@@ -160,8 +171,9 @@ fi
                 }
             }
             if let Some(s) = &state {
+                // `is-active` prints the ActiveState.
                 body.push_str(&format!(
-                    "act=$({sc} is-active \"$u\" 2>/dev/null)\necho \"@@active_was=$act\"\n"
+                    "act=$_ActiveState; [ -n \"$act\" ] || act=$({sc} is-active \"$u\" 2>/dev/null)\necho \"@@active_was=$act\"\n"
                 ));
                 body.push_str(&match s.as_str() {
                     "started" => format!("case $act in active|activating|reloading) ;; *) C=1; do_ {sc} start{nb} \"$u\";; esac\n"),
@@ -173,11 +185,7 @@ fi
         }
         let out = ctx.run_script(&body, None).await?;
         let mut r = ModuleResult::from_script(&out, name.as_deref().unwrap_or("systemd"));
-        let status = out
-            .get("show")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .map(|b| parse_show(&String::from_utf8_lossy(&b)))
-            .unwrap_or_default();
+        let status = parse_show(&out.stdout);
         if let Some(n) = name {
             r.data.insert("name".into(), n.into());
         }
