@@ -23,6 +23,12 @@ use tokio::sync::oneshot;
 /// (a bigger input runs in a command of its own).
 const MAX_STDIN: usize = 1 << 20;
 
+/// The commands run this many at a time: every batched command is a
+/// check-mode probe that changes nothing (see `batch` and `lookahead`),
+/// so their order does not matter, and most of their time is starting
+/// processes, which a second core halves.
+const PARALLEL: usize = 4;
+
 /// The line that opens a batched script's output (then the statuses).
 const MARK: &str = "@@batch";
 
@@ -205,7 +211,7 @@ impl Target for Coalesce<'_> {
 
 /// One `sh` script that runs each command as `sh -c` would alone (its
 /// environment, directory and standard input; no input is an empty one),
-/// its outputs to files `No` and `Ne` in a temporary directory; then
+/// [`PARALLEL`] at a time, its outputs to files `No` and `Ne` in a temporary directory; then
 /// prints `@@batch S0 S1 ...` (the statuses), the files' sizes (`wc -c`),
 /// `@@data`, and the files' contents in order.
 fn script(cmds: &[&Exec]) -> String {
@@ -226,10 +232,16 @@ fn script(cmds: &[&Exec]) -> String {
             _ => "/dev/null".to_string(),
         };
         s.push_str(&format!(
-            "sh -c {} < {input} > \"$_bt/{i}o\" 2> \"$_bt/{i}e\"; _s=\"$_s $?\"\n",
-            crate::script::q(&c.script())
+            "sh -c {} < {input} > \"$_bt/{i}o\" 2> \"$_bt/{i}e\" & _p{}=$!\n",
+            crate::script::q(&c.script()),
+            i % PARALLEL
         ));
         files.push_str(&format!(" {i}o {i}e"));
+        if i % PARALLEL == PARALLEL - 1 || i + 1 == cmds.len() {
+            for j in 0..=i % PARALLEL {
+                s.push_str(&format!("wait $_p{j}; _s=\"$_s $?\"\n"));
+            }
+        }
     }
     s.push_str(&format!(
         "echo \"{MARK}$_s\"\ncd \"$_bt\" || exit 97\nwc -c{files} || exit 97\necho {DATA}\ncat{files}\n"

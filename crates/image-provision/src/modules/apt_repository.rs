@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::{edit_file, Args, Module, ModuleCtx, ModuleError, ModuleResult};
-use crate::script::FileSpec;
+use crate::script::{q, FileSpec};
 
 /// The `apt_repository` module.
 pub struct AptRepository;
@@ -121,6 +121,19 @@ impl Module for AptRepository {
             })
         };
         let (added, removed) = (listed(!had && has), listed(had && !has));
+        // ansible deletes a sources file its removal left with no line.
+        if !present && had && !has && r.changed && !r.failed && !ctx.check {
+            let out = ctx
+                .run_script(
+                    &format!("rm -f {} || fail \"removing {dest} failed\"", q(&dest)),
+                    None,
+                )
+                .await?;
+            if let Some(f) = out.failed {
+                r.failed = true;
+                r.msg = Some(f);
+            }
+        }
         let update = args.bool_or("update_cache", true)? && args.bool_or("update-cache", true)?;
         if r.changed && update && !ctx.check && !r.failed {
             let out = ctx
