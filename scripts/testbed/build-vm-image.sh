@@ -25,6 +25,9 @@ for p in qemu-system-x86 qemu-utils e2fsprogs; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing host packages: ${missing[*]}"
+    # All of them at once: qemu-system-x86 and qemu-utils must be of one
+    # version, and installing one alone may remove the other.
+    missing=(qemu-system-x86 qemu-utils e2fsprogs)
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q --no-install-recommends "${missing[@]}" \
         || { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }

@@ -82,7 +82,9 @@ s user
 u=$(id); uid=${u#uid=}; uname_=${uid#*\(}; uname_=${uname_%%\)*}; uid=${uid%%\(*}
 gid=${u#* gid=}; gid=${gid%%\(*}
 printf '%s\n' "$uname_" "$uid" "$gid" "$uid" "$gid"; getent passwd "$uname_" 2>/dev/null
-s date; date +'%Y|%m|%d|%H|%M|%S|%s|%A|%w|%W|%Z|%z|%N'; date -u +'%Y-%m-%dT%H:%M:%S|%N'; TZ= date +%Z 2>/dev/null
+# One date: the UTC fields are its epoch's (facts/platform.rs); tz_dst is
+# the zone without TZ (UTC).
+s date; date +'%Y|%m|%d|%H|%M|%S|%s|%A|%w|%W|%Z|%z|%N'; echo UTC
 s machine_id; if [ -r /var/lib/dbus/machine-id ]; then one /var/lib/dbus/machine-id; else one /etc/machine-id; fi; [ -n "$v" ] && printf '%s\n' "$v"
 s dmi; for f in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type product_name product_serial product_uuid product_version sys_vendor product_family; do
   if [ -r /sys/devices/virtual/dmi/id/$f ]; then one /sys/devices/virtual/dmi/id/$f; else v="@@NA"; fi; printf '%s=%s\n' "$f" "$v"; done

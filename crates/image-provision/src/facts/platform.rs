@@ -308,19 +308,31 @@ fn cmdline(c: &str) -> (Map<String, Json>, Map<String, Json>) {
     (cl, pcl)
 }
 
-/// `date_time` from the target's `date` (local fields, then UTC).
+/// `date_time` from the target's one `date` (its local fields); the UTC
+/// ones are that instant's epoch in UTC.
 fn date_time(lines: &[String]) -> Option<Map<String, Json>> {
     let l: Vec<&str> = lines.first()?.split('|').collect();
     if l.len() < 13 {
         return None;
     }
-    let utc: Vec<&str> = lines
-        .get(1)
-        .map(|x| x.split('|').collect())
-        .unwrap_or_default();
     let micro = &l[12].get(..6).unwrap_or("000000");
-    let umicro = utc.get(1).and_then(|n| n.get(..6)).unwrap_or("000000");
-    let uiso = utc.first().copied().unwrap_or("");
+    let umicro = micro;
+    let uiso = l[6]
+        .parse::<i64>()
+        .ok()
+        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default();
     let mut m = Map::new();
     let mut put = |k: &str, v: String| {
         m.insert(k.into(), json!(v));
@@ -339,7 +351,7 @@ fn date_time(lines: &[String]) -> Option<Map<String, Json>> {
     put("tz", l[10].into());
     put(
         "tz_dst",
-        lines.get(2).cloned().unwrap_or_else(|| l[10].to_string()),
+        lines.get(1).cloned().unwrap_or_else(|| l[10].to_string()),
     );
     put("tz_offset", l[11].into());
     put("date", format!("{}-{}-{}", l[0], l[1], l[2]));
@@ -367,6 +379,20 @@ mod tests {
         assert_eq!(c["console"], "ttyS0");
         assert_eq!(p["console"], json!(["tty0", "ttyS0"]));
         assert_eq!(c["quiet"], true);
+    }
+
+    #[test]
+    fn utc_fields_come_from_the_local_dates_epoch() {
+        let m = date_time(&[
+            "2026|12|07|03|04|05|1796609045|Monday|1|49|CET|+0100|123456789".into(),
+            "UTC".into(),
+        ])
+        .expect("date_time");
+        assert_eq!(m["iso8601"], "2026-12-07T02:04:05Z");
+        assert_eq!(m["iso8601_micro"], "2026-12-07T02:04:05.123456Z");
+        assert_eq!(m["iso8601_basic"], "20261207T030405123456");
+        assert_eq!(m["tz"], "CET");
+        assert_eq!(m["tz_dst"], "UTC");
     }
 
     #[test]
