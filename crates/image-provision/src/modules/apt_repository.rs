@@ -1,9 +1,11 @@
 //! `apt_repository`: a one-line APT source in
-//! `/etc/apt/sources.list.d/<filename>.list`, then `apt-get update` when
-//! it changed (`update_cache`, default true). Returns ansible's `repo`,
-//! `state`, and `sources_added` / `sources_removed`: the file, when the
-//! task gives it its first line or takes its last (a file without lines is
-//! no source file to ansible).
+//! `/etc/apt/sources.list.d/<filename>.list` (`state: present`), or that
+//! line taken out of every sources file that has it, a file left with no
+//! line deleted (`state: absent`, as ansible's), then `apt-get update` when
+//! something changed (`update_cache`, default true). Returns ansible's
+//! `repo`, `state`, and `sources_added` / `sources_removed`: the file, when
+//! the task gives it its first line or takes its last (a file without
+//! lines is no source file to ansible).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -64,77 +66,18 @@ impl Module for AptRepository {
         let filename = args
             .opt_str("filename")
             .unwrap_or_else(|| derive_name(&repo));
-        let dest = format!("/etc/apt/sources.list.d/{filename}.list");
         let spec = FileSpec {
-            dest: dest.clone(),
+            dest: format!("/etc/apt/sources.list.d/{filename}.list"),
             mode: args.mode("mode")?.or(Some("644".into())),
             force: true,
             ..Default::default()
         };
-        let present = state == "present";
-        let line = repo.clone();
-        let edit = move |cur: Option<&str>| -> Result<Option<String>, String> {
-            let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
-            let cur_s = cur.unwrap_or("");
-            let has = cur_s.lines().any(|l| norm(l) == line);
-            match (present, has) {
-                (true, true) => Ok(cur.map(str::to_string)),
-                (true, false) => Ok(Some(format!(
-                    "{cur_s}{}{line}\n",
-                    if cur_s.is_empty() || cur_s.ends_with('\n') {
-                        ""
-                    } else {
-                        "\n"
-                    }
-                ))),
-                (false, true) => Ok(Some(
-                    cur_s
-                        .lines()
-                        .filter(|l| norm(l) != line)
-                        .map(|l| format!("{l}\n"))
-                        .collect(),
-                )),
-                (false, false) => Ok(None),
-            }
-        };
-        // Whether the file held any line before and after the edit: ansible
-        // counts a file with no line as no source file (`sources_added`,
-        // `sources_removed`).
-        let had_lines = AtomicBool::new(false);
-        let has_lines = AtomicBool::new(false);
-        let mut r = edit_file(ctx, &spec, |cur| {
-            had_lines.store(cur.is_some_and(|c| !c.is_empty()), Ordering::Relaxed);
-            let new = edit(cur)?;
-            has_lines.store(
-                new.as_deref().or(cur).is_some_and(|c| !c.is_empty()),
-                Ordering::Relaxed,
-            );
-            Ok(new)
-        })
-        .await?;
-        let (had, has) = (had_lines.into_inner(), has_lines.into_inner());
-        let listed = |yes: bool| {
-            Json::Array(if yes && r.changed && !r.failed {
-                vec![Json::String(dest.clone())]
-            } else {
-                Vec::new()
-            })
-        };
-        let (added, removed) = (listed(!had && has), listed(had && !has));
-        // ansible deletes a sources file its removal left with no line.
-        if !present && had && !has && r.changed && !r.failed && !ctx.check {
-            let out = ctx
-                .run_script(
-                    &format!("rm -f {} || fail \"removing {dest} failed\"", q(&dest)),
-                    None,
-                )
-                .await?;
-            if let Some(f) = out.failed {
-                r.failed = true;
-                r.msg = Some(f);
-            }
-        }
         let update = args.bool_or("update_cache", true)? && args.bool_or("update-cache", true)?;
+        let mut r = if state == "absent" {
+            remove_everywhere(ctx, &repo).await?
+        } else {
+            add(ctx, &repo, spec).await?
+        };
         if r.changed && update && !ctx.check && !r.failed {
             let out = ctx
                 .run_script(
@@ -149,10 +92,112 @@ impl Module for AptRepository {
         }
         r.data.insert("repo".into(), repo.into());
         r.data.insert("state".into(), state.into());
-        r.data.insert("sources_added".into(), added);
-        r.data.insert("sources_removed".into(), removed);
         Ok(r)
     }
+}
+
+/// A source line with its blanks collapsed, as ansible compares them.
+fn norm(l: &str) -> String {
+    l.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `state: present`: the line appended to the task's file unless there.
+async fn add(ctx: &ModuleCtx<'_>, repo: &str, spec: FileSpec) -> Result<ModuleResult, ModuleError> {
+    let dest = spec.dest.clone();
+    let line = repo.to_string();
+    let edit = move |cur: Option<&str>| -> Result<Option<String>, String> {
+        let cur_s = cur.unwrap_or("");
+        if cur_s.lines().any(|l| norm(l) == line) {
+            return Ok(cur.map(str::to_string));
+        }
+        Ok(Some(format!(
+            "{cur_s}{}{line}\n",
+            if cur_s.is_empty() || cur_s.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            }
+        )))
+    };
+    // Whether the file held any line before the edit: ansible counts
+    // a file with no line as no source file (`sources_added`).
+    let had_lines = AtomicBool::new(false);
+    let mut r = edit_file(ctx, &spec, |cur| {
+        had_lines.store(cur.is_some_and(|c| !c.is_empty()), Ordering::Relaxed);
+        edit(cur)
+    })
+    .await?;
+    let added = if !had_lines.into_inner() && r.changed && !r.failed {
+        vec![Json::String(dest)]
+    } else {
+        Vec::new()
+    };
+    r.data.insert("sources_added".into(), Json::Array(added));
+    r.data
+        .insert("sources_removed".into(), Json::Array(Vec::new()));
+    Ok(r)
+}
+
+/// `state: absent`: as ansible, the line goes from every sources file
+/// that has it (whatever `filename` says), and a file left with no line
+/// at all is deleted (`sources_removed`). One round trip reads them all;
+/// each changed file is one more.
+async fn remove_everywhere(ctx: &ModuleCtx<'_>, repo: &str) -> Result<ModuleResult, ModuleError> {
+    let out = ctx
+        .run_script(
+            "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do [ -f \"$f\" ] || continue; echo \"@@f=$f\"; printf '@@c='; b64 \"$f\"; echo; done",
+            None,
+        )
+        .await?;
+    if let Some(f) = out.failed {
+        return Ok(ModuleResult::fail(f));
+    }
+    let mut r = ModuleResult::ok();
+    let mut removed = Vec::new();
+    let mut path = None;
+    for (k, v) in &out.kv {
+        match k.as_str() {
+            "f" => path = Some(v.clone()),
+            "c" => {
+                let Some(dest) = path.take() else { continue };
+                let cur = super::apt::decode_b64(v);
+                if !cur.lines().any(|l| norm(l) == repo) {
+                    continue;
+                }
+                let new: String = cur
+                    .lines()
+                    .filter(|l| norm(l) != repo)
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                r.changed = true;
+                if new.is_empty() {
+                    removed.push(Json::String(dest.clone()));
+                    let step = ctx
+                        .run_script(&format!("do_ rm -f {}", q(&dest)), None)
+                        .await?;
+                    if let Some(f) = step.failed {
+                        return Ok(ModuleResult::fail(f));
+                    }
+                } else {
+                    let spec = FileSpec {
+                        dest,
+                        force: true,
+                        ..Default::default()
+                    };
+                    let w = super::write_content(ctx, &spec, new.as_bytes(), Some(cur)).await?;
+                    if w.failed {
+                        return Ok(w);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    r.data
+        .insert("sources_added".into(), Json::Array(Vec::new()));
+    r.data
+        .insert("sources_removed".into(), Json::Array(removed));
+    Ok(r)
 }
 
 fn derive_name(repo: &str) -> String {
