@@ -7,8 +7,6 @@
 //! the task gives it its first line or takes its last (a file without
 //! lines is no source file to ansible).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
@@ -103,32 +101,25 @@ fn norm(l: &str) -> String {
 
 /// `state: present`: the line appended to the task's file unless there.
 async fn add(ctx: &ModuleCtx<'_>, repo: &str, spec: FileSpec) -> Result<ModuleResult, ModuleError> {
-    let dest = spec.dest.clone();
-    let line = repo.to_string();
-    let edit = move |cur: Option<&str>| -> Result<Option<String>, String> {
-        let cur_s = cur.unwrap_or("");
-        if cur_s.lines().any(|l| norm(l) == line) {
-            return Ok(cur.map(str::to_string));
-        }
-        Ok(Some(format!(
-            "{cur_s}{}{line}\n",
-            if cur_s.is_empty() || cur_s.ends_with('\n') {
-                ""
-            } else {
-                "\n"
-            }
-        )))
-    };
     // Whether the file held any line before the edit: ansible counts
     // a file with no line as no source file (`sources_added`).
-    let had_lines = AtomicBool::new(false);
+    let mut had_lines = false;
     let mut r = edit_file(ctx, &spec, |cur| {
-        had_lines.store(cur.is_some_and(|c| !c.is_empty()), Ordering::Relaxed);
-        edit(cur)
+        let cur_s = cur.unwrap_or("");
+        had_lines = !cur_s.is_empty();
+        if cur_s.lines().any(|l| norm(l) == repo) {
+            return Ok(cur.map(str::to_string));
+        }
+        let sep = if cur_s.is_empty() || cur_s.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        Ok(Some(format!("{cur_s}{sep}{repo}\n")))
     })
     .await?;
-    let added = if !had_lines.into_inner() && r.changed && !r.failed {
-        vec![Json::String(dest)]
+    let added = if !had_lines && r.changed && !r.failed {
+        vec![Json::String(spec.dest)]
     } else {
         Vec::new()
     };
