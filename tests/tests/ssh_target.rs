@@ -662,6 +662,37 @@ async fn command_timeout_kills_and_keeps_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_starts_after_its_timeout_never_runs() {
+    // A loaded host: the command's login shell is still starting when its
+    // timeout passes (bash reads ~/.bashrc under sshd; here it waits 2 s for
+    // this command only), so the kill that follows finds no process of it.
+    // The kill's marker must stop the command when it does start.
+    let bed = boot().await;
+    host_sh(
+        &bed,
+        "h=$(getent passwd builder | cut -d: -f6); \
+         sed -i '1i case \"$BASH_EXECUTION_STRING\" in *started-989*) sleep 2;; esac' \"$h/.bashrc\"",
+    );
+    let t = connect(&bed).await;
+    let e = t
+        .exec(&Exec::new("touch /tmp/started-989; sleep 989").timeout(Duration::from_millis(500)))
+        .await
+        .expect_err("times out");
+    assert!(matches!(e, TargetError::Timeout { .. }), "{e}");
+    // Past the login's end: the command would be running by now.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let out = host_sh(
+        &bed,
+        "pgrep -fa '[s]leep 989' || echo none; [ -e /tmp/started-989 ] && echo started || echo not started",
+    );
+    assert_eq!(out, "none\nnot started\n");
+    // The session is still usable.
+    let out = t.exec(&Exec::new("echo ok")).await.expect("exec");
+    assert_eq!(out.stdout_str(), "ok\n");
+    stop(bed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dropped_connection_is_disconnected_then_reconnects() {
     let bed = boot().await;
     let t = Arc::new(connect(&bed).await);

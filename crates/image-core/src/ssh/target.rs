@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::channel::run_channel;
-use super::command::{exec_tag, kill_line, tagged_line};
+use super::command::{exec_tag, guarded_script, kill_line, tagged_line};
 use super::config::SshConfig;
 use super::connect::establish;
 use super::lock;
@@ -187,7 +187,10 @@ impl SshTarget {
         let tag = timeout.map(|_| exec_tag());
         let job = Arc::new(ShellJob {
             user: user.to_string(),
-            script: cmd.script(),
+            script: match &tag {
+                Some(t) => guarded_script(&cmd.script(), t),
+                None => cmd.script(),
+            },
             stdin,
             kill: tag.as_ref().map(|t| kill_line(t, cmd.become_.clone())),
             tag,
