@@ -34,6 +34,18 @@ if [ {auto} = 1 ] && [ "$CHECK" = 1 ] && [ -x /usr/bin/python3 ]; then
   [ $_pa = 1 ] || echo "@@deps_missing=1"
 fi"#;
 
+/// As ansible's `install` (`mark_installed_manually`): outside check mode
+/// the named packages end up marked as installed by hand, even when
+/// nothing was installed. `apt-mark` (which loads the whole package cache)
+/// runs only for those `extended_states` marks automatic; one awk finds
+/// them. `{specs}` are the task's packages (`name[=version]`).
+const MARK_MANUAL: &str = r#"if [ "$CHECK" != 1 ] && [ -r /var/lib/apt/extended_states ]; then
+  _want=" "; for spec in {specs}; do _want="$_want${spec%%=*} "; done
+  _auto=$(awk -v want="$_want" 'BEGIN { RS = "" } { p = ""; a = 0; n = split($0, l, "\n"); for (i = 1; i <= n; i++) { if (l[i] ~ /^Package: /) p = substr(l[i], 10); else if (l[i] ~ /^Auto-Installed: 1/) a = 1 } if (a && p != "" && index(want, " " p " ")) printf "%s ", p }' /var/lib/apt/extended_states 2>/dev/null)
+  if [ -n "$_auto" ]; then _o=$(apt-mark manual $_auto 2>&1) || fail "'apt-mark manual $_auto' failed: $_o"; fi
+fi
+"#;
+
 /// `pkgstates SPEC...` asks dpkg once for every plain name (dpkg-query reads
 /// its whole database each time, ~8 ms); `pkgst NAME` then sets `$st` to
 /// `STATUS-ABBREV|VERSION` (empty when not known). A name with an
@@ -294,6 +306,11 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get -q remove $F 
                 )),
                 other => return Err(ModuleError::Arg(format!("state={other} is not supported"))),
             }
+        }
+        if matches!(state.as_str(), "present" | "installed" | "fixed" | "latest")
+            && !names.is_empty()
+        {
+            body.push_str(&MARK_MANUAL.replace("{specs}", &specs));
         }
         if upgrade != "no" && upgrade != "false" {
             let cmd = match upgrade.as_str() {
