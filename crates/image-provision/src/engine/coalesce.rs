@@ -224,8 +224,9 @@ fn script(cmds: &[&Exec]) -> String {
         let input = match &c.stdin {
             Some(data) if !data.is_empty() => {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+                // A here-document: no `printf` process for a pipe.
                 s.push_str(&format!(
-                    "printf '%s' '{b64}' | base64 -d > \"$_bt/{i}i\" || exit 97\n"
+                    "base64 -d > \"$_bt/{i}i\" <<'@@B64' || exit 97\n{b64}\n@@B64\n"
                 ));
                 format!("\"$_bt/{i}i\"")
             }

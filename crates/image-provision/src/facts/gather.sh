@@ -4,49 +4,49 @@
 #
 # Kept cheap (issue #16: facts in one exec under 30 ms): one-line files
 # are read with the shell's `read` instead of a `cat` each (`read` takes a
-# byte per system call, so longer files still go through one `cat`),
-# mounts are filtered by one awk (bind mounts by another), stat'ed with one `stat` and looked up in
-# one `lsblk`, and python3 (for the `python` facts) starts in the
-# background at the top.
+# byte per system call, so longer files go through one awk: the small files (os-release, meminfo, cpuinfo, resolv.conf, mountinfo,
+# PID 1's cgroups, the module list), mounts are filtered by another,
+# stat'ed with one `stat` and looked up in one `lsblk`; no `$(...)` is spent
+# on builtins alone (each is a process in dash); and root keeps
+# the answers of `lsb_release` and python3 (for the `python` facts) in
+# /run under the stat of their files, so a re-run starts neither.
 nl='
 '
 s() { echo "@@s $1"; }
-cat_() { [ -r "$1" ] && cat "$1" 2>/dev/null; }
 # one FILE: its first line into $v (empty when unreadable).
 one() { v=; [ -r "$1" ] || return 1; { IFS= read -r v < "$1"; } 2>/dev/null; return 0; }
-py=/tmp/.image-cli-facts-py.$$
-if command -v python3 >/dev/null 2>&1; then
-  python3 -I -S -c 'import sys,json; v=sys.version_info; print(json.dumps({"executable": sys.executable, "has_sslcontext": True, "type": sys.implementation.name.replace("cpython","cpython"), "version": {"major": v.major, "minor": v.minor, "micro": v.micro, "releaselevel": v.releaselevel, "serial": v.serial}, "version_info": list(v)}))' > "$py" 2>/dev/null &
-  pypid=$!
-else
-  pypid=
-fi
-s osrel; cat_ /etc/os-release
-s debver; one /etc/debian_version && printf '%s\n' "$v"
-# lsb_release (a script of its own, ~10 ms) is asked again only when it or
-# the release files it reads changed; root keeps its answer in /run.
-lsb() {
-  _c=/run/image-cli/lsb-release; _k=
-  if [ -w /run ]; then
-    _k=$(stat -L --printf '%n %i %Y %s;' "$1" /etc/os-release /usr/lib/os-release /etc/lsb-release /etc/debian_version 2>/dev/null)
-    if [ -r "$_c" ]; then
-      { IFS= read -r _ck; if [ "$_ck" = "$_k" ]; then while IFS= read -r l; do printf '%s\n' "$l"; done; return 0; fi; } < "$_c"
-    fi
+# The first `NAME` on PATH into $v (empty when none), without `$(command -v)`.
+onpath() { v=; _ifs=$IFS; IFS=:; for _d in $PATH; do [ -x "$_d/$1" ] && [ ! -d "$_d/$1" ] && { v=$_d/$1; break; }; done; IFS=$_ifs; }
+onpath lsb_release; _lb=$v
+onpath python3; _py=$v
+# lsb_release (a script of its own, ~10 ms) and python3 (~15 ms) are asked
+# again only when they or the release files they read changed; root keeps
+# their answers in /run, keyed by one `stat`.
+_c=/run/image-cli/facts-cache; _k=; _hit=; _lbo=; _pyo=
+if [ -w /run ]; then
+  _k=$(stat -L --printf '%n %i %Y %s;' ${_lb:+"$_lb"} ${_py:+"$_py"} /etc/os-release /usr/lib/os-release /etc/lsb-release /etc/debian_version 2>/dev/null)
+  if [ -r "$_c" ]; then
+    { IFS= read -r _ck; if [ "$_ck" = "$_k" ]; then IFS= read -r _pyo; while IFS= read -r l; do _lbo="$_lbo$l$nl"; done; _hit=1; fi; } < "$_c"
   fi
-  _o=$("$1" -a 2>/dev/null)
-  printf '%s\n' "$_o"
-  [ -n "$_k" ] && mkdir -p /run/image-cli 2>/dev/null && { printf '%s\n%s\n' "$_k" "$_o" > "$_c.$$" && mv -f "$_c.$$" "$_c"; } 2>/dev/null
-  return 0
-}
-s lsb; if _lb=$(command -v lsb_release 2>/dev/null); then lsb "$_lb"; elif [ -r /etc/lsb-release ]; then cat_ /etc/lsb-release | sed 's/^/F:/'; fi
+fi
+pyf=/tmp/.image-cli-facts-py.$$
+pypid=
+if [ -z "$_hit" ] && [ -n "$_py" ]; then
+  "$_py" -I -S -c 'import sys,json; v=sys.version_info; print(json.dumps({"executable": sys.executable, "has_sslcontext": True, "type": sys.implementation.name.replace("cpython","cpython"), "version": {"major": v.major, "minor": v.minor, "micro": v.micro, "releaselevel": v.releaselevel, "serial": v.serial}, "version_info": list(v)}))' > "$pyf" 2>/dev/null &
+  pypid=$!
+fi
+s debver; one /etc/debian_version && printf '%s\n' "$v"
+s lsb
+if [ -n "$_lb" ]; then
+  [ -n "$_hit" ] || { _lbo=$("$_lb" -a 2>/dev/null); _lbo="$_lbo$nl"; }
+  printf '%s' "$_lbo"
+elif [ -r /etc/lsb-release ]; then while IFS= read -r l || [ -n "$l" ]; do printf 'F:%s\n' "$l"; done < /etc/lsb-release; fi
 u=$(uname -nrvm); un=${u%% *}; u=${u#* }; ur=${u%% *}; u=${u#* }; um=${u##* }; uv=${u% *}
 s uname; printf '%s\n' "$um" "$ur" "$uv" "$un"
 s host; echo "$un"; hostname -f 2>/dev/null || hostname 2>/dev/null || echo "$un"
-s meminfo; cat_ /proc/meminfo
-s cpuinfo; cat_ /proc/cpuinfo
 s nproc; nproc 2>/dev/null || echo 1
 s mounts
-mt=$( [ -e /etc/mtab ] && echo /etc/mtab || echo /proc/mounts)
+if [ -e /etc/mtab ]; then mt=/etc/mtab; else mt=/proc/mounts; fi
 set --
 rows=
 mts=$(awk '($1 ~ /^\// || $1 ~ /^\\/ || $1 ~ /:\//) && $3 != "none"' "$mt" 2>/dev/null)
@@ -60,23 +60,23 @@ $mts
 MOUNTS
 if [ $# -gt 0 ]; then
   sts="$nl$(stat -f -c '%n|%s %S %b %a %f %c %d' -- "$@" 2>/dev/null)$nl"
-  ids="$nl$(lsblk -rnpo NAME,UUID 2>/dev/null | sed 's/ /|/')$nl"
-  printf '%s' "$rows" | while IFS='|' read -r dev m fs opts dp; do
+  ids="$nl$(lsblk -rnpo NAME,UUID 2>/dev/null)$nl"
+  while IFS='|' read -r dev m fs opts dp; do
+    [ -n "$dev" ] || continue
     st=; case $sts in *"$nl$m|"*) st=${sts#*"$nl$m|"}; st=${st%%"$nl"*};; esac
-    id=; case $ids in *"$nl$dev|"*) id=${ids#*"$nl$dev|"}; id=${id%%"$nl"*};; esac
+    id=; case $ids in *"$nl$dev "*) id=${ids#*"$nl$dev "}; id=${id%%"$nl"*};; esac
     printf '%s|%s|%s|%s|%s|%s|%s\n' "$dev" "$m" "$fs" "$opts" "$st" "${id:-N/A}" "$dp"
-  done
+  done <<ROWS
+$rows
+ROWS
 fi
-# Bind mounts: findmnt shows SOURCE[root] for a mount whose root is not /.
-s binds; awk '$4 != "/" {print $5}' /proc/self/mountinfo 2>/dev/null
 s links; for i in /sys/class/net/*; do [ -e "$i" ] || continue; n=${i##*/}
   one $i/flags; fl=$v; one $i/type; ty=$v; one $i/mtu; mtu=$v; one $i/address; ad=$v; one $i/speed; sp=$v
   k=; [ -d $i/bridge ] && k=bridge; [ -d $i/bonding ] && k=${k:+$k$nl}bonding
   printf '%s|%s|%s|%s|%s|%s|%s\n' "$n" "$fl" "$ty" "$mtu" "$ad" "$k" "$sp"; done
 s addrs; ip -o addr show 2>/dev/null
-s route4; ip -4 route get 8.8.8.8 2>/dev/null | { IFS= read -r l && printf '%s\n' "$l"; }
-s route6; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | { IFS= read -r l && printf '%s\n' "$l"; }
-s resolv; cat_ /etc/resolv.conf
+s route4; l=$(ip -4 route get 8.8.8.8 2>/dev/null) && [ -n "$l" ] && printf '%s\n' "${l%%"$nl"*}"
+s route6; l=$(ip -6 route get 2404:6800:400a:800::1012 2>/dev/null) && [ -n "$l" ] && printf '%s\n' "${l%%"$nl"*}"
 s cmdline; one /proc/cmdline && printf '%s\n' "$v"
 s user
 u=$(id); uid=${u#uid=}; uname_=${uid#*\(}; uname_=${uname_%%\)*}; uid=${uid%%\(*}
@@ -89,12 +89,10 @@ s machine_id; if [ -r /var/lib/dbus/machine-id ]; then one /var/lib/dbus/machine
 s dmi; for f in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type product_name product_serial product_uuid product_version sys_vendor product_family; do
   if [ -r /sys/devices/virtual/dmi/id/$f ]; then one /sys/devices/virtual/dmi/id/$f; else v="@@NA"; fi; printf '%s=%s\n' "$f" "$v"; done
 s virt
-[ -r /proc/1/cgroup ] && sed 's/^/cgroup:/' /proc/1/cgroup 2>/dev/null
 if [ -r /proc/1/environ ]; then tr '\0' '\n' < /proc/1/environ 2>/dev/null | sed 's/^/environ:/'; fi
 one /run/systemd/container; echo "container:$v"
 for f in /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen /proc/modules; do [ -e "$f" ] && echo "exists:$f"; done
 [ -r /proc/xen/capabilities ] && grep -q control_d /proc/xen/capabilities 2>/dev/null && echo xenhost:1
-[ -r /proc/modules ] && awk '{print "module:" $1}' /proc/modules
 s misc
 if [ -d /run/systemd/system ]; then echo "service_mgr=systemd"; else one /proc/1/comm; echo "service_mgr=$v"; fi
 for p in apt-get dnf5 dnf yum zypper apk pacman; do if command -v $p >/dev/null 2>&1; then echo "pkg_mgr=${p%-get}"; break; fi; done
@@ -102,12 +100,26 @@ one /proc/uptime; echo "uptime=${v%% *}"
 one /proc/loadavg; echo "loadavg=$v"
 one /proc/sys/crypto/fips_enabled; echo "fips=$v"
 echo "bits=$(getconf LONG_BIT 2>/dev/null)"
-echo "apparmor=$( [ -e /sys/kernel/security/apparmor ] && echo enabled || echo disabled)"
+if [ -e /sys/kernel/security/apparmor ]; then echo apparmor=enabled; else echo apparmor=disabled; fi
 r=$(stat -c %d:%i / /proc/1/root/. 2>/dev/null); r1=${r%%"$nl"*}; r2=; case $r in *"$nl"*) r2=${r#*"$nl"};; esac
-echo "chroot=${r2:+$( [ "$r1" = "$r2" ] && echo 0 || echo 1)}"
-if [ -n "$pypid" ]; then wait "$pypid"; one "$py"; echo "python=$v"; rm -f "$py"; fi
+if [ -z "$r2" ]; then echo chroot=; elif [ "$r1" = "$r2" ]; then echo chroot=0; else echo chroot=1; fi
+if [ -n "$pypid" ]; then wait "$pypid"; one "$pyf"; _pyo=$v; rm -f "$pyf"; fi
+[ -n "$_pyo" ] && echo "python=$_pyo"
+if [ -n "$_k" ] && [ -z "$_hit" ] && mkdir -p /run/image-cli 2>/dev/null; then
+  { printf '%s\n%s\n%s' "$_k" "$_pyo" "$_lbo" > "$_c.$$" && mv -f "$_c.$$" "$_c"; } 2>/dev/null
+fi
 for l in /lib/*/libselinux.so.1 /usr/lib/*/libselinux.so.1 /lib64/libselinux.so.1 /usr/lib64/libselinux.so.1 /lib/libselinux.so.1 /usr/lib/libselinux.so.1; do [ -e "$l" ] && { echo "selinux_lib=1"; break; }; done
 if [ -e /sys/fs/selinux/enforce ]; then one /sys/fs/selinux/enforce; echo "selinux_enforce=$v"; one /sys/fs/selinux/policyvers; echo "selinux_policyvers=$v"
   [ -r /etc/selinux/config ] && sed -n 's/^SELINUX=/selinux_config=/p; s/^SELINUXTYPE=/selinux_type=/p' /etc/selinux/config; fi
+# The small files in one awk: a section per file (os-release, meminfo,
+# cpuinfo, resolv.conf), bind mounts (findmnt shows SOURCE[root] for a mount
+# whose root is not /), PID 1's cgroups and the loaded modules (virt).
+set --
+for f in /etc/os-release /proc/meminfo /proc/cpuinfo /etc/resolv.conf /proc/self/mountinfo /proc/1/cgroup /proc/modules; do [ -r "$f" ] && set -- "$@" "$f"; done
+[ $# -gt 0 ] && awk 'FNR == 1 { f = FILENAME; h = f == "/etc/os-release" ? "osrel" : f == "/proc/meminfo" ? "meminfo" : f == "/proc/cpuinfo" ? "cpuinfo" : f == "/etc/resolv.conf" ? "resolv" : f == "/proc/self/mountinfo" ? "binds" : "virt"; print "@@s " h }
+  f == "/proc/self/mountinfo" { if ($4 != "/") print $5; next }
+  f == "/proc/1/cgroup" { print "cgroup:" $0; next }
+  f == "/proc/modules" { print "module:" $1; next }
+  { print }' "$@" 2>/dev/null
 s env; env -0 | base64 -w0 2>/dev/null || env -0 | base64 | tr -d '\n'; echo
 s end

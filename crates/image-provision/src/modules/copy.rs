@@ -62,7 +62,7 @@ impl Module for Copy {
         if args.bool_or("remote_src", false)? {
             let src = args.str("src")?;
             let body = format!(
-                "s={}; d={}\n[ -d \"$d\" ] && d=\"$d/$(basename \"$s\")\"\n[ -f \"$s\" ] || fail \"src $s does not exist on the target\"\nif ! cmp -s \"$s\" \"$d\" && {{ [ ! -e \"$d\" ] || [ {} = 1 ]; }}; then C=1; before \"$d\"; if [ {} = 1 ] && [ -e \"$d\" ] && [ \"$CHECK\" != 1 ]; then _bk=\"$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; cp -p \"$d\" \"$_bk\" && echo \"@@backup_file=$_bk\"; fi; do_ cp \"$s\" \"$d\"; [ \"$CHECK\" = 1 ] && return 0; fi\nattrs \"$d\" {} {} {}\necho \"@@dest=$d\"; echo \"@@checksum=$(sha1sum \"$d\" | cut -d' ' -f1)\"; echo \"@@md5sum=$(md5sum \"$d\" | cut -d' ' -f1)\"; fattrs \"$d\"",
+                "s={}; d={}\n[ -d \"$d\" ] && d=\"$d/$(basename \"$s\")\"\n[ -f \"$s\" ] || fail \"src $s does not exist on the target\"\nif ! cmp -s \"$s\" \"$d\" && {{ [ ! -e \"$d\" ] || [ {} = 1 ]; }}; then C=1; before \"$d\"; if [ {} = 1 ] && [ -e \"$d\" ] && [ \"$CHECK\" != 1 ]; then _bk=\"$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; cp -p \"$d\" \"$_bk\" && echo \"@@backup_file=$_bk\"; fi; do_ cp \"$s\" \"$d\"; [ \"$CHECK\" = 1 ] && return 0; fi\nattrs \"$d\" {} {} {}\necho \"@@dest=$d\"; sum_ sha1sum \"$d\"; echo \"@@checksum=$_h\"; sum_ md5sum \"$d\"; echo \"@@md5sum=$_h\"; fattrs \"$d\" c",
                 q(&src),
                 q(&dest),
                 u8::from(spec.force),

@@ -133,8 +133,14 @@ impl Module for File {
             }
         };
         let script = format!(
-            "p={}\nif [ -L \"$p\" ]; then cur=link; elif [ -d \"$p\" ]; then cur=directory; elif [ -e \"$p\" ]; then cur=file; else cur=absent; fi\necho \"@@before_state=$cur\"\nbody() {{\n{body}\n}}\nbody\nfattrs \"$p\"",
-            q(&path)
+            "p={}\nif [ -L \"$p\" ]; then cur=link; elif [ -d \"$p\" ]; then cur=directory; elif [ -e \"$p\" ]; then cur=file; else cur=absent; fi\necho \"@@before_state=$cur\"\nbody() {{\n{body}\n}}\nbody\nfattrs \"$p\" {cached}",
+            q(&path),
+            // These bodies end with `attrs "$p"`: its `stat` serves fattrs.
+            cached = if matches!(state.as_str(), "directory" | "file" | "" | "touch") {
+                "c"
+            } else {
+                ""
+            }
         );
         let out = ctx.run_script(&script, None).await?;
         let mut r = ModuleResult::from_script(&out, &path);

@@ -161,24 +161,24 @@ case $want in http://*|https://*|ftp://*|file://*)
   [ -n "$w" ] || fail "Unable to find a checksum for file '$f' in '$want'"
   want=$w;;
 esac
-want=$(printf '%s' "$want" | tr -cd '[:alnum:]_' | tr 'A-F' 'a-f')
+case $want in *[!0-9a-f]*) want=$(printf '%s' "$want" | tr -cd '[:alnum:]_' | tr 'A-F' 'a-f');; esac
 if [ -n "$algo" ]; then case $want in ''|*[!0-9a-f]*) fail "The checksum format is invalid";; esac; fi
-info() {{ stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; [ -f "$d" ] && echo "@@md5=$(md5sum "$d" | cut -d' ' -f1)"; }}
+info() {{ if [ "$_sp" = "$d" ] && [ -n "$_sa" ]; then echo "@@fst=$_sui $_sgi $_su $_sg $_sa $_ss"; else stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; fi; [ -f "$d" ] && sum_ md5sum "$d" && echo "@@md5=$_h"; }}
 if [ -f "$d" ] && [ {force} = 0 ]; then
   if [ -n "$algo" ]; then
-    if [ "$($algo "$d" | cut -d' ' -f1)" = "$want" ]; then attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
+    sum_ "$algo" "$d"; if [ "$_h" = "$want" ]; then attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
   else attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
 fi
-[ -d "$(dirname "$d")" ] || fail "Destination $(dirname "$d") does not exist"
-[ -f "$d" ] && echo "@@sha1_dest=$(sha1sum "$d" | cut -d' ' -f1)"
+dn "$d"; [ -d "$_dn" ] || fail "Destination $_dn does not exist"
+[ -f "$d" ] && sum_ sha1sum "$d" && echo "@@sha1_dest=$_h"
 C=1
 if [ "$CHECK" = 1 ]; then info; return 0; fi
-t=$(mktemp "$(dirname "$d")/.image-cli.XXXXXX") || fail "Destination $(dirname "$d") is not writable"
+t=$(mktemp "$_dn/.image-cli.XXXXXX") || fail "Destination $_dn is not writable"
 dl "$u" "$t" 2>"$t.err" || {{ e=$(cat "$t.err"); rm -f "$t" "$t.err"; fail "Request failed: $e"; }}
 rm -f "$t.err"
-echo "@@sha1_src=$(sha1sum "$t" | cut -d' ' -f1)"
+sum_ sha1sum "$t"; echo "@@sha1_src=$_h"
 echo "@@msg=OK ($(wc -c < "$t") bytes)"
-if [ -n "$algo" ]; then got=$($algo "$t" | cut -d' ' -f1); [ "$got" = "$want" ] || {{ rm -f "$t"; fail "The checksum for $t did not match $want; it was $got."; }}; fi
+if [ -n "$algo" ]; then sum_ "$algo" "$t"; got=$_h; [ "$got" = "$want" ] || {{ rm -f "$t"; fail "The checksum for $t did not match $want; it was $got."; }}; fi
 if [ -f "$d" ] && cmp -s "$t" "$d"; then rm -f "$t"; C=0; else
   if [ {backup} = 1 ] && [ -f "$d" ]; then b="$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~"; cp -p "$d" "$b" && echo "@@backup_file=$b"; fi
   if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null; else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi

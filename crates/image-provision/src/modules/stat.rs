@@ -121,7 +121,7 @@ impl Module for Stat {
         let mime = args.bool_or("get_mime", true)?;
         let attrs = args.bool_or("get_attributes", true)?;
         let body = format!(
-            "p={}\nif [ -e \"$p\" ] || [ -L \"$p\" ]; then echo @@exists=1; stat {} -c '@@st=%f|%a|%u|%g|%U|%G|%s|%Y|%X|%Z|%i|%h|%F|%y|%x|%z|%b|%o|%d|%t|%T' \"$p\"\n[ -L \"$p\" ] && echo \"@@lnk=$(readlink \"$p\")\" && echo \"@@lnk_target=$(readlink -f \"$p\")\"\n[ {} = 1 ] && [ -f \"$p\" ] && [ -r \"$p\" ] && echo \"@@sum=$({cmd} \"$p\" | cut -d' ' -f1)\"\n[ -r \"$p\" ] && echo @@r=1; [ -w \"$p\" ] && echo @@w=1; [ -x \"$p\" ] && echo @@x=1\n{}{}else echo @@exists=0; fi",
+            "p={}\nif [ -e \"$p\" ] || [ -L \"$p\" ]; then echo @@exists=1; stat {} -c '@@st=%f|%a|%u|%g|%U|%G|%s|%Y|%X|%Z|%i|%h|%F|%y|%x|%z|%b|%o|%d|%t|%T' \"$p\"\n[ -L \"$p\" ] && echo \"@@lnk=$(readlink \"$p\")\" && echo \"@@lnk_target=$(readlink -f \"$p\")\"\n[ {} = 1 ] && [ -f \"$p\" ] && [ -r \"$p\" ] && sum_ {cmd} \"$p\" && echo \"@@sum=$_h\"\n[ -r \"$p\" ] && echo @@r=1; [ -w \"$p\" ] && echo @@w=1; [ -x \"$p\" ] && echo @@x=1\n{}{}else echo @@exists=0; fi",
             q(&path),
             if follow { "-L" } else { "" },
             u8::from(sum),
