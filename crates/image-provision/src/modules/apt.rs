@@ -38,11 +38,15 @@ fi"#;
 /// the named packages end up marked as installed by hand, even when
 /// nothing was installed. `apt-mark` (which loads the whole package cache)
 /// runs only for those `extended_states` marks automatic; one awk finds
-/// them. `{specs}` are the task's packages (`name[=version]`).
-const MARK_MANUAL: &str = r#"if [ "$CHECK" != 1 ] && [ -r /var/lib/apt/extended_states ]; then
+/// them. In check mode it names them (`@@mark_pending`), so that a check
+/// that saw no change is not taken for the real run, which would mark
+/// them ([`ModuleResult::not_a_probe`]). `{specs}` are the task's packages
+/// (`name[=version]`).
+const MARK_MANUAL: &str = r#"if [ -r /var/lib/apt/extended_states ]; then
   _want=" "; for spec in {specs}; do _want="$_want${spec%%=*} "; done
   _auto=$(awk -v want="$_want" 'BEGIN { RS = "" } { p = ""; a = 0; n = split($0, l, "\n"); for (i = 1; i <= n; i++) { if (l[i] ~ /^Package: /) p = substr(l[i], 10); else if (l[i] ~ /^Auto-Installed: 1/) a = 1 } if (a && p != "" && index(want, " " p " ")) printf "%s ", p }' /var/lib/apt/extended_states 2>/dev/null)
-  if [ -n "$_auto" ]; then _o=$(apt-mark manual $_auto 2>&1) || fail "'apt-mark manual $_auto' failed: $_o"; fi
+  if [ -z "$_auto" ]; then :; elif [ "$CHECK" = 1 ]; then echo "@@mark_pending=$_auto"
+  else _o=$(apt-mark manual $_auto 2>&1) || fail "'apt-mark manual $_auto' failed: $_o"; fi
 fi
 "#;
 
@@ -351,8 +355,9 @@ if [ -n "$rm_" ]; then C=1; echo "@@changes=$rm_"; apt_run apt-get -q remove $F 
             )
             .await?;
         let mut r = ModuleResult::from_script(&out, "apt");
-        // The real run would install python3-apt first.
-        r.not_a_probe = out.get("deps_missing").is_some();
+        // The real run would install python3-apt first, or mark packages
+        // as installed by hand.
+        r.not_a_probe = out.get("deps_missing").is_some() || out.get("mark_pending").is_some();
         // `cache_updated` and `cache_update_time` (the mtime of apt's
         // update stamp, else of its lists) where ansible returns them: an
         // update with nothing else to do, or an install (its removal,
