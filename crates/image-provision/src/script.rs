@@ -23,7 +23,10 @@ use image_core::target::{shell_quote, Output};
 /// FILE` (the hash of `CMD FILE` into `$_h`, without `cut`), `drain` (reads
 /// standard input to its end only when it is a pipe, which a writer may
 /// block on; not a file or /dev/null), `st_ PATH` (one `stat` for mode,
-/// owner, group, size and links into `$_sa $_su $_sui $_sg $_sgi $_ss $_sh`).
+/// owner, group, size and links into `$_sa $_su $_sui $_sg $_sgi $_ss $_sh`;
+/// `$_sp` names PATH), `stc PATH` (true when those are PATH's and `attrs`
+/// changed nothing after them: it clears `$_sp` first and stats again after
+/// each change).
 pub const PRELUDE: &str = r#"C=0
 fail() { printf '@@fail %s\n' "$(printf '%s' "$*" | tr '\n' ' ')"; exit 1; }
 do_() { [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $_o"; }
@@ -35,12 +38,13 @@ dn() { _dn=$1; while :; do case $_dn in */) [ "$_dn" = / ] && break; _dn=${_dn%/
   case $_dn in */*) _dn=${_dn%/*}; while :; do case $_dn in ?*/) _dn=${_dn%/};; *) break;; esac; done; _dn=${_dn:-/};; /) ;; *) _dn=.;; esac; }
 sum_() { _h=$("$1" "$2"); _h=${_h%% *}; }
 drain() { [ -f /dev/stdin ] || [ -c /dev/stdin ] || cat >/dev/null; }
-st_() { set -- $(stat -c '%a %U %u %G %g %s %h' "$1" 2>/dev/null); _sa=$1 _su=$2 _sui=$3 _sg=$4 _sgi=$5 _ss=$6 _sh=$7; }
+st_() { _sp=$1; set -- $(stat -c '%a %U %u %G %g %s %h' "$1" 2>/dev/null); _sa=$1 _su=$2 _sui=$3 _sg=$4 _sgi=$5 _ss=$6 _sh=$7; }
+stc() { [ "$_sp" = "$1" ] && [ -n "$_sa" ]; }
 mkd() { [ -d "$1" ] && return 0; { [ -e "$1" ] || [ -L "$1" ]; } && fail "$1 exists and is not a directory"; dn "$1"; mkd "$_dn" "$2" "$3" "$4"; C=1; [ "$CHECK" = 1 ] && return 0; mkdir "$1" || fail "mkdir $1 failed"; attrs "$1" "$2" "$3" "$4"; }
 fattrs() {
   [ -e "$1" ] || return 0
   if [ -L "$1" ]; then _t=link; elif [ -d "$1" ]; then _t=directory; else _t=file; fi
-  if [ "$2" = c ] && [ "$_sp" = "$1" ] && [ -n "$_sa" ]; then echo "@@fattrs=$_t $_sa $_sui $_sgi $_ss $_sh $_su $_sg"; return 0; fi
+  if [ "$2" = c ] && stc "$1"; then echo "@@fattrs=$_t $_sa $_sui $_sgi $_ss $_sh $_su $_sg"; return 0; fi
   stat -c "@@fattrs=$_t %a %u %g %s %h %U %G" "$1" 2>/dev/null || echo "@@fattrs=$_t"
 }
 attrs() {
@@ -67,7 +71,6 @@ attrs() {
          elif [ "$_sa" != "$_m" ]; then C=1; do_ chmod "$_m" "$_p"; [ "$CHECK" = 1 ] || st_ "$_p"; fi ;;
     esac
   fi
-  [ "$_r" = 1 ] || _sp=$_p
 }
 "#;
 
@@ -328,7 +331,7 @@ echo "@@dest=$d"; fattrs "$d" c
 /// `@@content=BASE64`.
 pub fn read_file_body(path: &str) -> String {
     format!(
-        "p={}\nif [ -f \"$p\" ]; then echo @@exists=1; st_ \"$p\"; [ -n \"$_sa\" ] && {{ _sp=$p; echo \"@@stat=$_sa $_su $_sg $_sui $_sgi\"; }}; printf '@@content='; b64 \"$p\"; echo; fattrs \"$p\" c; else echo @@exists=0; fi\n",
+        "p={}\nif [ -f \"$p\" ]; then echo @@exists=1; st_ \"$p\"; [ -n \"$_sa\" ] && {{ echo \"@@stat=$_sa $_su $_sg $_sui $_sgi\"; }}; printf '@@content='; b64 \"$p\"; echo; fattrs \"$p\" c; else echo @@exists=0; fi\n",
         q(path)
     )
 }

@@ -163,7 +163,7 @@ case $want in http://*|https://*|ftp://*|file://*)
 esac
 case $want in *[!0-9a-f]*) want=$(printf '%s' "$want" | tr -cd '[:alnum:]_' | tr 'A-F' 'a-f');; esac
 if [ -n "$algo" ]; then case $want in ''|*[!0-9a-f]*) fail "The checksum format is invalid";; esac; fi
-info() {{ if [ "$_sp" = "$d" ] && [ -n "$_sa" ]; then echo "@@fst=$_sui $_sgi $_su $_sg $_sa $_ss"; else stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; fi; [ -f "$d" ] && sum_ md5sum "$d" && echo "@@md5=$_h"; }}
+info() {{ if stc "$d"; then echo "@@fst=$_sui $_sgi $_su $_sg $_sa $_ss"; else stat -c '@@fst=%u %g %U %G %a %s' "$d" 2>/dev/null; fi; [ -f "$d" ] && sum_ md5sum "$d" && echo "@@md5=$_h"; }}
 if [ -f "$d" ] && [ {force} = 0 ]; then
   if [ -n "$algo" ]; then
     sum_ "$algo" "$d"; if [ "$_h" = "$want" ]; then attrs "$d" {mode} {owner} {group}; echo "@@msg=file already exists"; info; return 0; fi
