@@ -9,6 +9,7 @@
 //! The pieces, one concern per file under `template/`:
 //! - [`vars`]: the lazy variable object (`hostvars`, `vars`,
 //!   `ansible_facts` kept consistent with `ansible_*`).
+//! - `layers`: a task's variables as shared layers and its own.
 //! - `syntax`: ansible's backslash handling of templates from YAML, and
 //!   where an expression ends.
 //! - `pycompat`: Python methods (minijinja-contrib's, plus the ones it
@@ -36,6 +37,7 @@ mod formats;
 mod globals;
 mod jinja_filters;
 mod jinja_tests;
+mod layers;
 mod lazy;
 mod loader;
 mod lookup_tables;
@@ -56,6 +58,7 @@ use std::sync::Arc;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use serde_json::{Map, Value as Json};
 
+pub use layers::Layers;
 pub use pyregex::py_replacement;
 pub use vars::Vars;
 pub use version::version_test;
@@ -360,8 +363,8 @@ impl Templater {
     }
 
     /// Variables for one task (merged layers, lowest first already applied).
-    pub fn context(&self, raw: Map<String, Json>) -> Ctx {
-        let vars = Arc::new(Vars::new(self.env.clone(), raw));
+    pub fn context(&self, raw: impl Into<Layers>) -> Ctx {
+        let vars = Arc::new(Vars::new(self.env.clone(), raw.into()));
         Ctx {
             value: Value::from_dyn_object(vars.clone()),
             vars,

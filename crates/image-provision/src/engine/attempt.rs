@@ -14,7 +14,7 @@ use super::scope::{Scope, Settings};
 use super::Runner;
 use crate::modules::{json_to_string, Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::task::Task;
-use crate::template::{Ctx, OMIT};
+use crate::template::{Ctx, Layers, OMIT};
 
 /// Names that mean the controller.
 const LOCALHOST: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -143,7 +143,7 @@ impl Runner<'_> {
         t: &Task,
         module: &'static dyn Module,
         args: &Map<String, Json>,
-        vars: Map<String, Json>,
+        vars: Layers,
         st: &Settings,
         scope: &Scope,
         mut pre: Option<ModuleResult>,
@@ -212,7 +212,7 @@ impl Runner<'_> {
                 }
                 if let Json::Object(m) = &out.result {
                     for (k, v) in m {
-                        v2.entry(k.clone()).or_insert_with(|| v.clone());
+                        v2.insert_missing(k, || v.clone());
                     }
                 }
                 let c2 = self.tmpl.context(v2);

@@ -19,7 +19,7 @@
 //! neither are items delegated to the controller.
 
 use image_core::target::Become;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::attempt::Prepared;
 use super::coalesce::Coalesce;
@@ -28,7 +28,7 @@ use super::scope::{Scope, Settings};
 use super::Runner;
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::task::{Action, LoopSpec, Task};
-use crate::template::Ctx;
+use crate::template::{Ctx, Layers};
 
 /// At most this many module runs are checked in one exec.
 pub(super) const MAX_BATCH: usize = 256;
@@ -39,7 +39,7 @@ pub(super) struct Probe<'r> {
     pub module: &'static dyn Module,
     /// The variables of the task or item (kept to tell, when the task is
     /// reached, whether they are still the same).
-    pub vars: Map<String, Json>,
+    pub vars: Layers,
     /// Its template context.
     pub ctx: Ctx,
     /// Its arguments, environment and search path.

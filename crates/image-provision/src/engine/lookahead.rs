@@ -41,6 +41,7 @@ use super::scope::{Scope, Settings};
 use super::Runner;
 use crate::modules::{Module, ModuleResult};
 use crate::task::{Action, Task};
+use crate::template::Layers;
 
 /// A task's identity while its list runs (tasks do not move then).
 fn key(t: &Task) -> usize {
@@ -63,7 +64,7 @@ fn sets_vars(module: &dyn Module) -> bool {
 
 /// A batched check's result with the variables it was made with.
 struct Checked {
-    vars: Map<String, Json>,
+    vars: Layers,
     result: ModuleResult,
 }
 
@@ -101,12 +102,7 @@ impl Ahead {
 
     /// The batched result of `t` (loop item `item`), if its check saw no
     /// change and `vars` are the ones it was made with.
-    pub fn take(
-        &mut self,
-        t: &Task,
-        item: Option<usize>,
-        vars: &Map<String, Json>,
-    ) -> Option<ModuleResult> {
+    pub fn take(&mut self, t: &Task, item: Option<usize>, vars: &Layers) -> Option<ModuleResult> {
         let c = self.results.remove(&(key(t), item))?;
         (c.vars == *vars).then_some(c.result)
     }
@@ -237,7 +233,7 @@ impl Runner<'_> {
         module: &'static dyn Module,
         args: &Map<String, Json>,
         conds: &[String],
-        vars: Map<String, Json>,
+        vars: Layers,
         st: &Settings,
         scope: &Scope,
     ) -> Option<Option<Probe<'_>>> {

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value as Json};
 use super::Runner;
 use crate::modules::json_to_string;
 use crate::task::{LoopKind, LoopSpec};
-use crate::template::Ctx;
+use crate::template::{Ctx, Layers};
 
 /// Hard cap on the number of items one loop may produce.
 const MAX_ITEMS: usize = 1_000_000;
@@ -19,7 +19,7 @@ impl Runner<'_> {
     pub(super) fn loop_items(
         &self,
         l: &LoopSpec,
-        vars: &Map<String, Json>,
+        vars: &Layers,
         ctx: &Ctx,
     ) -> Result<Vec<Json>, String> {
         let v = self
@@ -59,7 +59,7 @@ impl Runner<'_> {
         &self,
         name: &str,
         terms: Vec<Json>,
-        vars: &Map<String, Json>,
+        vars: &Layers,
     ) -> Result<Vec<Json>, String> {
         Ok(match name {
             "list" => terms,
@@ -186,12 +186,7 @@ impl Runner<'_> {
     }
 
     /// `query(name, args...)` with the task's variables (search path).
-    fn query(
-        &self,
-        name: &str,
-        args: Vec<Json>,
-        vars: &Map<String, Json>,
-    ) -> Result<Vec<Json>, String> {
+    fn query(&self, name: &str, args: Vec<Json>, vars: &Layers) -> Result<Vec<Json>, String> {
         let mut v = vars.clone();
         let mut call = format!("query('{name}'");
         for (i, a) in args.into_iter().enumerate() {

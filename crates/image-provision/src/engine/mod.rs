@@ -5,7 +5,8 @@
 //! retries, handlers, tags, check and diff mode, `no_log`, delegation to
 //! the controller.
 //!
-//! - `scope`: what a task inherits; `vars`: variable precedence.
+//! - `scope`: what a task inherits; `vars`: variable precedence;
+//!   `var_cache`: the variable layers tasks share, kept while unchanged.
 //! - `task_run`: one task (its loop, conditions, recap); `attempt`:
 //!   one module run with retries and `changed_when`/`failed_when`;
 //!   `batch`: a loop's items checked in one round trip; `lookahead`: the
@@ -29,6 +30,7 @@ mod record;
 mod scope;
 mod tags;
 mod task_run;
+mod var_cache;
 mod vars;
 
 use std::collections::{HashMap, HashSet};
@@ -68,7 +70,7 @@ enum Stop {
 #[derive(Default)]
 struct State {
     /// Facts visible as variables (gathered by a play or `setup`).
-    facts: Map<String, Json>,
+    facts: var_cache::Facts,
     /// `set_fact` / registered.
     host_vars: Map<String, Json>,
     /// `include_vars`.
@@ -98,7 +100,7 @@ struct Runner<'a> {
     host: String,
     base_dir: PathBuf,
     load: LoadCtx,
-    st: State,
+    st: var_cache::Tracked,
     /// Facts of the host for the modules (always gathered once).
     module_facts: Map<String, Json>,
     handlers: Vec<Handler>,
@@ -169,7 +171,7 @@ async fn run_inner(
             roles_path: steps.roles_path.clone(),
         },
         base_dir,
-        st: State::default(),
+        st: var_cache::Tracked::default(),
         module_facts: Map::new(),
         handlers: Vec::new(),
         notified: Vec::new(),

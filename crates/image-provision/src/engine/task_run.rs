@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use image_core::events::{Event, Outcome};
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 
 use super::lookahead;
 use super::loops::loop_vars;
@@ -15,6 +15,7 @@ use super::record::ItemOut;
 use super::scope::{Scope, Settings};
 use super::{Runner, Stop};
 use crate::task::{Action, Task};
+use crate::template::Layers;
 use crate::CENSORED;
 
 impl Runner<'_> {
@@ -314,7 +315,7 @@ impl Runner<'_> {
         &mut self,
         t: &Task,
         conds: &[String],
-        vars: Map<String, Json>,
+        vars: Layers,
         st: &Settings,
         scope: &Scope,
         pre: Option<crate::modules::ModuleResult>,

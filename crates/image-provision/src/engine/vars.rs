@@ -8,80 +8,122 @@
 //! `include_vars` < `set_fact` / registered < role params < include params
 //! < extra vars; then the loop variables and the magic variables.
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value as Json};
 
 use super::scope::Scope;
+use super::var_cache::ScopeLayers;
 use super::Runner;
 use crate::task::Task;
+use crate::template::Layers;
 
 impl Runner<'_> {
-    /// Every variable of `t` in `scope`, with `loop_vars` on top.
+    /// Every variable of `t` in `scope`, with `loop_vars` on top: the
+    /// scope's shared layers (built once, `var_cache`) and the task's own.
     pub(super) fn vars_for(
         &self,
         scope: &Scope,
         t: &Task,
         loop_vars: Option<&Map<String, Json>>,
-    ) -> Map<String, Json> {
-        let mut m = Map::new();
-        // Role defaults.
-        m.extend(self.st.role_defaults.clone());
-        if let Some((cur, parents)) = scope.roles.split_last() {
-            for (d, _) in cur.role.all_deps() {
-                m.extend(d.defaults.clone());
+    ) -> Layers {
+        let shared = self.st.layers(scope, || self.scope_layers(scope));
+        let mut top = Map::new();
+        // Task vars sit below the include vars, registered results,
+        // params, extra vars and magic names.
+        for (k, v) in &t.vars {
+            if !shared.above_task.iter().any(|l| l.contains_key(k)) {
+                top.insert(k.clone(), v.clone());
             }
-            for p in parents {
-                m.extend(p.role.defaults.clone());
+        }
+        // Loop variables sit below the magic names only.
+        for (k, v) in loop_vars.into_iter().flatten() {
+            if !shared.magic.contains_key(k) {
+                top.insert(k.clone(), v.clone());
             }
-            m.extend(cur.role.defaults.clone());
         }
-        // Facts.
-        for (k, v) in &self.st.facts {
-            m.insert(format!("ansible_{k}"), v.clone());
+        let dirs: Vec<Json> = self
+            .search_dirs(scope, t)
+            .iter()
+            .map(|d| json!(d.display().to_string()))
+            .collect();
+        top.insert("ansible_search_path".into(), Json::Array(dirs.clone()));
+        top.insert("__search_dirs".into(), Json::Array(dirs));
+        let mut vars = Layers::new(shared.all.clone(), top);
+        if let Some(n) = &t.name {
+            vars.insert_missing("ansible_task_name", || json!(n));
         }
-        m.insert("ansible_facts".into(), Json::Object(self.st.facts.clone()));
-        m.insert(
-            "ansible_local".into(),
-            self.st.facts.get("local").cloned().unwrap_or(json!({})),
-        );
-        // Play vars, vars_files.
-        m.extend(self.st.play_vars.clone());
-        m.extend(self.st.vars_files.clone());
-        // Role vars.
-        m.extend(self.st.role_vars.clone());
-        if let Some((cur, parents)) = scope.roles.split_last() {
-            for p in parents {
-                m.extend((*p.vars_kw).clone());
-                m.extend(p.role.vars.clone());
-            }
-            for (d, _) in cur.role.all_deps() {
-                m.extend(d.vars.clone());
-            }
-            m.extend(cur.role.vars.clone());
-            m.extend((*cur.vars_kw).clone());
-        }
-        // Block, include and task vars.
-        for v in &scope.vars {
-            m.extend((**v).clone());
-        }
-        m.extend(t.vars.clone());
-        m.extend(self.st.include_vars.clone());
-        m.extend(self.st.host_vars.clone());
-        // Role params (the chain's), include params.
-        for r in &scope.roles {
-            m.extend((*r.params).clone());
-        }
-        for p in &scope.include_params {
-            m.extend((**p).clone());
-        }
-        m.extend(self.opts.extra_vars.clone());
-        if let Some(l) = loop_vars {
-            m.extend(l.clone());
-        }
-        self.magic(&mut m, scope, t);
-        m
+        vars
     }
 
-    fn magic(&self, m: &mut Map<String, Json>, scope: &Scope, t: &Task) {
+    /// The layers every task of `scope` shares (lowest first): role
+    /// defaults (less the names facts have, as facts win over them),
+    /// facts, the play's and the scope's vars, then the layers above task
+    /// vars, then the magic names.
+    fn scope_layers(&self, scope: &Scope) -> ScopeLayers {
+        let facts = self.st.facts.layer();
+        let mut defaults = self.st.role_defaults.clone();
+        if let Some((cur, parents)) = scope.roles.split_last() {
+            for (d, _) in cur.role.all_deps() {
+                defaults.extend(d.defaults.clone());
+            }
+            for p in parents {
+                defaults.extend(p.role.defaults.clone());
+            }
+            defaults.extend(cur.role.defaults.clone());
+        }
+        defaults.retain(|k, _| !facts.contains_key(k));
+        // Play vars, vars_files, role vars, block and include vars.
+        let mut mid = self.st.play_vars.clone();
+        mid.extend(self.st.vars_files.clone());
+        mid.extend(self.st.role_vars.clone());
+        if let Some((cur, parents)) = scope.roles.split_last() {
+            for p in parents {
+                mid.extend((*p.vars_kw).clone());
+                mid.extend(p.role.vars.clone());
+            }
+            for (d, _) in cur.role.all_deps() {
+                mid.extend(d.vars.clone());
+            }
+            mid.extend(cur.role.vars.clone());
+            mid.extend((*cur.vars_kw).clone());
+        }
+        for v in &scope.vars {
+            mid.extend((**v).clone());
+        }
+        // include_vars, set_fact / registered, role params (the chain's),
+        // include params, extra vars.
+        let mut high = self.st.include_vars.clone();
+        high.extend(self.st.host_vars.clone());
+        for r in &scope.roles {
+            high.extend((*r.params).clone());
+        }
+        for p in &scope.include_params {
+            high.extend((**p).clone());
+        }
+        high.extend(self.opts.extra_vars.clone());
+        let magic = Arc::new(self.magic(scope));
+        let high = Arc::new(high);
+        let all = [
+            Arc::new(defaults),
+            facts,
+            Arc::new(mid),
+            high.clone(),
+            magic.clone(),
+        ]
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .collect();
+        ScopeLayers {
+            all,
+            above_task: vec![high, magic.clone()],
+            magic,
+        }
+    }
+
+    /// The magic names of `scope` (those of a task are set in `vars_for`).
+    fn magic(&self, scope: &Scope) -> Map<String, Json> {
+        let mut m = Map::new();
         let host = &self.host;
         m.insert("inventory_hostname".into(), json!(host));
         m.insert(
@@ -130,16 +172,7 @@ impl Runner<'_> {
                 json!(chain.iter().rev().skip(1).collect::<Vec<_>>()),
             );
         }
-        if let Some(n) = &t.name {
-            m.entry("ansible_task_name").or_insert(json!(n));
-        }
-        let dirs: Vec<Json> = self
-            .search_dirs(scope, t)
-            .iter()
-            .map(|d| json!(d.display().to_string()))
-            .collect();
-        m.insert("ansible_search_path".into(), Json::Array(dirs.clone()));
-        m.insert("__search_dirs".into(), Json::Array(dirs));
+        m
     }
 
     /// Where `src:` files and lookups are searched: the roles of the chain

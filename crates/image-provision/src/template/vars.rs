@@ -13,13 +13,14 @@ use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, Value};
 use serde_json::{Map, Value as Json};
 
+use super::layers::Layers;
 use super::lazy::Lazy;
 use super::{describe, has_template, name_undefined, render_json};
 
 /// Variables of one task, templated on first use.
 pub struct Vars {
     env: Arc<Environment<'static>>,
-    raw: Map<String, Json>,
+    raw: Layers,
     cache: Mutex<HashMap<String, Value>>,
     busy: Mutex<HashSet<String>>,
     errors: Mutex<Vec<String>>,
@@ -34,7 +35,7 @@ impl std::fmt::Debug for Vars {
 }
 
 impl Vars {
-    pub(super) fn new(env: Arc<Environment<'static>>, raw: Map<String, Json>) -> Self {
+    pub(super) fn new(env: Arc<Environment<'static>>, raw: Layers) -> Self {
         Vars {
             env,
             raw,
