@@ -27,8 +27,6 @@ pub(super) struct ScopeLayers {
     /// The layers above task `vars:` (a task's own var of one of these
     /// names is hidden).
     pub above_task: Vec<Arc<Map<String, Json>>>,
-    /// The magic names (over the loop's variables too).
-    pub magic: Arc<Map<String, Json>>,
 }
 
 /// The identity of a scope's variable sources: the same allocations mean

@@ -2,11 +2,16 @@
 //! precedence (lowest first):
 //!
 //! role defaults (the play's public roles, then the task's role with its
-//! dependencies and parents) < facts < play `vars` < `vars_files` < role
+//! dependencies and parents) < the host's inventory names
+//! (`inventory_hostname`, `inventory_hostname_short`, `group_names`) <
+//! facts < play `vars` < `vars_files` < role
 //! vars (the play's public roles, then the task's role chain and the
 //! `vars:` of its call) < block and include `vars` < task `vars` <
 //! `include_vars` < `set_fact` / registered < role params < include params
-//! < extra vars; then the loop variables and the magic variables.
+//! < extra vars < the magic variables (`playbook_dir`, `groups`,
+//! `ansible_play_hosts`, `role_name` ...) < the loop variables, as
+//! ansible-core 2.19 resolves them (checked against it in the differential
+//! corpus, `prec_layers_shadowing`).
 
 use std::sync::Arc;
 
@@ -36,12 +41,6 @@ impl Runner<'_> {
                 top.insert(k.clone(), v.clone());
             }
         }
-        // Loop variables sit below the magic names only.
-        for (k, v) in loop_vars.into_iter().flatten() {
-            if !shared.magic.contains_key(k) {
-                top.insert(k.clone(), v.clone());
-            }
-        }
         let dirs: Vec<Json> = self
             .search_dirs(scope, t)
             .iter()
@@ -49,17 +48,19 @@ impl Runner<'_> {
             .collect();
         top.insert("ansible_search_path".into(), Json::Array(dirs.clone()));
         top.insert("__search_dirs".into(), Json::Array(dirs));
-        let mut vars = Layers::new(shared.all.clone(), top);
-        if let Some(n) = &t.name {
-            vars.insert_missing("ansible_task_name", || json!(n));
+        // Loop variables win over everything, magic names too (ansible-core
+        // sets them on the task's variables last).
+        for (k, v) in loop_vars.into_iter().flatten() {
+            top.insert(k.clone(), v.clone());
         }
-        vars
+        Layers::new(shared.all.clone(), top)
     }
 
     /// The layers every task of `scope` shares (lowest first): role
-    /// defaults (less the names facts have, as facts win over them),
+    /// defaults, the host's inventory names (`inventory_hostname`,
+    /// `group_names`: any variable may override them, as in ansible-core),
     /// facts, the play's and the scope's vars, then the layers above task
-    /// vars, then the magic names.
+    /// vars, then the magic names (no variable overrides them).
     fn scope_layers(&self, scope: &Scope) -> ScopeLayers {
         let facts = self.st.facts.layer();
         let mut defaults = self.st.role_defaults.clone();
@@ -72,7 +73,6 @@ impl Runner<'_> {
             }
             defaults.extend(cur.role.defaults.clone());
         }
-        defaults.retain(|k, _| !facts.contains_key(k));
         // Play vars, vars_files, role vars, block and include vars.
         let mut mid = self.st.play_vars.clone();
         mid.extend(self.st.vars_files.clone());
@@ -106,6 +106,7 @@ impl Runner<'_> {
         let high = Arc::new(high);
         let all = [
             Arc::new(defaults),
+            Arc::new(self.host_names()),
             facts,
             Arc::new(mid),
             high.clone(),
@@ -116,20 +117,27 @@ impl Runner<'_> {
         .collect();
         ScopeLayers {
             all,
-            above_task: vec![high, magic.clone()],
-            magic,
+            above_task: vec![high, magic],
         }
+    }
+
+    /// The names ansible-core gives a host in its inventory.
+    fn host_names(&self) -> Map<String, Json> {
+        let host = &self.host;
+        let mut m = Map::new();
+        m.insert("inventory_hostname".into(), json!(host));
+        m.insert(
+            "inventory_hostname_short".into(),
+            json!(host.split('.').next().unwrap_or("")),
+        );
+        m.insert("group_names".into(), json!(self.st.groups));
+        m
     }
 
     /// The magic names of `scope` (those of a task are set in `vars_for`).
     fn magic(&self, scope: &Scope) -> Map<String, Json> {
         let mut m = Map::new();
         let host = &self.host;
-        m.insert("inventory_hostname".into(), json!(host));
-        m.insert(
-            "inventory_hostname_short".into(),
-            json!(host.split('.').next().unwrap_or("")),
-        );
         m.insert("ansible_check_mode".into(), json!(self.opts.check));
         m.insert("ansible_diff_mode".into(), json!(self.opts.diff));
         m.insert(
@@ -150,7 +158,6 @@ impl Runner<'_> {
             groups.insert(g.clone(), json!([host]));
         }
         m.insert("groups".into(), Json::Object(groups));
-        m.insert("group_names".into(), json!(self.st.groups));
         m.insert("ansible_play_hosts".into(), json!([host]));
         m.insert("ansible_play_hosts_all".into(), json!([host]));
         m.insert("ansible_play_batch".into(), json!([host]));
