@@ -35,6 +35,9 @@ pub struct Steps {
 pub struct Play {
     /// `name:`.
     pub name: Option<String>,
+    /// `hosts:` as written (a list joined with commas): the play's name in
+    /// `ansible_play_name` when it has no `name:`, as in ansible-core.
+    pub hosts: Option<String>,
     /// Where it starts.
     pub loc: Option<Location>,
     /// Keywords every task inherits (`become`, `ignore_errors`, ...).

@@ -279,7 +279,7 @@ impl<'a> Runner<'a> {
         self.st.vars_files = Map::new();
         self.st.role_defaults = play.role_defaults.clone();
         self.st.role_vars = play.role_vars.clone();
-        self.st.play_name = play.name.clone();
+        self.st.play_name = play.name.clone().or_else(|| play.hosts.clone());
         self.st.play_roles = play
             .sections
             .iter()

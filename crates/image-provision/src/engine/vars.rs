@@ -138,6 +138,7 @@ impl Runner<'_> {
     fn magic(&self, scope: &Scope) -> Map<String, Json> {
         let mut m = Map::new();
         let host = &self.host;
+        m.insert(crate::template::vars::HOST_KEY.into(), json!(host));
         m.insert("ansible_check_mode".into(), json!(self.opts.check));
         m.insert("ansible_diff_mode".into(), json!(self.opts.diff));
         m.insert(

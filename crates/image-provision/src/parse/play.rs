@@ -100,9 +100,16 @@ impl Loader {
             match key.as_str() {
                 // One host, chosen on the command line: nothing to pick,
                 // order or batch.
-                "hosts" | "serial" | "strategy" | "order" | "throttle" | "timeout"
-                | "collections" | "debugger" | "gather_subset" | "gather_timeout" | "fact_path" => {
+                "hosts" => {
+                    p.hosts = v.scalar_string().or_else(|| {
+                        let items = v.as_seq()?;
+                        let names: Option<Vec<String>> =
+                            items.iter().map(|i| i.scalar_string()).collect();
+                        names.map(|n| n.join(","))
+                    })
                 }
+                "serial" | "strategy" | "order" | "throttle" | "timeout" | "collections"
+                | "debugger" | "gather_subset" | "gather_timeout" | "fact_path" => {}
                 "remote_user" | "port" | "connection" => {
                     self.diags.push(
                         super::task::warning(k, format!("play keyword `{key}` has no effect"))

@@ -17,6 +17,10 @@ use super::layers::Layers;
 use super::lazy::Lazy;
 use super::{describe, has_template, name_undefined, render_json};
 
+/// The variable that holds the host's own name for `hostvars` (set by the
+/// engine with the magic names; `inventory_hostname` when it is absent).
+pub const HOST_KEY: &str = "__inventory_host";
+
 /// Variables of one task, templated on first use.
 pub struct Vars {
     env: Arc<Environment<'static>>,
@@ -175,7 +179,11 @@ impl Object for Vars {
         let k = key.as_str()?;
         match k {
             "hostvars" => {
-                let host = self.get_value(&Value::from("inventory_hostname"))?;
+                // The host's own name, whatever a variable named
+                // `inventory_hostname` says.
+                let host = self
+                    .get_value(&Value::from(HOST_KEY))
+                    .or_else(|| self.get_value(&Value::from("inventory_hostname")))?;
                 let mut m = BTreeMap::new();
                 m.insert(host.to_string(), Value::from_dyn_object(self.clone()));
                 return Some(Value::from(m));
