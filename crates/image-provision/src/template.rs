@@ -362,7 +362,8 @@ impl Templater {
         Templater { env: Arc::new(env) }
     }
 
-    /// Variables for one task (merged layers, lowest first already applied).
+    /// Variables for one task: a merged map, or [`Layers`] (the shared
+    /// layers of its scope and its own, see `layers`).
     pub fn context(&self, raw: impl Into<Layers>) -> Ctx {
         let vars = Arc::new(Vars::new(self.env.clone(), raw.into()));
         Ctx {
