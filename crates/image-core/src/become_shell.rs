@@ -2,26 +2,28 @@
 //! `sudo -n -H -u USER` that runs many commands as USER, so that a command
 //! with [`crate::target::Become`] costs neither a sudo start (PAM, ~5 ms) nor
 //! a new SSH channel (login shell, ~4 ms). [`crate::ssh::SshTarget`] keeps a
-//! few per user and session; this module holds the server loop and the
-//! framing, transport-free.
+//! few per user and session; this module holds the server and the framing,
+//! transport-free.
 //!
-//! The server loop ([`SERVER`], POSIX `sh` and GNU coreutils) makes a private
-//! `mktemp -d` directory (0700, for standard input files; in `/dev/shm` when
-//! there is one, so that file contents sent with `put` never reach a disk
-//! that becomes the image), prints a ready line, then serves requests from its standard input, one at a time:
+//! The server is `sh -s` reading shell code from its standard input: the
+//! client first sends [`PRELUDE`] (it defines `_r` and prints a ready line),
+//! then one request at a time, each a complete `if` command the shell parses
+//! itself, so framing a request starts no process on the target (issue #16):
 //!
 //! ```text
-//! request:  "<script bytes> <stdin bytes> <token> [tag]\n" script stdin "run\n"
+//! request:  if :; then _r TOKEN 'TAG' 'SCRIPT' MODE <INPUT
+//!           fi
 //! reply:    the command's stdout, then "<token> <status>\n" on stdout,
-//!           the command's stderr, then "<token>\n" on stderr;
-//!           or "!<token>\n" on stdout (refused: the command did not run)
+//!           the command's stderr, then "<token>\n" on stderr
 //! ```
 //!
-//! The script is read with `head -c N` (GNU head reads exactly N bytes from
-//! a pipe) into a variable, standard input the same way into a file; the
-//! command runs only after the final `run` line, so a request cut short
-//! (client gone, connection lost) never runs. It runs as
-//! `sh -c SCRIPT <stdin`, in a child process, as the per-command path does
+//! INPUT is `/dev/null` (no input), a here-document holding the input
+//! itself (MODE `t`: text with no NUL that ends with a newline), or one
+//! holding its base64 (MODE `b`, decoded by `base64 -d` into the command's
+//! standard input). The shell parses the whole `if` ... `fi` before it runs
+//! any of it, so a request cut short (client gone, connection lost) is a
+//! syntax error that ends the server without running anything. The command
+//! runs as `sh -c SCRIPT` in a child process, as the per-command path does
 //! after sudo: its `exit`, `cd`, `export`, `$$`, `$0` and messages are the
 //! same, and its standard output and error are the shell's own (the SSH
 //! channel's pipes), so `>/dev/stderr`, `tee /dev/stdout` and binary data
@@ -31,95 +33,79 @@
 //! sentinel pipe on fd 7, read by `$(...)`), as sshd does. It runs with the
 //! server's working directory (where sudo started) and, when a tag is
 //! given, the `IMAGE_CLI_EXEC_ID` tag in its environment (for killing on
-//! timeout). The standard input directory vanishing (a command wiped
-//! `/tmp`) or being replaced makes the next request with input refused.
+//! timeout).
 //!
 //! Differences from a per-command `sudo -n ... sh -c SCRIPT`: a command
 //! killed by a signal reports `128 + N` (as a shell does) instead of `-1`;
-//! standard input is a file, not a pipe; the command has fd 7 open (the
-//! sentinel); a background process that closed fd 7 but still writes to
-//! the command's output would write into a later reply (under sshd it
-//! would hang the command: the client drops a shell that sends anything
-//! between replies); sudo logs (and runs PAM for) the shell's start only,
-//! not every command. Both paths pass the script as one argument, limited
-//! to 128 KiB (Linux `MAX_ARG_STRLEN`); large data goes through stdin.
+//! the command has fd 7 open (the sentinel); a background process that
+//! closed fd 7 but still writes to the command's output would write into a
+//! later reply (under sshd it would hang the command: the client drops a
+//! shell that sends anything between replies); sudo logs (and runs PAM for)
+//! the shell's start only, not every command. Both paths pass the script as
+//! one argument, limited to 128 KiB (Linux `MAX_ARG_STRLEN`); an input
+//! bigger than [`MAX_STDIN`] takes the per-command path, which streams it.
 
-use crate::target::shell_quote;
+use crate::target::{heredoc_body, shell_quote};
 
 /// The ready line the server prints once set up.
 pub(crate) const READY: &[u8] = b"image-cli-become-shell ready\n";
 
-/// The server loop, run by `sh -c` as the become user. Its first line marks
-/// its command line (`pgrep -f image-cli-become-shell`).
-pub(crate) const SERVER: &str = r#": image-cli-become-shell
-d=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit 1
-trap 'rm -rf -- "$d"' EXIT
-trap 'exit 1' HUP INT TERM PIPE
-exec 3<"$d" 8>&1 || exit 1
+/// Inputs up to this size travel in a request (held in the server's memory
+/// while it parses); bigger ones take the per-command path.
+pub(crate) const MAX_STDIN: usize = 4 << 20;
+
+/// What the client sends first: the server's signal handling, its saved
+/// stdout (fd 8), the request function `_r`, then the ready line.
+pub(crate) const PRELUDE: &str = r#"trap 'exit 1' HUP INT TERM PIPE
+exec 8>&1 || exit 1
+_x() { [ -z "$1" ] || export IMAGE_CLI_EXEC_ID="$1"; exec sh -c "$2"; }
+_r() {
+  case $4 in
+    b) x=$(base64 -d 8>&- | _x "$2" "$3" 7>&1 >&8 8>&-) ;;
+    *) x=$(_x "$2" "$3" 7>&1 >&8 8>&-) ;;
+  esac
+  _st=$?
+  printf '%s %s\n' "$1" "$_st"
+  printf '%s\n' "$1" >&2
+}
 echo image-cli-become-shell ready
-n=0
-while read -r sl il tok tag; do
-  n=$((n+1)); i=/dev/null
-  case "$sl:$il:$tok" in *[!0-9a-f:]*|:*|*::*|*:) exit 1;; esac
-  s=$(head -c "$sl") || exit 1
-  if [ "$il" -gt 0 ]; then
-    i=$d/$n
-    [ "$d" -ef /proc/self/fd/3 ] && head -c "$il" >"$i" || { echo "!$tok"; exit 1; }
-  fi
-  read -r go && [ "$go" = run ] || exit 1
-  if [ -n "$tag" ]; then
-    x=$(IMAGE_CLI_EXEC_ID=$tag sh -c "$s" <"$i" 7>&1 >&8 3<&- 8>&-)
-  else
-    x=$(sh -c "$s" <"$i" 7>&1 >&8 3<&- 8>&-)
-  fi
-  st=$?
-  [ "$i" = /dev/null ] || rm -f -- "$i"
-  printf '%s %s\n' "$tok" "$st"
-  printf '%s\n' "$tok" >&2
-done
 "#;
 
-/// The command line that starts a server as `user`.
+/// The command line that starts a server as `user` (its argument marks it:
+/// `pgrep -f image-cli-become-shell`).
 pub(crate) fn start_line(user: &str) -> String {
     format!(
-        "sudo -n -H -u {} -- sh -c {}",
-        shell_quote(user),
-        shell_quote(SERVER)
+        "sudo -n -H -u {} -- sh -s image-cli-become-shell",
+        shell_quote(user)
     )
 }
 
 /// A fresh reply token: 128 random bits in hex.
 pub(crate) fn token() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    // Each RandomState has fresh keys from the OS's randomness.
-    let word = |salt: u64| {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(n);
-        h.write_u64(salt);
-        h.finish()
-    };
-    format!("{:016x}{:016x}", word(1), word(2))
+    crate::target::random_token()
 }
 
-/// The header of a request; `script` and `stdin` follow, then [`RUN`].
-pub(crate) fn request_header(
-    script_len: usize,
-    stdin_len: usize,
-    token: &str,
-    tag: Option<&str>,
-) -> Vec<u8> {
-    match tag {
-        Some(t) => format!("{script_len} {stdin_len} {token} {t}\n").into_bytes(),
-        None => format!("{script_len} {stdin_len} {token}\n").into_bytes(),
+/// The shell code of one request (see the module docs): `script` runs with
+/// `stdin` as its standard input, the reply ends with `token`.
+pub(crate) fn request(script: &str, stdin: &[u8], token: &str, tag: Option<&str>) -> Vec<u8> {
+    let mut r = format!(
+        "if :; then _r {token} {} {} ",
+        shell_quote(tag.unwrap_or("")),
+        shell_quote(script)
+    )
+    .into_bytes();
+    if stdin.is_empty() {
+        r.extend_from_slice(b"n </dev/null\n");
+    } else {
+        let delim = format!("@@{token}");
+        let (b64, body) = heredoc_body(stdin, &delim);
+        let mode = if b64 { 'b' } else { 't' };
+        r.extend_from_slice(format!("{mode} <<'{delim}'\n").as_bytes());
+        r.extend_from_slice(&body);
     }
+    r.extend_from_slice(b"fi\n");
+    r
 }
-
-/// The line that ends a request: the server runs the command only then.
-pub(crate) const RUN: &[u8] = b"run\n";
 
 /// What a reader of the server's output is fed.
 pub(crate) trait Sink {
@@ -174,7 +160,6 @@ pub(crate) struct Reply {
     out_mark: Option<usize>,
     status: Option<i32>,
     err_done: bool,
-    refused: bool,
     /// Bytes arrived after a marker: some leftover process still writes.
     pub(crate) stray: bool,
 }
@@ -212,14 +197,8 @@ impl Reply {
             out_mark: None,
             status: None,
             err_done: false,
-            refused: false,
             stray: false,
         }
-    }
-
-    /// The server refused the request: the command did not run.
-    pub(crate) fn refused(&self) -> bool {
-        self.refused
     }
 
     /// The exit status (once [`Sink::done`]).
@@ -250,7 +229,7 @@ impl Sink for Reply {
             }
             return Ok(());
         }
-        if self.status.is_some() || self.refused {
+        if self.status.is_some() {
             self.stray = true;
             return Ok(());
         }
@@ -264,12 +243,6 @@ impl Sink for Reply {
             match rest.first() {
                 None => return Ok(()),
                 Some(b' ') => {}
-                // "!<token>\n" and nothing before: refused, nothing ran.
-                Some(b'\n') if at == 1 && self.out[0] == b'!' => {
-                    self.stray |= rest.len() > 1;
-                    self.refused = true;
-                    return Ok(());
-                }
                 Some(_) => return Err("bad marker from the become shell".to_string()),
             }
             if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
@@ -289,7 +262,7 @@ impl Sink for Reply {
     }
 
     fn done(&self) -> bool {
-        self.refused || (self.status.is_some() && self.err_done)
+        self.status.is_some() && self.err_done
     }
 }
 
@@ -332,7 +305,7 @@ mod tests {
                 ])
                 .expect("parses");
                 assert!(r.done(), "cut at {cut}/{ecut}");
-                assert!(!r.stray && !r.refused());
+                assert!(!r.stray);
                 assert_eq!(
                     (r.status(), &r.out[..], &r.err[..]),
                     (3, &b"hel\0lo!"[..], &b"\0e"[..])
@@ -351,9 +324,7 @@ mod tests {
             (1, format!("{TOK}\n").as_bytes()),
         ])
         .expect("bang");
-        assert!(r.done() && !r.refused() && r.out == b"!");
-        let r = parse(&[(0, format!("!{TOK}\n").as_bytes())]).expect("refused");
-        assert!(r.done() && r.refused());
+        assert!(r.done() && r.out == b"!");
         // Not done until both markers.
         assert!(!parse(&[(0, format!("x{TOK} 0\n").as_bytes())])
             .expect("half")
@@ -377,13 +348,12 @@ mod tests {
         assert!(ready.feed(1, b"sudo: a password is required\n").is_ok());
     }
 
-    /// The server loop under the local `sh` (no sudo): the framing, binary
-    /// data, env/cwd folding, exit codes, a vanished directory.
+    /// The server under the local `sh` (no sudo): the framing, text and
+    /// binary input, env/cwd folding, exit codes, a request cut short.
     #[test]
-    fn server_loop_runs_requests_locally() {
+    fn server_runs_requests_locally() {
         let mut child = match Command::new("sh")
-            .arg("-c")
-            .arg(SERVER)
+            .args(["-s", "image-cli-become-shell"])
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -394,11 +364,11 @@ mod tests {
             Err(e) => panic!("cannot start sh: {e}"),
         };
         let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(PRELUDE.as_bytes()).expect("prelude");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("ready line");
         assert_eq!(line.as_bytes(), READY);
-        let dir = std::fs::read_link(format!("/proc/{}/fd/3", child.id())).expect("its dir");
         let (tx, rx) = mpsc::channel();
         let pump = |stream: i32, mut r: Box<dyn Read + Send>, tx: mpsc::Sender<(i32, Vec<u8>)>| {
             std::thread::spawn(move || {
@@ -415,11 +385,8 @@ mod tests {
         let mut call = |script: &str, input: &[u8], tag: Option<&str>| -> Reply {
             let tok = token();
             stdin
-                .write_all(&request_header(script.len(), input.len(), &tok, tag))
+                .write_all(&request(script, input, &tok, tag))
                 .expect("write");
-            stdin.write_all(script.as_bytes()).expect("write");
-            stdin.write_all(input).expect("write");
-            stdin.write_all(RUN).expect("write");
             stdin.flush().expect("flush");
             let mut r = Reply::new(&tok);
             while !r.done() {
@@ -437,6 +404,13 @@ mod tests {
         let bin: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
         let r = call("cat; printf '\\0x' >&2", &bin, None);
         assert!(r.status() == 0 && r.out == bin && r.err == b"\0x");
+        // Text input travels as it is, quotes, `$` and all bytes but NUL.
+        let text: Vec<u8> = (1..=255u8)
+            .chain(b"\n'\"$HOME `x` \\\n@@x\n".iter().copied())
+            .collect();
+        assert!(!heredoc_body(&text, "@@t").0);
+        let r = call("cat; wc -c", &text, None);
+        assert_eq!(r.out[..text.len()], text[..]);
         // Reopening stdout/stderr keeps what was written before (pipes).
         let r = call(
             "echo a; echo b >/dev/stdout; echo c >&2; echo d >/dev/stderr",
@@ -449,11 +423,16 @@ mod tests {
             .cwd("/usr");
         let r = call(&e.script(), b"", None);
         assert_eq!(r.out, b"it's $HOME|/usr");
-        // The next command starts afresh: where sudo started, no leaked env.
-        let r = call("printf '%s|%s' \"${A-unset}\" \"$(pwd)\"", b"", None);
-        assert_eq!(r.out, b"unset|/");
-        let r = call("echo \"$IMAGE_CLI_EXEC_ID\"", b"", Some("t-1"));
-        assert_eq!(r.out, b"t-1\n");
+        // The next command starts afresh: where sudo started, no leaked env
+        // or server variables.
+        let r = call(
+            "printf '%s|%s|%s' \"${A-unset}\" \"$(pwd)\" \"${IMAGE_CLI_EXEC_ID-none}\"",
+            b"",
+            None,
+        );
+        assert_eq!(r.out, b"unset|/|none");
+        let r = call("echo \"$IMAGE_CLI_EXEC_ID\" \"$0\" $#", b"", Some("t-1"));
+        assert_eq!(r.out, b"t-1 sh 0\n");
         let r = call("no-such-command-x", b"", None);
         assert_eq!(
             (r.status(), &r.err[..]),
@@ -464,15 +443,18 @@ mod tests {
         let r = call("(sleep 0.3; echo late) &", b"", None);
         assert_eq!(r.out, b"late\n");
         assert!(t0.elapsed() >= std::time::Duration::from_millis(300));
-        // The input directory wiped: a request with input is refused (not
-        // run), one without still runs.
-        std::fs::remove_dir_all(&dir).expect("wipe");
-        let r = call("echo still", b"", None);
-        assert_eq!(r.out, b"still\n");
-        let r = call("touch /nonexistent-should-not-run", b"x", None);
-        assert!(r.refused());
+        // A request cut short runs nothing: the server ends.
+        let marker = std::env::temp_dir().join(format!("image-cli-cut-{}", token()));
+        let cut = request(
+            &format!("touch {}", marker.display()),
+            b"x\n",
+            &token(),
+            None,
+        );
+        stdin.write_all(&cut[..cut.len() - 2]).expect("write");
         drop(stdin);
         let st = child.wait().expect("wait");
         assert!(!st.success());
+        assert!(!marker.exists(), "a cut request ran");
     }
 }

@@ -311,6 +311,54 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// 128 random bits in hex: a marker a command cannot guess (it ends a
+/// reply, names a temporary file).
+pub fn random_token() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    // Each RandomState has fresh keys from the OS's randomness.
+    let word = |salt: u64| {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", word(1), word(2))
+}
+
+/// `data` as the body of a quoted here-document ending with the line
+/// `delim`, for a command's standard input in a shell script: the data
+/// itself when it can be (no NUL, which a shell drops; a final newline,
+/// which the document adds; no line that is `delim`), else its base64 in
+/// 76-column lines, for `base64 -d`. Returns whether it is base64, and the
+/// body with the closing `delim` line.
+pub fn heredoc_body(data: &[u8], delim: &str) -> (bool, Vec<u8>) {
+    use base64::Engine as _;
+    let as_is = data.ends_with(b"\n")
+        && !data.contains(&0)
+        && !data
+            .split(|&b| b == b'\n')
+            .any(|line| line == delim.as_bytes());
+    let mut body;
+    if as_is {
+        body = Vec::with_capacity(data.len() + delim.len() + 1);
+        body.extend_from_slice(data);
+    } else {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        body = Vec::with_capacity(b64.len() * 78 / 76 + delim.len() + 2);
+        for line in b64.as_bytes().chunks(76) {
+            body.extend_from_slice(line);
+            body.push(b'\n');
+        }
+    }
+    body.extend_from_slice(delim.as_bytes());
+    body.push(b'\n');
+    (!as_is, body)
+}
+
 /// The command that [`Target::put`] runs on a shell target: reads the content
 /// from standard input into a temporary file next to `path` (created 0600),
 /// sets its mode and owner, then renames it over `path`, so readers never

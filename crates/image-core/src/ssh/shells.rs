@@ -123,7 +123,10 @@ impl Conn {
 pub(super) fn shell_exec(conn: &Conn, job: &ShellJob) -> ShellOutcome {
     let _active = Active::new(conn);
     let stdin = job.stdin.as_deref().unwrap_or_default();
-    // A shell found dead, or refusing (its directory vanished), did not run
+    if stdin.len() > become_shell::MAX_STDIN {
+        return ShellOutcome::Fallback;
+    }
+    // A shell found dead, or lost before the request was sent, did not run
     // the command: try another, a few times.
     for _ in 0..3 {
         let mut sh = match conn.lease_shell(&job.user) {
@@ -150,15 +153,9 @@ pub(super) fn shell_exec(conn: &Conn, job: &ShellJob) -> ShellOutcome {
             },
         };
         let token = become_shell::token();
-        let header =
-            become_shell::request_header(job.script.len(), stdin.len(), &token, job.tag.as_deref());
-        let parts: [&[u8]; 4] = [&header, job.script.as_bytes(), stdin, become_shell::RUN];
+        let request = become_shell::request(&job.script, stdin, &token, job.tag.as_deref());
         let mut reply = Reply::new(&token);
-        match shell_drive(conn, &mut sh, &parts, &mut reply, job.deadline) {
-            Ok(()) if reply.refused() => {
-                tracing::debug!(user = %job.user, "become shell refused a request; replacing it");
-                conn.drop_shell(&job.user, Some(sh), false);
-            }
+        match shell_drive(conn, &mut sh, &[&request], &mut reply, job.deadline) {
             Ok(()) => {
                 if reply.stray {
                     // Output arrived after the reply: a leftover process of
@@ -222,7 +219,8 @@ fn start_shell(conn: &Conn, user: &str, deadline: Option<Instant>) -> Result<She
     };
     drop(chan);
     let mut ready = Ready::default();
-    match shell_drive(conn, &mut sh, &[], &mut ready, Some(until)) {
+    let prelude = [become_shell::PRELUDE.as_bytes()];
+    match shell_drive(conn, &mut sh, &prelude, &mut ready, Some(until)) {
         Ok(()) => Ok(sh),
         Err(f) => {
             let stderr = String::from_utf8_lossy(&ready.stderr);

@@ -9,14 +9,15 @@
 //! pass through.
 //!
 //! The script starts no process per command beyond the command's own
-//! `sh`: outputs go to files in a temporary directory, and one `wc -c`
-//! and one `cat` at the end report them all.
+//! `sh` (and a `base64 -d` for an input that is not text): outputs go to
+//! files, and one `cat` at the end reports them all.
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use image_core::target::{Become, Exec, FileMeta, Output, Target, TargetError};
+use image_core::target::{
+    heredoc_body, random_token, Become, Exec, FileMeta, Output, Target, TargetError,
+};
 use tokio::sync::oneshot;
 
 /// At most this many bytes of standard input travel in one batched script
@@ -29,11 +30,11 @@ const MAX_STDIN: usize = 1 << 20;
 /// processes, which a second core halves.
 const PARALLEL: usize = 4;
 
+/// A batched script up to this long is the command line itself.
+const MAX_ARG: usize = 120 * 1024;
+
 /// The line that opens a batched script's output (then the statuses).
 const MARK: &str = "@@batch";
-
-/// The line between the sizes and the outputs.
-const DATA: &str = "@@data";
 
 type Reply = oneshot::Sender<Result<Output, TargetError>>;
 
@@ -135,11 +136,19 @@ impl<'a> Coalesce<'a> {
     ) -> Vec<Result<Output, TargetError>> {
         // The script goes on standard input: no limit on a command line's
         // length applies to it.
-        let all = Exec::new("sh")
-            .stdin(script(cmds).into_bytes())
-            .become_opt(become_);
+        let token = random_token();
+        let script = script(cmds, &token);
+        // The script as the command itself (no second `sh`), unless it is
+        // too long for one argument (Linux `MAX_ARG_STRLEN`, 128 KiB): then
+        // on standard input.
+        let all = if script.len() <= MAX_ARG {
+            Exec::new(script)
+        } else {
+            Exec::new("sh").stdin(script.into_bytes())
+        }
+        .become_opt(become_);
         let split = match self.inner.exec(&all).await {
-            Ok(o) => split(&o.stdout, cmds.len()).ok_or_else(|| {
+            Ok(o) => split(&o.stdout, cmds.len(), &token).ok_or_else(|| {
                 format!(
                     "unexpected output of a batched check (status {}): {}",
                     o.status,
@@ -210,34 +219,54 @@ impl Target for Coalesce<'_> {
 }
 
 /// One `sh` script that runs each command as `sh -c` would alone (its
-/// environment, directory and standard input; no input is an empty one),
-/// [`PARALLEL`] at a time, its outputs to files `No` and `Ne` in a temporary directory; then
-/// prints `@@batch S0 S1 ...` (the statuses), the files' sizes (`wc -c`),
-/// `@@data`, and the files' contents in order.
-fn script(cmds: &[&Exec]) -> String {
-    let mut s = String::from(
-        "_bt=$(mktemp -d 2>/dev/null) || { echo 'cannot make a temporary directory' >&2; exit 97; }\n\
-         trap 'rm -rf \"$_bt\"' EXIT\n_s=\n",
+/// environment, directory and standard input; no input is an empty one;
+/// in a subshell, where its variables and traps start afresh too),
+/// [`PARALLEL`] at a time, its outputs to files `$_b.No` and `$_b.Ne`
+/// (`$_b` a name with `token` in `/dev/shm`, else `$TMPDIR` or `/tmp`,
+/// each file made new, so not one planted there); then prints `@@batch S0
+/// S1 ...` (the statuses) and, with one `cat`, the files in order, each
+/// ended by the line `@@<token>`. An input travels in the script as a
+/// here-document (see [`heredoc_body`]). Processes beyond the commands'
+/// own: the `cat`, the `rm` of the files on exit, and a `base64 -d` for an
+/// input that is not text.
+fn script(cmds: &[&Exec], token: &str) -> String {
+    let mark = format!("@@{token}");
+    let files: String = (0..cmds.len())
+        .map(|i| format!(" \"$_b.{i}o\" \"$_b.{i}e\""))
+        .collect();
+    let mut s = format!(
+        "_b=/dev/shm; {{ [ -d \"$_b\" ] && [ -w \"$_b\" ]; }} || _b=${{TMPDIR:-/tmp}}\n\
+         _b=$_b/.image-cli-batch-{token}\n\
+         trap 'rm -f --{files}' EXIT\ntrap 'exit 97' HUP INT TERM\nset -C\n\
+         for _f in{files}; do : > \"$_f\" || exit 97; done\nset +C\n_s=\n"
     );
-    let mut files = String::new();
     for (i, c) in cmds.iter().enumerate() {
-        let input = match &c.stdin {
-            Some(data) if !data.is_empty() => {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-                // A here-document: no `printf` process for a pipe.
-                s.push_str(&format!(
-                    "base64 -d > \"$_bt/{i}i\" <<'@@B64' || exit 97\n{b64}\n@@B64\n"
-                ));
-                format!("\"$_bt/{i}i\"")
-            }
-            _ => "/dev/null".to_string(),
+        // A subshell, not a new `sh`: a fork instead of a fork and an
+        // exec. A script that uses `$$` (a temporary name, say) gets its
+        // own `sh`, whose `$$` no other command shares.
+        let script = c.script();
+        let shell = if script.contains("$$") {
+            "sh -c"
+        } else {
+            "unset _b _f _s _p0 _p1 _p2 _p3; eval"
         };
-        s.push_str(&format!(
-            "sh -c {} < {input} > \"$_bt/{i}o\" 2> \"$_bt/{i}e\" & _p{}=$!\n",
-            crate::script::q(&c.script()),
-            i % PARALLEL
-        ));
-        files.push_str(&format!(" {i}o {i}e"));
+        let run = format!(
+            "( {shell} {} ) >|\"$_b.{i}o\" 2>|\"$_b.{i}e\"",
+            crate::script::q(&script)
+        );
+        let bg = format!("& _p{}=$!\n", i % PARALLEL);
+        match &c.stdin {
+            Some(data) if !data.is_empty() => {
+                let (b64, body) = heredoc_body(data, &mark);
+                let body = String::from_utf8_lossy(&body);
+                if b64 {
+                    s.push_str(&format!("base64 -d <<'{mark}' | {run} {bg}{body}"));
+                } else {
+                    s.push_str(&format!("{run} <<'{mark}' {bg}{body}"));
+                }
+            }
+            _ => s.push_str(&format!("{run} </dev/null {bg}")),
+        }
         if i % PARALLEL == PARALLEL - 1 || i + 1 == cmds.len() {
             for j in 0..=i % PARALLEL {
                 s.push_str(&format!("wait $_p{j}; _s=\"$_s $?\"\n"));
@@ -245,20 +274,17 @@ fn script(cmds: &[&Exec]) -> String {
         }
     }
     s.push_str(&format!(
-        "echo \"{MARK}$_s\"\ncd \"$_bt\" || exit 97\nwc -c{files} || exit 97\necho {DATA}\ncat{files}\n"
+        "for _f in{files}; do echo '{mark}' >> \"$_f\" || exit 97; done\necho \"{MARK}$_s\"\ncat{files}\n"
     ));
     s
 }
 
 /// The outputs of [`script`] for `n` commands, or `None` when they are
 /// not all there.
-fn split(out: &[u8], n: usize) -> Option<Vec<Output>> {
-    let data_at = find(out, format!("\n{DATA}\n").as_bytes())?;
-    let head = std::str::from_utf8(&out[..data_at]).ok()?;
-    let mut body = &out[data_at + DATA.len() + 2..];
-    let mut lines = head.lines();
-    let statuses: Vec<i32> = lines
-        .next()?
+fn split(out: &[u8], n: usize, token: &str) -> Option<Vec<Output>> {
+    let nl = out.iter().position(|&b| b == b'\n')?;
+    let statuses: Vec<i32> = std::str::from_utf8(&out[..nl])
+        .ok()?
         .strip_prefix(MARK)?
         .split_whitespace()
         .map(str::parse::<i32>)
@@ -267,31 +293,25 @@ fn split(out: &[u8], n: usize) -> Option<Vec<Output>> {
     if statuses.len() != n {
         return None;
     }
-    // `wc -c` lines: "SIZE NAME" for each file, then the total.
-    let mut sizes = Vec::with_capacity(2 * n);
-    for (i, line) in lines.take(2 * n).enumerate() {
-        let mut f = line.split_whitespace();
-        let size = f.next()?.parse::<usize>().ok()?;
-        let want = format!("{}{}", i / 2, if i % 2 == 0 { 'o' } else { 'e' });
-        if f.next()? != want {
-            return None;
-        }
-        sizes.push(size);
-    }
-    if sizes.len() != 2 * n || body.len() != sizes.iter().sum::<usize>() {
-        return None;
-    }
+    let end = format!("@@{token}\n");
+    let mut body = &out[nl + 1..];
+    let mut next = || {
+        let at = find(body, end.as_bytes())?;
+        let part = body[..at].to_vec();
+        body = &body[at + end.len()..];
+        Some(part)
+    };
     let mut outs = Vec::with_capacity(n);
-    for (status, pair) in statuses.into_iter().zip(sizes.chunks(2)) {
-        let (o, e) = (pair[0], pair[1]);
+    for status in statuses {
+        let stdout = next()?;
+        let stderr = next()?;
         outs.push(Output {
             status,
-            stdout: body[..o].to_vec(),
-            stderr: body[o..o + e].to_vec(),
+            stdout,
+            stderr,
         });
-        body = &body[o + e..];
     }
-    Some(outs)
+    body.is_empty().then_some(outs)
 }
 
 /// Where `needle` first occurs in `hay`.
@@ -313,21 +333,37 @@ mod tests {
                 .env("X", "a 'b'")
                 .cwd("/"),
             Exec::new("cat"),
+            Exec::new("cat").stdin(b"text 'q' $HOME `x`\n".to_vec()),
+            // A fresh shell's view: no batch variables, its own trap.
+            Exec::new("echo \"${_b-u}${_s-n}$# $0\"; trap 'echo trap' EXIT; exit 4"),
+            // A script with `$$` has a shell of its own.
+            Exec::new("read -r p _ </proc/self/stat; [ \"$p\" = $$ ] && echo own"),
         ];
         let refs: Vec<&Exec> = cmds.iter().collect();
         let t = LocalTarget::new();
-        let out = t
-            .exec(&Exec::new("sh").stdin(script(&refs).into_bytes()))
-            .await
-            .unwrap();
-        let outs = split(&out.stdout, cmds.len()).expect("all outputs");
+        let tok = random_token();
+        let out = t.exec(&Exec::new(script(&refs, &tok))).await.unwrap();
+        let outs = split(&out.stdout, cmds.len(), &tok).expect("all outputs");
         assert_eq!(outs[0].status, 3);
         assert_eq!(outs[0].stdout, b"out\n");
         assert_eq!(outs[0].stderr, b"err\n");
         assert_eq!(outs[1].stdout, b"in\0put\n@@data\nno newline");
         assert_eq!(outs[2].stdout_str(), "a 'b' /\n");
         assert_eq!(outs[3].stdout, b"");
-        assert!(split(&out.stdout, cmds.len() + 1).is_none());
+        assert_eq!(outs[4].stdout, b"text 'q' $HOME `x`\n");
+        assert_eq!(
+            (outs[5].status, &outs[5].stdout[..]),
+            (4, &b"un0 sh\ntrap\n"[..])
+        );
+        assert_eq!(outs[6].stdout, b"own\n");
+        // Its files are gone.
+        for dir in ["/dev/shm", "/tmp"] {
+            let left = std::fs::read_dir(dir).into_iter().flatten().flatten();
+            let left = left.filter(|e| e.file_name().to_string_lossy().contains(&tok));
+            assert_eq!(left.count(), 0, "files left in {dir}");
+        }
+        assert!(split(&out.stdout, cmds.len() + 1, &tok).is_none());
+        assert!(split(&out.stdout, cmds.len(), "x").is_none());
     }
 
     #[tokio::test]

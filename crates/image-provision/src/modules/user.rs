@@ -82,22 +82,53 @@ impl Module for User {
             )
         } else {
             format!(
-                r#"n={name}; uid={uid}; grp={group}; groups={groups}; gg={gg}; app={app}; sh={shell}; home={home}; cm={comment}; pw={pw}; upw={upw}
-if e=$(getent passwd "$n"); then
-  [ -n "$uid" ] && [ "$(echo "$e" | cut -d: -f3)" != "$uid" ] && {{ C=1; do_ usermod -u "$uid" "$n"; }}
-  if [ -n "$grp" ]; then cg=$(id -gn "$n"); cgid=$(id -g "$n"); [ "$cg" != "$grp" ] && [ "$cgid" != "$grp" ] && {{ C=1; do_ usermod -g "$grp" "$n"; }}; fi
-  [ -n "$sh" ] && [ "$(echo "$e" | cut -d: -f7)" != "$sh" ] && {{ C=1; do_ usermod -s "$sh" "$n"; }}
-  [ -n "$home" ] && [ "$(echo "$e" | cut -d: -f6)" != "$home" ] && {{ C=1; do_ usermod -d "$home" {mv} "$n"; }}
-  [ -n "$cm" ] && [ "$(echo "$e" | cut -d: -f5)" != "$cm" ] && {{ C=1; do_ usermod -c "$cm" "$n"; }}
-  if [ "$gg" = 1 ]; then
-    cur=$(id -nG "$n" | tr ' ' '\n' | grep -vx "$(id -gn "$n")" | sort | tr '\n' ',' | sed 's/,$//')
-    want=$(echo "$groups" | tr ',' '\n' | grep -v '^$' | sort -u | tr '\n' ',' | sed 's/,$//')
-    if [ "$app" = 1 ]; then
-      miss=""; for g in $(echo "$want" | tr ',' ' '); do echo ",$cur," | grep -q ",$g," || miss="$miss,$g"; done
-      [ -n "$miss" ] && {{ C=1; do_ usermod -a -G "${{miss#,}}" "$n"; }}
-    elif [ "$cur" != "$want" ]; then C=1; do_ usermod -G "$want" "$n"; fi
+                r#"shd() {{ _sh=; IFS=: read -r _ _sh _ <<EOF
+$(getent shadow "$n")
+EOF
+}}
+# mkhome DIR: /etc/skel's copy (or an empty directory), its mode from
+# /etc/login.defs (HOME_MODE, else 0777 less UMASK, else 0755), owned by
+# the account, as ansible's user module makes a missing home.
+mkhome() {{
+  dn "$1"; mkdir -p "$_dn" || fail "mkdir $_dn failed"
+  if [ -d /etc/skel ]; then cp -a /etc/skel "$1"; else mkdir "$1"; fi || fail "making $1 failed"
+  _hm=; _um=
+  if [ -r /etc/login.defs ]; then
+    while read -r _k _v _r; do
+      [ -z "$_r" ] || continue
+      case $_k:$_v in HOME_MODE:*[!0-9]*|HOME_MODE:|UMASK:*[!0-9]*|UMASK:) ;; HOME_MODE:*) _hm=$_v; break;; UMASK:*) _um=$_v;; esac
+    done < /etc/login.defs
   fi
-  if [ -n "$pw" ] && [ "$upw" = always ]; then [ "$(getent shadow "$n" | cut -d: -f2)" != "$pw" ] && {{ C=1; do_ usermod -p "$pw" "$n"; }}; fi
+  [ -n "$_hm" ] || {{ if [ -n "$_um" ]; then _hm=$(printf '%o' $(( 0777 & ~0$_um ))); else _hm=755; fi; }}
+  chmod "$_hm" "$1" && chown -R "$n:" "$1" || fail "setting up $1 failed"
+}}
+n={name}; uid={uid}; grp={group}; groups={groups}; gg={gg}; app={app}; sh={shell}; home={home}; cm={comment}; pw={pw}; upw={upw}; ch={ch}
+if e=$(getent passwd "$n"); then
+  echo @@existed=1
+  IFS=: read -r _ _ _eu _ _ec _eh _es <<EOF
+$e
+EOF
+  [ -n "$uid" ] && [ "$_eu" != "$uid" ] && {{ C=1; do_ usermod -u "$uid" "$n"; }}
+  if [ -n "$grp" ]; then cg=$(id -gn "$n"); cgid=$(id -g "$n"); [ "$cg" != "$grp" ] && [ "$cgid" != "$grp" ] && {{ C=1; do_ usermod -g "$grp" "$n"; }}; fi
+  [ -n "$sh" ] && [ "$_es" != "$sh" ] && {{ C=1; do_ usermod -s "$sh" "$n"; }}
+  [ -n "$home" ] && [ "$_eh" != "$home" ] && {{ C=1; do_ usermod -d "$home" {mv} "$n"; }}
+  [ -n "$cm" ] && [ "$_ec" != "$cm" ] && {{ C=1; do_ usermod -c "$cm" "$n"; }}
+  if [ "$gg" = 1 ]; then
+    # Supplementary groups: `id -nG` lists the primary one first.
+    set -f; set -- $(id -nG "$n"); [ $# -gt 0 ] && shift
+    cur=,; for g in "$@"; do cur="$cur$g,"; done
+    want=,; _ifs=$IFS; IFS=,; for g in $groups; do [ -n "$g" ] && case $want in *",$g,"*) ;; *) want="$want$g,";; esac; done; IFS=$_ifs
+    miss=; IFS=,; for g in ${{want#,}}; do case $cur in *",$g,"*) ;; *) miss="$miss,$g";; esac; done
+    extra=; for g in ${{cur#,}}; do case $want in *",$g,"*) ;; *) extra=1;; esac; done; IFS=$_ifs; set +f
+    want=${{want#,}}; want=${{want%,}}
+    if [ "$app" = 1 ]; then
+      [ -n "$miss" ] && {{ C=1; do_ usermod -a -G "${{miss#,}}" "$n"; }}
+    elif [ -n "$miss$extra" ]; then C=1; do_ usermod -G "$want" "$n"; fi
+  fi
+  if [ -n "$pw" ] && [ "$upw" = always ]; then shd; [ "$_sh" != "$pw" ] && {{ C=1; do_ usermod -p "$pw" "$n"; }}; fi
+  # A missing home of an existing account is made, as ansible does.
+  _hd=${{home:-$_eh}}
+  if [ "$ch" = 1 ] && [ -n "$_hd" ] && [ ! -e "$_hd" ] && [ ! -L "$_hd" ]; then C=1; [ "$CHECK" = 1 ] || mkhome "$_hd"; fi
 else
   C=1; set -- {sys} {mk}; [ -n "$uid" ] && set -- "$@" -u "$uid"; [ -n "$grp" ] && set -- "$@" -g "$grp"; [ -n "$groups" ] && set -- "$@" -G "$groups"
   [ -n "$sh" ] && set -- "$@" -s "$sh"; [ -n "$home" ] && set -- "$@" -d "$home"; [ -n "$cm" ] && set -- "$@" -c "$cm"; [ -n "$pw" ] && set -- "$@" -p "$pw"
@@ -105,8 +136,8 @@ else
 fi
 # password_lock: usermod -L / -U, decided by the shadow hash's leading `!`.
 case '{lock}' in
-  1) if [ "$CHECK" = 1 ] && ! getent passwd "$n" >/dev/null; then C=1; else case $(getent shadow "$n" | cut -d: -f2) in '!'*) ;; *) C=1; do_ usermod -L "$n";; esac; fi;;
-  0) case $(getent shadow "$n" | cut -d: -f2) in '!'*) C=1; do_ usermod -U "$n";; esac;;
+  1) if [ "$CHECK" = 1 ] && ! getent passwd "$n" >/dev/null; then C=1; else shd; case $_sh in '!'*) ;; *) C=1; do_ usermod -L "$n";; esac; fi;;
+  0) shd; case $_sh in '!'*) C=1; do_ usermod -U "$n";; esac;;
 esac"#,
                 name = q(&name),
                 uid = o("uid"),
@@ -132,6 +163,7 @@ esac"#,
                     ""
                 },
                 mk = if create_home { "-m" } else { "-M" },
+                ch = u8::from(create_home),
                 lock = match args.get("password_lock").and_then(super::json_bool) {
                     Some(true) => "1",
                     Some(false) => "0",
@@ -139,8 +171,10 @@ esac"#,
                 },
             )
         };
+        // The entry as it is now: the one read at the start unless
+        // something changed for real.
         let body = format!(
-            "{body}\nif [ {} = present ] && e=$(getent passwd {}); then echo \"@@pw=$e\"; fi",
+            "{body}\nif [ {} = present ]; then if [ \"$C\" = 0 ] || [ \"$CHECK\" = 1 ]; then [ -n \"${{e-}}\" ] && echo \"@@pw=$e\"; elif e=$(getent passwd {}); then echo \"@@pw=$e\"; fi; fi",
             q(&state),
             q(&name)
         );
@@ -159,9 +193,20 @@ esac"#,
                 r.data.insert("home".into(), f[5].into());
                 r.data.insert("shell".into(), f[6].into());
             }
-            r.data.insert("create_home".into(), create_home.into());
-            r.data
-                .insert("system".into(), args.bool_or("system", false)?.into());
+            // ansible's keys of a modified account, or of a new one.
+            if out.get("existed").is_some() {
+                r.data
+                    .insert("append".into(), args.bool_or("append", false)?.into());
+                r.data
+                    .insert("move_home".into(), args.bool_or("move_home", false)?.into());
+            } else {
+                r.data.insert("create_home".into(), create_home.into());
+                r.data
+                    .insert("system".into(), args.bool_or("system", false)?.into());
+            }
+            if groups_given {
+                r.data.insert("groups".into(), groups.clone().into());
+            }
         }
         Ok(r)
     }

@@ -58,10 +58,27 @@ impl Module for WaitFor {
             "false".to_string()
         };
         let neg = if want_up { "" } else { "! " };
-        let body = format!(
-            "sleep {delay}\nend=$(( $(date +%s) + {timeout} ))\nwhile :; do if {neg}{test}; then echo @@elapsed=$(( $(date +%s) - end + {timeout} )); return 0; fi; [ $(date +%s) -ge $end ] && break; sleep {sleep}; done\n{}",
-            if test == "false" { "return 0".to_string() } else { format!("fail {}", q(&args.opt_str("msg").unwrap_or_else(|| format!("Timeout when waiting for {state} condition")))) }
-        );
+        let body = if test == "false" {
+            format!("sleep {delay}\nend=$(( $(date +%s) + {timeout} ))\nwhile :; do [ $(date +%s) -ge $end ] && break; sleep {sleep}; done\nreturn 0")
+        } else {
+            // A condition met at once (a re-run's usual case) costs no
+            // `sleep` and no `date` process: elapsed is the delay then.
+            let pause = if delay > 0 {
+                format!("sleep {delay}\n")
+            } else {
+                String::new()
+            };
+            let msg = args
+                .opt_str("msg")
+                .unwrap_or_else(|| format!("Timeout when waiting for {state} condition"));
+            format!(
+                "{pause}if {neg}{test}; then echo @@elapsed={delay}; return 0; fi\n\
+                 end=$(( $(date +%s) + {timeout} - {delay} ))\n\
+                 while :; do [ $(date +%s) -ge $end ] && break; sleep {sleep}; if {neg}{test}; then echo @@elapsed=$(( $(date +%s) - end + {timeout} )); return 0; fi; done\n\
+                 fail {}",
+                q(&msg)
+            )
+        };
         let path = args.opt_str("path");
         let body = match &path {
             Some(p) => format!("wf() {{\n{body}\n}}\nwf\nfattrs {}", q(p)),
