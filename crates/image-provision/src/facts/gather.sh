@@ -29,6 +29,16 @@ if [ -w /run ]; then
     { IFS= read -r _ck; if [ "$_ck" = "$_k" ]; then IFS= read -r _pyo; while IFS= read -r l; do _lbo="$_lbo$l$nl"; done; _hit=1; fi; } < "$_c"
   fi
 fi
+# What stays the same until a reboot (the machine, LONG_BIT, PID 1's
+# environment) root keeps in /run too, keyed by the boot id: a re-run
+# starts no `uname`, `getconf`, `tr` or `sed` for them.
+_bc=/run/image-cli/facts-boot; _bid=; _bhit=; um=; bits=; envs=
+if [ -n "$_k" ] && one /proc/sys/kernel/random/boot_id && [ -n "$v" ]; then
+  _bid=$v
+  if [ -r "$_bc" ]; then
+    { IFS= read -r _bk; if [ "$_bk" = "$_bid" ]; then IFS= read -r um; IFS= read -r bits; while IFS= read -r l; do envs="$envs$l$nl"; done; _bhit=1; fi; } < "$_bc"
+  fi
+fi
 pyf=/tmp/.image-cli-facts-py.$$
 pypid=
 if [ -z "$_hit" ] && [ -n "$_py" ]; then
@@ -41,7 +51,12 @@ if [ -n "$_lb" ]; then
   [ -n "$_hit" ] || { _lbo=$("$_lb" -a 2>/dev/null); _lbo="$_lbo$nl"; }
   printf '%s' "$_lbo"
 elif [ -r /etc/lsb-release ]; then while IFS= read -r l || [ -n "$l" ]; do printf 'F:%s\n' "$l"; done < /etc/lsb-release; fi
-u=$(uname -nrvm); un=${u%% *}; u=${u#* }; ur=${u%% *}; u=${u#* }; um=${u##* }; uv=${u% *}
+# uname's fields from /proc (the machine from the cache), else one uname.
+un=; ur=; uv=
+one /proc/sys/kernel/hostname && un=$v; one /proc/sys/kernel/osrelease && ur=$v; one /proc/sys/kernel/version && uv=$v
+if [ -z "$_bhit" ] || [ -z "$um" ] || [ -z "$un" ] || [ -z "$ur" ] || [ -z "$uv" ]; then
+  u=$(uname -nrvm); un=${u%% *}; u=${u#* }; ur=${u%% *}; u=${u#* }; um=${u##* }; uv=${u% *}
+fi
 s uname; printf '%s\n' "$um" "$ur" "$uv" "$un"
 s host; echo "$un"; hostname -f 2>/dev/null || hostname 2>/dev/null || echo "$un"
 s nproc; nproc 2>/dev/null || echo 1
@@ -89,7 +104,8 @@ s machine_id; if [ -r /var/lib/dbus/machine-id ]; then one /var/lib/dbus/machine
 s dmi; for f in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type product_name product_serial product_uuid product_version sys_vendor product_family; do
   if [ -r /sys/devices/virtual/dmi/id/$f ]; then one /sys/devices/virtual/dmi/id/$f; else v="@@NA"; fi; printf '%s=%s\n' "$f" "$v"; done
 s virt
-if [ -r /proc/1/environ ]; then tr '\0' '\n' < /proc/1/environ 2>/dev/null | sed 's/^/environ:/'; fi
+if [ -n "$_bhit" ]; then printf '%s' "$envs"
+elif [ -r /proc/1/environ ]; then envs=$(tr '\0' '\n' < /proc/1/environ 2>/dev/null | sed 's/^/environ:/'); [ -z "$envs" ] || { envs="$envs$nl"; printf '%s' "$envs"; }; fi
 one /run/systemd/container; echo "container:$v"
 for f in /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen /proc/modules; do [ -e "$f" ] && echo "exists:$f"; done
 [ -r /proc/xen/capabilities ] && grep -q control_d /proc/xen/capabilities 2>/dev/null && echo xenhost:1
@@ -99,7 +115,8 @@ for p in apt-get dnf5 dnf yum zypper apk pacman; do if command -v $p >/dev/null 
 one /proc/uptime; echo "uptime=${v%% *}"
 one /proc/loadavg; echo "loadavg=$v"
 one /proc/sys/crypto/fips_enabled; echo "fips=$v"
-echo "bits=$(getconf LONG_BIT 2>/dev/null)"
+[ -n "$_bhit" ] || bits=$(getconf LONG_BIT 2>/dev/null)
+echo "bits=$bits"
 if [ -e /sys/kernel/security/apparmor ]; then echo apparmor=enabled; else echo apparmor=disabled; fi
 r=$(stat -c %d:%i / /proc/1/root/. 2>/dev/null); r1=${r%%"$nl"*}; r2=; case $r in *"$nl"*) r2=${r#*"$nl"};; esac
 if [ -z "$r2" ]; then echo chroot=; elif [ "$r1" = "$r2" ]; then echo chroot=0; else echo chroot=1; fi
@@ -107,6 +124,9 @@ if [ -n "$pypid" ]; then wait "$pypid"; one "$pyf"; _pyo=$v; rm -f "$pyf"; fi
 [ -n "$_pyo" ] && echo "python=$_pyo"
 if [ -n "$_k" ] && [ -z "$_hit" ] && mkdir -p /run/image-cli 2>/dev/null; then
   { printf '%s\n%s\n%s' "$_k" "$_pyo" "$_lbo" > "$_c.$$" && mv -f "$_c.$$" "$_c"; } 2>/dev/null
+fi
+if [ -n "$_bid" ] && [ -z "$_bhit" ] && [ -n "$um" ] && mkdir -p /run/image-cli 2>/dev/null; then
+  { printf '%s\n%s\n%s\n%s' "$_bid" "$um" "$bits" "$envs" > "$_bc.$$" && mv -f "$_bc.$$" "$_bc"; } 2>/dev/null
 fi
 for l in /lib/*/libselinux.so.1 /usr/lib/*/libselinux.so.1 /lib64/libselinux.so.1 /usr/lib64/libselinux.so.1 /lib/libselinux.so.1 /usr/lib/libselinux.so.1; do [ -e "$l" ] && { echo "selinux_lib=1"; break; }; done
 if [ -e /sys/fs/selinux/enforce ]; then one /sys/fs/selinux/enforce; echo "selinux_enforce=$v"; one /sys/fs/selinux/policyvers; echo "selinux_policyvers=$v"
