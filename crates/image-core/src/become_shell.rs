@@ -11,7 +11,7 @@
 //! itself, so framing a request starts no process on the target (issue #16):
 //!
 //! ```text
-//! request:  if :; then _r TOKEN 'TAG' 'SCRIPT' MODE <INPUT
+//! request:  if :; then _r TOKEN 'TAG' 'SCRIPT' MODE HOW <INPUT
 //!           fi
 //! reply:    the command's stdout, then "<token> <status>\n" on stdout,
 //!           the command's stderr, then "<token>\n" on stderr
@@ -22,7 +22,10 @@
 //! holding its base64 (MODE `b`, decoded by `base64 -d` into the command's
 //! standard input). The shell parses the whole `if` ... `fi` before it runs
 //! any of it, so a request cut short (client gone, connection lost) is a
-//! syntax error that ends the server without running anything. The command
+//! syntax error that ends the server without running anything. HOW `e`
+//! runs a script of this program's own in a subshell of the server (a
+//! fork, no new `sh`; with no positional parameters and none of the
+//! server's variables but its functions). Otherwise (`s`) the command
 //! runs as `sh -c SCRIPT` in a child process, as the per-command path does
 //! after sudo: its `exit`, `cd`, `export`, `$$`, `$0` and messages are the
 //! same, and its standard output and error are the shell's own (the SSH
@@ -58,11 +61,16 @@ pub(crate) const MAX_STDIN: usize = 4 << 20;
 /// stdout (fd 8), the request function `_r`, then the ready line.
 pub(crate) const PRELUDE: &str = r#"trap 'exit 1' HUP INT TERM PIPE
 exec 8>&1 || exit 1
-_x() { [ -z "$1" ] || export IMAGE_CLI_EXEC_ID="$1"; exec sh -c "$2"; }
+_x() {
+  [ -z "$1" ] || export IMAGE_CLI_EXEC_ID="$1"
+  [ "$3" = e ] || exec sh -c "$2"
+  __ics=$2; shift 3; unset x _st; eval "unset __ics
+$__ics"; exit
+}
 _r() {
   case $4 in
-    b) x=$(base64 -d 8>&- | _x "$2" "$3" 7>&1 >&8 8>&-) ;;
-    *) x=$(_x "$2" "$3" 7>&1 >&8 8>&-) ;;
+    b) x=$(base64 -d 8>&- | _x "$2" "$3" "$5" 7>&1 >&8 8>&-) ;;
+    *) x=$(_x "$2" "$3" "$5" 7>&1 >&8 8>&-) ;;
   esac
   _st=$?
   printf '%s %s\n' "$1" "$_st"
@@ -87,20 +95,31 @@ pub(crate) fn token() -> String {
 
 /// The shell code of one request (see the module docs): `script` runs with
 /// `stdin` as its standard input, the reply ends with `token`.
-pub(crate) fn request(script: &str, stdin: &[u8], token: &str, tag: Option<&str>) -> Vec<u8> {
+/// With `subshell` (see [`crate::target::Exec::subshell`]) and no tag, it
+/// runs in the server's subshell: a fork, no new `sh`.
+pub(crate) fn request(
+    script: &str,
+    stdin: &[u8],
+    token: &str,
+    tag: Option<&str>,
+    subshell: bool,
+) -> Vec<u8> {
     let mut r = format!(
         "if :; then _r {token} {} {} ",
         shell_quote(tag.unwrap_or("")),
         shell_quote(script)
     )
     .into_bytes();
+    // A tagged command (one with a timeout) is killed by the tag in its
+    // processes' environment, which a subshell's /proc entry lacks.
+    let how = if subshell && tag.is_none() { 'e' } else { 's' };
     if stdin.is_empty() {
-        r.extend_from_slice(b"n </dev/null\n");
+        r.extend_from_slice(format!("n {how} </dev/null\n").as_bytes());
     } else {
         let delim = format!("@@{token}");
         let (b64, body) = heredoc_body(stdin, &delim);
         let mode = if b64 { 'b' } else { 't' };
-        r.extend_from_slice(format!("{mode} <<'{delim}'\n").as_bytes());
+        r.extend_from_slice(format!("{mode} {how} <<'{delim}'\n").as_bytes());
         r.extend_from_slice(&body);
     }
     r.extend_from_slice(b"fi\n");
@@ -382,10 +401,10 @@ mod tests {
         };
         pump(0, Box::new(stdout), tx.clone());
         pump(1, Box::new(child.stderr.take().expect("piped stderr")), tx);
-        let mut call = |script: &str, input: &[u8], tag: Option<&str>| -> Reply {
+        let mut call = |script: &str, input: &[u8], tag: Option<&str>, sub: bool| -> Reply {
             let tok = token();
             stdin
-                .write_all(&request(script, input, &tok, tag))
+                .write_all(&request(script, input, &tok, tag, sub))
                 .expect("write");
             stdin.flush().expect("flush");
             let mut r = Reply::new(&tok);
@@ -396,32 +415,33 @@ mod tests {
             assert!(!r.stray);
             r
         };
-        let r = call("echo out; echo err >&2; exit 7", b"", None);
+        let r = call("echo out; echo err >&2; exit 7", b"", None, false);
         assert_eq!(
             (r.status(), &r.out[..], &r.err[..]),
             (7, &b"out\n"[..], &b"err\n"[..])
         );
         let bin: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
-        let r = call("cat; printf '\\0x' >&2", &bin, None);
+        let r = call("cat; printf '\\0x' >&2", &bin, None, false);
         assert!(r.status() == 0 && r.out == bin && r.err == b"\0x");
         // Text input travels as it is, quotes, `$` and all bytes but NUL.
         let text: Vec<u8> = (1..=255u8)
             .chain(b"\n'\"$HOME `x` \\\n@@x\n".iter().copied())
             .collect();
         assert!(!heredoc_body(&text, "@@t").0);
-        let r = call("cat; wc -c", &text, None);
+        let r = call("cat; wc -c", &text, None, false);
         assert_eq!(r.out[..text.len()], text[..]);
         // Reopening stdout/stderr keeps what was written before (pipes).
         let r = call(
             "echo a; echo b >/dev/stdout; echo c >&2; echo d >/dev/stderr",
             b"",
             None,
+            false,
         );
         assert_eq!((&r.out[..], &r.err[..]), (&b"a\nb\n"[..], &b"c\nd\n"[..]));
         let e = crate::target::Exec::new(r#"printf '%s|%s' "$A" "$(pwd)""#)
             .env("A", "it's $HOME")
             .cwd("/usr");
-        let r = call(&e.script(), b"", None);
+        let r = call(&e.script(), b"", None, false);
         assert_eq!(r.out, b"it's $HOME|/usr");
         // The next command starts afresh: where sudo started, no leaked env
         // or server variables.
@@ -429,18 +449,58 @@ mod tests {
             "printf '%s|%s|%s' \"${A-unset}\" \"$(pwd)\" \"${IMAGE_CLI_EXEC_ID-none}\"",
             b"",
             None,
+            false,
         );
         assert_eq!(r.out, b"unset|/|none");
-        let r = call("echo \"$IMAGE_CLI_EXEC_ID\" \"$0\" $#", b"", Some("t-1"));
+        let r = call(
+            "echo \"$IMAGE_CLI_EXEC_ID\" \"$0\" $#",
+            b"",
+            Some("t-1"),
+            false,
+        );
         assert_eq!(r.out, b"t-1 sh 0\n");
-        let r = call("no-such-command-x", b"", None);
+        let r = call("no-such-command-x", b"", None, false);
         assert_eq!(
             (r.status(), &r.err[..]),
             (127, &b"sh: 1: no-such-command-x: not found\n"[..])
         );
+        // A script of our own in the server's subshell: a fresh view (no
+        // positional parameters, none of the server's variables), its exit
+        // status, its input; with `$$` in it, a `sh` of its own.
+        let r = call(
+            "echo \"$# ${x-u} ${_st-u} ${__ics-u}\"; cat; exit 5",
+            b"in\n",
+            None,
+            true,
+        );
+        assert_eq!((r.status(), &r.out[..]), (5, &b"0 u u u\nin\n"[..]));
+        // Tagged: a `sh` of its own, whose environment names the tag.
+        let r = call(
+            "read -r p _ </proc/self/stat; tr '\\0' '\\n' <\"/proc/$p/environ\" | grep IMAGE_CLI",
+            b"",
+            Some("t-2"),
+            true,
+        );
+        assert_eq!(r.out, b"IMAGE_CLI_EXEC_ID=t-2\n");
+        let r = call(&e.script(), b"", None, true);
+        assert_eq!(r.out, b"it's $HOME|/usr");
+        // Its `cd` and exports stayed in its subshell.
+        let r = call("printf '%s|%s' \"${A-unset}\" \"$(pwd)\"", b"", None, true);
+        assert_eq!(r.out, b"unset|/");
+        // It is the server's fork (its `$$` is the server's), where a
+        // plain request has a `sh` of its own.
+        for (sub, want) in [(true, "fork\n"), (false, "own\n")] {
+            let r = call(
+                "read -r p _ </proc/self/stat; if [ \"$p\" = $$ ]; then echo own; else echo fork; fi",
+                b"",
+                None,
+                sub,
+            );
+            assert_eq!(r.out, want.as_bytes());
+        }
         // A background process holding the output: the reply waits for it.
         let t0 = std::time::Instant::now();
-        let r = call("(sleep 0.3; echo late) &", b"", None);
+        let r = call("(sleep 0.3; echo late) &", b"", None, false);
         assert_eq!(r.out, b"late\n");
         assert!(t0.elapsed() >= std::time::Duration::from_millis(300));
         // A request cut short runs nothing: the server ends.
@@ -450,6 +510,7 @@ mod tests {
             b"x\n",
             &token(),
             None,
+            true,
         );
         stdin.write_all(&cut[..cut.len() - 2]).expect("write");
         drop(stdin);

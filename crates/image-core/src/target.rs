@@ -57,6 +57,12 @@ pub struct Exec {
     /// and ends lines with CRLF. The local target runs the command without
     /// one (as ansible's `local` connection does: plain pipes).
     pub tty: bool,
+    /// A script of this program's own that may run in a subshell of a
+    /// long-lived shell (a fork, not a new `sh`; see the become shell): it
+    /// needs no fresh shell (`$0`, unset variables) and does not use `$$`
+    /// (the long-lived shell's there). One with a timeout, and every
+    /// other path, runs it with `sh -c` as any command.
+    pub subshell: bool,
 }
 
 impl Exec {
@@ -101,6 +107,12 @@ impl Exec {
     /// On a pseudo-terminal (see [`Exec::tty`]).
     pub fn tty(mut self) -> Self {
         self.tty = true;
+        self
+    }
+
+    /// May run in a subshell (see [`Exec::subshell`]).
+    pub fn subshell(mut self) -> Self {
+        self.subshell = true;
         self
     }
 

@@ -303,7 +303,7 @@ if [ "$cur" != "$want" ] && {{ [ -z "$cur" ] || [ {force} = 1 ]; }}; then
     t=$(mktemp "$_dd/.image-cli.XXXXXX") || {{ drain; fail "cannot create a file in $_dd"; }}
     cat > "$t" || {{ rm -f "$t"; fail "writing $d failed"; }}
     if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null
-      if [ {backup} = 1 ]; then _bk="$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~"; cp -p "$d" "$_bk" && echo "@@backup_file=$_bk"; fi
+      {backup}
     else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi
     {validate}
     mv -f "$t" "$d" 2>/dev/null || {{ if [ {unsafe} = 1 ] && cat "$t" > "$d"; then rm -f "$t"; else rm -f "$t"; fail "renaming to $d failed"; fi; }}
@@ -319,7 +319,12 @@ echo "@@dest=$d"; fattrs "$d" c
             .map(|b| format!("[ -d \"$d\" ] && d=\"$d\"/{}", q(b)))
             .unwrap_or_default(),
         force = u8::from(spec.force),
-        backup = u8::from(spec.backup),
+        // Only when asked: a script without `$$` may run in a subshell.
+        backup = if spec.backup {
+            "_bk=\"$d.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; cp -p \"$d\" \"$_bk\" && echo \"@@backup_file=$_bk\""
+        } else {
+            ":"
+        },
         unsafe = u8::from(spec.unsafe_writes),
         mode = q(spec.mode.as_deref().unwrap_or("")),
         owner = q(spec.owner.as_deref().unwrap_or("")),

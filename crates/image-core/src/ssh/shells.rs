@@ -50,6 +50,8 @@ pub(super) struct ShellJob {
     pub(super) stdin: Arc<Option<Vec<u8>>>,
     /// The process tag, with a timeout.
     pub(super) tag: Option<String>,
+    /// [`crate::target::Exec::subshell`].
+    pub(super) subshell: bool,
     /// What kills the tagged processes on timeout.
     pub(super) kill: Option<String>,
     pub(super) deadline: Option<Instant>,
@@ -153,7 +155,8 @@ pub(super) fn shell_exec(conn: &Conn, job: &ShellJob) -> ShellOutcome {
             },
         };
         let token = become_shell::token();
-        let request = become_shell::request(&job.script, stdin, &token, job.tag.as_deref());
+        let request =
+            become_shell::request(&job.script, stdin, &token, job.tag.as_deref(), job.subshell);
         let mut reply = Reply::new(&token);
         match shell_drive(conn, &mut sh, &[&request], &mut reply, job.deadline) {
             Ok(()) => {

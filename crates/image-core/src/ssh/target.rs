@@ -194,6 +194,7 @@ impl SshTarget {
             stdin,
             kill: tag.as_ref().map(|t| kill_line(t, cmd.become_.clone())),
             tag,
+            subshell: cmd.subshell,
             deadline: timeout.map(|t| Instant::now() + t),
         });
         let mut retried = false;

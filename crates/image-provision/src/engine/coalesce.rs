@@ -142,7 +142,7 @@ impl<'a> Coalesce<'a> {
         // too long for one argument (Linux `MAX_ARG_STRLEN`, 128 KiB): then
         // on standard input.
         let all = if script.len() <= MAX_ARG {
-            Exec::new(script)
+            Exec::new(script).subshell()
         } else {
             Exec::new("sh").stdin(script.into_bytes())
         }

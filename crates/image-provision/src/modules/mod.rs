@@ -290,10 +290,21 @@ impl ModuleCtx<'_> {
         stdin: Option<Vec<u8>>,
         tty: bool,
     ) -> Result<Output, ModuleError> {
+        self.exec(script, stdin, tty, false).await
+    }
+
+    async fn exec(
+        &self,
+        script: &str,
+        stdin: Option<Vec<u8>>,
+        tty: bool,
+        subshell: bool,
+    ) -> Result<Output, ModuleError> {
         let mut e = Exec::new(script.to_string()).become_opt(self.become_.clone());
         e.env = self.env.clone();
         e.stdin = stdin;
         e.tty = tty;
+        e.subshell = subshell && !script.contains("$$");
         Ok(self.target.exec(&e).await?)
     }
 
@@ -305,7 +316,8 @@ impl ModuleCtx<'_> {
         stdin: Option<Vec<u8>>,
     ) -> Result<ScriptOut, ModuleError> {
         let s = script::wrap(body, self.check, self.diff);
-        let out = self.sh(&s, stdin).await?;
+        // A script of our own: a become shell may run it in a subshell.
+        let out = self.exec(&s, stdin, false, true).await?;
         Ok(ScriptOut::parse(&out))
     }
 
