@@ -476,7 +476,7 @@ mod tests {
         assert_eq!((r.status(), &r.out[..]), (5, &b"0 u u u\nin\n"[..]));
         // Tagged: a `sh` of its own, whose environment names the tag.
         let r = call(
-            "read -r p _ </proc/self/stat; tr '\\0' '\\n' <\"/proc/$p/environ\" | grep IMAGE_CLI",
+            "read -r p _ </proc/self/stat; tr '\\0' '\\n' <\"/proc/$p/environ\" | grep '^IMAGE_CLI_EXEC_ID='",
             b"",
             Some("t-2"),
             true,
