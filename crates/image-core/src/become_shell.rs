@@ -117,7 +117,7 @@ pub(crate) fn request(
         r.extend_from_slice(format!("n {how} </dev/null\n").as_bytes());
     } else {
         let delim = format!("@@{token}");
-        let (b64, body) = heredoc_body(stdin, &delim);
+        let (b64, body) = heredoc_body(stdin, &delim, false);
         let mode = if b64 { 'b' } else { 't' };
         r.extend_from_slice(format!("{mode} {how} <<'{delim}'\n").as_bytes());
         r.extend_from_slice(&body);
@@ -427,7 +427,7 @@ mod tests {
         let text: Vec<u8> = (1..=255u8)
             .chain(b"\n'\"$HOME `x` \\\n@@x\n".iter().copied())
             .collect();
-        assert!(!heredoc_body(&text, "@@t").0);
+        assert!(!heredoc_body(&text, "@@t", false).0);
         let r = call("cat; wc -c", &text, None, false);
         assert_eq!(r.out[..text.len()], text[..]);
         // Reopening stdout/stderr keeps what was written before (pipes).
@@ -466,7 +466,7 @@ mod tests {
         );
         // A script of our own in the server's subshell: a fresh view (no
         // positional parameters, none of the server's variables), its exit
-        // status, its input; with `$$` in it, a `sh` of its own.
+        // status, its input.
         let r = call(
             "echo \"$# ${x-u} ${_st-u} ${__ics-u}\"; cat; exit 5",
             b"in\n",

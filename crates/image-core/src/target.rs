@@ -345,12 +345,14 @@ pub fn random_token() -> String {
 /// `delim`, for a command's standard input in a shell script: the data
 /// itself when it can be (no NUL, which a shell drops; a final newline,
 /// which the document adds; no line that is `delim`), else its base64 in
-/// 76-column lines, for `base64 -d`. Returns whether it is base64, and the
-/// body with the closing `delim` line.
-pub fn heredoc_body(data: &[u8], delim: &str) -> (bool, Vec<u8>) {
+/// 76-column lines, for `base64 -d`. With `utf8`, the data goes as it is
+/// only when it is UTF-8 too (for a script held as a `String`). Returns
+/// whether it is base64, and the body with the closing `delim` line.
+pub fn heredoc_body(data: &[u8], delim: &str, utf8: bool) -> (bool, Vec<u8>) {
     use base64::Engine as _;
     let as_is = data.ends_with(b"\n")
         && !data.contains(&0)
+        && (!utf8 || std::str::from_utf8(data).is_ok())
         && !data
             .split(|&b| b == b'\n')
             .any(|line| line == delim.as_bytes());

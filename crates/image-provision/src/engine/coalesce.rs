@@ -257,7 +257,8 @@ fn script(cmds: &[&Exec], token: &str) -> String {
         let bg = format!("& _p{}=$!\n", i % PARALLEL);
         match &c.stdin {
             Some(data) if !data.is_empty() => {
-                let (b64, body) = heredoc_body(data, &mark);
+                let (b64, body) = heredoc_body(data, &mark, true);
+                // UTF-8 (asked of `heredoc_body`): nothing is replaced.
                 let body = String::from_utf8_lossy(&body);
                 if b64 {
                     s.push_str(&format!("base64 -d <<'{mark}' | {run} {bg}{body}"));
@@ -334,6 +335,8 @@ mod tests {
                 .cwd("/"),
             Exec::new("cat"),
             Exec::new("cat").stdin(b"text 'q' $HOME `x`\n".to_vec()),
+            // Text that is not UTF-8 (Latin-1) arrives byte for byte.
+            Exec::new("cat").stdin(b"caf\xe9\n".to_vec()),
             // A fresh shell's view: no batch variables, its own trap.
             Exec::new("echo \"${_b-u}${_s-n}$# $0\"; trap 'echo trap' EXIT; exit 4"),
             // A script with `$$` has a shell of its own.
@@ -351,11 +354,12 @@ mod tests {
         assert_eq!(outs[2].stdout_str(), "a 'b' /\n");
         assert_eq!(outs[3].stdout, b"");
         assert_eq!(outs[4].stdout, b"text 'q' $HOME `x`\n");
+        assert_eq!(outs[5].stdout, b"caf\xe9\n");
         assert_eq!(
-            (outs[5].status, &outs[5].stdout[..]),
+            (outs[6].status, &outs[6].stdout[..]),
             (4, &b"un0 sh\ntrap\n"[..])
         );
-        assert_eq!(outs[6].stdout, b"own\n");
+        assert_eq!(outs[7].stdout, b"own\n");
         // Its files are gone.
         for dir in ["/dev/shm", "/tmp"] {
             let left = std::fs::read_dir(dir).into_iter().flatten().flatten();
