@@ -22,11 +22,20 @@ use image_core::target::{shell_quote, Output};
 /// start none of their own: `dn PATH` (`dirname` into `$_dn`), `sum_ CMD
 /// FILE` (the hash of `CMD FILE` into `$_h`, without `cut`), `drain` (reads
 /// standard input to its end only when it is a pipe, which a writer may
-/// block on; not a file or /dev/null), `st_ PATH` (one `stat` for mode,
+/// block on; not a file or /dev/null, and not in a batch of checks, which
+/// sets `_NODRAIN`: there the writer is the batch's own here-document or
+/// `base64 -d`, which ends when the check ends), `st_ PATH` (one `stat` for mode,
 /// owner, group, size and links into `$_sa $_su $_sui $_sg $_sgi $_ss $_sh`;
 /// `$_sp` names PATH), `stc PATH` (true when those are PATH's and `attrs`
 /// changed nothing after them: it clears `$_sp` first and stats again after
 /// each change).
+///
+/// In check mode, `st_` and `sum_` first look in what a batch of checks
+/// gathered before its checks ran (see [`hint_stat`], [`hint_sum`] and
+/// `engine/coalesce.rs`): one `stat` and one hash command per algorithm
+/// for all the batch's files, instead of one each per check. A path the
+/// batch did not gather (or any path, in a script run alone) costs its own
+/// `stat` or hash as before.
 pub const PRELUDE: &str = r#"C=0
 fail() { printf '@@fail %s\n' "$(printf '%s' "$*" | tr '\n' ' ')"; exit 1; }
 do_() { [ "$CHECK" = 1 ] && return 0; _o=$("$@" 2>&1) || fail "$*: $_o"; }
@@ -36,9 +45,24 @@ putc() { if [ ! -f "$1" ] || [ "$(cat "$1")" != "$2" ]; then C=1; before "$1"; [
 rmf() { if [ -e "$1" ] || [ -L "$1" ]; then C=1; before "$1"; do_ rm -rf "$1"; fi; }
 dn() { _dn=$1; while :; do case $_dn in */) [ "$_dn" = / ] && break; _dn=${_dn%/};; *) break;; esac; done
   case $_dn in */*) _dn=${_dn%/*}; while :; do case $_dn in ?*/) _dn=${_dn%/};; *) break;; esac; done; _dn=${_dn:-/};; /) ;; *) _dn=.;; esac; }
-sum_() { _h=$("$1" "$2"); _h=${_h%% *}; }
-drain() { [ -f /dev/stdin ] || [ -c /dev/stdin ] || cat >/dev/null; }
-st_() { _sp=$1; set -- $(stat -c '%a %U %u %G %g %s %h' "$1" 2>/dev/null); _sa=$1 _su=$2 _sui=$3 _sg=$4 _sgi=$5 _ss=$6 _sh=$7; }
+sum_() {
+  if [ "$CHECK" = 1 ]; then case $1 in md5sum|sha1sum|sha224sum|sha256sum|sha384sum|sha512sum) eval "_shh=\${_SUMH_$1-} _shc=\${_SUM_$1-}"
+    case $_shh in *"
+$2
+"*) case $_shc in *"  $2
+"*) _h=${_shc%%"  $2
+"*}; _h=${_h##*"
+"};; *) _h=;; esac; return 0;; esac;; esac; fi
+  _h=$("$1" "$2"); _h=${_h%% *}; }
+drain() { [ -n "${_NODRAIN-}" ] || [ -f /dev/stdin ] || [ -c /dev/stdin ] || cat >/dev/null; }
+st_() { _sp=$1
+  if [ "$CHECK" = 1 ]; then case ${_STH-} in *"
+$1
+"*) case $_STC in *"
+$1|"*) _stx=${_STC#*"
+$1|"}; set -- ${_stx%%"
+"*};; *) set --;; esac; _sa=$1 _su=$2 _sui=$3 _sg=$4 _sgi=$5 _ss=$6 _sh=$7; return 0;; esac; fi
+  set -- $(stat -c '%a %U %u %G %g %s %h' "$1" 2>/dev/null); _sa=$1 _su=$2 _sui=$3 _sg=$4 _sgi=$5 _ss=$6 _sh=$7; }
 stc() { [ "$_sp" = "$1" ] && [ -n "$_sa" ]; }
 mkd() { [ -d "$1" ] && return 0; { [ -e "$1" ] || [ -L "$1" ]; } && fail "$1 exists and is not a directory"; dn "$1"; mkd "$_dn" "$2" "$3" "$4"; C=1; [ "$CHECK" = 1 ] && return 0; mkdir "$1" || fail "mkdir $1 failed"; attrs "$1" "$2" "$3" "$4"; }
 fattrs() {
@@ -269,6 +293,44 @@ pub struct FileSpec {
     pub unsafe_writes: bool,
 }
 
+/// The hash commands `sum_` can take from a batch's gathered answers.
+pub const HINT_SUMS: &[&str] = &[
+    "md5sum",
+    "sha1sum",
+    "sha224sum",
+    "sha256sum",
+    "sha384sum",
+    "sha512sum",
+];
+
+/// Whether a path can be gathered for a batch: one line (no newline), and
+/// nothing that would make its `stat` or hash line ambiguous (`|`, two
+/// spaces) or escaped (a backslash).
+fn hintable(path: &str) -> bool {
+    !path.is_empty() && !path.contains(['\n', '\\', '|']) && !path.contains("  ")
+}
+
+/// A comment line telling a batch of checks (`engine/coalesce.rs`) that
+/// this script will `st_ PATH` in check mode, so the batch stats it with
+/// its other checks' paths in one `stat`; empty for a path that cannot be
+/// gathered. The shell ignores it when the script runs alone.
+pub fn hint_stat(path: &str) -> String {
+    if hintable(path) {
+        format!("#@@st {path}\n")
+    } else {
+        String::new()
+    }
+}
+
+/// As [`hint_stat`], for `sum_ CMD PATH` (CMD one of [`HINT_SUMS`]).
+pub fn hint_sum(cmd: &str, path: &str) -> String {
+    if hintable(path) && HINT_SUMS.contains(&cmd) {
+        format!("#@@sum {cmd} {path}\n")
+    } else {
+        String::new()
+    }
+}
+
 /// The sha256 of some bytes, as hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
@@ -291,7 +353,7 @@ pub fn write_file_body(spec: &FileSpec, sha: &str) -> String {
         })
         .unwrap_or_default();
     format!(
-        r#"d={dest}; want={sha}
+        r#"{hints}d={dest}; want={sha}
 {into_dir}
 if [ -d "$d" ]; then drain; fail "$d is a directory"; fi
 dn "$d"; _dd=$_dn
@@ -312,6 +374,7 @@ else drain; fi
 [ -e "$d" ] && attrs "$d" {mode} {owner} {group}
 echo "@@dest=$d"; fattrs "$d" c
 "#,
+        hints = hint_stat(&spec.dest) + &hint_sum("sha256sum", &spec.dest),
         dest = q(&spec.dest),
         into_dir = spec
             .basename
@@ -336,7 +399,8 @@ echo "@@dest=$d"; fattrs "$d" c
 /// `@@content=BASE64`.
 pub fn read_file_body(path: &str) -> String {
     format!(
-        "p={}\nif [ -f \"$p\" ]; then echo @@exists=1; st_ \"$p\"; [ -n \"$_sa\" ] && {{ echo \"@@stat=$_sa $_su $_sg $_sui $_sgi\"; }}; printf '@@content='; b64 \"$p\"; echo; fattrs \"$p\" c; else echo @@exists=0; fi\n",
+        "{}p={}\nif [ -f \"$p\" ]; then echo @@exists=1; st_ \"$p\"; [ -n \"$_sa\" ] && {{ echo \"@@stat=$_sa $_su $_sg $_sui $_sgi\"; }}; printf '@@content='; b64 \"$p\"; echo; fattrs \"$p\" c; else echo @@exists=0; fi\n",
+        hint_stat(path),
         q(path)
     )
 }

@@ -238,13 +238,17 @@ fn script(cmds: &[&Exec], token: &str) -> String {
         "_b=/dev/shm; {{ [ -d \"$_b\" ] && [ -w \"$_b\" ]; }} || _b=${{TMPDIR:-/tmp}}\n\
          _b=$_b/.image-cli-batch-{token}\n\
          trap 'rm -f --{files}' EXIT\ntrap 'exit 97' HUP INT TERM\nset -C\n\
-         for _f in{files}; do : > \"$_f\" || exit 97; done\nset +C\n_s=\n"
+         for _f in{files}; do : > \"$_f\" || exit 97; done\nset +C\n_s=\n_NODRAIN=1\n"
     );
+    let scripts: Vec<String> = cmds.iter().map(|c| c.script()).collect();
+    s.push_str(&super::prefetch::prologue(
+        scripts.iter().map(String::as_str),
+    ));
     for (i, c) in cmds.iter().enumerate() {
         // A subshell, not a new `sh`: a fork instead of a fork and an
         // exec. A script that uses `$$` (a temporary name, say) gets its
         // own `sh`, whose `$$` no other command shares.
-        let script = c.script();
+        let script = &scripts[i];
         let shell = if script.contains("$$") {
             "sh -c"
         } else {
@@ -252,7 +256,7 @@ fn script(cmds: &[&Exec], token: &str) -> String {
         };
         let run = format!(
             "( {shell} {} ) >|\"$_b.{i}o\" 2>|\"$_b.{i}e\"",
-            crate::script::q(&script)
+            crate::script::q(script)
         );
         let bg = format!("& _p{}=$!\n", i % PARALLEL);
         match &c.stdin {
@@ -324,6 +328,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use image_core::local::LocalTarget;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn one_script_gives_each_command_its_own_output() {
@@ -368,6 +373,27 @@ mod tests {
         }
         assert!(split(&out.stdout, cmds.len() + 1, &tok).is_none());
         assert!(split(&out.stdout, cmds.len(), "x").is_none());
+    }
+
+    /// Inputs bigger than a pipe that nothing reads (a check's `drain`
+    /// reads nothing in a batch): the batch still ends, with each output.
+    #[tokio::test]
+    async fn unread_inputs_bigger_than_a_pipe_do_not_stop_a_batch() {
+        let cmds = [
+            Exec::new("echo big").stdin([vec![b'a'; 300_000], b"\n".to_vec()].concat()),
+            Exec::new("echo bin").stdin(vec![0u8; 300_000]),
+            Exec::new("head -c 3").stdin(vec![b'z'; 300_000]),
+        ];
+        let refs: Vec<&Exec> = cmds.iter().collect();
+        let tok = random_token();
+        let all = Exec::new("sh").stdin(script(&refs, &tok).into_bytes());
+        let t = LocalTarget::new();
+        let run = tokio::time::timeout(Duration::from_secs(60), t.exec(&all));
+        let out = run.await.expect("the batch ends").expect("runs");
+        let outs = split(&out.stdout, cmds.len(), &tok).expect("all outputs");
+        assert_eq!(outs[0].stdout_str(), "big\n");
+        assert_eq!(outs[1].stdout_str(), "bin\n");
+        assert_eq!(outs[2].stdout_str(), "zzz");
     }
 
     #[tokio::test]

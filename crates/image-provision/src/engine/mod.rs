@@ -26,6 +26,7 @@ mod control;
 mod include;
 mod lookahead;
 mod loops;
+mod prefetch;
 mod record;
 mod scope;
 mod tags;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::diff::Diff;
-use crate::script::q;
+use crate::script::{self, q};
 
 /// The `file` module.
 pub struct File;
@@ -133,7 +133,8 @@ impl Module for File {
             }
         };
         let script = format!(
-            "p={}\nif [ -L \"$p\" ]; then cur=link; elif [ -d \"$p\" ]; then cur=directory; elif [ -e \"$p\" ]; then cur=file; else cur=absent; fi\necho \"@@before_state=$cur\"\nbody() {{\n{body}\n}}\nbody\nfattrs \"$p\" {cached}",
+            "{}p={}\nif [ -L \"$p\" ]; then cur=link; elif [ -d \"$p\" ]; then cur=directory; elif [ -e \"$p\" ]; then cur=file; else cur=absent; fi\necho \"@@before_state=$cur\"\nbody() {{\n{body}\n}}\nbody\nfattrs \"$p\" {cached}",
+            script::hint_stat(&path),
             q(&path),
             // These bodies end with `attrs "$p"`: its `stat` serves fattrs.
             cached = if matches!(state.as_str(), "directory" | "file" | "" | "touch") {

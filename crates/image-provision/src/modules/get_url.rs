@@ -147,7 +147,7 @@ impl Module for GetUrl {
         let user = args.opt_str_any(&["url_username", "username"]);
         let pass = args.opt_str_any(&["url_password", "password"]);
         let body = format!(
-            r#"{env}u={url}; d={dest}; algo={sum_cmd}; want={want}
+            r#"{hints}{env}u={url}; d={dest}; algo={sum_cmd}; want={want}
 [ -d "$d" ] && d="${{d%/}}/$(basename "${{u%%\?*}}")"
 echo "@@dest=$d"
 case $want in http://*|https://*|ftp://*|file://*)
@@ -189,6 +189,9 @@ fi
 attrs "$d" {mode} {owner} {group}
 info
 "#,
+            hints = script::hint_stat(&dest)
+                + &script::hint_sum(sum_cmd, &dest)
+                + &script::hint_sum("md5sum", &dest),
             env = script::dl_env(timeout, insecure, &headers, user.as_deref(), pass.as_deref()),
             url = q(&url),
             dest = q(&dest),

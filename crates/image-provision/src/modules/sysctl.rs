@@ -134,7 +134,8 @@ impl Module for Sysctl {
             ));
         } else {
             body.push_str(&format!(
-                "cat >/dev/null\n[ -e {f} ] && attrs {f} {m} {o} {g}\n",
+                "{h}drain\n[ -e {f} ] && attrs {f} {m} {o} {g}\n",
+                h = script::hint_stat(&file),
                 f = q(&file),
                 m = q(spec.mode.as_deref().unwrap_or("")),
                 o = q(spec.owner.as_deref().unwrap_or("")),
