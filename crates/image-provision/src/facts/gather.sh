@@ -59,7 +59,10 @@ if [ -z "$_bhit" ] || [ -z "$um" ] || [ -z "$un" ] || [ -z "$ur" ] || [ -z "$uv"
 fi
 s uname; printf '%s\n' "$um" "$ur" "$uv" "$un"
 s host; echo "$un"; hostname -f 2>/dev/null || hostname 2>/dev/null || echo "$un"
-s nproc; nproc 2>/dev/null || echo 1
+# processor_nproc is the count of CPUs this process may run on (ansible's
+# len(os.sched_getaffinity(0))): the small files' awk reads it from
+# /proc/self/status; nproc only where that cannot be read.
+[ -r /proc/self/status ] || { s nproc; nproc 2>/dev/null || echo 1; }
 s mounts
 if [ -e /etc/mtab ]; then mt=/etc/mtab; else mt=/proc/mounts; fi
 set --
@@ -89,9 +92,33 @@ s links; for i in /sys/class/net/*; do [ -e "$i" ] || continue; n=${i##*/}
   one $i/flags; fl=$v; one $i/type; ty=$v; one $i/mtu; mtu=$v; one $i/address; ad=$v; one $i/speed; sp=$v
   k=; [ -d $i/bridge ] && k=bridge; [ -d $i/bonding ] && k=${k:+$k$nl}bonding
   printf '%s|%s|%s|%s|%s|%s|%s\n' "$n" "$fl" "$ty" "$mtu" "$ad" "$k" "$sp"; done
-s addrs; ip -o addr show 2>/dev/null
-s route4; l=$(ip -4 route get 8.8.8.8 2>/dev/null) && [ -n "$l" ] && printf '%s\n' "${l%%"$nl"*}"
-s route6; l=$(ip -6 route get 2404:6800:400a:800::1012 2>/dev/null) && [ -n "$l" ] && printf '%s\n' "${l%%"$nl"*}"
+# The addresses and both default routes from one `ip -batch` (-o puts a
+# route's lines on one, joined by ` \`: its first line is what comes
+# before); three calls of `ip` where it gives no address that way.
+_a=; _r4=; _r6=
+_ipo=$(ip -o -force -batch - 2>/dev/null <<'IPCMDS'
+addr show
+route get 8.8.8.8
+route get 2404:6800:400a:800::1012
+IPCMDS
+)
+while IFS= read -r l; do
+  case $l in
+    '8.8.8.8 '*) _r4=${l%%' \'*} ;;
+    '2404:6800:400a:800::1012 '*) _r6=${l%%' \'*} ;;
+    [0-9]*:*) _a="$_a$l$nl" ;;
+  esac
+done <<IPS
+$_ipo
+IPS
+if [ -z "$_a" ]; then
+  _a=$(ip -o addr show 2>/dev/null); _a=${_a:+$_a$nl}
+  l=$(ip -4 route get 8.8.8.8 2>/dev/null) && _r4=${l%%"$nl"*}
+  l=$(ip -6 route get 2404:6800:400a:800::1012 2>/dev/null) && _r6=${l%%"$nl"*}
+fi
+s addrs; printf '%s' "$_a"
+s route4; [ -n "$_r4" ] && printf '%s\n' "$_r4"
+s route6; [ -n "$_r6" ] && printf '%s\n' "$_r6"
 s cmdline; one /proc/cmdline && printf '%s\n' "$v"
 s user
 u=$(id); uid=${u#uid=}; uname_=${uid#*\(}; uname_=${uname_%%\)*}; uid=${uid%%\(*}
@@ -132,12 +159,13 @@ for l in /lib/*/libselinux.so.1 /usr/lib/*/libselinux.so.1 /lib64/libselinux.so.
 if [ -e /sys/fs/selinux/enforce ]; then one /sys/fs/selinux/enforce; echo "selinux_enforce=$v"; one /sys/fs/selinux/policyvers; echo "selinux_policyvers=$v"
   [ -r /etc/selinux/config ] && sed -n 's/^SELINUX=/selinux_config=/p; s/^SELINUXTYPE=/selinux_type=/p' /etc/selinux/config; fi
 # The small files in one awk: a section per file (os-release, meminfo,
-# cpuinfo, resolv.conf), bind mounts (findmnt shows SOURCE[root] for a mount
+# cpuinfo, resolv.conf), the CPUs this process may use, bind mounts (findmnt shows SOURCE[root] for a mount
 # whose root is not /), PID 1's cgroups and the loaded modules (virt).
 set --
-for f in /etc/os-release /proc/meminfo /proc/cpuinfo /etc/resolv.conf /proc/self/mountinfo /proc/1/cgroup /proc/modules; do [ -r "$f" ] && set -- "$@" "$f"; done
-[ $# -gt 0 ] && awk 'FNR == 1 { f = FILENAME; h = f == "/etc/os-release" ? "osrel" : f == "/proc/meminfo" ? "meminfo" : f == "/proc/cpuinfo" ? "cpuinfo" : f == "/etc/resolv.conf" ? "resolv" : f == "/proc/self/mountinfo" ? "binds" : "virt"; print "@@s " h }
+for f in /etc/os-release /proc/meminfo /proc/cpuinfo /etc/resolv.conf /proc/self/mountinfo /proc/self/status /proc/1/cgroup /proc/modules; do [ -r "$f" ] && set -- "$@" "$f"; done
+[ $# -gt 0 ] && awk 'FNR == 1 { f = FILENAME; h = f == "/etc/os-release" ? "osrel" : f == "/proc/meminfo" ? "meminfo" : f == "/proc/cpuinfo" ? "cpuinfo" : f == "/etc/resolv.conf" ? "resolv" : f == "/proc/self/mountinfo" ? "binds" : f == "/proc/self/status" ? "nproc" : "virt"; print "@@s " h }
   f == "/proc/self/mountinfo" { if ($4 != "/") print $5; next }
+  f == "/proc/self/status" { if ($1 == "Cpus_allowed_list:") { n = 0; c = split($2, r, ","); for (i = 1; i <= c; i++) n += split(r[i], x, "-") == 2 ? x[2] - x[1] + 1 : 1; print n } next }
   f == "/proc/1/cgroup" { print "cgroup:" $0; next }
   f == "/proc/modules" { print "module:" $1; next }
   { print }' "$@" 2>/dev/null
