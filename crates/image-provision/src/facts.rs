@@ -16,7 +16,10 @@ use serde_json::{Map, Value as Json};
 mod hardware;
 mod network;
 mod platform;
+mod subset;
 mod virt;
+
+pub use subset::{spec_of as subset_spec, Subset};
 
 /// The fact script.
 const SCRIPT: &str = include_str!("facts/gather.sh");
@@ -33,9 +36,35 @@ pub async fn gather_as(
     target: &dyn Target,
     become_: Option<Become>,
 ) -> Result<Map<String, Json>, TargetError> {
-    let out = target.exec(&Exec::new(SCRIPT).become_opt(become_)).await?;
+    gather_subset(target, become_, &Subset::all()).await
+}
+
+/// As [`gather_as`], skipping the parts of the script that no fact of
+/// `subset` needs (the facts returned are not filtered: see
+/// [`Subset::filter`]).
+pub async fn gather_subset(
+    target: &dyn Target,
+    become_: Option<Become>,
+    subset: &Subset,
+) -> Result<Map<String, Json>, TargetError> {
+    let script = format!("{}{SCRIPT}", subset.script_prefix());
+    let out = target.exec(&Exec::new(script).become_opt(become_)).await?;
     Ok(parse(&out.stdout_str()))
 }
+
+/// The facts a gathering with `spec` (its `gather_subset`, as given)
+/// makes visible: `f` filtered to the subset, plus ansible's `gather_subset`
+/// and `module_setup`.
+pub fn visible(f: Map<String, Json>, spec: &[String]) -> Map<String, Json> {
+    let mut v = Subset::from_spec(spec).filter(f);
+    v.insert("gather_subset".into(), Json::from(spec.to_vec()));
+    v.insert("module_setup".into(), Json::Bool(true));
+    v
+}
+
+/// Keys of a gathering that ansible does not prefix with `ansible_` in
+/// `ansible_facts` (its meta collector's).
+pub const META_KEYS: [&str; 2] = ["gather_subset", "module_setup"];
 
 /// The script's output split into its sections.
 pub(crate) struct Sections(HashMap<String, Vec<String>>);

@@ -50,6 +50,8 @@ pub struct Play {
     pub vars_files: Vec<VarsFile>,
     /// `gather_facts:` (default true).
     pub gather_facts: bool,
+    /// `gather_subset:` as given (empty: `all`).
+    pub gather_subset: Vec<String>,
     /// `any_errors_fatal:`.
     pub any_errors_fatal: bool,
     /// `max_fail_percentage:` (one host: any failure is over 0 %).

@@ -145,13 +145,18 @@ impl Runner<'_> {
         ctx: &Ctx,
         st: &Settings,
     ) -> ItemOut {
-        let filter = match self.tmpl.render(&Json::Object(args.clone()), ctx) {
-            Ok(Json::Object(m)) => m.get("filter").cloned(),
-            Ok(_) => None,
+        let (filter, spec) = match self.tmpl.render(&Json::Object(args.clone()), ctx) {
+            Ok(Json::Object(m)) => (
+                m.get("filter").cloned(),
+                facts::subset_spec(m.get("gather_subset")),
+            ),
+            Ok(_) => (None, facts::subset_spec(None)),
             Err(e) => return ItemOut::failed(format!("template error in arguments: {e}")),
         };
-        match facts::gather_as(self.target, st.become_.clone()).await {
+        let subset = facts::Subset::from_spec(&spec);
+        match facts::gather_subset(self.target, st.become_.clone(), &subset).await {
             Ok(f) => {
+                let f = facts::visible(f, &spec);
                 let keep: Vec<String> = match &filter {
                     Some(Json::Array(a)) => a.iter().map(json_to_string).collect(),
                     Some(Json::String(s)) if !s.is_empty() => vec![s.clone()],
@@ -161,15 +166,20 @@ impl Runner<'_> {
                     .into_iter()
                     .filter(|(k, _)| {
                         keep.is_empty()
-                            || keep
-                                .iter()
-                                .any(|p| glob_match(p, &format!("ansible_{k}")) || glob_match(p, k))
+                            || keep.iter().any(|p| {
+                                glob_match(p, k)
+                                    || (!facts::META_KEYS.contains(&k.as_str())
+                                        && glob_match(p, &format!("ansible_{k}")))
+                            })
                     })
                     .collect();
                 // The registered result names them as setup returns them.
                 let named: Map<String, Json> = f
                     .iter()
-                    .map(|(k, v)| (format!("ansible_{k}"), v.clone()))
+                    .map(|(k, v)| match facts::META_KEYS.contains(&k.as_str()) {
+                        true => (k.clone(), v.clone()),
+                        false => (format!("ansible_{k}"), v.clone()),
+                    })
                     .collect();
                 let mut out = ItemOut::ok(json!({"changed": false, "ansible_facts": named}));
                 out.ansible_facts = Some(f);

@@ -226,17 +226,23 @@ impl<'a> Runner<'a> {
                 step: "Gathering Facts".into(),
             });
         }
-        let mut gathered = facts::gather_as(self.target, become_.clone()).await;
+        let spec = if play.gather_subset.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            play.gather_subset.clone()
+        };
+        let subset = facts::Subset::from_spec(&spec);
+        let mut gathered = facts::gather_subset(self.target, become_.clone(), &subset).await;
         if matches!(&gathered, Err(e) if e.is_connection_lost())
             && self.target.reconnect().await.is_ok()
         {
-            gathered = facts::gather_as(self.target, become_).await;
+            gathered = facts::gather_subset(self.target, become_, &subset).await;
         }
         match gathered {
             Ok(f) => {
                 self.module_facts = f.clone();
                 if visible {
-                    self.st.facts.extend(f);
+                    self.st.facts.extend(facts::visible(f, &spec));
                     self.emit(Event::finished(
                         &self.opts.build,
                         "Gathering Facts",

@@ -63,6 +63,9 @@ s host; echo "$un"; hostname -f 2>/dev/null || hostname 2>/dev/null || echo "$un
 # len(os.sched_getaffinity(0))): the small files' awk reads it from
 # /proc/self/status; nproc only where that cannot be read.
 [ -r /proc/self/status ] || { s nproc; nproc 2>/dev/null || echo 1; }
+# Without `hardware`, `network` or all of `gather_subset` (facts/subset.rs
+# sets `_no_hw`, `_no_net`, `_no_other`), their parts are skipped.
+if [ -z "${_no_hw-}" ]; then
 s mounts
 if [ -e /etc/mtab ]; then mt=/etc/mtab; else mt=/proc/mounts; fi
 set --
@@ -88,6 +91,8 @@ if [ $# -gt 0 ]; then
 $rows
 ROWS
 fi
+fi
+if [ -z "${_no_net-}" ]; then
 s links; for i in /sys/class/net/*; do [ -e "$i" ] || continue; n=${i##*/}
   one $i/flags; fl=$v; one $i/type; ty=$v; one $i/mtu; mtu=$v; one $i/address; ad=$v; one $i/speed; sp=$v
   k=; [ -d $i/bridge ] && k=bridge; [ -d $i/bonding ] && k=${k:+$k$nl}bonding
@@ -119,6 +124,7 @@ fi
 s addrs; printf '%s' "$_a"
 s route4; [ -n "$_r4" ] && printf '%s\n' "$_r4"
 s route6; [ -n "$_r6" ] && printf '%s\n' "$_r6"
+fi
 s cmdline; one /proc/cmdline && printf '%s\n' "$v"
 s user
 u=$(id); uid=${u#uid=}; uname_=${uid#*\(}; uname_=${uname_%%\)*}; uid=${uid%%\(*}
@@ -145,8 +151,10 @@ one /proc/sys/crypto/fips_enabled; echo "fips=$v"
 [ -n "$_bhit" ] || bits=$(getconf LONG_BIT 2>/dev/null)
 echo "bits=$bits"
 if [ -e /sys/kernel/security/apparmor ]; then echo apparmor=enabled; else echo apparmor=disabled; fi
+if [ -z "${_no_other-}" ]; then
 r=$(stat -c %d:%i / /proc/1/root/. 2>/dev/null); r1=${r%%"$nl"*}; r2=; case $r in *"$nl"*) r2=${r#*"$nl"};; esac
 if [ -z "$r2" ]; then echo chroot=; elif [ "$r1" = "$r2" ]; then echo chroot=0; else echo chroot=1; fi
+fi
 if [ -n "$pypid" ]; then wait "$pypid"; one "$pyf"; _pyo=$v; rm -f "$pyf"; fi
 [ -n "$_pyo" ] && echo "python=$_pyo"
 if [ -n "$_k" ] && [ -z "$_hit" ] && mkdir -p /run/image-cli 2>/dev/null; then

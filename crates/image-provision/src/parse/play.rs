@@ -109,7 +109,15 @@ impl Loader {
                     })
                 }
                 "serial" | "strategy" | "order" | "throttle" | "timeout" | "collections"
-                | "debugger" | "gather_subset" | "gather_timeout" | "fact_path" => {}
+                | "debugger" | "gather_timeout" | "fact_path" => {}
+                "gather_subset" => {
+                    p.gather_subset = match v.as_seq() {
+                        Some(items) => items.iter().filter_map(|i| i.scalar_string()).collect(),
+                        None => crate::facts::subset_spec(
+                            v.scalar_string().map(serde_json::Value::String).as_ref(),
+                        ),
+                    }
+                }
                 "remote_user" | "port" | "connection" => {
                     self.diags.push(
                         super::task::warning(k, format!("play keyword `{key}` has no effect"))
