@@ -237,7 +237,18 @@ impl Loader {
                     self.set_loop(&mut t, k, v, LoopKind::With(kind.to_string()));
                 }
                 "loop_control" => loop_control = Some(v),
-                "register" => t.register = self.string(v, "register"),
+                "register" => {
+                    t.register = self.string(v, "register");
+                    if let Some(r) = t.register.take() {
+                        if super::values::valid_var_name(&r) {
+                            t.register = Some(r);
+                        } else {
+                            self.diags.push(v.error(format!("invalid variable name `{r}` in `register`")).with_help(
+                                "a variable name starts with an ASCII letter or `_` and has only letters, digits and `_`; true, false, none (in any of Jinja's spellings) and not are taken",
+                            ));
+                        }
+                    }
+                }
                 "changed_when" => t.changed_when = Some(self.conditions(v)),
                 "failed_when" => t.failed_when = Some(self.conditions(v)),
                 "until" => t.until = Some(self.conditions(v)),

@@ -140,3 +140,36 @@ impl Loader {
         }
     }
 }
+
+/// Whether ansible-core accepts `name` as a variable name (its
+/// `validate_variable_name`: an ASCII identifier that is none of Jinja's
+/// `true`, `false`, `none`, `True`, `False`, `None`, `not`).
+pub(crate) fn valid_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first_ok
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !matches!(
+            name,
+            "true" | "false" | "none" | "True" | "False" | "None" | "not"
+        )
+}
+
+#[cfg(test)]
+mod var_name_tests {
+    use super::valid_var_name;
+
+    #[test]
+    fn ansibles_variable_names() {
+        for ok in ["r", "_x", "out_2", "class", "True_"] {
+            assert!(valid_var_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "2x", "a-b", "a b", "none", "None", "true", "False", "not", "é", "{{ x }}",
+        ] {
+            assert!(!valid_var_name(bad), "{bad}");
+        }
+    }
+}
