@@ -52,19 +52,15 @@ pub async fn gather_subset(
     Ok(parse(&out.stdout_str()))
 }
 
-/// The facts a gathering with `spec` (its `gather_subset`, as given)
-/// makes visible: `f` filtered to the subset, plus ansible's `gather_subset`
-/// and `module_setup`.
-pub fn visible(f: Map<String, Json>, spec: &[String]) -> Map<String, Json> {
-    let mut v = Subset::from_spec(spec).filter(f);
-    v.insert("gather_subset".into(), Json::from(spec.to_vec()));
-    v.insert("module_setup".into(), Json::Bool(true));
-    v
+/// A fact's key in a `setup` result's `ansible_facts`: `ansible_` and the
+/// key, except for the keys of ansible's meta collector (`gather_subset`,
+/// `module_setup`), which have no prefix.
+pub fn result_key(k: &str) -> String {
+    match k {
+        "gather_subset" | "module_setup" => k.to_string(),
+        _ => format!("ansible_{k}"),
+    }
 }
-
-/// Keys of a gathering that ansible does not prefix with `ansible_` in
-/// `ansible_facts` (its meta collector's).
-pub const META_KEYS: [&str; 2] = ["gather_subset", "module_setup"];
 
 /// The script's output split into its sections.
 pub(crate) struct Sections(HashMap<String, Vec<String>>);

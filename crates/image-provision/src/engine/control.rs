@@ -156,7 +156,7 @@ impl Runner<'_> {
         let subset = facts::Subset::from_spec(&spec);
         match facts::gather_subset(self.target, st.become_.clone(), &subset).await {
             Ok(f) => {
-                let f = facts::visible(f, &spec);
+                let f = subset.visible(f);
                 let keep: Vec<String> = match &filter {
                     Some(Json::Array(a)) => a.iter().map(json_to_string).collect(),
                     Some(Json::String(s)) if !s.is_empty() => vec![s.clone()],
@@ -166,20 +166,15 @@ impl Runner<'_> {
                     .into_iter()
                     .filter(|(k, _)| {
                         keep.is_empty()
-                            || keep.iter().any(|p| {
-                                glob_match(p, k)
-                                    || (!facts::META_KEYS.contains(&k.as_str())
-                                        && glob_match(p, &format!("ansible_{k}")))
-                            })
+                            || keep
+                                .iter()
+                                .any(|p| glob_match(p, k) || glob_match(p, &facts::result_key(k)))
                     })
                     .collect();
                 // The registered result names them as setup returns them.
                 let named: Map<String, Json> = f
                     .iter()
-                    .map(|(k, v)| match facts::META_KEYS.contains(&k.as_str()) {
-                        true => (k.clone(), v.clone()),
-                        false => (format!("ansible_{k}"), v.clone()),
-                    })
+                    .map(|(k, v)| (facts::result_key(k), v.clone()))
                     .collect();
                 let mut out = ItemOut::ok(json!({"changed": false, "ansible_facts": named}));
                 out.ansible_facts = Some(f);

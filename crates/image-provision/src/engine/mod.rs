@@ -226,12 +226,7 @@ impl<'a> Runner<'a> {
                 step: "Gathering Facts".into(),
             });
         }
-        let spec = if play.gather_subset.is_empty() {
-            vec!["all".to_string()]
-        } else {
-            play.gather_subset.clone()
-        };
-        let subset = facts::Subset::from_spec(&spec);
+        let subset = facts::Subset::from_spec(&play.gather_subset);
         let mut gathered = facts::gather_subset(self.target, become_.clone(), &subset).await;
         if matches!(&gathered, Err(e) if e.is_connection_lost())
             && self.target.reconnect().await.is_ok()
@@ -242,7 +237,7 @@ impl<'a> Runner<'a> {
             Ok(f) => {
                 self.module_facts = f.clone();
                 if visible {
-                    self.st.facts.extend(facts::visible(f, &spec));
+                    self.st.facts.extend(subset.visible(f));
                     self.emit(Event::finished(
                         &self.opts.build,
                         "Gathering Facts",

@@ -95,23 +95,29 @@ const NETWORK_KEYS: &[&str] = &[
 
 const OTHER_KEYS: &[&str] = &["is_chroot", "loadavg"];
 
-/// The groups a `gather_subset` asks for.
+/// The groups a `gather_subset` asks for, and the spec as given (which
+/// the `gather_subset` fact reports).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subset {
     groups: Vec<Group>,
+    spec: Vec<String>,
 }
 
 impl Subset {
     /// Everything (no `gather_subset`, or `all`).
     pub fn all() -> Self {
-        Subset {
-            groups: ALL.to_vec(),
-        }
+        Subset::from_spec(&[])
     }
 
-    /// The subset `spec` names, by ansible's rule; `all` when it names a
-    /// subset this module does not model (so every fact is returned).
+    /// The subset `spec` names, by ansible's rule (an empty spec is
+    /// `all`, as ansible's default); every group when it names a subset
+    /// this module does not model (so every fact is returned).
     pub fn from_spec(spec: &[String]) -> Self {
+        let spec = if spec.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            spec.to_vec()
+        };
         let named = |n: &str| match n {
             "hardware" => Some(Some(Group::Hardware)),
             "network" => Some(Some(Group::Network)),
@@ -123,7 +129,7 @@ impl Subset {
         let mut add = vec![Group::Min];
         let mut exclude: Vec<Group> = Vec::new();
         let mut explicit: Vec<Group> = Vec::new();
-        for s in spec {
+        for s in &spec {
             let s = s.trim();
             match s {
                 "min" => add.push(Group::Min),
@@ -142,7 +148,12 @@ impl Subset {
                             explicit.push(g);
                         }
                         Some(None) => {}
-                        None => return Subset::all(),
+                        None => {
+                            return Subset {
+                                groups: ALL.to_vec(),
+                                spec,
+                            }
+                        }
                     }
                 }
             }
@@ -151,7 +162,7 @@ impl Subset {
             .into_iter()
             .filter(|g| add.contains(g) && (!exclude.contains(g) || explicit.contains(g)))
             .collect();
-        Subset { groups }
+        Subset { groups, spec }
     }
 
     fn has(&self, g: Group) -> bool {
@@ -173,8 +184,17 @@ impl Subset {
         s
     }
 
+    /// The facts a gathering makes visible: those of `f` in the subset,
+    /// plus ansible's `gather_subset` (the spec) and `module_setup`.
+    pub fn visible(&self, f: Map<String, Json>) -> Map<String, Json> {
+        let mut v = self.filter(f);
+        v.insert("gather_subset".into(), Json::from(self.spec.clone()));
+        v.insert("module_setup".into(), Json::Bool(true));
+        v
+    }
+
     /// The facts of `f` in the subset.
-    pub fn filter(&self, f: Map<String, Json>) -> Map<String, Json> {
+    fn filter(&self, f: Map<String, Json>) -> Map<String, Json> {
         if self.groups.len() == ALL.len() {
             return f;
         }
@@ -257,7 +277,8 @@ mod tests {
         );
         assert_eq!(spec(&["!all", "!facter"]).groups, [Group::Min]);
         // A finer subset than these groups: every fact, as before.
-        assert_eq!(spec(&["!all", "distribution"]), Subset::all());
+        assert_eq!(spec(&["!all", "distribution"]).groups, Subset::all().groups);
+        assert_eq!(spec(&[]), Subset::all());
         assert_eq!(spec_of(Some(&json!("!all, network"))), ["!all", "network"]);
         assert_eq!(spec_of(None), ["all"]);
     }
