@@ -41,7 +41,7 @@ pub async fn gather_as(
 
 /// As [`gather_as`], skipping the parts of the script that no fact of
 /// `subset` needs (the facts returned are not filtered: see
-/// [`Subset::filter`]).
+/// [`Subset::visible`]).
 pub async fn gather_subset(
     target: &dyn Target,
     become_: Option<Become>,
