@@ -8,7 +8,8 @@
 //! target is written again, a service disabled behind service_facts' cache
 //! shows as disabled. A loop's items are checked in one round trip (copy,
 //! file, lineinfile, apt), so are the tasks ahead of a task (`lookahead`),
-//! and an item changed on the target is still seen and put back.
+//! and an item changed on the target is still seen and put back; a
+//! command's change on every run does not stop that.
 //!
 //! Needs `scripts/testbed/setup.sh` (root).
 
@@ -362,9 +363,35 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
         .await
         .expect("exec");
     assert!(out.success(), "no SysV cache on the target");
+
+    // A command changes on every run; that does not stop the tasks after
+    // it from being checked together (their first run still is not).
+    std::fs::write(d.path().join("cmd.yml"), CMD).expect("write");
+    let cmd = parse::load(&d.path().join("cmd.yml"), &[]).expect("parse");
+    let (r, _) = run(&t, &cmd, &Map::new()).await;
+    assert_eq!(changed_tasks(&r), ["a command", "d1", "d2", "d3"]);
+    let (r, counts) = run(&t, &cmd, &Map::new()).await;
+    assert_eq!(changed_tasks(&r), ["a command"]);
+    let trips: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
+    assert_eq!(trips, [1, 1, 0, 0], "{counts:?}");
     drop(t);
     stop(bed).await;
 }
+
+const CMD: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: a command
+      command: "true"
+    - name: d1
+      file: {path: /srv/rt/cmd1, state: directory, mode: "0755"}
+    - name: d2
+      file: {path: /srv/rt/cmd2, state: directory, mode: "0755"}
+    - name: d3
+      file: {path: /srv/rt/cmd3, state: directory, mode: "0755"}
+"#;
 
 /// An LSB init script whose `status` Debian's hook hands to systemd.
 const RTDEMO_INIT: &str = "#!/bin/sh

@@ -29,7 +29,9 @@
 //! before anything else: blocks, includes, roles, `meta`, `until`, a
 //! loop's `pause`, delegation, a module that is not a probe. Only when
 //! the last task ran without change is a batch tried (a first run, where
-//! tasks change, does not pay for checks it cannot use).
+//! tasks change, does not pay for checks it cannot use); a module that
+//! changes on every run ([`Module::always_changes`]: `command`, `shell`)
+//! leaves that as the task before it left it.
 
 use std::collections::HashMap;
 

@@ -268,7 +268,17 @@ impl Runner<'_> {
                 .insert(reg.clone(), register_value.clone());
         }
         self.count(outcome, ignored, any_changed);
-        self.ahead.calm = !matches!(outcome, Outcome::Changed | Outcome::Failed);
+        // A command's change says nothing about whether the host is
+        // already in shape (a re-run changes it too): the calm stays as
+        // the task before left it.
+        let says_nothing =
+            matches!(&t.action, Action::Module { module, .. } if module.always_changes());
+        self.ahead.calm = match outcome {
+            Outcome::Failed => false,
+            Outcome::Changed if says_nothing => self.ahead.calm,
+            Outcome::Changed => false,
+            _ => true,
+        };
         if any_changed && !t.notify.is_empty() && outcome != Outcome::Failed {
             let ctx = self.tmpl.context(self.vars_for(scope, t, None));
             for n in &t.notify {

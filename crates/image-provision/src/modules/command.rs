@@ -21,6 +21,9 @@ impl Module for Command {
     fn name(&self) -> &'static str {
         "command"
     }
+    fn always_changes(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "cmd",

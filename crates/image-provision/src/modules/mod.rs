@@ -119,6 +119,15 @@ pub trait Module: Send + Sync {
         false
     }
 
+    /// True for modules that report a change on every run that is not
+    /// skipped (`command`, `shell`, `raw`, `script`: they run what they are
+    /// told). Such a change does not mean the host was out of shape, so it
+    /// does not stop the engine from checking the tasks ahead in one batch
+    /// (see `engine::lookahead`). False by default.
+    fn always_changes(&self) -> bool {
+        false
+    }
+
     /// Runs with rendered arguments. A failure of the managed thing is a
     /// result with `failed: true`; an `Err` is a bad argument or a broken
     /// connection.

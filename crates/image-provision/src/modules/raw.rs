@@ -16,6 +16,9 @@ impl Module for Raw {
     fn name(&self) -> &'static str {
         "raw"
     }
+    fn always_changes(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &["executable"]
     }

@@ -26,6 +26,9 @@ impl Module for Script {
     fn name(&self) -> &'static str {
         "script"
     }
+    fn always_changes(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "cmd",

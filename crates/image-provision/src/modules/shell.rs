@@ -14,6 +14,9 @@ impl Module for Shell {
     fn name(&self) -> &'static str {
         "shell"
     }
+    fn always_changes(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "cmd",
