@@ -365,15 +365,28 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
     assert!(out.success(), "no SysV cache on the target");
 
     // A command changes on every run; that does not stop the tasks after
-    // it from being checked together (their first run still is not).
+    // it from being checked together (their first run still is not). The
+    // look-ahead ends after `getent` (its facts change the variables), so
+    // the loop after it has a batch of its own, not a round trip per item.
     std::fs::write(d.path().join("cmd.yml"), CMD).expect("write");
     let cmd = parse::load(&d.path().join("cmd.yml"), &[]).expect("parse");
     let (r, _) = run(&t, &cmd, &Map::new()).await;
-    assert_eq!(changed_tasks(&r), ["a command", "d1", "d2", "d3"]);
+    assert_eq!(
+        changed_tasks(&r),
+        [
+            "a command",
+            "d1",
+            "d2",
+            "d3",
+            "after getent",
+            "after getent",
+            "after getent"
+        ]
+    );
     let (r, counts) = run(&t, &cmd, &Map::new()).await;
     assert_eq!(changed_tasks(&r), ["a command"]);
     let trips: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(trips, [1, 1, 0, 0], "{counts:?}");
+    assert_eq!(trips, [1, 1, 0, 0, 0, 1, 0, 0], "{counts:?}");
     drop(t);
     stop(bed).await;
 }
@@ -391,6 +404,11 @@ const CMD: &str = r#"
       file: {path: /srv/rt/cmd2, state: directory, mode: "0755"}
     - name: d3
       file: {path: /srv/rt/cmd3, state: directory, mode: "0755"}
+    - name: getent
+      getent: {database: passwd, key: root}
+    - name: after getent
+      file: {path: "/srv/rt/g{{ item }}", state: directory, mode: "0755"}
+      loop: [1, 2, 3]
 "#;
 
 /// An LSB init script whose `status` Debian's hook hands to systemd.

@@ -25,7 +25,8 @@
 //! (with their loops), tasks skipped by their tags or `when`, and tasks of
 //! modules that never touch the host ([`stays_local`]: debug, assert,
 //! fail, set_fact, include_vars). It ends after a task that registers or
-//! sets variables (what follows would be checked with stale ones), and
+//! sets variables or facts (`getent`, `package_facts`, `service_facts`:
+//! what follows would be checked with stale ones), and
 //! before anything else: blocks, includes, roles, `meta`, `until`, a
 //! loop's `pause`, delegation, a module that is not a probe. Only when
 //! the last task ran without change is a batch tried (a first run, where
@@ -59,9 +60,15 @@ pub(super) fn stays_local(module: &dyn Module) -> bool {
     )
 }
 
-/// Modules that set variables: the look-ahead ends after them.
+/// Modules that set variables (facts included): the look-ahead ends after
+/// them, since the checks of the tasks after them would be made with
+/// variables about to change, and so be of no use (those tasks then get a
+/// look-ahead of their own, with the new variables).
 fn sets_vars(module: &dyn Module) -> bool {
-    matches!(module.name(), "set_fact" | "include_vars")
+    matches!(
+        module.name(),
+        "set_fact" | "include_vars" | "getent" | "package_facts" | "service_facts" | "hostname"
+    )
 }
 
 /// A batched check's result with the variables it was made with.
@@ -180,9 +187,9 @@ impl Runner<'_> {
         if st.delegate_to.is_some() {
             return Step::Stop;
         }
-        let ends = t.register.is_some();
+        let ends = t.register.is_some() || sets_vars(*module);
         if stays_local(*module) {
-            return if ends || sets_vars(*module) {
+            return if ends {
                 Step::Last(Vec::new())
             } else {
                 Step::Take(Vec::new())
