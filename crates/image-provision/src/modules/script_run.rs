@@ -4,9 +4,16 @@
 //! is the script, the rest is passed to it as shell text, as ansible does.
 //! The script travels inside the command (base64), lands in a private
 //! temporary file, runs (through `executable` when given) and is removed.
-//! `creates`, `removes` and `chdir` as for `command`; returns `rc`,
-//! `stdout`, `stderr` and their `_lines`. As ansible (`ssh -tt`), on a
-//! pseudo-terminal: `stdout` holds both outputs with CRLF line ends.
+//! Returns `rc`, `stdout`, `stderr` and their `_lines`. As ansible
+//! (`ssh -tt`), on a pseudo-terminal: `stdout` holds both outputs with
+//! CRLF line ends.
+//!
+//! As ansible's action plugin (not the `command` module): `creates` /
+//! `removes` are one path each, tested with `test -e` (no glob) before
+//! anything else, and a script they stop is *skipped* (`PATH exists,
+//! matching creates option`); `chdir` must be absolute; in check mode the
+//! script would run (`changed`) when `creates`/`removes` let it, and is
+//! skipped without them (`Check mode is not supported for this task.`).
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -47,6 +54,27 @@ impl Module for Script {
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
+        let creates = args.opt_str("creates").filter(|c| !c.is_empty());
+        let removes = args.opt_str("removes").filter(|r| !r.is_empty());
+        if let Some(c) = &creates {
+            if exists(ctx, c).await? {
+                return Ok(skipped(format!("{c} exists, matching creates option")));
+            }
+        }
+        if let Some(r) = &removes {
+            if !exists(ctx, r).await? {
+                return Ok(skipped(format!(
+                    "{r} does not exist, matching removes option"
+                )));
+            }
+        }
+        if let Some(dir) = args.opt_str("chdir").filter(|d| !d.is_empty()) {
+            if !dir.starts_with('/') {
+                return Ok(ModuleResult::fail(format!(
+                    "chdir {dir} must be an absolute path for a Unix-aware remote node"
+                )));
+            }
+        }
         let raw = args.str_any(&["cmd", "_raw_params"])?;
         let raw = raw.trim();
         let first = split_words(raw)?
@@ -65,6 +93,16 @@ impl Module for Script {
                 body.len()
             )));
         }
+        if ctx.check {
+            if creates.is_some() || removes.is_some() {
+                return Ok(ModuleResult::changed(true));
+            }
+            return Ok(skipped("Check mode is not supported for this task.".into()));
+        }
+        // Tested above, as ansible's action does; not again on the way.
+        let mut args = args.clone();
+        args.0.remove("creates");
+        args.0.remove("removes");
         let b64 = base64::engine::general_purpose::STANDARD.encode(&body);
         let exe = args
             .opt_str("executable")
@@ -74,7 +112,7 @@ impl Module for Script {
             "_s=$(mktemp /tmp/.image-cli-script.XXXXXX) || exit 1\nprintf '%s' {b64} | base64 -d > \"$_s\" && chmod 700 \"$_s\" || {{ rm -f \"$_s\"; exit 1; }}\n{exe}\"$_s\" {rest}\n_rc=$?; rm -f \"$_s\"; exit $_rc",
             b64 = q(&b64),
         );
-        let mut r = run_on_tty(ctx, args, &line, Runner::Sh).await?;
+        let mut r = run_on_tty(ctx, &args, &line, Runner::Sh).await?;
         r.data.remove("cmd");
         r.data.remove("delta");
         if !r.failed {
@@ -82,6 +120,20 @@ impl Module for Script {
         }
         Ok(r)
     }
+}
+
+/// True when `path` exists on the target (`test -e`, as ansible's
+/// `_remote_file_exists`, with the task's privilege).
+async fn exists(ctx: &ModuleCtx<'_>, path: &str) -> Result<bool, ModuleError> {
+    let out = ctx.sh(&format!("test -e {}", q(path)), None).await?;
+    Ok(out.status == 0)
+}
+
+/// ansible's result of a script its action did not run.
+fn skipped(msg: String) -> ModuleResult {
+    let mut r = ModuleResult::ok().msg(msg);
+    r.skipped = true;
+    r
 }
 
 /// What follows the script's name in the free-form text (as written).
