@@ -368,6 +368,8 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
     // it from being checked together (their first run still is not). The
     // look-ahead ends after `getent` (its facts change the variables), so
     // the loop after it has a batch of its own, not a round trip per item.
+    // Commands that `creates`/`removes` stop are checked with the tasks
+    // after them.
     std::fs::write(d.path().join("cmd.yml"), CMD).expect("write");
     let cmd = parse::load(&d.path().join("cmd.yml"), &[]).expect("parse");
     let (r, _) = run(&t, &cmd, &Map::new()).await;
@@ -380,13 +382,20 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
             "d3",
             "after getent",
             "after getent",
-            "after getent"
+            "after getent",
+            "d4"
         ]
     );
     let (r, counts) = run(&t, &cmd, &Map::new()).await;
     assert_eq!(changed_tasks(&r), ["a command"]);
     let trips: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(trips, [1, 1, 0, 0, 0, 1, 0, 0], "{counts:?}");
+    assert_eq!(trips, [1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0], "{counts:?}");
+    // The commands that `creates`/`removes` stop were checked with the
+    // loop and `d4`, and their results are the real run's.
+    for x in r.results.iter().filter(|x| x.task.starts_with("once")) {
+        assert_eq!(x.outcome, image_core::events::Outcome::Ok, "{x:#?}");
+        assert!(x.msg.starts_with("Did not run command"), "{x:#?}");
+    }
     drop(t);
     stop(bed).await;
 }
@@ -409,6 +418,14 @@ const CMD: &str = r#"
     - name: after getent
       file: {path: "/srv/rt/g{{ item }}", state: directory, mode: "0755"}
       loop: [1, 2, 3]
+    - name: once 1
+      command: "true"
+      args: {creates: /srv/rt/cmd1}
+    - name: once 2
+      shell: "true"
+      args: {removes: /srv/rt/absent}
+    - name: d4
+      file: {path: /srv/rt/cmd4, state: directory, mode: "0755"}
 "#;
 
 /// An LSB init script whose `status` Debian's hook hands to systemd.

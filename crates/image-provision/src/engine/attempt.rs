@@ -162,6 +162,7 @@ impl Runner<'_> {
             become_: st.become_.clone(),
             env: p.env.clone(),
             check: st.check,
+            probe: false,
             diff: st.diff,
             templates: &self.tmpl,
             vars: &ctx,

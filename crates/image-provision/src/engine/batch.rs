@@ -48,6 +48,9 @@ pub(super) struct Probe<'r> {
     pub become_: Option<Become>,
     /// `--diff`.
     pub diff: bool,
+    /// The run it stands for is in check mode too (`--check`,
+    /// `check_mode: true`).
+    pub check: bool,
 }
 
 /// The result of a check that a real run can take: no change, no
@@ -99,6 +102,7 @@ impl Runner<'_> {
                     prep: p,
                     become_: st.become_.clone(),
                     diff: st.diff,
+                    check: st.check,
                 },
             ));
         }
@@ -130,6 +134,7 @@ impl Runner<'_> {
                     become_: p.become_.clone(),
                     env: p.prep.env.clone(),
                     check: true,
+                    probe: !p.check,
                     diff: p.diff,
                     templates: &self.tmpl,
                     vars: &p.ctx,

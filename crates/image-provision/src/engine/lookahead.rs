@@ -263,6 +263,7 @@ impl Runner<'_> {
             prep,
             become_: st.become_.clone(),
             diff: st.diff,
+            check: st.check,
         }))
     }
 }

@@ -24,6 +24,9 @@ impl Module for Command {
     fn always_changes(&self) -> bool {
         true
     }
+    fn check_is_probe(&self, args: &Args, _facts: &serde_json::Map<String, Json>) -> bool {
+        creates_probe(args)
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "cmd",
@@ -182,6 +185,12 @@ async fn run_with(
         }
         let out = ctx.sh(&format!("{pre}echo '@@run'"), None).await?;
         let text = out.stdout_str();
+        if ctx.probe {
+            // Not run: the real run's result (see `creates_probe`).
+            if let Some(r) = not_run(&text, line) {
+                return Ok(r);
+            }
+        }
         if let Some(l) = text.lines().find(|l| l.starts_with("@@skip")) {
             let (msg, said) = skip_words(l[6..].trim(), "Would");
             return Ok(would(ModuleResult::ok(), msg, said));
@@ -208,17 +217,8 @@ async fn run_with(
     let out = ctx.sh_on(&script, stdin, tty).await?;
     let delta = start.elapsed();
     let mut stdout = out.stdout_str();
-    if let Some(l) = stdout.lines().find(|l| l.starts_with("@@skip")) {
-        // ansible: not run, `stdout` says why, `msg` too (quoting the path).
-        let (msg, said) = skip_words(l[6..].trim(), "Did");
-        return Ok(ModuleResult::ok()
-            .msg(msg)
-            .with("rc", 0)
-            .with("cmd", line)
-            .with("stdout", said.clone())
-            .with("stdout_lines", json!([said]))
-            .with("stderr", "")
-            .with("stderr_lines", json!([])));
+    if let Some(r) = not_run(&stdout, line) {
+        return Ok(r);
     }
     let mut stderr = out.stderr_str();
     if !tty && args.bool_or("strip_empty_ends", true)? {
@@ -249,6 +249,35 @@ async fn run_with(
     let msg = if failed { "non-zero return code" } else { "" };
     r.data.insert("msg".into(), Json::String(msg.into()));
     Ok(r)
+}
+
+/// True when a check of `command`/`shell` with these arguments is a probe
+/// (see [`Module::check_is_probe`]): with `creates` or `removes`, the check
+/// tests them and changes nothing; when they say the command would not
+/// run, the real run would not run it either, and the check (made with
+/// [`ModuleCtx::probe`]) returns the real run's result.
+pub fn creates_probe(args: &Args) -> bool {
+    ["creates", "removes"]
+        .iter()
+        .any(|k| args.opt_str(k).is_some_and(|v| !v.is_empty()))
+}
+
+/// The result of a command that `creates`/`removes` did not let run,
+/// when the test's output (`stdout`) says so.
+fn not_run(stdout: &str, line: &str) -> Option<ModuleResult> {
+    let l = stdout.lines().find(|l| l.starts_with("@@skip"))?;
+    // ansible: not run, `stdout` says why, `msg` too (quoting the path).
+    let (msg, said) = skip_words(l[6..].trim(), "Did");
+    Some(
+        ModuleResult::ok()
+            .msg(msg)
+            .with("rc", 0)
+            .with("cmd", line)
+            .with("stdout", said.clone())
+            .with("stdout_lines", json!([said]))
+            .with("stderr", "")
+            .with("stderr_lines", json!([])),
+    )
 }
 
 /// ansible's `msg` and `stdout` for a command not run because of

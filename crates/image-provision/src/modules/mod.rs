@@ -272,6 +272,12 @@ pub struct ModuleCtx<'a> {
     pub env: Vec<(String, String)>,
     /// Check mode: report, change nothing.
     pub check: bool,
+    /// A check the engine makes ahead of a real (not check-mode) run, to
+    /// stand for it when nothing would change ([`Module::check_is_probe`];
+    /// `engine::batch`): a module whose check-mode words differ from its
+    /// real run's (`command`'s "Would not run") gives the real run's
+    /// result then.
+    pub probe: bool,
     /// Compute diffs.
     pub diff: bool,
     /// Templates (for `template`, `assert`, `debug`).

@@ -17,6 +17,13 @@ impl Module for Shell {
     fn always_changes(&self) -> bool {
         true
     }
+    fn check_is_probe(
+        &self,
+        args: &Args,
+        _facts: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        super::command::creates_probe(args)
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "cmd",
