@@ -33,6 +33,13 @@ impl Module for WaitFor {
     }
     async fn run(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         super::refuse::check(self.name(), args)?;
+        if ctx.check {
+            // As ansible: no check-mode support, skipped.
+            let mut r =
+                ModuleResult::ok().msg("remote module (wait_for) does not support check mode");
+            r.skipped = true;
+            return Ok(r);
+        }
         let state = args.choice(
             "state",
             &["started", "stopped", "present", "absent", "drained"],
