@@ -185,15 +185,11 @@ async fn run_with(
         }
         let out = ctx.sh(&format!("{pre}echo '@@run'"), None).await?;
         let text = out.stdout_str();
-        if ctx.probe {
-            // Not run: the real run's result (see `creates_probe`).
-            if let Some(r) = not_run(&text, line) {
-                return Ok(r);
-            }
-        }
-        if let Some(l) = text.lines().find(|l| l.starts_with("@@skip")) {
-            let (msg, said) = skip_words(l[6..].trim(), "Would");
-            return Ok(would(ModuleResult::ok(), msg, said));
+        // A check standing for a real run says what that run says (see
+        // `creates_probe`).
+        let verb = if ctx.probe { "Did" } else { "Would" };
+        if let Some(r) = not_run(&text, line, verb) {
+            return Ok(r);
         }
         // As ansible: with creates/removes deciding it would run, check
         // mode reports changed (not skipped).
@@ -217,7 +213,7 @@ async fn run_with(
     let out = ctx.sh_on(&script, stdin, tty).await?;
     let delta = start.elapsed();
     let mut stdout = out.stdout_str();
-    if let Some(r) = not_run(&stdout, line) {
+    if let Some(r) = not_run(&stdout, line, "Did") {
         return Ok(r);
     }
     let mut stderr = out.stderr_str();
@@ -263,11 +259,12 @@ pub fn creates_probe(args: &Args) -> bool {
 }
 
 /// The result of a command that `creates`/`removes` did not let run,
-/// when the test's output (`stdout`) says so.
-fn not_run(stdout: &str, line: &str) -> Option<ModuleResult> {
+/// when the test's output (`stdout`) says so; `verb` as for
+/// [`skip_words`].
+fn not_run(stdout: &str, line: &str, verb: &str) -> Option<ModuleResult> {
     let l = stdout.lines().find(|l| l.starts_with("@@skip"))?;
     // ansible: not run, `stdout` says why, `msg` too (quoting the path).
-    let (msg, said) = skip_words(l[6..].trim(), "Did");
+    let (msg, said) = skip_words(l[6..].trim(), verb);
     Some(
         ModuleResult::ok()
             .msg(msg)

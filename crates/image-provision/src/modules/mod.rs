@@ -491,6 +491,23 @@ impl ModuleResult {
         }
     }
 
+    /// Skipped, with a message.
+    pub fn skipped(msg: impl Into<String>) -> Self {
+        ModuleResult {
+            skipped: true,
+            msg: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+
+    /// ansible's result under check mode for a module without check-mode
+    /// support (`name`: the module's): skipped.
+    pub fn no_check_mode(name: &str) -> Self {
+        Self::skipped(format!(
+            "remote module ({name}) does not support check mode"
+        ))
+    }
+
     /// With a message.
     pub fn msg(mut self, m: impl Into<String>) -> Self {
         self.msg = Some(m.into());

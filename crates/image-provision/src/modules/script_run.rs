@@ -58,12 +58,14 @@ impl Module for Script {
         let removes = args.opt_str("removes").filter(|r| !r.is_empty());
         if let Some(c) = &creates {
             if exists(ctx, c).await? {
-                return Ok(skipped(format!("{c} exists, matching creates option")));
+                return Ok(ModuleResult::skipped(format!(
+                    "{c} exists, matching creates option"
+                )));
             }
         }
         if let Some(r) = &removes {
             if !exists(ctx, r).await? {
-                return Ok(skipped(format!(
+                return Ok(ModuleResult::skipped(format!(
                     "{r} does not exist, matching removes option"
                 )));
             }
@@ -97,7 +99,9 @@ impl Module for Script {
             if creates.is_some() || removes.is_some() {
                 return Ok(ModuleResult::changed(true));
             }
-            return Ok(skipped("Check mode is not supported for this task.".into()));
+            return Ok(ModuleResult::skipped(
+                "Check mode is not supported for this task.",
+            ));
         }
         // Tested above, as ansible's action does; not again on the way.
         let mut args = args.clone();
@@ -127,13 +131,6 @@ impl Module for Script {
 async fn exists(ctx: &ModuleCtx<'_>, path: &str) -> Result<bool, ModuleError> {
     let out = ctx.sh(&format!("test -e {}", q(path)), None).await?;
     Ok(out.status == 0)
-}
-
-/// ansible's result of a script its action did not run.
-fn skipped(msg: String) -> ModuleResult {
-    let mut r = ModuleResult::ok().msg(msg);
-    r.skipped = true;
-    r
 }
 
 /// What follows the script's name in the free-form text (as written).

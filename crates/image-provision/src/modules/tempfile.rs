@@ -31,10 +31,7 @@ impl Module for Tempfile {
             }
         }
         if ctx.check {
-            let mut r =
-                ModuleResult::ok().msg("remote module (tempfile) does not support check mode");
-            r.skipped = true;
-            return Ok(r);
+            return Ok(ModuleResult::no_check_mode(self.name()));
         }
         // mktemp wants the X's last: the suffix goes through --suffix.
         let dir = args.opt_str("path");

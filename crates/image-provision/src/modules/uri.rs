@@ -216,9 +216,7 @@ impl Module for Uri {
         let return_content = args.bool_or("return_content", false)?;
 
         if ctx.check {
-            let mut r = ModuleResult::ok().msg("remote module (uri) does not support check mode");
-            r.skipped = true;
-            return Ok(r);
+            return Ok(ModuleResult::no_check_mode(self.name()));
         }
         let req_json = json!({
             "method": method, "url": url, "headers": hdrs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),

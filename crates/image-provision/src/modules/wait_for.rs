@@ -35,10 +35,7 @@ impl Module for WaitFor {
         super::refuse::check(self.name(), args)?;
         if ctx.check {
             // As ansible: no check-mode support, skipped.
-            let mut r =
-                ModuleResult::ok().msg("remote module (wait_for) does not support check mode");
-            r.skipped = true;
-            return Ok(r);
+            return Ok(ModuleResult::no_check_mode(self.name()));
         }
         let state = args.choice(
             "state",
