@@ -113,6 +113,10 @@ const SF: &str = r#"
           # is there while ssh is enabled (disabling removes the alias).
           - ('sshd.service' in ansible_facts.services) == (ssh_status == 'enabled')
           - (ansible_facts.services['sshd.service'].state | default('active')) == 'active'
+          # A SysV script's state (kept under the units' states): procps
+          # is Debian's alias of systemd-sysctl.service.
+          - ansible_facts.services['procps'].state == procps_state
+          - ansible_facts.services['procps'].source == 'sysv'
 "#;
 
 async fn run(
@@ -236,26 +240,46 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
         "frag a\nfrag b\nfrag c\nfrag d\n"
     );
 
-    // service_facts' cache follows the unit files: ssh disabled behind our
-    // back shows as disabled, and as enabled again once enabled.
+    // service_facts' caches follow the unit files and the units' states:
+    // ssh disabled behind our back shows as disabled, and as enabled again
+    // once enabled; procps' SysV status follows its unit's state.
     std::fs::write(d.path().join("sf.yml"), SF).expect("write");
     let sf = parse::load(&d.path().join("sf.yml"), &[]).expect("parse");
-    let status = |s: &str| {
+    let status = |ssh: &str, procps: &str| {
         let mut v = Map::new();
-        v.insert("ssh_status".into(), json!(s));
+        v.insert("ssh_status".into(), json!(ssh));
+        v.insert("procps_state".into(), json!(procps));
         v
     };
     for (cmd, now, not) in [
-        ("systemctl disable ssh", "disabled", "enabled"),
-        ("systemctl enable ssh", "enabled", "disabled"),
+        (
+            "systemctl disable ssh",
+            ("disabled", "running"),
+            ("enabled", "running"),
+        ),
+        (
+            "systemctl enable ssh",
+            ("enabled", "running"),
+            ("disabled", "running"),
+        ),
+        (
+            "systemctl stop systemd-sysctl",
+            ("enabled", "stopped"),
+            ("enabled", "running"),
+        ),
+        (
+            "systemctl start systemd-sysctl",
+            ("enabled", "running"),
+            ("enabled", "stopped"),
+        ),
     ] {
         let out = t.exec(&Exec::new(cmd).become_root()).await.expect("exec");
         assert!(out.success(), "{cmd}: {}", out.stderr_str());
-        let (r, counts) = run(&t, &sf, &status(now)).await;
+        let (r, counts) = run(&t, &sf, &status(now.0, now.1)).await;
         assert_eq!(r.recap.failed, 0, "after `{cmd}`: {:#?}", r.results);
         assert!(counts.iter().all(|(_, n)| *n <= 1), "{counts:?}");
-        let (r, _) = run(&t, &sf, &status(not)).await;
-        assert_eq!(r.recap.failed, 1, "after `{cmd}` the unit is not {not}");
+        let (r, _) = run(&t, &sf, &status(not.0, not.1)).await;
+        assert_eq!(r.recap.failed, 1, "after `{cmd}` the state is not {not:?}");
     }
 
     // package_facts' python probe (`import apt`) is kept under the package

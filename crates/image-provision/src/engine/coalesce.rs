@@ -227,8 +227,11 @@ impl Target for Coalesce<'_> {
 /// S1 ...` (the statuses) and, with one `cat`, the files in order, each
 /// ended by the line `@@<token>`. An input travels in the script as a
 /// here-document (see [`heredoc_body`]). Processes beyond the commands'
-/// own: the `cat`, the `rm` of the files on exit, and a `base64 -d` for an
-/// input that is not text.
+/// own: the `cat`, the `rm` of the files, and a `base64 -d` for an input
+/// that is not text. Once the files are printed the `rm` runs in the
+/// background, holding none of the reply's pipes (fd 7 is the become
+/// shell's sentinel), so the reply does not wait for it; a script cut
+/// short removes them on exit.
 fn script(cmds: &[&Exec], token: &str) -> String {
     let mark = format!("@@{token}");
     let files: String = (0..cmds.len())
@@ -279,7 +282,8 @@ fn script(cmds: &[&Exec], token: &str) -> String {
         }
     }
     s.push_str(&format!(
-        "for _f in{files}; do echo '{mark}' >> \"$_f\" || exit 97; done\necho \"{MARK}$_s\"\ncat{files}\n"
+        "for _f in{files}; do echo '{mark}' >> \"$_f\" || exit 97; done\necho \"{MARK}$_s\"\ncat{files}\n\
+         trap - EXIT\nrm -f --{files} </dev/null >/dev/null 2>&1 7>&- &\n"
     ));
     s
 }
@@ -365,12 +369,21 @@ mod tests {
             (4, &b"un0 sh\ntrap\n"[..])
         );
         assert_eq!(outs[7].stdout, b"own\n");
-        // Its files are gone.
-        for dir in ["/dev/shm", "/tmp"] {
-            let left = std::fs::read_dir(dir).into_iter().flatten().flatten();
-            let left = left.filter(|e| e.file_name().to_string_lossy().contains(&tok));
-            assert_eq!(left.count(), 0, "files left in {dir}");
+        // Its files are gone (removed in the background once printed).
+        let left = || {
+            ["/dev/shm", "/tmp"]
+                .iter()
+                .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+                .filter(|e| e.file_name().to_string_lossy().contains(&tok))
+                .count()
+        };
+        for _ in 0..100 {
+            if left() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert_eq!(left(), 0, "files left");
         assert!(split(&out.stdout, cmds.len() + 1, &tok).is_none());
         assert!(split(&out.stdout, cmds.len(), "x").is_none());
     }

@@ -129,7 +129,7 @@ impl Module for Cron {
         let read = match &cron_file {
             Some(f) => crate::script::read_file_body(f),
             None => format!(
-                "command -v crontab >/dev/null || fail 'Failed to find required executable \"crontab\"'\n_t=$(mktemp) || fail 'cannot make a temporary file'\nif crontab {u}-l > \"$_t\" 2>/dev/null; then echo @@exists=1; printf '@@content='; b64 \"$_t\"; echo; else echo @@exists=0; fi; rm -f \"$_t\""
+                "command -v crontab >/dev/null || fail 'Failed to find required executable \"crontab\"'\nif _t=$(crontab {u}-l 2>/dev/null && echo x); then echo @@exists=1; printf '@@content='; printf '%s' \"${{_t%x}}\" | base64 -w0; echo; else echo @@exists=0; fi"
             ),
         };
         let out = ctx.run_script(&read, None).await?;

@@ -49,14 +49,15 @@ impl Module for Group {
             )
         } else {
             format!(
-                "n={}; gid={}\nif e=$(getent group \"$n\"); then [ -n \"$gid\" ] && [ \"$(echo \"$e\" | cut -d: -f3)\" != \"$gid\" ] && {{ C=1; do_ groupmod -g \"$gid\" \"$n\"; }}\nelse C=1; set -- {}; [ -n \"$gid\" ] && set -- \"$@\" -g \"$gid\"; do_ groupadd \"$@\" \"$n\"; fi",
+                "n={}; gid={}\nif e=$(getent group \"$n\"); then _g=${{e#*:}}; _g=${{_g#*:}}; [ -n \"$gid\" ] && [ \"${{_g%%:*}}\" != \"$gid\" ] && {{ C=1; do_ groupmod -g \"$gid\" \"$n\"; }}\nelse C=1; set -- {}; [ -n \"$gid\" ] && set -- \"$@\" -g \"$gid\"; do_ groupadd \"$@\" \"$n\"; fi",
                 q(&name),
                 q(&gid),
                 if args.bool_or("system", false)? { "-r" } else { "" }
             )
         };
         let body = format!(
-            "{body}\nif [ {} = present ] && e=$(getent group {}); then echo \"@@gr=$e\"; fi",
+            // Unchanged: the entry read above is the one to report.
+            "{body}\nif [ {} = present ] && {{ {{ [ \"$C\" = 0 ] && [ -n \"$e\" ]; }} || e=$(getent group {}); }}; then echo \"@@gr=$e\"; fi",
             q(&state),
             q(&name)
         );

@@ -21,12 +21,18 @@
 //! `status` run per script in `/etc/init.d`, 20–30 ms each) are kept the
 //! same way in `/run/image-cli/service-facts-sysv`, only on a systemd host
 //! where every script sources `/lib/lsb/init-functions` (itself or
-//! through `/lib/init/init-d-script`): there its
-//! `status` is `systemctl status` of its unit (Debian's LSB hook), so the
-//! answer follows from the scripts, the hook and the units' load and
-//! active states, which make the fingerprint (one `systemctl show`). Any
-//! other script, or a script without a unit (the hook then reloads systemd,
-//! an effect the cache must not skip), makes the list run for real.
+//! through `/lib/init/init-d-script`) and has a unit (a file or link named
+//! after it in systemd's unit directories): there its `status` is
+//! `systemctl status` of its unit (Debian's LSB hook), so the answer
+//! follows from the scripts, the hook, the unit files (their fingerprint
+//! above: load state, alias, mask) and the loaded units' states
+//! (`list-units`, asked anyway), which make the key. A unit that is not
+//! loaded is loaded from its file by the hook, so the files decide its
+//! state; asking each with `systemctl show` instead cost ~40 ms for
+//! Debian's nine scripts (issue #16). Any other script, or a script
+//! without a unit (the hook then reloads systemd, an effect the cache
+//! must not skip; the units are listed again after it, as ansible lists
+//! them after the scripts), makes the list run for real.
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value as Json};
@@ -40,31 +46,42 @@ use super::{Args, Module, ModuleCtx, ModuleError, ModuleResult};
 /// per unit file, and `a UNIT STATE` (`systemctl show`'s ActiveState) per
 /// unit file that is not loaded (templates have none).
 const SCRIPT: &str = r#"me=$(id -u)
+dirs='/etc/systemd/system /etc/systemd/system.control /run/systemd/system /run/systemd/system.control /run/systemd/transient /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system'
+lu=$(systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null)
+fp=$(find $dirs -name '*.service' -printf '%p|%T@|%l\n' 2>/dev/null | cksum)
 if command -v service >/dev/null 2>&1 && ! command -v chkconfig >/dev/null 2>&1 && ! command -v rc-status >/dev/null 2>&1; then
   sc=/run/image-cli/service-facts-sysv; sk=; sold=
   if [ "$me" = 0 ] && [ -d /run/systemd/system ] && [ -e /lib/lsb/init-functions.d/40-systemd ] && [ -d /etc/init.d ] && [ -z "$(grep -L -e /lib/lsb/init-functions -e /lib/init/init-d-script /etc/init.d/* 2>/dev/null)" ]; then
-    n=$(for x in /etc/init.d/*; do [ -x "$x" ] && b=${x##*/} && echo "${b%.sh}.service"; done)
-    shown=$(systemctl show -p Id,LoadState,ActiveState,SubState $n 2>/dev/null)
-    case "$shown" in
-      *LoadState=not-found*) ;;
-      *) sk=$({ find /etc/init.d /lib/lsb/init-functions /lib/lsb/init-functions.d "$(command -v service)" -maxdepth 1 -printf '%p|%T@|%l\n' 2>/dev/null; printf '%s\n' "$shown"; } | cksum)
-         [ -r "$sc" ] && IFS= read -r sold < "$sc" ;;
-    esac
+    all=1
+    for x in /etc/init.d/*; do
+      [ -x "$x" ] || continue
+      b=${x##*/}; n=${b%.sh}.service; got=
+      for d in $dirs; do [ -e "$d/$n" ] && { got=1; break; }; done
+      [ -n "$got" ] || { all=; break; }
+    done
+    if [ -n "$all" ]; then
+      sk=$({ find /etc/init.d /lib/lsb/init-functions /lib/lsb/init-functions.d "$(command -v service)" -maxdepth 1 -printf '%p|%T@|%l\n' 2>/dev/null; printf '%s\n%s\n' "$fp" "$lu"; } | cksum)
+      [ -r "$sc" ] && IFS= read -r sold < "$sc"
+    fi
   fi
   if [ -n "$sk" ] && [ "$sold" = "$sk" ]; then
     tail -n +2 "$sc"
   else
     s=$(service --status-all 2>/dev/null | sed 's/^/s /')
     [ -n "$s" ] && printf '%s\n' "$s"
+    # A script without a unit made the hook reload systemd: list again.
+    if [ -z "$sk" ]; then
+      lu=$(systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null)
+      fp=$(find $dirs -name '*.service' -printf '%p|%T@|%l\n' 2>/dev/null | cksum)
+    fi
     if [ -n "$sk" ] && mkdir -p /run/image-cli 2>/dev/null; then
       { printf '%s\n%s\n' "$sk" "$s" > "$sc.$$" && mv -f "$sc.$$" "$sc"; } 2>/dev/null || rm -f "$sc.$$"
     fi
   fi
 fi
-u=$(systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null | awk '/\.service/ {bad="-"; for (i = 1; i < NF; i++) if ($i == "not-found" || $i == "masked" || $i == "failed") {bad = $i; break}; print "u " $1 " " $3 " " $4 " " bad}')
+u=$(printf '%s\n' "$lu" | awk '/\.service/ {bad="-"; for (i = 1; i < NF; i++) if ($i == "not-found" || $i == "masked" || $i == "failed") {bad = $i; break}; print "u " $1 " " $3 " " $4 " " bad}')
 [ -n "$u" ] && printf '%s\n' "$u"
 c=/run/image-cli/service-facts
-fp=$(find /etc/systemd/system /etc/systemd/system.control /run/systemd/system /run/systemd/system.control /run/systemd/transient /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system -name '*.service' -printf '%p|%T@|%l\n' 2>/dev/null | cksum)
 old=
 [ "$me" = 0 ] && [ -r "$c" ] && IFS= read -r old < "$c"
 if [ -n "$old" ] && [ "$old" = "$fp" ]; then
