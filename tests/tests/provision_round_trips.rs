@@ -15,6 +15,7 @@
 
 mod bed_support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
 
 use bed_support::{boot, connect, serve, stop};
@@ -407,13 +408,23 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
             "after getent",
             "after getent",
             "after getent",
-            "d4"
+            "d4",
+            "undo",
+            "d4 again"
         ]
     );
     let (r, counts) = run(&t, &cmd, &Map::new()).await;
-    assert_eq!(changed_tasks(&r), ["a command"]);
+    assert_eq!(changed_tasks(&r), ["a command", "undo", "d4 again"]);
+    // A command runs for real with the checks of the tasks after it, in
+    // one exec (`fuse`), and they see what it did: `undo`'s chmod makes
+    // `d4 again` run and put the mode back.
     let trips: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
-    assert_eq!(trips, [1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0], "{counts:?}");
+    assert_eq!(trips, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1], "{counts:?}");
+    let mode = std::fs::metadata(root.join("srv/rt/cmd4"))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
     // The commands that `creates`/`removes` stop were checked with the
     // loop and `d4`, and their results are the real run's.
     for x in r.results.iter().filter(|x| x.task.starts_with("once")) {
@@ -449,6 +460,10 @@ const CMD: &str = r#"
       shell: "true"
       args: {removes: /srv/rt/absent}
     - name: d4
+      file: {path: /srv/rt/cmd4, state: directory, mode: "0755"}
+    - name: undo
+      shell: chmod 700 /srv/rt/cmd4
+    - name: d4 again
       file: {path: /srv/rt/cmd4, state: directory, mode: "0755"}
 "#;
 

@@ -126,26 +126,29 @@ impl Runner<'_> {
         probes: &[&Probe<'_>],
     ) -> Vec<Result<ModuleResult, ModuleError>> {
         let co = Coalesce::new(self.target, probes.len());
-        let runs = probes.iter().map(|p| {
-            let co = &co;
-            async move {
-                let mctx = ModuleCtx {
-                    target: co,
-                    become_: p.become_.clone(),
-                    env: p.prep.env.clone(),
-                    check: true,
-                    probe: !p.check,
-                    diff: p.diff,
-                    templates: &self.tmpl,
-                    vars: &p.ctx,
-                    search: &p.prep.search,
-                    facts: &self.module_facts,
-                };
-                let r = p.module.run(&mctx, &p.prep.args).await;
-                co.done().await;
-                r
-            }
-        });
-        futures::future::join_all(runs).await
+        futures::future::join_all(probes.iter().map(|p| self.check_one(&co, p))).await
+    }
+
+    /// The check-mode run of `p` through `co` (one of its runs).
+    pub(super) async fn check_one(
+        &self,
+        co: &Coalesce<'_>,
+        p: &Probe<'_>,
+    ) -> Result<ModuleResult, ModuleError> {
+        let mctx = ModuleCtx {
+            target: co,
+            become_: p.become_.clone(),
+            env: p.prep.env.clone(),
+            check: true,
+            probe: !p.check,
+            diff: p.diff,
+            templates: &self.tmpl,
+            vars: &p.ctx,
+            search: &p.prep.search,
+            facts: &self.module_facts,
+        };
+        let r = p.module.run(&mctx, &p.prep.args).await;
+        co.done().await;
+        r
     }
 }

@@ -41,8 +41,12 @@ type Reply = oneshot::Sender<Result<Output, TargetError>>;
 struct Pending {
     /// Runs not finished yet.
     alive: usize,
-    /// Commands waiting to be sent.
-    queue: Vec<(Exec, Reply)>,
+    /// Commands waiting to be sent, each with whether the lead run sent it.
+    queue: Vec<(Exec, Reply, bool)>,
+    /// Commands of runs other than the lead were sent.
+    others_sent: bool,
+    /// The lead run touched the target after that (see [`Coalesce::tainted`]).
+    tainted: bool,
 }
 
 /// A target that holds the commands of concurrent runs until every run
@@ -61,6 +65,8 @@ impl<'a> Coalesce<'a> {
             pending: Mutex::new(Pending {
                 alive: runs,
                 queue: Vec::new(),
+                others_sent: false,
+                tainted: false,
             }),
         }
     }
@@ -73,32 +79,61 @@ impl<'a> Coalesce<'a> {
         self.flush().await;
     }
 
-    /// Sends the queue when every live run waits on it.
+    /// True when the lead run (see `fuse`) sent a command, or moved a
+    /// file, after commands of the other runs had run: those may have
+    /// seen the target before it, so their results are not to be used.
+    pub(super) fn tainted(&self) -> bool {
+        self.pending.lock().map_or(true, |p| p.tainted)
+    }
+
+    /// The lead run moves a file (not batched): see [`Coalesce::tainted`].
+    pub(super) fn lead_acts(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.tainted |= p.others_sent;
+        }
+    }
+
+    /// The target the commands go to.
+    pub(super) fn inner(&self) -> &'a dyn Target {
+        self.inner
+    }
+
+    /// Sends the queue when every live run waits on it; the lead run's
+    /// command first, alone, before the others start.
     async fn flush(&self) {
-        let queue = match self.pending.lock() {
+        let mut queue = match self.pending.lock() {
             Ok(mut p) if !p.queue.is_empty() && p.queue.len() >= p.alive => {
-                std::mem::take(&mut p.queue)
+                let q = std::mem::take(&mut p.queue);
+                p.others_sent |= q.iter().any(|(_, _, lead)| !lead);
+                q
             }
             _ => return,
         };
-        let (cmds, replies): (Vec<Exec>, Vec<Reply>) = queue.into_iter().unzip();
-        let outs = self.send(&cmds).await;
+        queue.sort_by_key(|(_, _, lead)| !lead);
+        let lead = queue.first().is_some_and(|(_, _, lead)| *lead);
+        let (cmds, replies): (Vec<Exec>, Vec<Reply>) =
+            queue.into_iter().map(|(c, r, _)| (c, r)).unzip();
+        let outs = self.send(&cmds, lead).await;
         for (reply, out) in replies.into_iter().zip(outs) {
             let _ = reply.send(out);
         }
     }
 
-    /// Runs `cmds` (probes: their order does not matter) in as few
-    /// execs as they allow: one script per privilege; a command with a
-    /// timeout or a big input alone.
-    async fn send(&self, cmds: &[Exec]) -> Vec<Result<Output, TargetError>> {
+    /// Runs `cmds` in as few execs as they allow: one script per
+    /// privilege; a command with a timeout, a big input or a terminal
+    /// alone. The probes' order does not matter; with `lead`, `cmds[0]`
+    /// (the lead run's) runs first, before any other starts.
+    async fn send(&self, cmds: &[Exec], lead: bool) -> Vec<Result<Output, TargetError>> {
         let mut outs: Vec<Option<Result<Output, TargetError>>> =
             (0..cmds.len()).map(|_| None).collect();
+        let alone = |c: &Exec| {
+            c.tty || c.timeout.is_some() || c.stdin.as_ref().map_or(0, Vec::len) > MAX_STDIN
+        };
         let mut groups: Vec<(Option<Become>, Vec<usize>)> = Vec::new();
+        let mut single = Vec::new();
         for (i, c) in cmds.iter().enumerate() {
-            let alone = c.timeout.is_some() || c.stdin.as_ref().map_or(0, Vec::len) > MAX_STDIN;
-            if alone {
-                outs[i] = Some(self.inner.exec(c).await);
+            if alone(c) {
+                single.push(i);
                 continue;
             }
             match groups.iter_mut().find(|(b, _)| *b == c.become_) {
@@ -106,15 +141,35 @@ impl<'a> Coalesce<'a> {
                 None => groups.push((c.become_.clone(), vec![i])),
             }
         }
+        // The lead command alone first unless it opens the first group.
+        if lead
+            && groups
+                .first()
+                .is_none_or(|(_, g)| g[0] != 0 || g.len() == 1)
+        {
+            outs[0] = Some(self.inner.exec(&cmds[0]).await);
+            single.retain(|&i| i != 0);
+            if let Some(g) = groups.first_mut().filter(|(_, g)| g[0] == 0) {
+                g.1.remove(0);
+            }
+            groups.retain(|(_, g)| !g.is_empty());
+        }
         for (become_, idx) in groups {
             if let [i] = idx[..] {
                 outs[i] = Some(self.inner.exec(&cmds[i]).await);
                 continue;
             }
+            let first_alone = lead && idx[0] == 0;
             let group: Vec<&Exec> = idx.iter().map(|&i| &cmds[i]).collect();
-            for (i, out) in idx.into_iter().zip(self.send_group(&group, become_).await) {
+            for (i, out) in idx
+                .into_iter()
+                .zip(self.send_group(&group, become_, first_alone).await)
+            {
                 outs[i] = Some(out);
             }
+        }
+        for i in single {
+            outs[i] = Some(self.inner.exec(&cmds[i]).await);
         }
         outs.into_iter()
             .map(|o| {
@@ -128,16 +183,16 @@ impl<'a> Coalesce<'a> {
             .collect()
     }
 
-    /// `cmds`, all with privilege `become_`, in one exec.
+    /// `cmds`, all with privilege `become_`, in one exec (`first_alone`:
+    /// see [`script`]).
     async fn send_group(
         &self,
         cmds: &[&Exec],
         become_: Option<Become>,
+        first_alone: bool,
     ) -> Vec<Result<Output, TargetError>> {
-        // The script goes on standard input: no limit on a command line's
-        // length applies to it.
         let token = random_token();
-        let script = script(cmds, &token);
+        let script = script(cmds, &token, first_alone);
         // The script as the command itself (no second `sh`), unless it is
         // too long for one argument (Linux `MAX_ARG_STRLEN`, 128 KiB): then
         // on standard input.
@@ -179,24 +234,7 @@ impl Target for Coalesce<'_> {
     }
 
     async fn exec(&self, cmd: &Exec) -> Result<Output, TargetError> {
-        let (tx, rx) = oneshot::channel();
-        let queued = match self.pending.lock() {
-            Ok(mut p) => {
-                p.queue.push((cmd.clone(), tx));
-                true
-            }
-            Err(_) => false,
-        };
-        if !queued {
-            return self.inner.exec(cmd).await;
-        }
-        self.flush().await;
-        rx.await.unwrap_or_else(|_| {
-            Err(TargetError::Other {
-                host: self.inner.name(),
-                detail: "a batched command was dropped".into(),
-            })
-        })
+        self.exec_as(cmd, false).await
     }
 
     async fn put(
@@ -218,6 +256,31 @@ impl Target for Coalesce<'_> {
     }
 }
 
+impl Coalesce<'_> {
+    /// `cmd` for the next batch; `lead`: the lead run's (see `fuse`).
+    pub(super) async fn exec_as(&self, cmd: &Exec, lead: bool) -> Result<Output, TargetError> {
+        let (tx, rx) = oneshot::channel();
+        let queued = match self.pending.lock() {
+            Ok(mut p) => {
+                p.tainted |= lead && p.others_sent;
+                p.queue.push((cmd.clone(), tx, lead));
+                true
+            }
+            Err(_) => false,
+        };
+        if !queued {
+            return self.inner.exec(cmd).await;
+        }
+        self.flush().await;
+        rx.await.unwrap_or_else(|_| {
+            Err(TargetError::Other {
+                host: self.inner.name(),
+                detail: "a batched command was dropped".into(),
+            })
+        })
+    }
+}
+
 /// One `sh` script that runs each command as `sh -c` would alone (its
 /// environment, directory and standard input; no input is an empty one;
 /// in a subshell, where its variables and traps start afresh too),
@@ -232,7 +295,7 @@ impl Target for Coalesce<'_> {
 /// background, holding none of the reply's pipes (fd 7 is the become
 /// shell's sentinel), so the reply does not wait for it; a script cut
 /// short removes them on exit.
-fn script(cmds: &[&Exec], token: &str) -> String {
+fn script(cmds: &[&Exec], token: &str, first_alone: bool) -> String {
     let mark = format!("@@{token}");
     let files: String = (0..cmds.len())
         .map(|i| format!(" \"$_b.{i}o\" \"$_b.{i}e\""))
@@ -244,10 +307,16 @@ fn script(cmds: &[&Exec], token: &str) -> String {
          for _f in{files}; do : > \"$_f\" || exit 97; done\nset +C\n_s=\n_NODRAIN=1\n"
     );
     let scripts: Vec<String> = cmds.iter().map(|c| c.script()).collect();
+    let skip = usize::from(first_alone);
+    if first_alone {
+        s.push_str(&lead_line(cmds[0], &scripts[0], &mark));
+    }
+    // What the checks read is gathered after the lead command ran.
     s.push_str(&super::prefetch::prologue(
-        scripts.iter().map(String::as_str),
+        scripts[skip..].iter().map(String::as_str),
     ));
-    for (i, c) in cmds.iter().enumerate() {
+    let mut slot = 0;
+    for (i, c) in cmds.iter().enumerate().skip(skip) {
         // A subshell, not a new `sh`: a fork instead of a fork and an
         // exec. A script that uses `$$` (a temporary name, say) gets its
         // own `sh`, whose `$$` no other command shares.
@@ -255,30 +324,20 @@ fn script(cmds: &[&Exec], token: &str) -> String {
         let shell = if script.contains("$$") {
             "sh -c"
         } else {
-            "unset _b _f _s _p0 _p1 _p2 _p3; eval"
+            "unset _b _f _s _x _p0 _p1 _p2 _p3; eval"
         };
         let run = format!(
             "( {shell} {} ) >|\"$_b.{i}o\" 2>|\"$_b.{i}e\"",
             crate::script::q(script)
         );
-        let bg = format!("& _p{}=$!\n", i % PARALLEL);
-        match &c.stdin {
-            Some(data) if !data.is_empty() => {
-                let (b64, body) = heredoc_body(data, &mark, true);
-                // UTF-8 (asked of `heredoc_body`): nothing is replaced.
-                let body = String::from_utf8_lossy(&body);
-                if b64 {
-                    s.push_str(&format!("base64 -d <<'{mark}' | {run} {bg}{body}"));
-                } else {
-                    s.push_str(&format!("{run} <<'{mark}' {bg}{body}"));
-                }
-            }
-            _ => s.push_str(&format!("{run} </dev/null {bg}")),
-        }
-        if i % PARALLEL == PARALLEL - 1 || i + 1 == cmds.len() {
-            for j in 0..=i % PARALLEL {
+        let bg = format!("& _p{slot}=$!\n");
+        s.push_str(&with_input(c, &run, &bg, &mark));
+        slot += 1;
+        if slot == PARALLEL || i + 1 == cmds.len() {
+            for j in 0..slot {
                 s.push_str(&format!("wait $_p{j}; _s=\"$_s $?\"\n"));
             }
+            slot = 0;
         }
     }
     s.push_str(&format!(
@@ -286,6 +345,45 @@ fn script(cmds: &[&Exec], token: &str) -> String {
          trap - EXIT\nrm -f --{files} </dev/null >/dev/null 2>&1 7>&- &\n"
     ));
     s
+}
+
+/// `run` (a command with its outputs redirected) with `c`'s input, then
+/// `after` (the rest of the line, then the input's here-document).
+fn with_input(c: &Exec, run: &str, after: &str, mark: &str) -> String {
+    match &c.stdin {
+        Some(data) if !data.is_empty() => {
+            let (b64, body) = heredoc_body(data, mark, true);
+            // UTF-8 (asked of `heredoc_body`): nothing is replaced.
+            let body = String::from_utf8_lossy(&body);
+            if b64 {
+                format!("base64 -d <<'{mark}' | {run} {after}{body}")
+            } else {
+                format!("{run} <<'{mark}' {after}{body}")
+            }
+        }
+        _ => format!("{run} </dev/null {after}"),
+    }
+}
+
+/// The lead run's command (see `fuse`), alone, before the checks: as the
+/// become shell runs a command (`sh -c`, unless it is a script of ours
+/// that may run in a subshell), waiting, as sshd does, until every
+/// process holding its output is gone (fd 7 into a command substitution
+/// that ends when the last holder closes it).
+fn lead_line(c: &Exec, script: &str, mark: &str) -> String {
+    let shell = if c.subshell && !script.contains("$$") {
+        "unset _b _f _s _x; eval"
+    } else {
+        "sh -c"
+    };
+    let run = format!(
+        "( {shell} {} ) 7>&1 >|\"$_b.0o\" 2>|\"$_b.0e\"",
+        crate::script::q(script)
+    );
+    // `$( (`, not `$((`: a subshell, not arithmetic. The here-document
+    // ends before the `)` that closes the substitution.
+    let line = with_input(c, &run, "\n", mark);
+    format!("_x=$( {line}); _s=\"$_s $?\"\n")
 }
 
 /// The outputs of [`script`] for `n` commands, or `None` when they are
@@ -354,7 +452,10 @@ mod tests {
         let refs: Vec<&Exec> = cmds.iter().collect();
         let t = LocalTarget::new();
         let tok = random_token();
-        let out = t.exec(&Exec::new(script(&refs, &tok))).await.unwrap();
+        let out = t
+            .exec(&Exec::new(script(&refs, &tok, false)))
+            .await
+            .unwrap();
         let outs = split(&out.stdout, cmds.len(), &tok).expect("all outputs");
         assert_eq!(outs[0].status, 3);
         assert_eq!(outs[0].stdout, b"out\n");
@@ -388,6 +489,34 @@ mod tests {
         assert!(split(&out.stdout, cmds.len(), "x").is_none());
     }
 
+    /// The lead command (see `fuse`) runs alone before the others, which
+    /// see what it did, and its output is waited for until every process
+    /// holding it is gone, as sshd and the become shell wait.
+    #[tokio::test]
+    async fn the_lead_command_runs_first_and_is_waited_for() {
+        let dir = std::env::temp_dir().join(format!("coalesce-lead-{}", random_token()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f").display().to_string();
+        let cmds = [
+            Exec::new(format!(
+                "sleep 0.2; echo lead > {f}; (sleep 0.3; echo late) & echo now; exit 5"
+            ))
+            .stdin(b"ignored\n".to_vec()),
+            Exec::new(format!("cat {f}")),
+            Exec::new(format!("cat {f}")),
+        ];
+        let refs: Vec<&Exec> = cmds.iter().collect();
+        let tok = random_token();
+        let t = LocalTarget::new();
+        let out = t.exec(&Exec::new(script(&refs, &tok, true))).await.unwrap();
+        let outs = split(&out.stdout, cmds.len(), &tok).expect("all outputs");
+        assert_eq!(outs[0].status, 5);
+        assert_eq!(outs[0].stdout_str(), "now\nlate\n");
+        assert_eq!(outs[1].stdout_str(), "lead\n");
+        assert_eq!(outs[2].stdout_str(), "lead\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Inputs bigger than a pipe that nothing reads (a check's `drain`
     /// reads nothing in a batch): the batch still ends, with each output.
     #[tokio::test]
@@ -399,7 +528,7 @@ mod tests {
         ];
         let refs: Vec<&Exec> = cmds.iter().collect();
         let tok = random_token();
-        let all = Exec::new("sh").stdin(script(&refs, &tok).into_bytes());
+        let all = Exec::new("sh").stdin(script(&refs, &tok, false).into_bytes());
         let t = LocalTarget::new();
         let run = tokio::time::timeout(Duration::from_secs(60), t.exec(&all));
         let out = run.await.expect("the batch ends").expect("runs");

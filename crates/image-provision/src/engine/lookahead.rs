@@ -47,7 +47,7 @@ use crate::task::{Action, Task};
 use crate::template::Layers;
 
 /// A task's identity while its list runs (tasks do not move then).
-fn key(t: &Task) -> usize {
+pub(super) fn key(t: &Task) -> usize {
     t as *const Task as usize
 }
 
@@ -64,15 +64,43 @@ pub(super) fn stays_local(module: &dyn Module) -> bool {
 /// them, since the checks of the tasks after them would be made with
 /// variables about to change, and so be of no use (those tasks then get a
 /// look-ahead of their own, with the new variables).
-fn sets_vars(module: &dyn Module) -> bool {
+pub(super) fn sets_vars(module: &dyn Module) -> bool {
     matches!(
         module.name(),
         "set_fact" | "include_vars" | "getent" | "package_facts" | "service_facts" | "hostname"
     )
 }
 
+/// The tasks a look-ahead covers and their checks, by task and loop item.
+pub(super) type Planned<'r> = (Vec<usize>, Vec<((usize, Option<usize>), Probe<'r>)>);
+
+/// Usable results by task and loop item.
+pub(super) type Results = HashMap<(usize, Option<usize>), Checked>;
+
+/// The usable results of `probes` (run in order as `results`), with the
+/// variables each was made with.
+pub(super) fn checked(
+    probes: Vec<((usize, Option<usize>), Probe)>,
+    results: Vec<Result<ModuleResult, crate::modules::ModuleError>>,
+) -> Results {
+    probes
+        .into_iter()
+        .zip(results)
+        .filter_map(|((k, p), r)| {
+            let result = usable(r)?;
+            Some((
+                k,
+                Checked {
+                    vars: p.vars,
+                    result,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// A batched check's result with the variables it was made with.
-struct Checked {
+pub(super) struct Checked {
     vars: Layers,
     result: ModuleResult,
 }
@@ -82,7 +110,10 @@ pub(super) struct Ahead {
     /// The tasks the batch covers.
     covered: Vec<usize>,
     /// Usable results by task and loop item.
-    results: HashMap<(usize, Option<usize>), Checked>,
+    results: Results,
+    /// The result of a task that already ran for real, with the checks
+    /// of the tasks after it (see `fuse`).
+    led: Option<(usize, ModuleResult)>,
     /// The last task ran without change: a batch is worth trying.
     pub calm: bool,
 }
@@ -92,6 +123,7 @@ impl Default for Ahead {
         Ahead {
             covered: Vec::new(),
             results: HashMap::new(),
+            led: None,
             calm: true,
         }
     }
@@ -107,6 +139,27 @@ impl Ahead {
     pub fn clear(&mut self) {
         self.covered.clear();
         self.results.clear();
+        self.led = None;
+    }
+
+    /// Keeps `results` ([`checked`]) for the tasks `covered`.
+    pub(super) fn keep(&mut self, covered: Vec<usize>, results: Results) {
+        self.covered = covered;
+        self.results = results;
+    }
+
+    /// Keeps the result of `t`, which ran for real with the batch.
+    pub(super) fn lead(&mut self, t: &Task, result: ModuleResult) {
+        self.led = Some((key(t), result));
+    }
+
+    /// The result of `t` if it already ran for real with the batch (its
+    /// conditions held then, with the same variables).
+    pub fn take_led(&mut self, t: &Task) -> Option<ModuleResult> {
+        match self.led.take() {
+            Some((k, r)) if k == key(t) => Some(r),
+            _ => None,
+        }
     }
 
     /// The batched result of `t` (loop item `item`), if its check saw no
@@ -135,9 +188,29 @@ impl Runner<'_> {
         if !self.ahead.calm || !self.started || self.ahead.covers(t) {
             return;
         }
+        if self.fuse(t, rest, scope).await {
+            return;
+        }
+        let (covered, probes) = self.plan_ahead(std::iter::once(t).chain(rest), scope);
+        if probes.len() < 2 {
+            return;
+        }
+        let list: Vec<&Probe> = probes.iter().map(|(_, p)| p).collect();
+        let results = self.check_all(&list).await;
+        let results = checked(probes, results);
+        self.ahead.keep(covered, results);
+    }
+
+    /// The tasks of `tasks` the look-ahead covers, in order, and their
+    /// checks (see [`Step`]).
+    pub(super) fn plan_ahead<'t>(
+        &self,
+        tasks: impl Iterator<Item = &'t Task>,
+        scope: &Scope,
+    ) -> Planned<'_> {
         let mut covered = Vec::new();
         let mut probes: Vec<((usize, Option<usize>), Probe)> = Vec::new();
-        for t in std::iter::once(t).chain(rest) {
+        for t in tasks {
             if probes.len() >= MAX_BATCH {
                 break;
             }
@@ -152,21 +225,7 @@ impl Runner<'_> {
                 break;
             }
         }
-        if probes.len() < 2 {
-            return;
-        }
-        let list: Vec<&Probe> = probes.iter().map(|(_, p)| p).collect();
-        let results = self.check_all(&list).await;
-        let got: Vec<_> = probes
-            .into_iter()
-            .zip(results)
-            .filter_map(|((k, p), r)| Some((k, p.vars, usable(r)?)))
-            .collect();
-        self.ahead.covered = covered;
-        self.ahead.results = got
-            .into_iter()
-            .map(|(k, vars, result)| (k, Checked { vars, result }))
-            .collect();
+        (covered, probes)
     }
 
     /// How the look-ahead takes `t` (see [`Step`]).

@@ -10,8 +10,9 @@
 //! - `task_run`: one task (its loop, conditions, recap); `attempt`:
 //!   one module run with retries and `changed_when`/`failed_when`;
 //!   `batch`: a loop's items checked in one round trip; `lookahead`: the
-//!   tasks ahead checked in one round trip; `coalesce`: the target that
-//!   folds concurrent checks into one exec.
+//!   tasks ahead checked in one round trip; `fuse`: a task that runs for
+//!   real carries the checks of the tasks after it; `coalesce`: the
+//!   target that folds concurrent checks into one exec.
 //! - [`include`]: `include_tasks` / `include_role`; `control`: `meta`,
 //!   handlers, `setup`, `group_by`; `record`: results and events;
 //!   `loops`: loop items; `tags`: tag selection.
@@ -23,6 +24,7 @@ mod attempt;
 mod batch;
 mod coalesce;
 mod control;
+mod fuse;
 mod include;
 mod lookahead;
 mod loops;

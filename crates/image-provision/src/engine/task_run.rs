@@ -199,6 +199,15 @@ impl Runner<'_> {
             }
             (outcome, reg, changed, failed && st.ignore_errors)
         } else {
+            if let (Some(r), Action::Module { module, args }) = (self.ahead.take_led(t), &t.action)
+            {
+                // It ran with the checks after it, its conditions holding
+                // (see `fuse`); those checks saw what it did.
+                let out = self
+                    .attempt(t, *module, args, base, &st, scope, Some(r))
+                    .await;
+                return self.finish_single(t, &name, out, &st, t0, scope).await;
+            }
             let pre = self.ahead.take(t, None, &base);
             let batched = pre.is_some();
             let out = self.item(t, &conds, base, &st, scope, pre).await;

@@ -24,6 +24,9 @@ impl Module for Command {
     fn always_changes(&self) -> bool {
         true
     }
+    fn one_exec(&self) -> bool {
+        true
+    }
     fn check_is_probe(&self, args: &Args, _facts: &serde_json::Map<String, Json>) -> bool {
         creates_probe(args)
     }

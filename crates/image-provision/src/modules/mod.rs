@@ -128,6 +128,14 @@ pub trait Module: Send + Sync {
         false
     }
 
+    /// True when a real run sends at most one command to the host and
+    /// nothing else (no file moved, nothing read after it): such a task
+    /// carries the checks of the tasks after it in its own exec, run
+    /// after it (see `engine::fuse`). False by default.
+    fn one_exec(&self) -> bool {
+        false
+    }
+
     /// Runs with rendered arguments. A failure of the managed thing is a
     /// result with `failed: true`; an `Err` is a bad argument or a broken
     /// connection.

@@ -17,6 +17,9 @@ impl Module for Shell {
     fn always_changes(&self) -> bool {
         true
     }
+    fn one_exec(&self) -> bool {
+        true
+    }
     fn check_is_probe(
         &self,
         args: &Args,

@@ -15,6 +15,9 @@ impl Module for WaitFor {
     fn name(&self) -> &'static str {
         "wait_for"
     }
+    fn one_exec(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "host",
