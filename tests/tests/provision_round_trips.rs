@@ -431,9 +431,38 @@ async fn idempotent_rerun_is_one_round_trip_per_task_and_changes_are_seen() {
         assert_eq!(x.outcome, image_core::events::Outcome::Ok, "{x:#?}");
         assert!(x.msg.starts_with("Did not run command"), "{x:#?}");
     }
+
+    // A registered result ends the look-ahead only before a task that uses
+    // it: `r1` is checked with the command that registers, `r2` is not.
+    std::fs::write(d.path().join("reg.yml"), REG).expect("write");
+    let reg = parse::load(&d.path().join("reg.yml"), &[]).expect("parse");
+    let (r, _) = run(&t, &reg, &Map::new()).await;
+    assert_eq!(changed_tasks(&r), ["r1", "r2 uses it", "r3"]);
+    let (r, counts) = run(&t, &reg, &Map::new()).await;
+    assert_eq!(changed_tasks(&r), Vec::<String>::new());
+    let trips: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
+    assert_eq!(trips, [1, 0, 1, 0], "{counts:?}");
+    assert!(root.join("srv/rt/reg1").is_dir());
     drop(t);
     stop(bed).await;
 }
+
+const REG: &str = r#"
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: reg command
+      command: echo /srv/rt/reg1
+      register: regc
+      changed_when: false
+    - name: r1
+      file: {path: /srv/rt/reg0, state: directory, mode: "0755"}
+    - name: r2 uses it
+      file: {path: "{{ regc.stdout }}", state: directory, mode: "0755"}
+    - name: r3
+      file: {path: /srv/rt/reg3, state: directory, mode: "0755"}
+"#;
 
 const CMD: &str = r#"
 - hosts: all

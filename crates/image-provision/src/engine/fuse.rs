@@ -5,8 +5,8 @@
 //! modules whose real run is one command, [`Module::one_exec`]) cost a
 //! round trip of its own, and the checks of the tasks after it another.
 //! When such a task is reached with the last task calm (see
-//! `lookahead`), runs (its conditions hold), registers nothing, sets no
-//! variables and has no loop, `until`, delegation or check mode, its
+//! `lookahead`), runs (its conditions hold) and has no loop, `until`,
+//! delegation or check mode, its
 //! module runs for real through a [`Coalesce`] together with the checks
 //! of the tasks after it, as its lead run: its command runs first, alone,
 //! and the checks start only when it has ended, so they see what it did,
@@ -16,7 +16,9 @@
 //! takes it instead of running its module: `changed_when`,
 //! `failed_when`, `notify`, the recap and a failure that stops the play
 //! are as without the batch. The checks' results are kept for the tasks
-//! after it as any look-ahead's are. They are dropped when the lead run
+//! after it as any look-ahead's are (a result it registers leaves those
+//! whose arguments do not use it valid, see `lookahead`). They are
+//! dropped when the lead run
 //! touched the host again after the checks began (a second command, a
 //! file moved: [`Coalesce::tainted`]), and when its connection dropped
 //! the task runs again as without the batch (a lost connection is retried
@@ -80,7 +82,6 @@ impl Runner<'_> {
         if !module.one_exec()
             || t.loop_.is_some()
             || t.until.is_some()
-            || t.register.is_some()
             || sets_vars(*module)
             || stays_local(*module)
             || st.delegate_to.is_some()
@@ -100,10 +101,12 @@ impl Runner<'_> {
         if prep.local {
             return false;
         }
-        let (covered, probes) = self.plan_ahead(rest.iter(), scope);
+        let (covered, probes) =
+            self.plan_ahead(rest.iter(), scope, t.register.iter().cloned().collect());
         if probes.is_empty() {
             return false;
         }
+        let facts = self.st.facts.layer();
         let co = Coalesce::new(self.target, probes.len() + 1);
         let lead_target = Lead(&co);
         let mctx = ModuleCtx {
@@ -126,7 +129,7 @@ impl Runner<'_> {
         let checks = futures::future::join_all(probes.iter().map(|(_, p)| self.check_one(&co, p)));
         let (led, results) = futures::join!(lead, checks);
         let tainted = co.tainted();
-        let results = checked(probes, results);
+        let results = checked(probes, results, &facts);
         let led = match led {
             Ok(r) => r,
             // Runs again as without the batch (a lost connection is

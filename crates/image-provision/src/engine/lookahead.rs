@@ -12,9 +12,11 @@
 //! takes its batched result instead of running its module only when
 //!
 //! - its check saw no change and no failure (else it runs for real),
-//! - its variables are still exactly the ones the check was made with
-//!   (a registered result or a fact set on the way makes it run for
-//!   real), and
+//! - its variables are still exactly the ones the check was made with,
+//!   or, for a module that reads no variable beyond its arguments
+//!   ([`Module::reads_vars`]), its rendered arguments, environment and
+//!   privilege are (a result registered on the way that the task does not
+//!   use leaves its check valid), and
 //! - no task before it in the batch has run a module for real since the
 //!   check: the first one that does may have changed what the later
 //!   checks saw, so every batched result left is dropped there.
@@ -24,9 +26,9 @@
 //! The look-ahead covers, in order: module tasks that can be checked
 //! (with their loops), tasks skipped by their tags or `when`, and tasks of
 //! modules that never touch the host ([`stays_local`]: debug, assert,
-//! fail, set_fact, include_vars). It ends after a task that registers or
-//! sets variables or facts (`getent`, `package_facts`, `service_facts`:
-//! what follows would be checked with stale ones), and
+//! fail, set_fact, include_vars). It ends after a task that sets
+//! variables or facts (`set_fact`, `getent`, `package_facts`,
+//! `service_facts`: what follows would be checked with stale ones), and
 //! before anything else: blocks, includes, roles, `meta`, `until`, a
 //! loop's `pause`, delegation, a module that is not a probe. Only when
 //! the last task ran without change is a batch tried (a first run, where
@@ -35,7 +37,9 @@
 //! leaves that as the task before it left it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use image_core::target::Become;
 use serde_json::{Map, Value as Json};
 
 use super::batch::{usable, Probe, MAX_BATCH};
@@ -60,6 +64,27 @@ pub(super) fn stays_local(module: &dyn Module) -> bool {
     )
 }
 
+/// True when what `t` runs with (its arguments, variables, loop items,
+/// environment, privilege) names `var` (as a word): its check would be
+/// made before `var` holds what the task will see.
+fn uses(t: &Task, var: &str) -> bool {
+    let word = |text: &str| {
+        text.match_indices(var).any(|(i, _)| {
+            let ident = |c: char| c.is_alphanumeric() || c == '_';
+            !text[..i].ends_with(ident) && !text[i + var.len()..].starts_with(ident)
+        })
+    };
+    let json = |v: &Json| word(&v.to_string());
+    let args = match &t.action {
+        Action::Module { args, .. } => args.values().any(json),
+        _ => true,
+    };
+    args || t.vars.values().any(json)
+        || t.loop_.as_ref().is_some_and(|l| json(&l.items))
+        || t.kw.environment.as_ref().is_some_and(json)
+        || t.kw.become_user.as_deref().is_some_and(word)
+}
+
 /// Modules that set variables (facts included): the look-ahead ends after
 /// them, since the checks of the tasks after them would be made with
 /// variables about to change, and so be of no use (those tasks then get a
@@ -82,6 +107,7 @@ pub(super) type Results = HashMap<(usize, Option<usize>), Checked>;
 pub(super) fn checked(
     probes: Vec<((usize, Option<usize>), Probe)>,
     results: Vec<Result<ModuleResult, crate::modules::ModuleError>>,
+    facts: &Arc<Map<String, Json>>,
 ) -> Results {
     probes
         .into_iter()
@@ -93,16 +119,31 @@ pub(super) fn checked(
                 Checked {
                     vars: p.vars,
                     result,
+                    args: p.prep.args.0,
+                    env: p.prep.env,
+                    become_: p.become_,
+                    check: p.check,
+                    diff: p.diff,
+                    facts: facts.clone(),
                 },
             ))
         })
         .collect()
 }
 
-/// A batched check's result with the variables it was made with.
+/// A batched check's result with what it was made with.
 pub(super) struct Checked {
     vars: Layers,
     result: ModuleResult,
+    /// The rendered arguments and environment.
+    args: Map<String, Json>,
+    env: Vec<(String, String)>,
+    become_: Option<Become>,
+    check: bool,
+    diff: bool,
+    /// The host's facts then (the same allocation while they are the
+    /// same: a module may read them, `package` its manager).
+    facts: Arc<Map<String, Json>>,
 }
 
 /// The batched results of the tasks ahead (see the module docs).
@@ -162,11 +203,9 @@ impl Ahead {
         }
     }
 
-    /// The batched result of `t` (loop item `item`), if its check saw no
-    /// change and `vars` are the ones it was made with.
-    pub fn take(&mut self, t: &Task, item: Option<usize>, vars: &Layers) -> Option<ModuleResult> {
-        let c = self.results.remove(&(key(t), item))?;
-        (c.vars == *vars).then_some(c.result)
+    /// The batched check of `t` (loop item `item`), if it saw no change.
+    fn remove(&mut self, t: &Task, item: Option<usize>) -> Option<Checked> {
+        self.results.remove(&(key(t), item))
     }
 }
 
@@ -191,22 +230,26 @@ impl Runner<'_> {
         if self.fuse(t, rest, scope).await {
             return;
         }
-        let (covered, probes) = self.plan_ahead(std::iter::once(t).chain(rest), scope);
+        let (covered, probes) = self.plan_ahead(std::iter::once(t).chain(rest), scope, Vec::new());
         if probes.len() < 2 {
             return;
         }
         let list: Vec<&Probe> = probes.iter().map(|(_, p)| p).collect();
+        let facts = self.st.facts.layer();
         let results = self.check_all(&list).await;
-        let results = checked(probes, results);
+        let results = checked(probes, results, &facts);
         self.ahead.keep(covered, results);
     }
 
     /// The tasks of `tasks` the look-ahead covers, in order, and their
     /// checks (see [`Step`]).
+    /// `registered`: names registered before them (by the task that leads
+    /// the batch, see `fuse`).
     pub(super) fn plan_ahead<'t>(
         &self,
         tasks: impl Iterator<Item = &'t Task>,
         scope: &Scope,
+        mut registered: Vec<String>,
     ) -> Planned<'_> {
         let mut covered = Vec::new();
         let mut probes: Vec<((usize, Option<usize>), Probe)> = Vec::new();
@@ -214,6 +257,16 @@ impl Runner<'_> {
             if probes.len() >= MAX_BATCH {
                 break;
             }
+            // A check made before a result it uses is registered would be
+            // of no use: the look-ahead ends before such a task.
+            if let Action::Module { module, .. } = &t.action {
+                if !registered.is_empty()
+                    && (module.reads_vars() || registered.iter().any(|r| uses(t, r)))
+                {
+                    break;
+                }
+            }
+            registered.extend(t.register.iter().cloned());
             let (checks, last) = match self.plan(t, scope) {
                 Step::Take(c) => (c, false),
                 Step::Last(c) => (c, true),
@@ -226,6 +279,38 @@ impl Runner<'_> {
             }
         }
         (covered, probes)
+    }
+
+    /// The batched result of `t` (loop item `item`), if its check saw no
+    /// change and was made with what the task would run with now: the
+    /// same variables, or (a result registered since, say) for a module
+    /// that reads no variable beyond its arguments, the same rendered
+    /// arguments, environment and privilege.
+    pub(super) fn take_ahead(
+        &mut self,
+        t: &Task,
+        item: Option<usize>,
+        vars: &Layers,
+        st: &Settings,
+        scope: &Scope,
+    ) -> Option<ModuleResult> {
+        let c = self.ahead.remove(t, item)?;
+        if c.vars == *vars {
+            return Some(c.result);
+        }
+        let Action::Module { module, args } = &t.action else {
+            return None;
+        };
+        if module.reads_vars()
+            || !Arc::ptr_eq(&c.facts, &self.st.facts.layer())
+            || c.become_ != st.become_
+            || (c.check, c.diff) != (st.check, st.diff)
+        {
+            return None;
+        }
+        let ctx = self.tmpl.context(vars.clone());
+        let p = self.prepare(t, *module, args, &ctx, scope, st).ok()?;
+        (p.args.0 == c.args && p.env == c.env).then_some(c.result)
     }
 
     /// How the look-ahead takes `t` (see [`Step`]).
@@ -246,7 +331,9 @@ impl Runner<'_> {
         if st.delegate_to.is_some() {
             return Step::Stop;
         }
-        let ends = t.register.is_some() || sets_vars(*module);
+        // A registered result does not end it: the checks after it hold
+        // when what they were made with comes out the same (`take_ahead`).
+        let ends = sets_vars(*module);
         if stays_local(*module) {
             return if ends {
                 Step::Last(Vec::new())

@@ -124,7 +124,7 @@ impl Runner<'_> {
                 } else {
                     probed[i]
                         .take()
-                        .or_else(|| self.ahead.take(t, Some(i), &vars))
+                        .or_else(|| self.take_ahead(t, Some(i), &vars, &st, scope))
                 };
                 let batched = pre.is_some();
                 let mut out = self.item(t, &conds, vars.clone(), &st, scope, pre).await;
@@ -208,7 +208,7 @@ impl Runner<'_> {
                     .await;
                 return self.finish_single(t, &name, out, &st, t0, scope).await;
             }
-            let pre = self.ahead.take(t, None, &base);
+            let pre = self.take_ahead(t, None, &base, &st, scope);
             let batched = pre.is_some();
             let out = self.item(t, &conds, base, &st, scope, pre).await;
             if !batched && !out.skipped && !stays_local(t) {

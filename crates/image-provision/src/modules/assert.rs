@@ -12,6 +12,9 @@ impl Module for Assert {
     fn name(&self) -> &'static str {
         "assert"
     }
+    fn reads_vars(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &["that", "fail_msg", "msg", "success_msg", "quiet"]
     }

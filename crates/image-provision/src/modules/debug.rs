@@ -13,6 +13,9 @@ impl Module for Debug {
     fn name(&self) -> &'static str {
         "debug"
     }
+    fn reads_vars(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &["msg", "var", "verbosity"]
     }

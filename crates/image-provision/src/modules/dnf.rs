@@ -45,6 +45,9 @@ impl Module for Dnf {
     fn name(&self) -> &'static str {
         "dnf"
     }
+    fn reads_vars(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "name",

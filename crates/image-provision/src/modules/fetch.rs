@@ -26,6 +26,9 @@ impl Module for Fetch {
     fn name(&self) -> &'static str {
         "fetch"
     }
+    fn reads_vars(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "src",

@@ -136,6 +136,14 @@ pub trait Module: Send + Sync {
         false
     }
 
+    /// True when a run reads variables beyond its rendered arguments
+    /// (`template` renders its file with all of them): a check made with
+    /// other variables says nothing about it, even with the same
+    /// arguments (see `engine::lookahead`). False by default.
+    fn reads_vars(&self) -> bool {
+        false
+    }
+
     /// Runs with rendered arguments. A failure of the managed thing is a
     /// result with `failed: true`; an `Err` is a bad argument or a broken
     /// connection.

@@ -14,6 +14,9 @@ impl Module for Template {
     fn name(&self) -> &'static str {
         "template"
     }
+    fn reads_vars(&self) -> bool {
+        true
+    }
     fn params(&self) -> &'static [&'static str] {
         &[
             "src",
