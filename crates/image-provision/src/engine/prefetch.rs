@@ -66,14 +66,16 @@ fn listed(paths: &[&str]) -> String {
 }
 
 /// The shell code that gathers what `scripts` name (empty when they name
-/// nothing). It leaves no positional parameters set.
+/// nothing). It leaves no positional parameters set. The variables are
+/// exported: a check that runs in a `sh` of its own (one whose script
+/// uses `$$`, as `get_url`'s does) reads them too.
 pub(super) fn prologue<'a>(scripts: impl IntoIterator<Item = &'a str>) -> String {
     let h = hints(scripts);
     let mut s = String::new();
     if !h.stat.is_empty() {
         let args: Vec<String> = h.stat.iter().map(|p| q(p)).collect();
         s.push_str(&format!(
-            "_STH={}\n_STC=\"\n$(stat -c '%n|%a %U %u %G %g %s %h' -- {} 2>/dev/null)\n\"\n",
+            "_STH={}\n_STC=\"\n$(stat -c '%n|%a %U %u %G %g %s %h' -- {} 2>/dev/null)\n\"\nexport _STH _STC\n",
             listed(&h.stat),
             args.join(" ")
         ));
@@ -84,7 +86,7 @@ pub(super) fn prologue<'a>(scripts: impl IntoIterator<Item = &'a str>) -> String
         // the whole batch (a check of its own would stop at it alone).
         s.push_str(&format!(
             "set --; for _f in {}; do [ -f \"$_f\" ] && set -- \"$@\" \"$_f\"; done\n\
-             _SUMH_{cmd}={}\n_SUM_{cmd}=\"\n$([ $# = 0 ] || {cmd} -- \"$@\" 2>/dev/null)\n\"\nset --\n",
+             _SUMH_{cmd}={}\n_SUM_{cmd}=\"\n$([ $# = 0 ] || {cmd} -- \"$@\" 2>/dev/null)\n\"\nexport _SUMH_{cmd} _SUM_{cmd}\nset --\n",
             args.join(" "),
             listed(paths),
         ));
