@@ -8,6 +8,10 @@
 //! and hands each run its own status and output. Uploads and downloads
 //! pass through.
 //!
+//! One run may lead (see `fuse`): its command runs first, alone, and the
+//! others' commands start when it has ended; a run that touches the host
+//! after them taints their results ([`Coalesce::tainted`]).
+//!
 //! The script starts no process per command beyond the command's own
 //! `sh` (and a `base64 -d` for an input that is not text): outputs go to
 //! files, and one `cat` at the end reports them all.

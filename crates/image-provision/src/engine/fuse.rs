@@ -2,28 +2,28 @@
 //! (issue #16).
 //!
 //! A task the look-ahead cannot check (`shell`, `command`, `wait_for`:
-//! modules whose real run is one command, [`Module::one_exec`]) cost a
-//! round trip of its own, and the checks of the tasks after it another.
+//! modules whose real run is one command,
+//! [`Module::one_exec`](crate::modules::Module::one_exec)) cost a round
+//! trip of its own, and the checks of the tasks after it another.
 //! When such a task is reached with the last task calm (see
 //! `lookahead`), runs (its conditions hold) and has no loop, `until`,
-//! delegation or check mode, its
-//! module runs for real through a [`Coalesce`] together with the checks
-//! of the tasks after it, as its lead run: its command runs first, alone,
-//! and the checks start only when it has ended, so they see what it did,
-//! as they would in a batch of their own after it. One exec for both.
+//! delegation or check mode, its module runs for real through a
+//! [`Coalesce`] together with the checks of the tasks after it, as its
+//! lead run: its command runs first, alone, and the checks start only
+//! when it has ended, so they see what it did, as they would in a batch
+//! of their own after it. One exec for both.
 //!
 //! Its result waits in the look-ahead (`Ahead::take_led`) and the task
 //! takes it instead of running its module: `changed_when`,
-//! `failed_when`, `notify`, the recap and a failure that stops the play
-//! are as without the batch. The checks' results are kept for the tasks
-//! after it as any look-ahead's are (a result it registers leaves those
-//! whose arguments do not use it valid, see `lookahead`). They are
-//! dropped when the lead run
-//! touched the host again after the checks began (a second command, a
-//! file moved: [`Coalesce::tainted`]), and when its connection dropped
-//! the task runs again as without the batch (a lost connection is retried
-//! once). The command's reported duration (`delta`) includes the checks'
-//! time.
+//! `failed_when`, `register`, `notify`, the recap and a failure that
+//! stops the play are as without the batch. The checks' results are kept
+//! for the tasks after it as any look-ahead's are (a result the task
+//! registers leaves valid those that do not use it, see `lookahead`).
+//! They are dropped when the lead run touched the host again after the
+//! checks began (a second command, a file moved: [`Coalesce::tainted`]),
+//! and when its connection dropped the task runs again as without the
+//! batch (a lost connection is retried once). The command's reported
+//! duration (`delta`) includes the checks' time.
 
 use async_trait::async_trait;
 use image_core::target::{Become, Exec, FileMeta, Output, Target, TargetError};

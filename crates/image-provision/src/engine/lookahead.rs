@@ -51,7 +51,7 @@ use crate::task::{Action, Task};
 use crate::template::Layers;
 
 /// A task's identity while its list runs (tasks do not move then).
-pub(super) fn key(t: &Task) -> usize {
+fn key(t: &Task) -> usize {
     t as *const Task as usize
 }
 
