@@ -69,6 +69,7 @@ pub mod template;
 pub mod unarchive;
 pub mod unsupported;
 pub mod uri;
+pub mod uri_fast;
 pub mod user;
 pub mod wait_for;
 pub mod yum_repository;

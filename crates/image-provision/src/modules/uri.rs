@@ -1,6 +1,8 @@
 //! `uri`: one HTTP(S) request, made ON THE TARGET with python3's urllib
-//! (what ansible's own module uses); on a host without python3 it is made
-//! from the controller ([`super::http`]). Returns ansible's keys: `status`,
+//! (what ansible's own module uses); a plain-http GET or HEAD with python3
+//! and a socket only, read here as urllib reads it ([`super::uri_fast`]);
+//! on a host without python3 it is made from the controller
+//! ([`super::http`]). Returns ansible's keys: `status`,
 //! `url`, `msg`, `redirected`, `elapsed`, every response header (lowercase,
 //! `-` as `_`), `cookies`, `cookies_string`, `json` for JSON answers,
 //! `content` with `return_content`, `path` with `dest`. A status outside
@@ -16,14 +18,49 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value as Json};
 
 use super::get_url::{auth_headers, headers};
-use super::{file_spec, http, json_to_string, Args, Module, ModuleCtx, ModuleError, ModuleResult};
+use super::{
+    file_spec, http, json_to_string, uri_fast, Args, Module, ModuleCtx, ModuleError, ModuleResult,
+};
 use crate::script::q;
 
 /// The `uri` module.
 pub struct Uri;
 
 const PY: &str = r#"
-import base64, json, os, ssl, sys, urllib.error, urllib.request
+import os, sys
+# A plain-http GET/HEAD (URI_FAST: host, port, timeout, the request's
+# bytes in base64; see uri_fast.rs): the socket only, no urllib imports.
+def _fast():
+    f = os.environ.get("URI_FAST")
+    if not f or any(k.lower().endswith("_proxy") for k in os.environ):
+        return False
+    import binascii, socket
+    host, port, tmo, req = f.split(" ")
+    out, send, recv = [], "", ""
+    try:
+        s = socket.create_connection((host, int(port)), float(tmo))
+        try:
+            s.sendall(binascii.a2b_base64(req))
+        except OSError as e:
+            send = str(e)
+        if not send:
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    out.append(b)
+            except OSError as e:
+                recv = str(e)
+        s.close()
+    except OSError as e:
+        send = str(e)
+    e64 = lambda b: binascii.b2a_base64(b, newline=False).decode()
+    sys.stdout.write("@@raw=%s\n@@rawsend=%s\n@@rawrecv=%s\n" % (e64(b"".join(out)), e64(send.encode()), e64(recv.encode())))
+    return True
+if _fast():
+    sys.exit(0)
+import base64, json, ssl, urllib.error, urllib.request
 q = json.loads(base64.b64decode(os.environ["URI_REQ"]))
 follow = q["follow"]
 class R(urllib.request.HTTPRedirectHandler):
@@ -239,20 +276,59 @@ impl Module for Uri {
                 c = r.replace(['"', '$', '`', '\\'], "")
             ));
         }
-        let body_sh = format!(
-            "{pre}if command -v python3 >/dev/null 2>&1; then URI_REQ={enc} python3 -S -c {py} || fail \"python3 failed\"; else echo @@nopy=1; fi\n",
-            enc = q(&enc),
-            py = q(PY)
-        );
+        let fast = uri_fast::request(&method, &url, &hdrs, body.is_some()).map(|(h, p, req)| {
+            let req = base64::engine::general_purpose::STANDARD.encode(req);
+            format!("URI_FAST={} ", q(&format!("{h} {p} {timeout} {req}")))
+        });
+        let body_sh = |fast: &str| {
+            format!(
+                "{pre}if command -v python3 >/dev/null 2>&1; then URI_REQ={enc} {fast}python3 -S -c {py} || fail \"python3 failed\"; else echo @@nopy=1; fi\n",
+                enc = q(&enc),
+                py = q(PY)
+            )
+        };
         let started = Instant::now();
-        let out = ctx.run_script(&body_sh, None).await?;
+        let mut out = ctx
+            .run_script(&body_sh(fast.as_deref().unwrap_or("")), None)
+            .await?;
+        let mut fast_answer = None;
+        if out.get("raw").is_some() {
+            let field = |k: &str| {
+                let v = out.get(k).unwrap_or("");
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.trim())
+                    .unwrap_or_default()
+            };
+            let data = field("raw");
+            let (send, recv) = (field("rawsend"), field("rawrecv"));
+            let text = |b: &[u8]| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned());
+            let (send, recv) = (text(&send), text(&recv));
+            let r = uri_fast::Raw {
+                data: &data,
+                send_error: send.as_deref(),
+                recv_error: recv.as_deref(),
+            };
+            match uri_fast::answer(&r, &method, follow) {
+                Some(a) => fast_answer = Some(a),
+                // A redirect urllib follows: the request again, through it.
+                None => out = ctx.run_script(&body_sh(""), None).await?,
+            }
+        }
         if let Some(f) = out.failed {
             return Ok(ModuleResult::fail(f));
         }
         if let Some(s) = out.get("skip") {
             return Ok(ModuleResult::ok().with("stdout", s.to_string()));
         }
-        let resp = if out.get("nopy").is_some() {
+        let resp = if let Some(a) = fast_answer {
+            Resp {
+                status: a.status,
+                msg: a.msg,
+                url: url.clone(),
+                headers: a.headers,
+                body: a.body,
+            }
+        } else if out.get("nopy").is_some() {
             let r = http::send(&http::Request {
                 method: method.clone(),
                 url: url.clone(),
