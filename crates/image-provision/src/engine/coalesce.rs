@@ -37,6 +37,10 @@ const PARALLEL: usize = 4;
 /// A batched script up to this long is the command line itself.
 const MAX_ARG: usize = 120 * 1024;
 
+/// How a batched script of ours runs in a subshell (a fork, no new `sh`),
+/// without the batch's own variables.
+const IN_SUBSHELL: &str = "unset _b _f _s _x _p0 _p1 _p2 _p3; eval";
+
 /// The line that opens a batched script's output (then the statuses).
 const MARK: &str = "@@batch";
 
@@ -97,6 +101,29 @@ impl<'a> Coalesce<'a> {
         }
     }
 
+    /// `cmd` for the next batch; `lead`: the lead run's (see `fuse`).
+    pub(super) async fn exec_as(&self, cmd: &Exec, lead: bool) -> Result<Output, TargetError> {
+        let (tx, rx) = oneshot::channel();
+        let queued = match self.pending.lock() {
+            Ok(mut p) => {
+                p.tainted |= lead && p.others_sent;
+                p.queue.push((cmd.clone(), tx, lead));
+                true
+            }
+            Err(_) => false,
+        };
+        if !queued {
+            return self.inner.exec(cmd).await;
+        }
+        self.flush().await;
+        rx.await.unwrap_or_else(|_| {
+            Err(TargetError::Other {
+                host: self.inner.name(),
+                detail: "a batched command was dropped".into(),
+            })
+        })
+    }
+
     /// The target the commands go to.
     pub(super) fn inner(&self) -> &'a dyn Target {
         self.inner
@@ -133,9 +160,21 @@ impl<'a> Coalesce<'a> {
         let alone = |c: &Exec| {
             c.tty || c.timeout.is_some() || c.stdin.as_ref().map_or(0, Vec::len) > MAX_STDIN
         };
+        // The lead command alone first, unless a group of its privilege
+        // can start with it.
+        let mut first = 0;
+        if lead
+            && (alone(&cmds[0])
+                || !cmds[1..]
+                    .iter()
+                    .any(|c| !alone(c) && c.become_ == cmds[0].become_))
+        {
+            outs[0] = Some(self.inner.exec(&cmds[0]).await);
+            first = 1;
+        }
         let mut groups: Vec<(Option<Become>, Vec<usize>)> = Vec::new();
         let mut single = Vec::new();
-        for (i, c) in cmds.iter().enumerate() {
+        for (i, c) in cmds.iter().enumerate().skip(first) {
             if alone(c) {
                 single.push(i);
                 continue;
@@ -144,19 +183,6 @@ impl<'a> Coalesce<'a> {
                 Some((_, g)) => g.push(i),
                 None => groups.push((c.become_.clone(), vec![i])),
             }
-        }
-        // The lead command alone first unless it opens the first group.
-        if lead
-            && groups
-                .first()
-                .is_none_or(|(_, g)| g[0] != 0 || g.len() == 1)
-        {
-            outs[0] = Some(self.inner.exec(&cmds[0]).await);
-            single.retain(|&i| i != 0);
-            if let Some(g) = groups.first_mut().filter(|(_, g)| g[0] == 0) {
-                g.1.remove(0);
-            }
-            groups.retain(|(_, g)| !g.is_empty());
         }
         for (become_, idx) in groups {
             if let [i] = idx[..] {
@@ -260,31 +286,6 @@ impl Target for Coalesce<'_> {
     }
 }
 
-impl Coalesce<'_> {
-    /// `cmd` for the next batch; `lead`: the lead run's (see `fuse`).
-    pub(super) async fn exec_as(&self, cmd: &Exec, lead: bool) -> Result<Output, TargetError> {
-        let (tx, rx) = oneshot::channel();
-        let queued = match self.pending.lock() {
-            Ok(mut p) => {
-                p.tainted |= lead && p.others_sent;
-                p.queue.push((cmd.clone(), tx, lead));
-                true
-            }
-            Err(_) => false,
-        };
-        if !queued {
-            return self.inner.exec(cmd).await;
-        }
-        self.flush().await;
-        rx.await.unwrap_or_else(|_| {
-            Err(TargetError::Other {
-                host: self.inner.name(),
-                detail: "a batched command was dropped".into(),
-            })
-        })
-    }
-}
-
 /// One `sh` script that runs each command as `sh -c` would alone (its
 /// environment, directory and standard input; no input is an empty one;
 /// in a subshell, where its variables and traps start afresh too),
@@ -328,7 +329,7 @@ fn script(cmds: &[&Exec], token: &str, first_alone: bool) -> String {
         let shell = if script.contains("$$") {
             "sh -c"
         } else {
-            "unset _b _f _s _x _p0 _p1 _p2 _p3; eval"
+            IN_SUBSHELL
         };
         let run = format!(
             "( {shell} {} ) >|\"$_b.{i}o\" 2>|\"$_b.{i}e\"",
@@ -376,7 +377,7 @@ fn with_input(c: &Exec, run: &str, after: &str, mark: &str) -> String {
 /// that ends when the last holder closes it).
 fn lead_line(c: &Exec, script: &str, mark: &str) -> String {
     let shell = if c.subshell && !script.contains("$$") {
-        "unset _b _f _s _x; eval"
+        IN_SUBSHELL
     } else {
         "sh -c"
     };

@@ -90,17 +90,12 @@ impl Runner<'_> {
             return false;
         }
         let vars = self.vars_for(scope, t, None);
-        let ctx = self.tmpl.context(vars);
         let conds: Vec<String> = scope.when.iter().chain(&t.when).cloned().collect();
-        if self.check_when(&conds, &ctx).is_some() {
-            return false;
-        }
-        let Ok(prep) = self.prepare(t, *module, args, &ctx, scope, &st) else {
+        // Judged as the checks after it are (`lookahead`): it runs here.
+        let Some(Some((ctx, prep))) = self.runs_here(t, *module, args, &conds, &vars, &st, scope)
+        else {
             return false;
         };
-        if prep.local {
-            return false;
-        }
         let (covered, probes) =
             self.plan_ahead(rest.iter(), scope, t.register.iter().cloned().collect());
         if probes.is_empty() {

@@ -42,13 +42,14 @@ use std::sync::Arc;
 use image_core::target::Become;
 use serde_json::{Map, Value as Json};
 
+use super::attempt::Prepared;
 use super::batch::{usable, Probe, MAX_BATCH};
 use super::loops::loop_vars;
 use super::scope::{Scope, Settings};
 use super::Runner;
 use crate::modules::{Module, ModuleResult};
 use crate::task::{Action, Task};
-use crate::template::Layers;
+use crate::template::{Ctx, Layers};
 
 /// A task's identity while its list runs (tasks do not move then).
 fn key(t: &Task) -> usize {
@@ -379,6 +380,30 @@ impl Runner<'_> {
         }
     }
 
+    /// What a task (or item) runs its module with on this host, now:
+    /// `Some(None)` when its conditions skip it, `None` when they fail,
+    /// its arguments do not render, or it is delegated to the controller.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn runs_here(
+        &self,
+        t: &Task,
+        module: &'static dyn Module,
+        args: &Map<String, Json>,
+        conds: &[String],
+        vars: &Layers,
+        st: &Settings,
+        scope: &Scope,
+    ) -> Option<Option<(Ctx, Prepared<'_>)>> {
+        let ctx = self.tmpl.context(vars.clone());
+        match self.check_when(conds, &ctx) {
+            Some(out) if out.skipped && !out.failed => return Some(None),
+            Some(_) => return None,
+            None => {}
+        }
+        let prep = self.prepare(t, module, args, &ctx, scope, st).ok()?;
+        (!prep.local).then_some(Some((ctx, prep)))
+    }
+
     /// The check of one task or item: `Some(None)` when its conditions
     /// skip it, `None` when it cannot be checked.
     #[allow(clippy::too_many_arguments)]
@@ -392,14 +417,10 @@ impl Runner<'_> {
         st: &Settings,
         scope: &Scope,
     ) -> Option<Option<Probe<'_>>> {
-        let ctx = self.tmpl.context(vars.clone());
-        match self.check_when(conds, &ctx) {
-            Some(out) if out.skipped && !out.failed => return Some(None),
-            Some(_) => return None,
-            None => {}
-        }
-        let prep = self.prepare(t, module, args, &ctx, scope, st).ok()?;
-        if prep.local || !module.check_is_probe(&prep.args, &self.module_facts) {
+        let Some((ctx, prep)) = self.runs_here(t, module, args, conds, &vars, st, scope)? else {
+            return Some(None);
+        };
+        if !module.check_is_probe(&prep.args, &self.module_facts) {
             return None;
         }
         Some(Some(Probe {

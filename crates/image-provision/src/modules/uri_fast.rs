@@ -174,18 +174,17 @@ pub fn answer(raw: &Raw, method: &str, follow: &str) -> Option<Answer> {
         };
         data = rest;
         if status != 100 {
+            let headers: Headers = headers
+                .into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect();
             break (status, reason, headers);
         }
     };
     if matches!(status, 301 | 302 | 303 | 307 | 308) && follow != "none" {
         return None;
     }
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |n: &str| super::http::header(&headers, n);
     let none = method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
     let chunked =
         get("transfer-encoding").is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
@@ -230,10 +229,7 @@ pub fn answer(raw: &Raw, method: &str, follow: &str) -> Option<Answer> {
     Some(Answer {
         status,
         msg,
-        headers: headers
-            .into_iter()
-            .map(|(k, v)| (k.to_lowercase(), v))
-            .collect(),
+        headers,
         body,
     })
 }
